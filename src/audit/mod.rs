@@ -1,0 +1,5 @@
+//! Auditing the log: full or ranged verification of the chain, signatures and indexes.
+
+pub mod verify;
+
+pub use verify::{verify_log, Problem, ProblemKind, VerifyRange, VerifyReport};

@@ -1,0 +1,168 @@
+//! The hash chain and its signatures: domain-separated SHA-256 links, the ledger's Ed25519 signer and signer ids.
+
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use zeroize::Zeroizing;
+
+/// Prefix of every chain hash input, so that a chain hash can never be mistaken for any other SHA-256 use.
+pub const CHAIN_DOMAIN: &[u8] = b"keyledger/event/v1\n";
+
+/// A SHA-256 digest.
+pub type Hash32 = [u8; 32];
+
+/// What the first event chains from.
+pub const GENESIS_PREV: Hash32 = [0u8; 32];
+
+/// `SHA-256(CHAIN_DOMAIN ‖ prev ‖ body)`.
+pub fn chain_hash(prev: &Hash32, body: &[u8]) -> Hash32 {
+    let mut hasher = Sha256::new();
+    hasher.update(CHAIN_DOMAIN);
+    hasher.update(prev);
+    hasher.update(body);
+    hasher.finalize().into()
+}
+
+/// Why key material could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyMaterialError {
+    #[error("signing key must be 64 hex characters (a 32-byte Ed25519 seed)")]
+    BadSeed,
+    #[error("public key must be 64 hex characters (a 32-byte Ed25519 public key)")]
+    BadPublicKey,
+}
+
+/// Identifies a signing key: the first 8 bytes of SHA-256 of its 32-byte public key, written as 16 hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SignerId(pub [u8; 8]);
+
+impl SignerId {
+    pub fn of(public: &VerifyingKey) -> Self {
+        let digest = Sha256::digest(public.as_bytes());
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&digest[..8]);
+        SignerId(id)
+    }
+}
+
+impl fmt::Display for SignerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for SignerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SignerId({self})")
+    }
+}
+
+/// The ledger's signing key. Its seed is zeroed on drop and never printed (no `Debug` of the seed).
+pub struct LedgerSigner {
+    key: SigningKey,
+    id: SignerId,
+}
+
+impl fmt::Debug for LedgerSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LedgerSigner({})", self.id)
+    }
+}
+
+impl LedgerSigner {
+    /// A fresh key from the operating system's random number generator.
+    pub fn generate() -> Self {
+        Self::from_key(SigningKey::generate(&mut rand_core::OsRng))
+    }
+
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        Self::from_key(SigningKey::from_bytes(seed))
+    }
+
+    /// Parses the key file's text: 64 hex digits of the seed, surrounding whitespace ignored.
+    pub fn from_seed_hex(text: &str) -> Result<Self, KeyMaterialError> {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(text.trim(), seed.as_mut()).map_err(|_| KeyMaterialError::BadSeed)?;
+        Ok(Self::from_seed(&seed))
+    }
+
+    fn from_key(key: SigningKey) -> Self {
+        let id = SignerId::of(&key.verifying_key());
+        Self { key, id }
+    }
+
+    /// The seed as key-file text. Callers write it only to a 0600 file.
+    pub fn seed_hex(&self) -> Zeroizing<String> {
+        Zeroizing::new(hex::encode(self.key.to_bytes()))
+    }
+
+    pub fn id(&self) -> SignerId {
+        self.id
+    }
+
+    pub fn public_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    pub fn public_key_hex(&self) -> String {
+        hex::encode(self.key.verifying_key().as_bytes())
+    }
+
+    /// Signs an event hash: the signature is over the 32 raw hash bytes.
+    pub fn sign_hash(&self, hash: &Hash32) -> [u8; 64] {
+        self.key.sign(hash).to_bytes()
+    }
+}
+
+/// Parses 64 hex digits into an Ed25519 public key.
+pub fn parse_public_key_hex(text: &str) -> Result<VerifyingKey, KeyMaterialError> {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut bytes).map_err(|_| KeyMaterialError::BadPublicKey)?;
+    VerifyingKey::from_bytes(&bytes).map_err(|_| KeyMaterialError::BadPublicKey)
+}
+
+/// Checks one signature strictly (rejects weak keys and non-canonical signatures).
+pub fn verify_hash_signature(public: &VerifyingKey, hash: &Hash32, signature: &[u8; 64]) -> bool {
+    public
+        .verify_strict(hash, &Signature::from_bytes(signature))
+        .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_hash_depends_on_every_input() {
+        let a = chain_hash(&GENESIS_PREV, b"{}");
+        assert_ne!(a, chain_hash(&[1u8; 32], b"{}"));
+        assert_ne!(a, chain_hash(&GENESIS_PREV, b"{ }"));
+        let mut plain = Sha256::new();
+        plain.update(GENESIS_PREV);
+        plain.update(b"{}");
+        assert_ne!(a, <Hash32>::from(plain.finalize()), "domain tag must change the hash");
+    }
+
+    #[test]
+    fn signatures_verify_only_for_their_hash_and_key() {
+        let signer = LedgerSigner::generate();
+        let other = LedgerSigner::generate();
+        let hash = chain_hash(&GENESIS_PREV, b"body");
+        let sig = signer.sign_hash(&hash);
+        assert!(verify_hash_signature(&signer.public_key(), &hash, &sig));
+        assert!(!verify_hash_signature(&other.public_key(), &hash, &sig));
+        let mut other_hash = hash;
+        other_hash[0] ^= 1;
+        assert!(!verify_hash_signature(&signer.public_key(), &other_hash, &sig));
+    }
+
+    #[test]
+    fn seed_hex_round_trips_and_bad_text_is_refused() {
+        let signer = LedgerSigner::generate();
+        let again = LedgerSigner::from_seed_hex(&signer.seed_hex()).unwrap();
+        assert_eq!(again.public_key(), signer.public_key());
+        assert_eq!(again.id(), signer.id());
+        assert!(LedgerSigner::from_seed_hex("abc").is_err());
+        assert!(parse_public_key_hex(&signer.public_key_hex()).is_ok());
+    }
+}

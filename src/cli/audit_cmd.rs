@@ -1,0 +1,81 @@
+//! `keyledger audit …`: verification of the stored chain.
+
+use super::progress::events_bar;
+use super::{Cli, CliError, CliResult, EXIT_VERIFY_FAILED};
+use crate::audit::{verify_log, VerifyRange};
+use crate::time::LedgerTime;
+use crate::LedgerError;
+use clap::{Args, Subcommand};
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Verify hashes, signatures and indexes of the whole log or a time window; exit 3 on the first bad seq.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Verify events at or after this time.
+    #[arg(long)]
+    pub from: Option<LedgerTime>,
+    /// Verify events before this time.
+    #[arg(long)]
+    pub to: Option<LedgerTime>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(cli: &Cli, command: &AuditCommand) -> CliResult {
+    match command {
+        AuditCommand::Verify(args) => verify(cli, args),
+    }
+}
+
+fn verify(cli: &Cli, args: &VerifyArgs) -> CliResult {
+    let dir = cli.data_dir();
+    let anchor = dir.anchor_public_key()?;
+    let store = dir.open_store()?;
+    let from = match args.from {
+        Some(t) => store.first_seq_at_or_after(t).map_err(LedgerError::from)?,
+        None => 1,
+    };
+    let to = match args.to {
+        Some(t) => Some(store.first_seq_at_or_after(t).map_err(LedgerError::from)?.saturating_sub(1)),
+        None => None,
+    };
+    let head = store.head().map_err(LedgerError::from)?.map_or(0, |h| h.seq);
+    let bar = events_bar(to.unwrap_or(head).saturating_sub(from) + 1, "verifying");
+    let started = std::time::Instant::now();
+    let update = |seq: u64| bar.set_position(seq.saturating_sub(from) + 1);
+    let report = verify_log(store.as_ref(), anchor, VerifyRange { from, to }, Some(&update))?;
+    bar.finish_and_clear();
+    let elapsed = started.elapsed();
+    if args.json {
+        let text = serde_json::to_string_pretty(&report).map_err(|e| CliError::new(1, e.to_string()))?;
+        println!("{text}");
+    } else if report.is_ok() {
+        println!(
+            "OK: events {}..={} verify ({} events, {} signatures, {} index entries, {:.2}s)",
+            report.from_seq,
+            report.to_seq,
+            report.events_checked,
+            report.signatures_checked,
+            report.index_entries_checked,
+            elapsed.as_secs_f64()
+        );
+    }
+    match report.first_problem() {
+        None => Ok(()),
+        Some(problem) => Err(CliError::new(
+            EXIT_VERIFY_FAILED,
+            format!(
+                "verification FAILED at seq {}: {:?}: {} ({} problem(s) found)",
+                problem.seq,
+                problem.kind,
+                problem.detail,
+                report.problems.len()
+            ),
+        )),
+    }
+}

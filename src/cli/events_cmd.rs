@@ -1,0 +1,74 @@
+//! `keyledger init` and `keyledger events`.
+
+use super::{Cli, CliError, CliResult, EXIT_FAILED};
+use crate::chain::LedgerSigner;
+use crate::datadir::SIGNING_KEY_ENV;
+use crate::query::{select_records, EventFilter};
+use crate::time::LedgerTime;
+use clap::Args;
+use std::io::Write;
+use uuid::Uuid;
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Take the signing key from $KEYLEDGER_SIGNING_KEY / --signing-key instead of generating one
+    /// (for keys kept in a secrets manager; nothing secret is written to the data directory).
+    #[arg(long)]
+    pub external_key: bool,
+}
+
+pub fn init(cli: &Cli, args: &InitArgs) -> CliResult {
+    let dir = cli.data_dir();
+    let external = if args.external_key {
+        let signer: LedgerSigner = dir.load_signer(&cli.key_source()).map_err(|e| {
+            CliError::new(EXIT_FAILED, format!("--external-key needs ${SIGNING_KEY_ENV} or --signing-key: {e}"))
+        })?;
+        Some(signer)
+    } else {
+        None
+    };
+    let external_used = external.is_some();
+    let (_ledger, identity) = dir.init(external)?;
+    println!("Initialized keyledger in {}", dir.root().display());
+    println!("  ledger id   {}", identity.ledger_id);
+    println!("  origin      {}", identity.origin);
+    println!("  signer      {} (public key in {})", identity.signer_id, dir.public_key_path().display());
+    if external_used {
+        println!("  signing key supplied from outside; not stored in the data directory");
+    } else {
+        println!("  signing key {} (mode 0600) — keep it secret, back it up separately", dir.key_path().display());
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Start of the window (RFC 3339 or YYYY-MM-DD), inclusive.
+    #[arg(long)]
+    pub from: Option<LedgerTime>,
+    /// End of the window, exclusive.
+    #[arg(long)]
+    pub to: Option<LedgerTime>,
+    /// Only events concerning this key id.
+    #[arg(long)]
+    pub key: Option<Uuid>,
+}
+
+pub fn events(cli: &Cli, args: &EventsArgs) -> CliResult {
+    let store = cli.data_dir().open_store()?;
+    let durable = store.head().map_err(crate::LedgerError::from)?.map_or(0, |h| h.seq);
+    let filter = EventFilter { from: args.from, to: args.to, key_id: args.key, after_seq: None };
+    let records = select_records(store.as_ref(), &filter, durable).map_err(crate::LedgerError::from)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for record in records {
+        let record = record.map_err(crate::LedgerError::from)?;
+        let written = out.write_all(&record.body).and_then(|_| out.write_all(b"\n"));
+        if written.is_err() {
+            // The reader went away (e.g. `| head`): stop quietly.
+            return Ok(());
+        }
+    }
+    let _ = out.flush();
+    Ok(())
+}

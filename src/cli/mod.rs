@@ -1,0 +1,111 @@
+//! The command line: global options, the command tree, exit codes and the error printer.
+//!
+//! Exit codes: 0 success; 1 the command failed (message on stderr); 2 bad usage; 3 verification found a problem
+//! (tampering or corruption); 4 the data directory is in use by another process.
+
+mod audit_cmd;
+mod demo;
+mod events_cmd;
+mod progress;
+
+use crate::datadir::{DataDir, KeySource};
+use crate::error::LedgerError;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub const DEFAULT_DATA_DIR: &str = "./keyledger-data";
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_VERIFY_FAILED: u8 = 3;
+pub const EXIT_IN_USE: u8 = 4;
+
+#[derive(Parser, Debug)]
+#[command(name = "keyledger", version, about = "An audit-first API-key ledger: every key action and use, hash-chained and signed.")]
+pub struct Cli {
+    /// Data directory holding the ledger [default: ./keyledger-data].
+    #[arg(long, global = true, env = "KEYLEDGER_DATA")]
+    pub data: Option<PathBuf>,
+    /// Signing key file (64 hex digits). Default: $KEYLEDGER_SIGNING_KEY, $KEYLEDGER_SIGNING_KEY_FILE, <data>/signing.key.
+    #[arg(long, global = true)]
+    pub signing_key: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new ledger: data directory, signing key (0600), public key and the first event.
+    Init(events_cmd::InitArgs),
+    /// Print events as JSON lines (canonical bodies), optionally for a time window or one key.
+    Events(events_cmd::EventsArgs),
+    /// Audit commands: verify the chain.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
+    /// Run a guided tour on a fresh ledger (a new temporary directory unless --data is given).
+    Demo(demo::DemoArgs),
+}
+
+/// An error with the exit code it maps to.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl From<LedgerError> for CliError {
+    fn from(error: LedgerError) -> Self {
+        let code = match error.code() {
+            "data_dir_in_use" => EXIT_IN_USE,
+            "log_corrupt" => EXIT_VERIFY_FAILED,
+            _ => EXIT_FAILED,
+        };
+        CliError { code, message: error.to_string() }
+    }
+}
+
+impl CliError {
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+pub type CliResult = Result<(), CliError>;
+
+impl Cli {
+    pub fn data_dir(&self) -> DataDir {
+        DataDir::new(self.data.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)))
+    }
+
+    pub fn key_source(&self) -> KeySource {
+        self.signing_key.clone().map(KeySource::File).unwrap_or_default()
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", error.message);
+            ExitCode::from(error.code)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> CliResult {
+    match &cli.command {
+        Command::Init(args) => events_cmd::init(cli, args),
+        Command::Events(args) => events_cmd::events(cli, args),
+        Command::Audit(command) => audit_cmd::run(cli, command),
+        Command::Demo(args) => demo::run(cli, args),
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYLEDGER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // A second initialisation (in tests) is harmless; keep the first.
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

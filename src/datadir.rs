@@ -1,0 +1,204 @@
+//! The data directory: where the log, the ledger's identity and (by default) its signing key live, how `init`
+//! creates them, and where the signing key is taken from (environment, a file path, or the directory).
+
+use crate::chain::{parse_public_key_hex, LedgerSigner};
+use crate::error::{LedgerError, LedgerResult};
+use crate::event::{Actor, EventData, LedgerInitialized};
+use crate::ledger::{AppendEvents, Ledger};
+use crate::store::{LogStore, SledStore};
+use crate::time::LedgerTime;
+use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Environment variable holding the signing key seed itself (64 hex digits), e.g. injected by a secrets manager.
+pub const SIGNING_KEY_ENV: &str = "KEYLEDGER_SIGNING_KEY";
+/// Environment variable naming a file that holds the seed.
+pub const SIGNING_KEY_FILE_ENV: &str = "KEYLEDGER_SIGNING_KEY_FILE";
+
+/// The ledger's identity, written by `init` to `ledger.json` (no secrets).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LedgerIdentity {
+    pub ledger_id: Uuid,
+    /// The checkpoint origin line, e.g. `keyledger.local/<ledger id>`.
+    pub origin: String,
+    pub created_at: LedgerTime,
+    /// Hex of the first signer's public key: the trust anchor for verifiers.
+    pub public_key: String,
+    pub signer_id: String,
+}
+
+/// Where the signing key comes from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum KeySource {
+    /// `KEYLEDGER_SIGNING_KEY`, else `KEYLEDGER_SIGNING_KEY_FILE`, else `<data>/signing.key`.
+    #[default]
+    Default,
+    File(PathBuf),
+}
+
+/// Paths inside a data directory.
+#[derive(Clone, Debug)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.root.join("log")
+    }
+
+    pub fn key_path(&self) -> PathBuf {
+        self.root.join("signing.key")
+    }
+
+    pub fn public_key_path(&self) -> PathBuf {
+        self.root.join("signing.pub")
+    }
+
+    pub fn identity_path(&self) -> PathBuf {
+        self.root.join("ledger.json")
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        self.identity_path().exists() || self.db_path().exists()
+    }
+
+    pub fn identity(&self) -> LedgerResult<LedgerIdentity> {
+        let path = self.identity_path();
+        let text = fs::read_to_string(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                LedgerError::Config(format!(
+                    "{} is not a keyledger data directory (no ledger.json); run `keyledger init` first",
+                    self.root.display()
+                ))
+            } else {
+                LedgerError::io(format!("reading {}", path.display()), e)
+            }
+        })?;
+        serde_json::from_str(&text).map_err(|e| LedgerError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// The trust anchor: the first signer's public key from `signing.pub`.
+    pub fn anchor_public_key(&self) -> LedgerResult<VerifyingKey> {
+        let path = self.public_key_path();
+        let text = fs::read_to_string(&path).map_err(|e| LedgerError::io(format!("reading {}", path.display()), e))?;
+        parse_public_key_hex(&text).map_err(|e| LedgerError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Loads the signing key from the given source.
+    pub fn load_signer(&self, source: &KeySource) -> LedgerResult<LedgerSigner> {
+        let (text, origin) = match source {
+            KeySource::File(path) => (read_key_file(path)?, path.display().to_string()),
+            KeySource::Default => {
+                if let Ok(seed) = std::env::var(SIGNING_KEY_ENV) {
+                    (zeroize::Zeroizing::new(seed), SIGNING_KEY_ENV.to_string())
+                } else if let Ok(path) = std::env::var(SIGNING_KEY_FILE_ENV) {
+                    (read_key_file(Path::new(&path))?, path)
+                } else {
+                    let path = self.key_path();
+                    (read_key_file(&path)?, path.display().to_string())
+                }
+            }
+        };
+        LedgerSigner::from_seed_hex(&text).map_err(|e| LedgerError::Config(format!("{origin}: {e}")))
+    }
+
+    /// Creates a new ledger: the directory, the signing key (unless `external` is given, which is then not
+    /// written to disk), `signing.pub`, `ledger.json` and the `ledger.initialized` event. Refuses to touch an
+    /// existing ledger.
+    pub fn init(&self, external: Option<LedgerSigner>) -> LedgerResult<(Ledger, LedgerIdentity)> {
+        if self.is_initialized() {
+            return Err(LedgerError::Config(format!(
+                "{} already holds a ledger; refusing to overwrite it",
+                self.root.display()
+            )));
+        }
+        fs::create_dir_all(&self.root).map_err(|e| LedgerError::io(format!("creating {}", self.root.display()), e))?;
+        let signer = match external {
+            Some(signer) => signer,
+            None => {
+                let signer = LedgerSigner::generate();
+                write_private_file(&self.key_path(), signer.seed_hex().as_bytes())?;
+                signer
+            }
+        };
+        let ledger_id = Uuid::now_v7();
+        let identity = LedgerIdentity {
+            ledger_id,
+            origin: format!("keyledger.local/{ledger_id}"),
+            created_at: LedgerTime::now(),
+            public_key: signer.public_key_hex(),
+            signer_id: signer.id().to_string(),
+        };
+        write_new_file(&self.public_key_path(), format!("{}\n", identity.public_key).as_bytes(), 0o644)?;
+        let json = serde_json::to_vec_pretty(&identity).map_err(|e| LedgerError::Config(e.to_string()))?;
+        write_new_file(&self.identity_path(), &json, 0o644)?;
+        let store: Arc<dyn LogStore> = Arc::new(SledStore::open(&self.db_path())?);
+        let ledger = Ledger::open(store, signer)?;
+        ledger.submit_blocking(AppendEvents {
+            actor: Actor::local_operator(),
+            request_id: None,
+            events: vec![EventData::LedgerInitialized(LedgerInitialized {
+                ledger_id,
+                origin: identity.origin.clone(),
+                public_key: identity.public_key.clone(),
+                signer_id: identity.signer_id.clone(),
+            })],
+        })?;
+        Ok((ledger, identity))
+    }
+
+    /// Opens an initialized ledger with the signing key from `source`.
+    pub fn open(&self, source: &KeySource) -> LedgerResult<Ledger> {
+        self.identity()?;
+        let signer = self.load_signer(source)?;
+        let store: Arc<dyn LogStore> = Arc::new(SledStore::open(&self.db_path())?);
+        Ledger::open(store, signer)
+    }
+
+    /// Opens the store only, for reading and verifying without the signing key.
+    pub fn open_store(&self) -> LedgerResult<Arc<dyn LogStore>> {
+        self.identity()?;
+        Ok(Arc::new(SledStore::open(&self.db_path())?))
+    }
+}
+
+fn read_key_file(path: &Path) -> LedgerResult<zeroize::Zeroizing<String>> {
+    fs::read_to_string(path)
+        .map(zeroize::Zeroizing::new)
+        .map_err(|e| LedgerError::io(format!("reading signing key {}", path.display()), e))
+}
+
+/// Writes a file readable only by its owner (0600), refusing to replace an existing one.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> LedgerResult<()> {
+    write_new_file(path, contents, 0o600)
+}
+
+fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> LedgerResult<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let context = || format!("writing {}", path.display());
+    let mut file = options.open(path).map_err(|e| LedgerError::io(context(), e))?;
+    file.write_all(contents).map_err(|e| LedgerError::io(context(), e))?;
+    file.sync_all().map_err(|e| LedgerError::io(context(), e))
+}

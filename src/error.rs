@@ -1,0 +1,90 @@
+//! The library's error type: what went wrong with a command or with the ledger, with a stable code for each kind.
+
+use crate::canonical::CanonicalError;
+use crate::event::EventDecodeError;
+use crate::store::StoreError;
+
+/// Errors from the ledger and its commands. `code()` is stable and is what the HTTP API and `--json` report.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// Bad input: the named field is missing or malformed.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("{what} not found")]
+    NotFound { what: String },
+    /// The command is well-formed but not allowed in the current state (e.g. rotating a revoked key).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("event could not be encoded: {0}")]
+    Encode(#[from] CanonicalError),
+    #[error("event {seq} could not be decoded: {source}")]
+    Decode {
+        seq: u64,
+        #[source]
+        source: EventDecodeError,
+    },
+    /// The log on disk does not verify; the ledger refuses to append to it.
+    #[error("log does not verify at seq {seq}: {problem}")]
+    Corrupt { seq: u64, problem: String },
+    /// The batch could not be made durable; nothing of it was acknowledged.
+    #[error("write failed, nothing was recorded: {0}")]
+    WriteFailed(String),
+    #[error("the ledger's writer has stopped")]
+    WriterStopped,
+    #[error("{0}")]
+    Config(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl LedgerError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        LedgerError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        LedgerError::NotFound { what: what.into() }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        LedgerError::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        LedgerError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// A stable, machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LedgerError::Invalid { .. } => "invalid_request",
+            LedgerError::NotFound { .. } => "not_found",
+            LedgerError::Conflict { code, .. } => code,
+            LedgerError::Store(StoreError::InUse(_)) => "data_dir_in_use",
+            LedgerError::Store(_) => "storage_error",
+            LedgerError::Encode(_) => "encode_error",
+            LedgerError::Decode { .. } | LedgerError::Corrupt { .. } => "log_corrupt",
+            LedgerError::WriteFailed(_) => "write_failed",
+            LedgerError::WriterStopped => "unavailable",
+            LedgerError::Config(_) => "config_error",
+            LedgerError::Io { .. } => "io_error",
+        }
+    }
+}
+
+pub type LedgerResult<T> = Result<T, LedgerError>;

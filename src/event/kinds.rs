@@ -1,0 +1,227 @@
+//! The data of each event type: what a key action, a key use or a ledger action records.
+
+use crate::time::LedgerTime;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// How often a key should be rotated and how early to warn about it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotationPolicy {
+    pub every_days: u32,
+    #[serde(default)]
+    pub notify_days_before: u32,
+}
+
+/// A key's configuration as set at creation (and copied on rotation).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct KeyConfig {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    pub owner: String,
+    pub scopes: Vec<String>,
+    pub environment: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub project_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<LedgerTime>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+    /// CIDRs (IPv4 or IPv6) in canonical text form; empty means any address.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_allowlist: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_minute: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_policy: Option<RotationPolicy>,
+}
+
+/// `key.created`: a new key, by its public prefix and the SHA-256 of its secret (never the secret).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyCreated {
+    pub key_id: Uuid,
+    pub prefix: String,
+    /// Lower-case hex SHA-256 of the whole secret string.
+    pub secret_sha256: String,
+    pub config: KeyConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_from: Option<Uuid>,
+}
+
+/// The fields an update may change; absent fields stay as they were.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_ids: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_allowlist: Option<Vec<String>>,
+    /// `0` removes the limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_minute: Option<u32>,
+    /// `every_days: 0` removes the policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_policy: Option<RotationPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<LedgerTime>,
+}
+
+/// `key.updated`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyUpdated {
+    pub key_id: Uuid,
+    pub changes: KeyPatch,
+}
+
+/// `key.rotated`: the old key is linked to its successor and keeps working until `old_key_retires_at`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRotated {
+    pub key_id: Uuid,
+    pub new_key_id: Uuid,
+    pub overlap_seconds: u32,
+    pub old_key_retires_at: LedgerTime,
+}
+
+/// `key.revoked`, `key.reactivated`, `key.expired`: a status change with an optional reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyStatusChange {
+    pub key_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `key.suspended`: until a time, or until reactivated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeySuspended {
+    pub key_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<LedgerTime>,
+}
+
+/// The stable outcome codes of a verification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyCode {
+    Valid,
+    NotFound,
+    BadFormat,
+    Revoked,
+    Expired,
+    Suspended,
+    Retired,
+    InsufficientScope,
+    IpNotAllowed,
+    RateLimited,
+}
+
+impl VerifyCode {
+    pub const ALL: [VerifyCode; 10] = [
+        VerifyCode::Valid,
+        VerifyCode::NotFound,
+        VerifyCode::BadFormat,
+        VerifyCode::Revoked,
+        VerifyCode::Expired,
+        VerifyCode::Suspended,
+        VerifyCode::Retired,
+        VerifyCode::InsufficientScope,
+        VerifyCode::IpNotAllowed,
+        VerifyCode::RateLimited,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyCode::Valid => "valid",
+            VerifyCode::NotFound => "not_found",
+            VerifyCode::BadFormat => "bad_format",
+            VerifyCode::Revoked => "revoked",
+            VerifyCode::Expired => "expired",
+            VerifyCode::Suspended => "suspended",
+            VerifyCode::Retired => "retired",
+            VerifyCode::InsufficientScope => "insufficient_scope",
+            VerifyCode::IpNotAllowed => "ip_not_allowed",
+            VerifyCode::RateLimited => "rate_limited",
+        }
+    }
+
+    pub fn is_allowed(self) -> bool {
+        self == VerifyCode::Valid
+    }
+}
+
+/// `key.used`: one verification, allowed or denied. `key_id` is absent when no key matched.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyUsed {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<Uuid>,
+    /// The public prefix of the presented secret, when it had a well-formed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    pub outcome: VerifyCode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// True when an old key was used during its rotation overlap window.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overlap: bool,
+}
+
+/// `policy.set`: default rotation policy for an environment (or for one key when `key_id` is given).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicySet {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<Uuid>,
+    pub rotation: RotationPolicy,
+}
+
+/// `anomaly.detected`: a rule fired and an action was taken on the record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnomalyDetected {
+    pub anomaly_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<Uuid>,
+    pub rule: String,
+    pub severity: String,
+    pub window_start: LedgerTime,
+    pub window_end: LedgerTime,
+    pub observed: u64,
+    pub threshold: u64,
+    pub evidence: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+}
+
+/// `ledger.initialized`: the first event, naming the ledger and its first signer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerInitialized {
+    pub ledger_id: Uuid,
+    pub origin: String,
+    /// Lower-case hex of the Ed25519 public key.
+    pub public_key: String,
+    pub signer_id: String,
+}
+
+/// `ledger.signer_rotated`: signed by the old key, it endorses the new one for every later event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignerRotated {
+    pub new_public_key: String,
+    pub new_signer_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}

@@ -1,0 +1,182 @@
+//! The ledger: opens a data directory's log, replays it into projections (checking the chain), owns the single
+//! writer thread, and gives callers a handle to submit commands and to read durable state.
+
+mod command;
+mod replay;
+mod writer;
+
+pub use command::{AppendEvents, Command, PlanContext};
+pub use replay::{replay_log, ReplayOutcome};
+pub use writer::MAX_BATCH_COMMANDS;
+
+use crate::chain::LedgerSigner;
+use crate::error::{LedgerError, LedgerResult};
+use crate::metrics::Metrics;
+use crate::projection::Projections;
+use crate::signers::SignerRegistry;
+use crate::store::LogStore;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::thread::JoinHandle;
+use tokio::sync::{mpsc, oneshot, watch};
+use writer::{Job, PendingCommand, WriterState};
+
+/// How many commands may wait for the writer before callers are slowed down (backpressure).
+const COMMAND_QUEUE: usize = 16 * 1024;
+
+/// Side-entry key under which the public key introduced by a signer rotation at `seq` is kept.
+pub(crate) fn signer_side_key(seq: u64) -> Vec<u8> {
+    let mut key = b"signer/".to_vec();
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// State shared by the writer and readers.
+pub(crate) struct Shared {
+    pub store: Arc<dyn LogStore>,
+    projections: RwLock<Projections>,
+    /// The last seq that is durable and applied to the projections; readers never look past it.
+    pub durable_seq: AtomicU64,
+    pub metrics: Metrics,
+    committed: watch::Sender<u64>,
+}
+
+impl Shared {
+    pub fn read_projections(&self) -> RwLockReadGuard<'_, Projections> {
+        // A panic while holding the lock leaves consistent data (apply is infallible); keep serving.
+        self.projections.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn write_projections(&self) -> RwLockWriteGuard<'_, Projections> {
+        self.projections.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn notify_committed(&self, staged: &[command::StagedEvent]) {
+        if let Some(last) = staged.last() {
+            self.committed.send_replace(last.event.seq);
+        }
+    }
+}
+
+/// A handle on an open ledger. Dropping it stops the writer after the commands already queued.
+pub struct Ledger {
+    shared: Arc<Shared>,
+    commands: Option<mpsc::Sender<Box<dyn Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    signers: SignerRegistry,
+    signer_public_hex: String,
+}
+
+impl Ledger {
+    /// Opens the log in `store`: replays it (refusing a log whose chain or tail signatures do not verify) and
+    /// starts the writer, which signs with `signer`. `signer` must be the ledger's current signer.
+    pub fn open(store: Arc<dyn LogStore>, signer: LedgerSigner) -> LedgerResult<Self> {
+        let replayed = replay_log(store.as_ref(), None, None)?;
+        if let Some(current) = replayed.signers.current() {
+            if current.key != signer.public_key() {
+                return Err(LedgerError::Config(format!(
+                    "the signing key given ({}) is not this ledger's current signer ({})",
+                    signer.id(),
+                    current.id
+                )));
+            }
+        }
+        let head = replayed.head;
+        let state = WriterState {
+            keys: replayed.projections.keys.clone(),
+            next_seq: head.map_or(1, |h| h.seq + 1),
+            last_time: head.map_or(crate::time::LedgerTime::MIN, |h| h.time),
+            prev_hash: head.map_or(crate::chain::GENESIS_PREV, |h| h.hash),
+        };
+        let durable = head.map_or(0, |h| h.seq);
+        let (committed, _) = watch::channel(durable);
+        let shared = Arc::new(Shared {
+            store,
+            projections: RwLock::new(replayed.projections),
+            durable_seq: AtomicU64::new(durable),
+            metrics: Metrics::default(),
+            committed,
+        });
+        let (sender, receiver) = mpsc::channel(COMMAND_QUEUE);
+        let signer_public_hex = signer.public_key_hex();
+        let writer_shared = shared.clone();
+        let signer = Arc::new(signer);
+        let handle = std::thread::Builder::new()
+            .name("keyledger-writer".into())
+            .spawn(move || writer::run(writer_shared, signer, state, receiver))
+            .map_err(|e| LedgerError::io("starting the writer thread", e))?;
+        Ok(Self {
+            shared,
+            commands: Some(sender),
+            writer: Mutex::new(Some(handle)),
+            signers: replayed.signers,
+            signer_public_hex,
+        })
+    }
+
+    /// Submits a command and waits until its events are durable (or it was refused).
+    pub async fn submit<C: Command>(&self, command: C) -> LedgerResult<C::Output> {
+        let (reply, answer) = oneshot::channel();
+        let job: Box<dyn Job> = Box::new(PendingCommand { command, planned: None, emitted: false, reply });
+        let sender = self.commands.as_ref().ok_or(LedgerError::WriterStopped)?;
+        sender.send(job).await.map_err(|_| LedgerError::WriterStopped)?;
+        answer.await.map_err(|_| LedgerError::WriterStopped)?
+    }
+
+    /// Blocking form of [`Ledger::submit`], for threads outside an async runtime (CLI, tests, benchmarks).
+    pub fn submit_blocking<C: Command>(&self, command: C) -> LedgerResult<C::Output> {
+        let (reply, answer) = oneshot::channel();
+        let job: Box<dyn Job> = Box::new(PendingCommand { command, planned: None, emitted: false, reply });
+        let sender = self.commands.as_ref().ok_or(LedgerError::WriterStopped)?;
+        sender.blocking_send(job).map_err(|_| LedgerError::WriterStopped)?;
+        answer.blocking_recv().map_err(|_| LedgerError::WriterStopped)?
+    }
+
+    pub fn store(&self) -> &Arc<dyn LogStore> {
+        &self.shared.store
+    }
+
+    /// The projections as of the last durable event.
+    pub fn projections(&self) -> RwLockReadGuard<'_, Projections> {
+        self.shared.read_projections()
+    }
+
+    /// The last durable seq (0 for an empty log).
+    pub fn durable_seq(&self) -> u64 {
+        self.shared.durable_seq.load(Ordering::Acquire)
+    }
+
+    /// A receiver that changes whenever a batch becomes durable (its value is the new last seq).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.committed.subscribe()
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// Signers as known when the ledger was opened.
+    pub fn signers(&self) -> &SignerRegistry {
+        &self.signers
+    }
+
+    pub fn signer_public_hex(&self) -> &str {
+        &self.signer_public_hex
+    }
+
+    /// Stops accepting commands, lets the writer finish what is queued and waits for it.
+    pub fn close(&mut self) {
+        self.commands.take();
+        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle {
+            // A panicked writer has nothing left to flush; its panic was already reported.
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

@@ -1,0 +1,80 @@
+//! Counters the ledger keeps about itself (appends, batch sizes, commit latency, verify outcomes), exposed as
+//! Prometheus text by the HTTP API.
+
+use crate::event::VerifyCode;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds (µs) of the commit latency histogram buckets.
+const COMMIT_BUCKETS_MICROS: [u64; 8] = [250, 500, 1_000, 2_000, 5_000, 10_000, 50_000, 250_000];
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub events_appended: AtomicU64,
+    pub batches_committed: AtomicU64,
+    pub largest_batch: AtomicU64,
+    commit_micros_total: AtomicU64,
+    commit_buckets: [AtomicU64; COMMIT_BUCKETS_MICROS.len()],
+    verify_outcomes: [AtomicU64; VerifyCode::ALL.len()],
+}
+
+impl Metrics {
+    pub fn record_commit(&self, events: usize, elapsed: Duration) {
+        let events = events as u64;
+        self.events_appended.fetch_add(events, Ordering::Relaxed);
+        self.batches_committed.fetch_add(1, Ordering::Relaxed);
+        self.largest_batch.fetch_max(events, Ordering::Relaxed);
+        let micros = elapsed.as_micros() as u64;
+        self.commit_micros_total.fetch_add(micros, Ordering::Relaxed);
+        for (bound, bucket) in COMMIT_BUCKETS_MICROS.iter().zip(&self.commit_buckets) {
+            if micros <= *bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub fn record_verify(&self, code: VerifyCode) {
+        if let Some(index) = VerifyCode::ALL.iter().position(|c| *c == code) {
+            self.verify_outcomes[index].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Prometheus text exposition of every counter.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let batches = self.batches_committed.load(Ordering::Relaxed);
+        let _ = writeln!(out, "# TYPE keyledger_events_appended_total counter");
+        let _ = writeln!(out, "keyledger_events_appended_total {}", self.events_appended.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# TYPE keyledger_batches_committed_total counter");
+        let _ = writeln!(out, "keyledger_batches_committed_total {batches}");
+        let _ = writeln!(out, "# TYPE keyledger_largest_batch_events gauge");
+        let _ = writeln!(out, "keyledger_largest_batch_events {}", self.largest_batch.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# TYPE keyledger_commit_seconds histogram");
+        for (bound, bucket) in COMMIT_BUCKETS_MICROS.iter().zip(&self.commit_buckets) {
+            let _ = writeln!(
+                out,
+                "keyledger_commit_seconds_bucket{{le=\"{}\"}} {}",
+                *bound as f64 / 1e6,
+                bucket.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(out, "keyledger_commit_seconds_bucket{{le=\"+Inf\"}} {batches}");
+        let _ = writeln!(
+            out,
+            "keyledger_commit_seconds_sum {}",
+            self.commit_micros_total.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "keyledger_commit_seconds_count {batches}");
+        let _ = writeln!(out, "# TYPE keyledger_verify_total counter");
+        for (code, count) in VerifyCode::ALL.iter().zip(&self.verify_outcomes) {
+            let _ = writeln!(
+                out,
+                "keyledger_verify_total{{outcome=\"{}\"}} {}",
+                code.as_str(),
+                count.load(Ordering::Relaxed)
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,266 @@
+//! The key-state projection: every key's configuration, status and links, replayed from key events.
+
+use crate::event::{Event, EventData, KeyConfig, KeyPatch, VerifyCode};
+use crate::time::LedgerTime;
+use serde::Serialize;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// A key's lifecycle status as recorded by events. Time-based transitions (expiry, end of suspension, end of a
+/// rotation overlap) are applied by [`KeyRecord::status_at`], so they take effect at once, before any sweep event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStatus {
+    Active,
+    Suspended,
+    Revoked,
+    Expired,
+    /// Replaced by rotation and past its overlap window.
+    Retired,
+}
+
+impl KeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "active",
+            KeyStatus::Suspended => "suspended",
+            KeyStatus::Revoked => "revoked",
+            KeyStatus::Expired => "expired",
+            KeyStatus::Retired => "retired",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Active, Self::Suspended, Self::Revoked, Self::Expired, Self::Retired]
+            .into_iter()
+            .find(|status| status.as_str() == text)
+    }
+}
+
+/// One key as the log describes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeyRecord {
+    pub key_id: Uuid,
+    pub prefix: String,
+    #[serde(skip)]
+    pub secret_sha256: [u8; 32],
+    #[serde(flatten)]
+    pub config: KeyConfig,
+    /// Status as recorded; see [`KeyRecord::status_at`] for the status in force at a time.
+    pub recorded_status: KeyStatus,
+    pub created_at: LedgerTime,
+    pub created_seq: u64,
+    pub updated_at: LedgerTime,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspended_until: Option<LedgerTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<LedgerTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotated_from: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotated_to: Option<Uuid>,
+    /// When a rotated-away key stops working (end of its overlap window).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retires_at: Option<LedgerTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_rotated_at: Option<LedgerTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<LedgerTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used_ip: Option<String>,
+    /// GCRA theoretical arrival time (µs) of the rate limiter; see [`KeyRecord::rate_limited_at`].
+    #[serde(skip)]
+    pub rate_tat: i64,
+}
+
+const MINUTE_MICROS: i64 = 60_000_000;
+
+impl KeyRecord {
+    /// The status in force at `now`: recorded status plus the time-based transitions.
+    pub fn status_at(&self, now: LedgerTime) -> KeyStatus {
+        match self.recorded_status {
+            KeyStatus::Revoked | KeyStatus::Expired | KeyStatus::Retired => self.recorded_status,
+            status => {
+                if self.config.expires_at.is_some_and(|at| at <= now) {
+                    KeyStatus::Expired
+                } else if self.retires_at.is_some_and(|at| at <= now) {
+                    KeyStatus::Retired
+                } else if status == KeyStatus::Suspended && self.suspended_until.is_some_and(|u| u <= now) {
+                    KeyStatus::Active
+                } else {
+                    status
+                }
+            }
+        }
+    }
+
+    /// True when the key is in a rotation overlap window at `now` (replaced but still working).
+    pub fn in_overlap_at(&self, now: LedgerTime) -> bool {
+        self.rotated_to.is_some() && self.retires_at.is_some_and(|at| at > now)
+    }
+
+    /// Rate limiting is GCRA (a token bucket holding one minute's allowance, refilled continuously): each allowed
+    /// use advances the theoretical arrival time by 60 s / limit; a use is refused while that time is more than
+    /// a minute (less one interval) ahead of now. O(1) state, and exact on replay since times come from events.
+    pub fn rate_limited_at(&self, now: LedgerTime) -> bool {
+        let Some(limit) = self.config.rate_limit_per_minute.filter(|l| *l > 0) else {
+            return false;
+        };
+        let interval = MINUTE_MICROS / i64::from(limit);
+        let tolerance = MINUTE_MICROS - interval;
+        self.rate_tat.max(now.as_micros()) - now.as_micros() > tolerance
+    }
+
+    fn record_allowed_use(&mut self, now: LedgerTime) {
+        if let Some(limit) = self.config.rate_limit_per_minute.filter(|l| *l > 0) {
+            let interval = MINUTE_MICROS / i64::from(limit);
+            self.rate_tat = self.rate_tat.max(now.as_micros()) + interval;
+        }
+    }
+
+    fn apply_patch(&mut self, patch: &KeyPatch) {
+        let config = &mut self.config;
+        if let Some(v) = &patch.description {
+            config.description = v.clone();
+        }
+        if let Some(v) = &patch.owner {
+            config.owner = v.clone();
+        }
+        if let Some(v) = &patch.scopes {
+            config.scopes = v.clone();
+        }
+        if let Some(v) = &patch.project_ids {
+            config.project_ids = v.clone();
+        }
+        if let Some(v) = &patch.metadata {
+            config.metadata = v.clone();
+        }
+        if let Some(v) = &patch.ip_allowlist {
+            config.ip_allowlist = v.clone();
+        }
+        if let Some(v) = patch.rate_limit_per_minute {
+            config.rate_limit_per_minute = (v > 0).then_some(v);
+        }
+        if let Some(v) = &patch.rotation_policy {
+            config.rotation_policy = (v.every_days > 0).then(|| v.clone());
+        }
+        if let Some(v) = patch.expires_at {
+            config.expires_at = Some(v);
+        }
+    }
+}
+
+/// All keys, with a lookup by secret hash for verification.
+#[derive(Clone, Debug, Default)]
+pub struct KeyState {
+    keys: HashMap<Uuid, KeyRecord>,
+    by_hash: HashMap<[u8; 32], Uuid>,
+}
+
+impl KeyState {
+    pub fn get(&self, key_id: &Uuid) -> Option<&KeyRecord> {
+        self.keys.get(key_id)
+    }
+
+    /// The key whose secret has this SHA-256, if any.
+    pub fn by_secret_hash(&self, hash: &[u8; 32]) -> Option<&KeyRecord> {
+        self.by_hash.get(hash).and_then(|id| self.keys.get(id))
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &KeyRecord> {
+        self.keys.values()
+    }
+
+    pub fn apply(&mut self, event: &Event) {
+        let at = event.time;
+        match &event.data {
+            EventData::KeyCreated(created) => {
+                let mut hash = [0u8; 32];
+                // A malformed hash in a verified log cannot match any secret; leave it zeroed.
+                let _ = hex::decode_to_slice(&created.secret_sha256, &mut hash);
+                self.by_hash.insert(hash, created.key_id);
+                self.keys.insert(
+                    created.key_id,
+                    KeyRecord {
+                        key_id: created.key_id,
+                        prefix: created.prefix.clone(),
+                        secret_sha256: hash,
+                        config: created.config.clone(),
+                        recorded_status: KeyStatus::Active,
+                        created_at: at,
+                        created_seq: event.seq,
+                        updated_at: at,
+                        suspended_until: None,
+                        status_reason: None,
+                        revoked_at: None,
+                        rotated_from: created.rotated_from,
+                        rotated_to: None,
+                        retires_at: None,
+                        last_rotated_at: None,
+                        last_used_at: None,
+                        last_used_ip: None,
+                        rate_tat: 0,
+                    },
+                );
+            }
+            EventData::KeyUpdated(update) => self.with_key(update.key_id, at, |key| key.apply_patch(&update.changes)),
+            EventData::KeyRotated(rotation) => {
+                self.with_key(rotation.key_id, at, |key| {
+                    key.rotated_to = Some(rotation.new_key_id);
+                    key.retires_at = Some(rotation.old_key_retires_at);
+                    key.last_rotated_at = Some(at);
+                });
+                self.with_key(rotation.new_key_id, at, |key| key.last_rotated_at = Some(at));
+            }
+            EventData::KeyRevoked(change) => self.with_key(change.key_id, at, |key| {
+                key.recorded_status = KeyStatus::Revoked;
+                key.revoked_at = Some(at);
+                key.status_reason = change.reason.clone();
+            }),
+            EventData::KeySuspended(suspension) => self.with_key(suspension.key_id, at, |key| {
+                key.recorded_status = KeyStatus::Suspended;
+                key.suspended_until = suspension.until;
+                key.status_reason = suspension.reason.clone();
+            }),
+            EventData::KeyReactivated(change) => self.with_key(change.key_id, at, |key| {
+                key.recorded_status = KeyStatus::Active;
+                key.suspended_until = None;
+                key.status_reason = change.reason.clone();
+            }),
+            EventData::KeyExpired(change) => self.with_key(change.key_id, at, |key| {
+                key.recorded_status = KeyStatus::Expired;
+                key.status_reason = change.reason.clone();
+            }),
+            EventData::KeyUsed(used) => {
+                if let Some(key) = used.key_id.and_then(|id| self.keys.get_mut(&id)) {
+                    if used.outcome == VerifyCode::Valid {
+                        key.record_allowed_use(at);
+                        key.last_used_at = Some(at);
+                        key.last_used_ip = used.ip.clone();
+                    }
+                }
+            }
+            EventData::PolicySet(_)
+            | EventData::AnomalyDetected(_)
+            | EventData::LedgerInitialized(_)
+            | EventData::SignerRotated(_) => {}
+        }
+    }
+
+    fn with_key(&mut self, key_id: Uuid, at: LedgerTime, change: impl FnOnce(&mut KeyRecord)) {
+        if let Some(key) = self.keys.get_mut(&key_id) {
+            change(key);
+            key.updated_at = at;
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Reading events back: by seq range, time window or key, never past the last durable event.
+
+use crate::event::Event;
+use crate::store::{LogStore, StoreResult, StoredRecord};
+use crate::time::LedgerTime;
+use uuid::Uuid;
+
+/// Which events to read. Times are `[from, to)`; seqs are `[after_seq + 1, up_to_seq]`.
+#[derive(Clone, Debug, Default)]
+pub struct EventFilter {
+    pub from: Option<LedgerTime>,
+    pub to: Option<LedgerTime>,
+    pub key_id: Option<Uuid>,
+    /// Resume after this seq (cursor paging).
+    pub after_seq: Option<u64>,
+}
+
+/// The seq range `[start, end)` a time window covers, capped at `durable_seq`.
+pub fn seq_range(store: &dyn LogStore, filter: &EventFilter, durable_seq: u64) -> StoreResult<(u64, u64)> {
+    let mut start = match filter.from {
+        Some(from) => store.first_seq_at_or_after(from)?,
+        None => 1,
+    };
+    if let Some(after) = filter.after_seq {
+        start = start.max(after + 1);
+    }
+    let mut end = durable_seq + 1;
+    if let Some(to) = filter.to {
+        end = end.min(store.first_seq_at_or_after(to)?);
+    }
+    Ok((start, end.max(start)))
+}
+
+/// Records matching the filter, in seq order.
+pub fn select_records<'a>(
+    store: &'a dyn LogStore,
+    filter: &EventFilter,
+    durable_seq: u64,
+) -> StoreResult<Box<dyn Iterator<Item = StoreResult<StoredRecord>> + Send + 'a>> {
+    let (start, end) = seq_range(store, filter, durable_seq)?;
+    Ok(match filter.key_id {
+        None => store.scan(start, end),
+        Some(key) => Box::new(store.key_seqs(key, start, end).filter_map(move |seq| match seq {
+            Ok(seq) => store.get(seq).transpose(),
+            Err(e) => Some(Err(e)),
+        })),
+    })
+}
+
+/// Decoded events matching the filter, in seq order; undecodable records are reported as errors.
+pub fn select_events<'a>(
+    store: &'a dyn LogStore,
+    filter: &EventFilter,
+    durable_seq: u64,
+) -> StoreResult<impl Iterator<Item = Result<Event, crate::LedgerError>> + 'a> {
+    Ok(select_records(store, filter, durable_seq)?.map(|record| {
+        let record = record?;
+        Event::decode(&record.body).map_err(|source| crate::LedgerError::Decode { seq: record.seq, source })
+    }))
+}

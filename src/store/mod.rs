@@ -1,0 +1,83 @@
+//! Storage of the log behind a narrow trait: append a batch atomically and durably, read by seq, time and key.
+//!
+//! The writer's chain logic never sees the backend; [`SledStore`] is the embedded default and a replicated
+//! database can implement [`LogStore`] later (DESIGN.md §9). Every call maps to a primary-key lookup or range scan.
+
+mod record;
+mod sled_store;
+
+pub use record::{RecordDecodeError, StoredRecord};
+pub use sled_store::SledStore;
+
+use crate::chain::Hash32;
+use crate::time::LedgerTime;
+use std::path::PathBuf;
+use uuid::Uuid;
+
+/// The newest event: what the next one chains from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Head {
+    pub seq: u64,
+    pub hash: Hash32,
+    pub time: LedgerTime,
+}
+
+/// Everything one group commit writes: records, their index entries, the new head and derived side entries.
+#[derive(Debug, Default)]
+pub struct AppendBatch {
+    pub records: Vec<StoredRecord>,
+    /// `(key id, seq)` for every key an event concerns.
+    pub key_index: Vec<(Uuid, u64)>,
+    /// Sparse time index: `(time, seq)` for the first event of a batch and every 64th after it.
+    pub time_index: Vec<(LedgerTime, u64)>,
+    /// Derived data written in the same atomic step (Merkle nodes, checkpoints, signer registry).
+    pub side: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("data directory {0} is in use by another keyledger process")]
+    InUse(PathBuf),
+    #[error("storage error: {0}")]
+    Backend(String),
+    #[error(transparent)]
+    Record(#[from] RecordDecodeError),
+    #[error("store is corrupt: {0}")]
+    Corrupt(String),
+    #[error("batch must start at seq {expected}, not {found}")]
+    OutOfOrder { expected: u64, found: u64 },
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A boxed iterator over store items.
+pub type StoreIter<'a, T> = Box<dyn Iterator<Item = StoreResult<T>> + Send + 'a>;
+
+/// The narrow storage interface the ledger needs.
+pub trait LogStore: Send + Sync + 'static {
+    /// Writes the batch atomically (all or nothing) and returns only once it is durable.
+    fn append(&self, batch: &AppendBatch) -> StoreResult<()>;
+    /// The stored head, or `None` for an empty log.
+    fn head(&self) -> StoreResult<Option<Head>>;
+    /// The record with the highest seq, whatever the head says.
+    fn last_record(&self) -> StoreResult<Option<StoredRecord>>;
+    fn get(&self, seq: u64) -> StoreResult<Option<StoredRecord>>;
+    /// Records with `from <= seq < to`, in seq order.
+    fn scan(&self, from: u64, to: u64) -> StoreIter<'_, StoredRecord>;
+    /// The first seq whose time is `>= time` (head + 1 when there is none).
+    fn first_seq_at_or_after(&self, time: LedgerTime) -> StoreResult<u64>;
+    /// Seqs of events concerning `key`, with `from <= seq < to`, ascending.
+    fn key_seqs(&self, key: Uuid, from: u64, to: u64) -> StoreIter<'_, u64>;
+    /// Every key index entry, ordered by key then seq.
+    fn key_index(&self) -> StoreIter<'_, (Uuid, u64)>;
+    /// Every time index entry, ordered by time then seq.
+    fn time_index(&self) -> StoreIter<'_, (LedgerTime, u64)>;
+    fn get_side(&self, key: &[u8]) -> StoreResult<Option<Vec<u8>>>;
+    /// Side entries whose key starts with `prefix`, in key order.
+    fn scan_side(&self, prefix: &[u8]) -> StoreIter<'_, (Vec<u8>, Vec<u8>)>;
+    /// Writes derived side entries durably, outside any event batch (e.g. projection snapshots).
+    fn put_side(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> StoreResult<()>;
+    /// Bytes the store occupies on disk.
+    fn size_on_disk(&self) -> StoreResult<u64>;
+}
