@@ -5,8 +5,8 @@ use super::command::{Command, PlanContext, StagedEvent};
 use super::Shared;
 use crate::chain::{Hash32, LedgerSigner};
 use crate::error::{LedgerError, LedgerResult};
-use crate::event::EventData;
-use crate::projection::KeyState;
+use crate::event::{Actor, EventData, KeySuspended};
+use crate::projection::{KeyState, KeyStatus, PendingAction};
 use crate::store::{AppendBatch, StoredRecord};
 use crate::time::LedgerTime;
 use rayon::prelude::*;
@@ -70,8 +70,17 @@ pub(crate) fn run(
 ) {
     let mut jobs: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH_COMMANDS);
     let mut staged: Vec<StagedEvent> = Vec::new();
-    while let Some(first) = commands.blocking_recv() {
-        jobs.push(first);
+    // Actions left over from replay (requested but never recorded) run first.
+    let mut follow_ups: Vec<Box<dyn Job>> = action_jobs(&shared);
+    loop {
+        if follow_ups.is_empty() {
+            match commands.blocking_recv() {
+                Some(first) => jobs.push(first),
+                None => break,
+            }
+        } else {
+            jobs.append(&mut follow_ups);
+        }
         while jobs.len() < MAX_BATCH_COMMANDS {
             match commands.try_recv() {
                 Ok(job) => jobs.push(job),
@@ -109,7 +118,48 @@ pub(crate) fn run(
         for job in jobs.drain(..) {
             job.finish(message.as_deref());
         }
+        if message.is_none() && !staged.is_empty() {
+            follow_ups = action_jobs(&shared);
+        }
         staged.clear();
+    }
+}
+
+fn action_jobs(shared: &Shared) -> Vec<Box<dyn Job>> {
+    shared
+        .write_projections()
+        .take_actions()
+        .into_iter()
+        .map(|action| {
+            let (reply, _) = tokio::sync::oneshot::channel();
+            Box::new(PendingCommand { command: RecordAction(action), planned: None, emitted: false, reply })
+                as Box<dyn Job>
+        })
+        .collect()
+}
+
+/// Records an action a projection asked for: `anomaly.detected`, then the suspension if the key is still active.
+struct RecordAction(PendingAction);
+
+impl Command for RecordAction {
+    type Output = ();
+
+    fn plan(&mut self, ctx: &mut PlanContext<'_>) -> LedgerResult<()> {
+        let now = ctx.now();
+        let action = &self.0;
+        let suspend = action.suspend_for_secs.zip(action.anomaly.key_id).filter(|(_, key_id)| {
+            ctx.state().get(key_id).is_some_and(|key| key.status_at(now) == KeyStatus::Active)
+        });
+        ctx.emit(Actor::System, None, EventData::AnomalyDetected(action.anomaly.clone()))?;
+        if let Some((secs, key_id)) = suspend {
+            let data = EventData::KeySuspended(KeySuspended {
+                key_id,
+                reason: Some(format!("anomaly {} ({})", action.anomaly.anomaly_id, action.anomaly.rule)),
+                until: Some(now.plus_secs(i64::from(secs))),
+            });
+            ctx.emit(Actor::System, None, data)?;
+        }
+        Ok(())
     }
 }
 

@@ -6,7 +6,18 @@ mod keys;
 
 pub use keys::{KeyRecord, KeyState, KeyStatus};
 
-use crate::event::Event;
+use crate::event::{AnomalyDetected, Event};
+
+/// An action a projection asks the writer to take (e.g. suspend a key when an anomaly rule fires). The writer
+/// records it as `anomaly.detected` (with `action` set) followed by the action's own event, with the system as
+/// actor. A projection drops the request when it sees the `anomaly.detected` with the same `anomaly_id`, so a
+/// replay re-queues only actions that were never recorded (e.g. after a crash) and never repeats one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingAction {
+    pub anomaly: AnomalyDetected,
+    /// Suspend `anomaly.key_id` for this many seconds.
+    pub suspend_for_secs: Option<u32>,
+}
 
 /// Every projection readers can query, as of the last durable event.
 #[derive(Clone, Debug, Default)]
@@ -14,11 +25,17 @@ pub struct Projections {
     pub keys: KeyState,
     /// The seq of the last event applied.
     pub applied_seq: u64,
+    pending_actions: Vec<PendingAction>,
 }
 
 impl Projections {
     pub fn apply(&mut self, event: &Event) {
         self.keys.apply(event);
         self.applied_seq = event.seq;
+    }
+
+    /// Actions requested by projections and not yet recorded.
+    pub fn take_actions(&mut self) -> Vec<PendingAction> {
+        std::mem::take(&mut self.pending_actions)
     }
 }
