@@ -13,7 +13,9 @@ use serde_json::Value;
 pub enum CanonicalError {
     #[error("canonical JSON allows integers only; found the number {0}")]
     Float(String),
-    #[error("integer {0} is outside ±2^53, which other languages' JSON parsers cannot hold exactly")]
+    #[error(
+        "integer {0} is outside ±2^53, which other languages' JSON parsers cannot hold exactly"
+    )]
     IntegerTooLarge(String),
     #[error("value does not serialize to JSON: {0}")]
     Serialize(#[from] serde_json::Error),
@@ -76,12 +78,18 @@ mod tests {
     fn escapes_like_python_json_dumps() {
         let v = json!({"s": "quote\" back\\ nl\n tab\t bell\u{7} del\u{7f} slash/"});
         let text = String::from_utf8(canonical_value_bytes(&v).unwrap()).unwrap();
-        assert_eq!(text, "{\"s\":\"quote\\\" back\\\\ nl\\n tab\\t bell\\u0007 del\u{7f} slash/\"}");
+        assert_eq!(
+            text,
+            "{\"s\":\"quote\\\" back\\\\ nl\\n tab\\t bell\\u0007 del\u{7f} slash/\"}"
+        );
     }
 
     #[test]
     fn rejects_floats_and_unsafe_integers() {
-        assert!(matches!(canonical_value_bytes(&json!({"x": 1.5})), Err(CanonicalError::Float(_))));
+        assert!(matches!(
+            canonical_value_bytes(&json!({"x": 1.5})),
+            Err(CanonicalError::Float(_))
+        ));
         assert!(matches!(
             canonical_value_bytes(&json!([1u64 << 60])),
             Err(CanonicalError::IntegerTooLarge(_))

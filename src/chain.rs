@@ -140,7 +140,11 @@ mod tests {
         let mut plain = Sha256::new();
         plain.update(GENESIS_PREV);
         plain.update(b"{}");
-        assert_ne!(a, <Hash32>::from(plain.finalize()), "domain tag must change the hash");
+        assert_ne!(
+            a,
+            <Hash32>::from(plain.finalize()),
+            "domain tag must change the hash"
+        );
     }
 
     #[test]
@@ -153,7 +157,11 @@ mod tests {
         assert!(!verify_hash_signature(&other.public_key(), &hash, &sig));
         let mut other_hash = hash;
         other_hash[0] ^= 1;
-        assert!(!verify_hash_signature(&signer.public_key(), &other_hash, &sig));
+        assert!(!verify_hash_signature(
+            &signer.public_key(),
+            &other_hash,
+            &sig
+        ));
     }
 
     #[test]

@@ -88,14 +88,17 @@ impl DataDir {
                 LedgerError::io(format!("reading {}", path.display()), e)
             }
         })?;
-        serde_json::from_str(&text).map_err(|e| LedgerError::Config(format!("{}: {e}", path.display())))
+        serde_json::from_str(&text)
+            .map_err(|e| LedgerError::Config(format!("{}: {e}", path.display())))
     }
 
     /// The trust anchor: the first signer's public key from `signing.pub`.
     pub fn anchor_public_key(&self) -> LedgerResult<VerifyingKey> {
         let path = self.public_key_path();
-        let text = fs::read_to_string(&path).map_err(|e| LedgerError::io(format!("reading {}", path.display()), e))?;
-        parse_public_key_hex(&text).map_err(|e| LedgerError::Config(format!("{}: {e}", path.display())))
+        let text = fs::read_to_string(&path)
+            .map_err(|e| LedgerError::io(format!("reading {}", path.display()), e))?;
+        parse_public_key_hex(&text)
+            .map_err(|e| LedgerError::Config(format!("{}: {e}", path.display())))
     }
 
     /// Loads the signing key from the given source.
@@ -113,7 +116,8 @@ impl DataDir {
                 }
             }
         };
-        LedgerSigner::from_seed_hex(&text).map_err(|e| LedgerError::Config(format!("{origin}: {e}")))
+        LedgerSigner::from_seed_hex(&text)
+            .map_err(|e| LedgerError::Config(format!("{origin}: {e}")))
     }
 
     /// Creates a new ledger: the directory, the signing key (unless `external` is given, which is then not
@@ -126,7 +130,8 @@ impl DataDir {
                 self.root.display()
             )));
         }
-        fs::create_dir_all(&self.root).map_err(|e| LedgerError::io(format!("creating {}", self.root.display()), e))?;
+        fs::create_dir_all(&self.root)
+            .map_err(|e| LedgerError::io(format!("creating {}", self.root.display()), e))?;
         let signer = match external {
             Some(signer) => signer,
             None => {
@@ -143,8 +148,13 @@ impl DataDir {
             public_key: signer.public_key_hex(),
             signer_id: signer.id().to_string(),
         };
-        write_new_file(&self.public_key_path(), format!("{}\n", identity.public_key).as_bytes(), 0o644)?;
-        let json = serde_json::to_vec_pretty(&identity).map_err(|e| LedgerError::Config(e.to_string()))?;
+        write_new_file(
+            &self.public_key_path(),
+            format!("{}\n", identity.public_key).as_bytes(),
+            0o644,
+        )?;
+        let json =
+            serde_json::to_vec_pretty(&identity).map_err(|e| LedgerError::Config(e.to_string()))?;
         write_new_file(&self.identity_path(), &json, 0o644)?;
         let store: Arc<dyn LogStore> = Arc::new(SledStore::open(&self.db_path())?);
         let ledger = Ledger::open(store, signer)?;
@@ -198,7 +208,10 @@ fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> LedgerResult<()> {
     #[cfg(not(unix))]
     let _ = mode;
     let context = || format!("writing {}", path.display());
-    let mut file = options.open(path).map_err(|e| LedgerError::io(context(), e))?;
-    file.write_all(contents).map_err(|e| LedgerError::io(context(), e))?;
+    let mut file = options
+        .open(path)
+        .map_err(|e| LedgerError::io(context(), e))?;
+    file.write_all(contents)
+        .map_err(|e| LedgerError::io(context(), e))?;
     file.sync_all().map_err(|e| LedgerError::io(context(), e))
 }

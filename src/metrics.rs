@@ -26,7 +26,8 @@ impl Metrics {
         self.batches_committed.fetch_add(1, Ordering::Relaxed);
         self.largest_batch.fetch_max(events, Ordering::Relaxed);
         let micros = elapsed.as_micros() as u64;
-        self.commit_micros_total.fetch_add(micros, Ordering::Relaxed);
+        self.commit_micros_total
+            .fetch_add(micros, Ordering::Relaxed);
         for (bound, bucket) in COMMIT_BUCKETS_MICROS.iter().zip(&self.commit_buckets) {
             if micros <= *bound {
                 bucket.fetch_add(1, Ordering::Relaxed);
@@ -45,11 +46,19 @@ impl Metrics {
         let mut out = String::new();
         let batches = self.batches_committed.load(Ordering::Relaxed);
         let _ = writeln!(out, "# TYPE keyledger_events_appended_total counter");
-        let _ = writeln!(out, "keyledger_events_appended_total {}", self.events_appended.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "keyledger_events_appended_total {}",
+            self.events_appended.load(Ordering::Relaxed)
+        );
         let _ = writeln!(out, "# TYPE keyledger_batches_committed_total counter");
         let _ = writeln!(out, "keyledger_batches_committed_total {batches}");
         let _ = writeln!(out, "# TYPE keyledger_largest_batch_events gauge");
-        let _ = writeln!(out, "keyledger_largest_batch_events {}", self.largest_batch.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "keyledger_largest_batch_events {}",
+            self.largest_batch.load(Ordering::Relaxed)
+        );
         let _ = writeln!(out, "# TYPE keyledger_commit_seconds histogram");
         for (bound, bucket) in COMMIT_BUCKETS_MICROS.iter().zip(&self.commit_buckets) {
             let _ = writeln!(
@@ -59,7 +68,10 @@ impl Metrics {
                 bucket.load(Ordering::Relaxed)
             );
         }
-        let _ = writeln!(out, "keyledger_commit_seconds_bucket{{le=\"+Inf\"}} {batches}");
+        let _ = writeln!(
+            out,
+            "keyledger_commit_seconds_bucket{{le=\"+Inf\"}} {batches}"
+        );
         let _ = writeln!(
             out,
             "keyledger_commit_seconds_sum {}",

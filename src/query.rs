@@ -16,7 +16,11 @@ pub struct EventFilter {
 }
 
 /// The seq range `[start, end)` a time window covers, capped at `durable_seq`.
-pub fn seq_range(store: &dyn LogStore, filter: &EventFilter, durable_seq: u64) -> StoreResult<(u64, u64)> {
+pub fn seq_range(
+    store: &dyn LogStore,
+    filter: &EventFilter,
+    durable_seq: u64,
+) -> StoreResult<(u64, u64)> {
     let mut start = match filter.from {
         Some(from) => store.first_seq_at_or_after(from)?,
         None => 1,
@@ -40,10 +44,14 @@ pub fn select_records<'a>(
     let (start, end) = seq_range(store, filter, durable_seq)?;
     Ok(match filter.key_id {
         None => store.scan(start, end),
-        Some(key) => Box::new(store.key_seqs(key, start, end).filter_map(move |seq| match seq {
-            Ok(seq) => store.get(seq).transpose(),
-            Err(e) => Some(Err(e)),
-        })),
+        Some(key) => Box::new(
+            store
+                .key_seqs(key, start, end)
+                .filter_map(move |seq| match seq {
+                    Ok(seq) => store.get(seq).transpose(),
+                    Err(e) => Some(Err(e)),
+                }),
+        ),
     })
 }
 
@@ -55,6 +63,9 @@ pub fn select_events<'a>(
 ) -> StoreResult<impl Iterator<Item = Result<Event, crate::LedgerError>> + 'a> {
     Ok(select_records(store, filter, durable_seq)?.map(|record| {
         let record = record?;
-        Event::decode(&record.body).map_err(|source| crate::LedgerError::Decode { seq: record.seq, source })
+        Event::decode(&record.body).map_err(|source| crate::LedgerError::Decode {
+            seq: record.seq,
+            source,
+        })
     }))
 }

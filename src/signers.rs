@@ -53,7 +53,10 @@ impl SignerRegistry {
 
     /// The signer that must have signed `seq`.
     pub fn signer_for(&self, seq: u64) -> Option<&SignerEntry> {
-        self.entries.iter().rev().find(|entry| entry.from_seq <= seq)
+        self.entries
+            .iter()
+            .rev()
+            .find(|entry| entry.from_seq <= seq)
     }
 
     /// Learns from an event that has already been checked against the current signer: a rotation makes its new
@@ -65,14 +68,20 @@ impl SignerRegistry {
                     return Err(SignerError::LateGenesis);
                 }
                 if self.entries.is_empty() {
-                    let key = parse_public_key_hex(&init.public_key).map_err(|_| SignerError::BadKey)?;
+                    let key =
+                        parse_public_key_hex(&init.public_key).map_err(|_| SignerError::BadKey)?;
                     check_id(&key, &init.signer_id)?;
-                    self.entries.push(SignerEntry { id: SignerId::of(&key), key, from_seq: 1 });
+                    self.entries.push(SignerEntry {
+                        id: SignerId::of(&key),
+                        key,
+                        from_seq: 1,
+                    });
                 }
                 Ok(())
             }
             EventData::SignerRotated(rotation) => {
-                let key = parse_public_key_hex(&rotation.new_public_key).map_err(|_| SignerError::BadKey)?;
+                let key = parse_public_key_hex(&rotation.new_public_key)
+                    .map_err(|_| SignerError::BadKey)?;
                 check_id(&key, &rotation.new_signer_id)?;
                 self.entries.push(SignerEntry {
                     id: SignerId::of(&key),

@@ -11,7 +11,9 @@ pub struct LedgerTime(i64);
 
 /// Why a piece of text is not a time.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid time {input:?}: expected RFC 3339 (e.g. 2026-11-24T02:10:00Z) or a date (2026-11-24)")]
+#[error(
+    "invalid time {input:?}: expected RFC 3339 (e.g. 2026-11-24T02:10:00Z) or a date (2026-11-24)"
+)]
 pub struct TimeParseError {
     pub input: String,
 }
@@ -76,7 +78,11 @@ impl LedgerTime {
 
 impl fmt::Display for LedgerTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_datetime().to_rfc3339_opts(SecondsFormat::Micros, true))
+        f.write_str(
+            &self
+                .to_datetime()
+                .to_rfc3339_opts(SecondsFormat::Micros, true),
+        )
     }
 }
 
@@ -123,6 +129,11 @@ mod tests {
 
     #[test]
     fn hour_of_day_is_utc() {
-        assert_eq!(LedgerTime::parse("2026-11-24T23:59:59Z").unwrap().hour_of_day(), 23);
+        assert_eq!(
+            LedgerTime::parse("2026-11-24T23:59:59Z")
+                .unwrap()
+                .hour_of_day(),
+            23
+        );
     }
 }

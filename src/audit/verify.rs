@@ -9,6 +9,7 @@ use crate::store::{LogStore, StoredRecord};
 use ed25519_dalek::{Signature, VerifyingKey};
 use rayon::prelude::*;
 use serde::Serialize;
+use sha2::Digest;
 use std::collections::BTreeSet;
 
 const CHUNK: usize = 8192;
@@ -95,10 +96,19 @@ pub fn verify_log(
             (Some(h), Some(r)) if h.seq != r.seq || h.hash != r.hash => problems.push(Problem {
                 seq: h.seq.min(r.seq),
                 kind: ProblemKind::HeadMismatch,
-                detail: format!("head names seq {} but the newest event is seq {}", h.seq, r.seq),
+                detail: format!(
+                    "head names seq {} but the newest event is seq {}",
+                    h.seq, r.seq
+                ),
             }),
-            (None, Some(r)) => problems.push(problem(r.seq, ProblemKind::HeadMismatch, "head is missing")),
-            (Some(h), None) => problems.push(problem(h.seq, ProblemKind::HeadMismatch, "events are missing")),
+            (None, Some(r)) => {
+                problems.push(problem(r.seq, ProblemKind::HeadMismatch, "head is missing"))
+            }
+            (Some(h), None) => problems.push(problem(
+                h.seq,
+                ProblemKind::HeadMismatch,
+                "events are missing",
+            )),
             _ => {}
         }
     }
@@ -109,7 +119,11 @@ pub fn verify_log(
         match store.get(from - 1)? {
             Some(record) => record.hash,
             None => {
-                problems.push(problem(from - 1, ProblemKind::Gap, "the event before the range is missing"));
+                problems.push(problem(
+                    from - 1,
+                    ProblemKind::Gap,
+                    "the event before the range is missing",
+                ));
                 GENESIS_PREV
             }
         }
@@ -124,7 +138,7 @@ pub fn verify_log(
     };
     let mut expected = from;
     let mut last_time = None;
-    let mut expected_key_entries = 0u64;
+    let mut expected_keys = EntryDigest::default();
     let mut records = store.scan(from, to.saturating_add(1));
     loop {
         let mut chunk = Vec::with_capacity(CHUNK);
@@ -141,7 +155,16 @@ pub fn verify_log(
         let checked: Vec<Result<Checked, Problem>> = chunk
             .par_iter()
             .enumerate()
-            .map(|(i, record)| check_body(record, if i == 0 { &first_prev } else { &chunk[i - 1].hash }))
+            .map(|(i, record)| {
+                check_body(
+                    record,
+                    if i == 0 {
+                        &first_prev
+                    } else {
+                        &chunk[i - 1].hash
+                    },
+                )
+            })
             .collect();
         let mut to_sign: Vec<(usize, VerifyingKey)> = Vec::with_capacity(chunk.len());
         for (index, (record, checked)) in chunk.iter().zip(checked).enumerate() {
@@ -154,7 +177,11 @@ pub fn verify_log(
             }
             expected = record.seq + 1;
             if last_time.is_some_and(|t| record.time < t) {
-                problems.push(problem(record.seq, ProblemKind::Reorder, "time runs backwards"));
+                problems.push(problem(
+                    record.seq,
+                    ProblemKind::Reorder,
+                    "time runs backwards",
+                ));
             }
             last_time = Some(record.time);
             match signers.signer_for(record.seq) {
@@ -162,15 +189,26 @@ pub fn verify_log(
                 Some(signer) => problems.push(Problem {
                     seq: record.seq,
                     kind: ProblemKind::UnknownSigner,
-                    detail: format!("signed by {} but the signer in force is {}", record.signer, signer.id),
+                    detail: format!(
+                        "signed by {} but the signer in force is {}",
+                        record.signer, signer.id
+                    ),
                 }),
-                None => problems.push(problem(record.seq, ProblemKind::UnknownSigner, "no signer is in force")),
+                None => problems.push(problem(
+                    record.seq,
+                    ProblemKind::UnknownSigner,
+                    "no signer is in force",
+                )),
             }
             match checked {
                 Ok(checked) => {
                     for key in checked.keys.into_iter().flatten() {
-                        expected_key_entries += 1;
-                        if store.key_seqs(key, record.seq, record.seq + 1).next().is_none() {
+                        expected_keys.add(&key, record.seq);
+                        if store
+                            .key_seqs(key, record.seq, record.seq + 1)
+                            .next()
+                            .is_none()
+                        {
                             problems.push(Problem {
                                 seq: record.seq,
                                 kind: ProblemKind::IndexMismatch,
@@ -180,7 +218,11 @@ pub fn verify_log(
                     }
                     if let Some(rotation) = checked.rotation {
                         if let Err(e) = signers.observe(&rotation) {
-                            problems.push(problem(record.seq, ProblemKind::Malformed, &e.to_string()));
+                            problems.push(problem(
+                                record.seq,
+                                ProblemKind::Malformed,
+                                &e.to_string(),
+                            ));
                         }
                     }
                 }
@@ -199,7 +241,7 @@ pub fn verify_log(
         }
     }
     if full {
-        report.index_entries_checked = check_indexes(store, expected_key_entries, &mut problems)?;
+        report.index_entries_checked = check_indexes(store, &expected_keys, &mut problems)?;
     }
     problems.sort_by_key(|p| (p.seq, p.kind));
     problems.truncate(MAX_PROBLEMS);
@@ -208,7 +250,11 @@ pub fn verify_log(
 }
 
 fn problem(seq: u64, kind: ProblemKind, detail: &str) -> Problem {
-    Problem { seq, kind, detail: detail.to_string() }
+    Problem {
+        seq,
+        kind,
+        detail: detail.to_string(),
+    }
 }
 
 fn check_body(record: &StoredRecord, link: &Hash32) -> Result<Checked, Problem> {
@@ -225,14 +271,25 @@ fn check_body(record: &StoredRecord, link: &Hash32) -> Result<Checked, Problem> 
         return Err(Problem {
             seq: record.seq,
             kind: ProblemKind::Reorder,
-            detail: format!("stored at seq {} but the event says seq {}", record.seq, event.seq),
+            detail: format!(
+                "stored at seq {} but the event says seq {}",
+                record.seq, event.seq
+            ),
         });
     }
     if event.time != record.time {
-        return Err(problem(record.seq, ProblemKind::Malformed, "stored time differs from the body's time"));
+        return Err(problem(
+            record.seq,
+            ProblemKind::Malformed,
+            "stored time differs from the body's time",
+        ));
     }
     let keys = event.data.key_ids();
-    let rotation = matches!(event.data, EventData::SignerRotated(_) | EventData::LedgerInitialized(_)).then_some(event);
+    let rotation = matches!(
+        event.data,
+        EventData::SignerRotated(_) | EventData::LedgerInitialized(_)
+    )
+    .then_some(event);
     Ok(Checked { keys, rotation })
 }
 
@@ -241,19 +298,33 @@ fn check_signatures(chunk: &[StoredRecord], to_sign: &[(usize, VerifyingKey)]) -
     to_sign
         .par_chunks(SIGNATURE_BATCH)
         .flat_map_iter(|batch| {
-            let messages: Vec<&[u8]> = batch.iter().map(|(i, _)| chunk[*i].hash.as_slice()).collect();
-            let signatures: Vec<Signature> =
-                batch.iter().map(|(i, _)| Signature::from_bytes(&chunk[*i].signature)).collect();
+            let messages: Vec<&[u8]> = batch
+                .iter()
+                .map(|(i, _)| chunk[*i].hash.as_slice())
+                .collect();
+            let signatures: Vec<Signature> = batch
+                .iter()
+                .map(|(i, _)| Signature::from_bytes(&chunk[*i].signature))
+                .collect();
             let keys: Vec<VerifyingKey> = batch.iter().map(|(_, key)| *key).collect();
-            let bad: Vec<Problem> = if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
-                Vec::new()
-            } else {
-                batch
-                    .iter()
-                    .filter(|(i, key)| !verify_hash_signature(key, &chunk[*i].hash, &chunk[*i].signature))
-                    .map(|(i, _)| problem(chunk[*i].seq, ProblemKind::BadSignature, "signature does not verify"))
-                    .collect()
-            };
+            let bad: Vec<Problem> =
+                if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
+                    Vec::new()
+                } else {
+                    batch
+                        .iter()
+                        .filter(|(i, key)| {
+                            !verify_hash_signature(key, &chunk[*i].hash, &chunk[*i].signature)
+                        })
+                        .map(|(i, _)| {
+                            problem(
+                                chunk[*i].seq,
+                                ProblemKind::BadSignature,
+                                "signature does not verify",
+                            )
+                        })
+                        .collect()
+                };
             bad.into_iter()
         })
         .collect()
@@ -261,37 +332,83 @@ fn check_signatures(chunk: &[StoredRecord], to_sign: &[(usize, VerifyingKey)]) -
 
 /// The signers in force before `from`: the anchor, then each rotation recorded before it (each rotation event
 /// re-checked: signed by the signer it replaces, naming the key the registry holds).
-fn signers_before(store: &dyn LogStore, anchor: VerifyingKey, from: u64) -> LedgerResult<SignerRegistry> {
+fn signers_before(
+    store: &dyn LogStore,
+    anchor: VerifyingKey,
+    from: u64,
+) -> LedgerResult<SignerRegistry> {
     let mut signers = SignerRegistry::anchored(anchor);
     for entry in store.scan_side(b"signer/") {
         let (key, _) = entry?;
-        let Some(seq) = key.get(7..15).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes) else { continue };
+        let Some(seq) = key
+            .get(7..15)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+        else {
+            continue;
+        };
         if seq >= from {
             break;
         }
-        let corrupt = |problem: &str| LedgerError::Corrupt { seq, problem: problem.to_string() };
-        let record = store.get(seq)?.ok_or_else(|| corrupt("signer rotation event is missing"))?;
-        let signer = signers.signer_for(seq).ok_or_else(|| corrupt("no signer in force"))?;
+        let corrupt = |problem: &str| LedgerError::Corrupt {
+            seq,
+            problem: problem.to_string(),
+        };
+        let record = store
+            .get(seq)?
+            .ok_or_else(|| corrupt("signer rotation event is missing"))?;
+        let signer = signers
+            .signer_for(seq)
+            .ok_or_else(|| corrupt("no signer in force"))?;
         if !verify_hash_signature(&signer.key, &record.hash, &record.signature) {
-            return Err(corrupt("signer rotation event is not signed by the signer it replaces"));
+            return Err(corrupt(
+                "signer rotation event is not signed by the signer it replaces",
+            ));
         }
         let event = Event::decode(&record.body).map_err(|e| corrupt(&e.to_string()))?;
-        signers.observe(&event).map_err(|e| corrupt(&e.to_string()))?;
+        signers
+            .observe(&event)
+            .map_err(|e| corrupt(&e.to_string()))?;
     }
     Ok(signers)
 }
 
-/// Checks that the key index has no entries beyond those the events call for, and that every time index entry
-/// points at an event with that time. Returns how many entries were read.
-fn check_indexes(store: &dyn LogStore, expected_key_entries: u64, problems: &mut Vec<Problem>) -> LedgerResult<u64> {
-    let mut checked = 0u64;
-    let mut stored = 0u64;
-    for entry in store.key_index() {
-        entry?;
-        stored += 1;
+/// An order-independent digest of a set of `(key, seq)` index entries: their count and the wrapping sum of
+/// SHA-256 prefixes. Equal digests mean (short of a deliberate collision) equal sets, so the key index is
+/// compared with what the events call for in one pass, without holding either set in memory.
+#[derive(Default, PartialEq, Eq)]
+struct EntryDigest {
+    count: u64,
+    sum: u128,
+}
+
+impl EntryDigest {
+    fn add(&mut self, key: &uuid::Uuid, seq: u64) {
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(key.as_bytes());
+        hasher.update(seq.to_be_bytes());
+        let digest = hasher.finalize();
+        let mut prefix = [0u8; 16];
+        prefix.copy_from_slice(&digest[..16]);
+        self.count += 1;
+        self.sum = self.sum.wrapping_add(u128::from_be_bytes(prefix));
     }
-    checked += stored;
-    if stored != expected_key_entries {
+}
+
+/// Checks that the key index holds exactly the entries the events call for, and that every time index entry
+/// points at an event with that time. Returns how many entries were read.
+fn check_indexes(
+    store: &dyn LogStore,
+    expected: &EntryDigest,
+    problems: &mut Vec<Problem>,
+) -> LedgerResult<u64> {
+    let mut stored = EntryDigest::default();
+    for entry in store.key_index() {
+        let (key, seq) = entry?;
+        stored.add(&key, seq);
+    }
+    let mut checked = stored.count;
+    if stored != *expected {
         // Only on failure: find the entries whose event does not name their key.
         let mut strays = BTreeSet::new();
         for entry in store.key_index() {
@@ -308,7 +425,9 @@ fn check_indexes(store: &dyn LogStore, expected_key_entries: u64, problems: &mut
             problems.push(Problem {
                 seq,
                 kind: ProblemKind::IndexMismatch,
-                detail: format!("key index entry for key {key} points at seq {seq}, which does not concern it"),
+                detail: format!(
+                    "key index entry for key {key} points at seq {seq}, which does not concern it"
+                ),
             });
         }
     }
@@ -320,7 +439,9 @@ fn check_indexes(store: &dyn LogStore, expected_key_entries: u64, problems: &mut
             _ => problems.push(Problem {
                 seq,
                 kind: ProblemKind::IndexMismatch,
-                detail: format!("time index entry {time} points at seq {seq}, which has another time"),
+                detail: format!(
+                    "time index entry {time} points at seq {seq}, which has another time"
+                ),
             }),
         }
     }

@@ -41,18 +41,32 @@ fn verify(cli: &Cli, args: &VerifyArgs) -> CliResult {
         None => 1,
     };
     let to = match args.to {
-        Some(t) => Some(store.first_seq_at_or_after(t).map_err(LedgerError::from)?.saturating_sub(1)),
+        Some(t) => Some(
+            store
+                .first_seq_at_or_after(t)
+                .map_err(LedgerError::from)?
+                .saturating_sub(1),
+        ),
         None => None,
     };
-    let head = store.head().map_err(LedgerError::from)?.map_or(0, |h| h.seq);
+    let head = store
+        .head()
+        .map_err(LedgerError::from)?
+        .map_or(0, |h| h.seq);
     let bar = events_bar(to.unwrap_or(head).saturating_sub(from) + 1, "verifying");
     let started = std::time::Instant::now();
     let update = |seq: u64| bar.set_position(seq.saturating_sub(from) + 1);
-    let report = verify_log(store.as_ref(), anchor, VerifyRange { from, to }, Some(&update))?;
+    let report = verify_log(
+        store.as_ref(),
+        anchor,
+        VerifyRange { from, to },
+        Some(&update),
+    )?;
     bar.finish_and_clear();
     let elapsed = started.elapsed();
     if args.json {
-        let text = serde_json::to_string_pretty(&report).map_err(|e| CliError::new(1, e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(&report).map_err(|e| CliError::new(1, e.to_string()))?;
         println!("{text}");
     } else if report.is_ok() {
         println!(

@@ -18,13 +18,18 @@ pub fn run(cli: &Cli, _args: &DemoArgs) -> CliResult {
         None => tempfile::Builder::new()
             .prefix("keyledger-demo-")
             .tempdir()
-            .map_err(|e| CliError::new(EXIT_FAILED, format!("creating a temporary directory: {e}")))?
+            .map_err(|e| {
+                CliError::new(EXIT_FAILED, format!("creating a temporary directory: {e}"))
+            })?
             .keep(),
     };
     let dir = DataDir::new(&root);
     println!("== keyledger demo in {}", root.display());
     let (ledger, identity) = dir.init(None)?;
-    println!("1. initialized ledger {} (signer {})", identity.ledger_id, identity.signer_id);
+    println!(
+        "1. initialized ledger {} (signer {})",
+        identity.ledger_id, identity.signer_id
+    );
     let started = Instant::now();
     let batch: Vec<EventData> = (0..10_000)
         .map(|i| {
@@ -39,13 +44,28 @@ pub fn run(cli: &Cli, _args: &DemoArgs) -> CliResult {
             })
         })
         .collect();
-    ledger.submit_blocking(AppendEvents { actor: Actor::System, request_id: None, events: batch })?;
-    println!("2. appended 10,000 signed, hash-chained events in {:.2?}", started.elapsed());
+    ledger.submit_blocking(AppendEvents {
+        actor: Actor::System,
+        request_id: None,
+        events: batch,
+    })?;
+    println!(
+        "2. appended 10,000 signed, hash-chained events in {:.2?}",
+        started.elapsed()
+    );
     let started = Instant::now();
     let anchor = dir.anchor_public_key()?;
-    let report = verify_log(ledger.store().as_ref(), anchor, VerifyRange::default(), None)?;
+    let report = verify_log(
+        ledger.store().as_ref(),
+        anchor,
+        VerifyRange::default(),
+        None,
+    )?;
     if !report.is_ok() {
-        return Err(CliError::new(EXIT_FAILED, format!("demo ledger failed verification: {:?}", report.problems)));
+        return Err(CliError::new(
+            EXIT_FAILED,
+            format!("demo ledger failed verification: {:?}", report.problems),
+        ));
     }
     println!(
         "3. verified {} events and {} signatures in {:.2?}",

@@ -21,7 +21,10 @@ pub fn init(cli: &Cli, args: &InitArgs) -> CliResult {
     let dir = cli.data_dir();
     let external = if args.external_key {
         let signer: LedgerSigner = dir.load_signer(&cli.key_source()).map_err(|e| {
-            CliError::new(EXIT_FAILED, format!("--external-key needs ${SIGNING_KEY_ENV} or --signing-key: {e}"))
+            CliError::new(
+                EXIT_FAILED,
+                format!("--external-key needs ${SIGNING_KEY_ENV} or --signing-key: {e}"),
+            )
         })?;
         Some(signer)
     } else {
@@ -32,11 +35,18 @@ pub fn init(cli: &Cli, args: &InitArgs) -> CliResult {
     println!("Initialized keyledger in {}", dir.root().display());
     println!("  ledger id   {}", identity.ledger_id);
     println!("  origin      {}", identity.origin);
-    println!("  signer      {} (public key in {})", identity.signer_id, dir.public_key_path().display());
+    println!(
+        "  signer      {} (public key in {})",
+        identity.signer_id,
+        dir.public_key_path().display()
+    );
     if external_used {
         println!("  signing key supplied from outside; not stored in the data directory");
     } else {
-        println!("  signing key {} (mode 0600) — keep it secret, back it up separately", dir.key_path().display());
+        println!(
+            "  signing key {} (mode 0600) — keep it secret, back it up separately",
+            dir.key_path().display()
+        );
     }
     Ok(())
 }
@@ -56,14 +66,25 @@ pub struct EventsArgs {
 
 pub fn events(cli: &Cli, args: &EventsArgs) -> CliResult {
     let store = cli.data_dir().open_store()?;
-    let durable = store.head().map_err(crate::LedgerError::from)?.map_or(0, |h| h.seq);
-    let filter = EventFilter { from: args.from, to: args.to, key_id: args.key, after_seq: None };
-    let records = select_records(store.as_ref(), &filter, durable).map_err(crate::LedgerError::from)?;
+    let durable = store
+        .head()
+        .map_err(crate::LedgerError::from)?
+        .map_or(0, |h| h.seq);
+    let filter = EventFilter {
+        from: args.from,
+        to: args.to,
+        key_id: args.key,
+        after_seq: None,
+    };
+    let records =
+        select_records(store.as_ref(), &filter, durable).map_err(crate::LedgerError::from)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     for record in records {
         let record = record.map_err(crate::LedgerError::from)?;
-        let written = out.write_all(&record.body).and_then(|_| out.write_all(b"\n"));
+        let written = out
+            .write_all(&record.body)
+            .and_then(|_| out.write_all(b"\n"));
         if written.is_err() {
             // The reader went away (e.g. `| head`): stop quietly.
             return Ok(());

@@ -20,7 +20,11 @@ pub const EXIT_VERIFY_FAILED: u8 = 3;
 pub const EXIT_IN_USE: u8 = 4;
 
 #[derive(Parser, Debug)]
-#[command(name = "keyledger", version, about = "An audit-first API-key ledger: every key action and use, hash-chained and signed.")]
+#[command(
+    name = "keyledger",
+    version,
+    about = "An audit-first API-key ledger: every key action and use, hash-chained and signed."
+)]
 pub struct Cli {
     /// Data directory holding the ledger [default: ./keyledger-data].
     #[arg(long, global = true, env = "KEYLEDGER_DATA")]
@@ -59,13 +63,19 @@ impl From<LedgerError> for CliError {
             "log_corrupt" => EXIT_VERIFY_FAILED,
             _ => EXIT_FAILED,
         };
-        CliError { code, message: error.to_string() }
+        CliError {
+            code,
+            message: error.to_string(),
+        }
     }
 }
 
 impl CliError {
     pub fn new(code: u8, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -73,11 +83,18 @@ pub type CliResult = Result<(), CliError>;
 
 impl Cli {
     pub fn data_dir(&self) -> DataDir {
-        DataDir::new(self.data.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)))
+        DataDir::new(
+            self.data
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        )
     }
 
     pub fn key_source(&self) -> KeySource {
-        self.signing_key.clone().map(KeySource::File).unwrap_or_default()
+        self.signing_key
+            .clone()
+            .map(KeySource::File)
+            .unwrap_or_default()
     }
 }
 
@@ -107,5 +124,8 @@ fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KEYLEDGER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     // A second initialisation (in tests) is harmless; keep the first.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

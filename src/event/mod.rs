@@ -241,8 +241,13 @@ mod tests {
         let body = sample().canonical_body().unwrap();
         let text = String::from_utf8(body).unwrap();
         let unknown = text.replace("key.revoked", "key.vanished");
-        assert!(matches!(Event::decode(unknown.as_bytes()), Err(EventDecodeError::UnknownType(t)) if t == "key.vanished"));
+        assert!(
+            matches!(Event::decode(unknown.as_bytes()), Err(EventDecodeError::UnknownType(t)) if t == "key.vanished")
+        );
         let v2 = text.replace("\"v\":1", "\"v\":2");
-        assert!(matches!(Event::decode(v2.as_bytes()), Err(EventDecodeError::Version(2))));
+        assert!(matches!(
+            Event::decode(v2.as_bytes()),
+            Err(EventDecodeError::Version(2))
+        ));
     }
 }

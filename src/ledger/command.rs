@@ -87,7 +87,9 @@ impl Command for AppendEvents {
     fn plan(&mut self, ctx: &mut PlanContext<'_>) -> LedgerResult<Vec<u64>> {
         let mut seqs = Vec::with_capacity(self.events.len());
         for data in self.events.drain(..) {
-            let seq = ctx.emit(self.actor.clone(), self.request_id.clone(), data)?.seq;
+            let seq = ctx
+                .emit(self.actor.clone(), self.request_id.clone(), data)?
+                .seq;
             seqs.push(seq);
         }
         Ok(seqs)

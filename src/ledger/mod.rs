@@ -44,11 +44,15 @@ pub(crate) struct Shared {
 impl Shared {
     pub fn read_projections(&self) -> RwLockReadGuard<'_, Projections> {
         // A panic while holding the lock leaves consistent data (apply is infallible); keep serving.
-        self.projections.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.projections
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn write_projections(&self) -> RwLockWriteGuard<'_, Projections> {
-        self.projections.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.projections
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn notify_committed(&self, staged: &[command::StagedEvent]) {
@@ -117,19 +121,48 @@ impl Ledger {
     /// Submits a command and waits until its events are durable (or it was refused).
     pub async fn submit<C: Command>(&self, command: C) -> LedgerResult<C::Output> {
         let (reply, answer) = oneshot::channel();
-        let job: Box<dyn Job> = Box::new(PendingCommand { command, planned: None, emitted: false, reply });
+        let job: Box<dyn Job> = Box::new(PendingCommand {
+            command,
+            planned: None,
+            emitted: false,
+            reply,
+        });
         let sender = self.commands.as_ref().ok_or(LedgerError::WriterStopped)?;
-        sender.send(job).await.map_err(|_| LedgerError::WriterStopped)?;
+        sender
+            .send(job)
+            .await
+            .map_err(|_| LedgerError::WriterStopped)?;
         answer.await.map_err(|_| LedgerError::WriterStopped)?
     }
 
     /// Blocking form of [`Ledger::submit`], for threads outside an async runtime (CLI, tests, benchmarks).
+    /// Inside a multi-threaded tokio runtime it blocks in place; on a current-thread runtime it refuses.
     pub fn submit_blocking<C: Command>(&self, command: C) -> LedgerResult<C::Output> {
-        let (reply, answer) = oneshot::channel();
-        let job: Box<dyn Job> = Box::new(PendingCommand { command, planned: None, emitted: false, reply });
-        let sender = self.commands.as_ref().ok_or(LedgerError::WriterStopped)?;
-        sender.blocking_send(job).map_err(|_| LedgerError::WriterStopped)?;
-        answer.blocking_recv().map_err(|_| LedgerError::WriterStopped)?
+        let wait = || {
+            let (reply, answer) = oneshot::channel();
+            let job: Box<dyn Job> = Box::new(PendingCommand {
+                command,
+                planned: None,
+                emitted: false,
+                reply,
+            });
+            let sender = self.commands.as_ref().ok_or(LedgerError::WriterStopped)?;
+            sender
+                .blocking_send(job)
+                .map_err(|_| LedgerError::WriterStopped)?;
+            answer
+                .blocking_recv()
+                .map_err(|_| LedgerError::WriterStopped)?
+        };
+        match tokio::runtime::Handle::try_current() {
+            Err(_) => wait(),
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
+            }
+            Ok(_) => Err(LedgerError::Config(
+                "submit_blocking cannot wait on a current-thread runtime; use submit".into(),
+            )),
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn LogStore> {

@@ -73,7 +73,11 @@ pub fn replay_log(
             .par_iter()
             .enumerate()
             .map(|(i, record)| {
-                let link = if i == 0 { first_prev } else { chunk[i - 1].hash };
+                let link = if i == 0 {
+                    first_prev
+                } else {
+                    chunk[i - 1].hash
+                };
                 check_record(record, &link)
             })
             .collect();
@@ -81,7 +85,10 @@ pub fn replay_log(
             if record.seq != expected {
                 return Err(LedgerError::Corrupt {
                     seq: expected,
-                    problem: format!("event {expected} is missing (next stored is {})", record.seq),
+                    problem: format!(
+                        "event {expected} is missing (next stored is {})",
+                        record.seq
+                    ),
                 });
             }
             let event = event?;
@@ -91,16 +98,29 @@ pub fn replay_log(
                 _ => {
                     return Err(LedgerError::Corrupt {
                         seq: record.seq,
-                        problem: format!("signed by {} which is not the signer in force", record.signer),
+                        problem: format!(
+                            "signed by {} which is not the signer in force",
+                            record.signer
+                        ),
                     })
                 }
             }
-            outcome.signers.observe(&event).map_err(|e| LedgerError::Corrupt { seq: record.seq, problem: e.to_string() })?;
+            outcome
+                .signers
+                .observe(&event)
+                .map_err(|e| LedgerError::Corrupt {
+                    seq: record.seq,
+                    problem: e.to_string(),
+                })?;
             outcome.projections.apply(&event);
             prev = record.hash;
             expected += 1;
             outcome.events += 1;
-            outcome.head = Some(Head { seq: record.seq, hash: record.hash, time: record.time });
+            outcome.head = Some(Head {
+                seq: record.seq,
+                hash: record.hash,
+                time: record.time,
+            });
         }
         if let Some(report) = progress {
             report(expected - 1);
@@ -119,27 +139,44 @@ fn check_record(record: &StoredRecord, link: &Hash32) -> LedgerResult<Event> {
             problem: "hash does not match the body and the previous event's hash".into(),
         });
     }
-    let event = Event::decode(&record.body).map_err(|source| LedgerError::Decode { seq: record.seq, source })?;
+    let event = Event::decode(&record.body).map_err(|source| LedgerError::Decode {
+        seq: record.seq,
+        source,
+    })?;
     if event.seq != record.seq || event.time != record.time {
         return Err(LedgerError::Corrupt {
             seq: record.seq,
-            problem: format!("stored at seq {} but its body says seq {}", record.seq, event.seq),
+            problem: format!(
+                "stored at seq {} but its body says seq {}",
+                record.seq, event.seq
+            ),
         });
     }
     Ok(event)
 }
 
 fn check_tail_signatures(store: &dyn LogStore, outcome: &ReplayOutcome) -> LedgerResult<()> {
-    let Some(head) = outcome.head else { return Ok(()) };
+    let Some(head) = outcome.head else {
+        return Ok(());
+    };
     let from = head.seq.saturating_sub(TAIL_SIGNATURES_CHECKED - 1).max(1);
     for record in store.scan(from, head.seq + 1) {
         let record = record?;
-        let signer = outcome.signers.signer_for(record.seq).ok_or_else(|| LedgerError::Corrupt {
-            seq: record.seq,
-            problem: "no signer is known for this event".into(),
-        })?;
-        if signer.id != record.signer || !verify_hash_signature(&signer.key, &record.hash, &record.signature) {
-            return Err(LedgerError::Corrupt { seq: record.seq, problem: "signature does not verify".into() });
+        let signer =
+            outcome
+                .signers
+                .signer_for(record.seq)
+                .ok_or_else(|| LedgerError::Corrupt {
+                    seq: record.seq,
+                    problem: "no signer is known for this event".into(),
+                })?;
+        if signer.id != record.signer
+            || !verify_hash_signature(&signer.key, &record.hash, &record.signature)
+        {
+            return Err(LedgerError::Corrupt {
+                seq: record.seq,
+                problem: "signature does not verify".into(),
+            });
         }
     }
     Ok(())

@@ -132,8 +132,12 @@ fn action_jobs(shared: &Shared) -> Vec<Box<dyn Job>> {
         .into_iter()
         .map(|action| {
             let (reply, _) = tokio::sync::oneshot::channel();
-            Box::new(PendingCommand { command: RecordAction(action), planned: None, emitted: false, reply })
-                as Box<dyn Job>
+            Box::new(PendingCommand {
+                command: RecordAction(action),
+                planned: None,
+                emitted: false,
+                reply,
+            }) as Box<dyn Job>
         })
         .collect()
 }
@@ -147,14 +151,26 @@ impl Command for RecordAction {
     fn plan(&mut self, ctx: &mut PlanContext<'_>) -> LedgerResult<()> {
         let now = ctx.now();
         let action = &self.0;
-        let suspend = action.suspend_for_secs.zip(action.anomaly.key_id).filter(|(_, key_id)| {
-            ctx.state().get(key_id).is_some_and(|key| key.status_at(now) == KeyStatus::Active)
-        });
-        ctx.emit(Actor::System, None, EventData::AnomalyDetected(action.anomaly.clone()))?;
+        let suspend = action
+            .suspend_for_secs
+            .zip(action.anomaly.key_id)
+            .filter(|(_, key_id)| {
+                ctx.state()
+                    .get(key_id)
+                    .is_some_and(|key| key.status_at(now) == KeyStatus::Active)
+            });
+        ctx.emit(
+            Actor::System,
+            None,
+            EventData::AnomalyDetected(action.anomaly.clone()),
+        )?;
         if let Some((secs, key_id)) = suspend {
             let data = EventData::KeySuspended(KeySuspended {
                 key_id,
-                reason: Some(format!("anomaly {} ({})", action.anomaly.anomaly_id, action.anomaly.rule)),
+                reason: Some(format!(
+                    "anomaly {} ({})",
+                    action.anomaly.anomaly_id, action.anomaly.rule
+                )),
                 until: Some(now.plus_secs(i64::from(secs))),
             });
             ctx.emit(Actor::System, None, data)?;
@@ -190,14 +206,17 @@ fn commit(shared: &Shared, signer: &LedgerSigner, staged: &[StagedEvent]) -> Led
             batch.key_index.push((key, event.seq));
         }
         if let EventData::SignerRotated(rotation) = &event.data {
-            batch
-                .side
-                .push((super::signer_side_key(event.seq), rotation.new_public_key.clone().into_bytes()));
+            batch.side.push((
+                super::signer_side_key(event.seq),
+                rotation.new_public_key.clone().into_bytes(),
+            ));
         }
     }
     let started = std::time::Instant::now();
     shared.store.append(&batch)?;
-    shared.metrics.record_commit(staged.len(), started.elapsed());
+    shared
+        .metrics
+        .record_commit(staged.len(), started.elapsed());
     let last_seq = batch.records.last().map_or(0, |r| r.seq);
     {
         let mut projections = shared.write_projections();

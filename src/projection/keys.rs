@@ -31,9 +31,15 @@ impl KeyStatus {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::Active, Self::Suspended, Self::Revoked, Self::Expired, Self::Retired]
-            .into_iter()
-            .find(|status| status.as_str() == text)
+        [
+            Self::Active,
+            Self::Suspended,
+            Self::Revoked,
+            Self::Expired,
+            Self::Retired,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == text)
     }
 }
 
@@ -87,7 +93,9 @@ impl KeyRecord {
                     KeyStatus::Expired
                 } else if self.retires_at.is_some_and(|at| at <= now) {
                     KeyStatus::Retired
-                } else if status == KeyStatus::Suspended && self.suspended_until.is_some_and(|u| u <= now) {
+                } else if status == KeyStatus::Suspended
+                    && self.suspended_until.is_some_and(|u| u <= now)
+                {
                     KeyStatus::Active
                 } else {
                     status
@@ -213,14 +221,18 @@ impl KeyState {
                     },
                 );
             }
-            EventData::KeyUpdated(update) => self.with_key(update.key_id, at, |key| key.apply_patch(&update.changes)),
+            EventData::KeyUpdated(update) => {
+                self.with_key(update.key_id, at, |key| key.apply_patch(&update.changes))
+            }
             EventData::KeyRotated(rotation) => {
                 self.with_key(rotation.key_id, at, |key| {
                     key.rotated_to = Some(rotation.new_key_id);
                     key.retires_at = Some(rotation.old_key_retires_at);
                     key.last_rotated_at = Some(at);
                 });
-                self.with_key(rotation.new_key_id, at, |key| key.last_rotated_at = Some(at));
+                self.with_key(rotation.new_key_id, at, |key| {
+                    key.last_rotated_at = Some(at)
+                });
             }
             EventData::KeyRevoked(change) => self.with_key(change.key_id, at, |key| {
                 key.recorded_status = KeyStatus::Revoked;

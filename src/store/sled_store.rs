@@ -81,11 +81,17 @@ fn encode_head(head: &Head) -> Vec<u8> {
 
 fn decode_head(bytes: &[u8]) -> StoreResult<Head> {
     if bytes.len() != 48 {
-        return Err(StoreError::Corrupt("head entry has the wrong length".into()));
+        return Err(StoreError::Corrupt(
+            "head entry has the wrong length".into(),
+        ));
     }
     let mut hash = [0u8; 32];
     hash.copy_from_slice(&bytes[8..40]);
-    let time = i64::from_be_bytes(bytes[40..48].try_into().map_err(|_| StoreError::Corrupt("head time".into()))?);
+    let time = i64::from_be_bytes(
+        bytes[40..48]
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("head time".into()))?,
+    );
     Ok(Head {
         seq: be_u64(&bytes[..8])?,
         hash,
@@ -103,7 +109,9 @@ impl SledStore {
             .flush_every_ms(None)
             .open()
             .map_err(|err| match err {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || is_lock_error(&io) => {
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock || is_lock_error(&io) =>
+                {
                     StoreError::InUse(dir.to_path_buf())
                 }
                 other => backend(other),
@@ -126,7 +134,6 @@ impl SledStore {
     pub fn raw_key_index_key(key: &Uuid, seq: u64) -> Vec<u8> {
         key_index_key(key, seq).to_vec()
     }
-
 
     fn range_iter<T, F>(&self, from: Vec<u8>, to: Vec<u8>, map: F) -> StoreIter<'_, T>
     where
@@ -204,9 +211,11 @@ impl LogStore for SledStore {
         if from >= to {
             return Box::new(std::iter::empty());
         }
-        self.range_iter(seq_key(EVENT, from).to_vec(), seq_key(EVENT, to).to_vec(), |key, value| {
-            Ok(StoredRecord::decode(be_u64(&key[1..])?, value)?)
-        })
+        self.range_iter(
+            seq_key(EVENT, from).to_vec(),
+            seq_key(EVENT, to).to_vec(),
+            |key, value| Ok(StoredRecord::decode(be_u64(&key[1..])?, value)?),
+        )
     }
 
     fn first_seq_at_or_after(&self, time: LedgerTime) -> StoreResult<u64> {
@@ -220,7 +229,10 @@ impl LogStore for SledStore {
             .map(|(key, _)| be_u64(&key[9..17]))
             .transpose()?
             .unwrap_or(1);
-        for item in self.tree.range(seq_key(EVENT, start)..=seq_key(EVENT, u64::MAX)) {
+        for item in self
+            .tree
+            .range(seq_key(EVENT, start)..=seq_key(EVENT, u64::MAX))
+        {
             let (key, value) = item.map_err(backend)?;
             let seq = be_u64(&key[1..])?;
             let event_time = StoredRecord::decode_time(&value)
@@ -247,9 +259,12 @@ impl LogStore for SledStore {
         Box::new(self.tree.scan_prefix([KEY_INDEX]).map(|item| {
             let (raw, _) = item.map_err(backend)?;
             if raw.len() != 25 {
-                return Err(StoreError::Corrupt("key index entry has the wrong length".into()));
+                return Err(StoreError::Corrupt(
+                    "key index entry has the wrong length".into(),
+                ));
             }
-            let key = Uuid::from_slice(&raw[1..17]).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let key =
+                Uuid::from_slice(&raw[1..17]).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             Ok((key, be_u64(&raw[17..])?))
         }))
     }
@@ -258,7 +273,9 @@ impl LogStore for SledStore {
         Box::new(self.tree.scan_prefix([TIME_INDEX]).map(|item| {
             let (raw, _) = item.map_err(backend)?;
             if raw.len() != 17 {
-                return Err(StoreError::Corrupt("time index entry has the wrong length".into()));
+                return Err(StoreError::Corrupt(
+                    "time index entry has the wrong length".into(),
+                ));
             }
             let mut time = [0u8; 8];
             time.copy_from_slice(&raw[1..9]);
@@ -267,7 +284,11 @@ impl LogStore for SledStore {
     }
 
     fn get_side(&self, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
-        Ok(self.tree.get(side_key(key)).map_err(backend)?.map(|v| v.to_vec()))
+        Ok(self
+            .tree
+            .get(side_key(key))
+            .map_err(backend)?
+            .map(|v| v.to_vec()))
     }
 
     fn scan_side(&self, prefix: &[u8]) -> StoreIter<'_, (Vec<u8>, Vec<u8>)> {
@@ -313,16 +334,46 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
         for start in [1u64, 101] {
-            let records: Vec<_> = (start..start + 100).map(|s| record(s, s as i64 * 10)).collect();
-            let time_index = records.iter().step_by(64).map(|r| (r.time, r.seq)).collect();
+            let records: Vec<_> = (start..start + 100)
+                .map(|s| record(s, s as i64 * 10))
+                .collect();
+            let time_index = records
+                .iter()
+                .step_by(64)
+                .map(|r| (r.time, r.seq))
+                .collect();
             store
-                .append(&AppendBatch { records, time_index, ..Default::default() })
+                .append(&AppendBatch {
+                    records,
+                    time_index,
+                    ..Default::default()
+                })
                 .unwrap();
         }
-        assert_eq!(store.first_seq_at_or_after(LedgerTime::from_micros(0)).unwrap(), 1);
-        assert_eq!(store.first_seq_at_or_after(LedgerTime::from_micros(1501)).unwrap(), 151);
-        assert_eq!(store.first_seq_at_or_after(LedgerTime::from_micros(1500)).unwrap(), 150);
-        assert_eq!(store.first_seq_at_or_after(LedgerTime::from_micros(99_999)).unwrap(), 201);
+        assert_eq!(
+            store
+                .first_seq_at_or_after(LedgerTime::from_micros(0))
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .first_seq_at_or_after(LedgerTime::from_micros(1501))
+                .unwrap(),
+            151
+        );
+        assert_eq!(
+            store
+                .first_seq_at_or_after(LedgerTime::from_micros(1500))
+                .unwrap(),
+            150
+        );
+        assert_eq!(
+            store
+                .first_seq_at_or_after(LedgerTime::from_micros(99_999))
+                .unwrap(),
+            201
+        );
         assert_eq!(store.head().unwrap().unwrap().seq, 200);
         assert_eq!(store.scan(195, 500).count(), 6);
     }
@@ -330,13 +381,19 @@ mod tests {
     #[test]
     fn negative_times_sort_before_positive() {
         assert!(time_bytes(LedgerTime::from_micros(-1)) < time_bytes(LedgerTime::from_micros(0)));
-        assert_eq!(time_from_bytes(time_bytes(LedgerTime::from_micros(-42))).as_micros(), -42);
+        assert_eq!(
+            time_from_bytes(time_bytes(LedgerTime::from_micros(-42))).as_micros(),
+            -42
+        );
     }
 
     #[test]
     fn second_open_of_a_directory_in_use_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let _first = SledStore::open(dir.path()).unwrap();
-        assert!(matches!(SledStore::open(dir.path()), Err(StoreError::InUse(_))));
+        assert!(matches!(
+            SledStore::open(dir.path()),
+            Err(StoreError::InUse(_))
+        ));
     }
 }

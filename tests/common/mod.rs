@@ -1,0 +1,51 @@
+//! Helpers shared by the integration tests: throwaway ledgers filled with events.
+#![allow(dead_code)]
+
+use keyledger::datadir::DataDir;
+use keyledger::event::{Actor, EventData, KeyUsed, VerifyCode};
+use keyledger::ledger::{AppendEvents, Ledger};
+use tempfile::TempDir;
+use uuid::Uuid;
+
+/// A `key.used` event for `key`, tagged by its user agent so tests can find it again.
+pub fn used(key: Option<Uuid>, tag: &str) -> EventData {
+    EventData::KeyUsed(KeyUsed {
+        key_id: key,
+        prefix: None,
+        outcome: if key.is_some() {
+            VerifyCode::Valid
+        } else {
+            VerifyCode::NotFound
+        },
+        ip: Some("198.51.100.7".into()),
+        user_agent: Some(tag.to_string()),
+        scope: Some("read".into()),
+        overlap: false,
+    })
+}
+
+/// A fresh ledger in a temporary directory.
+pub fn fresh_ledger() -> (TempDir, DataDir, Ledger) {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let dir = DataDir::new(tmp.path().join("data"));
+    let (ledger, _) = dir.init(None).expect("init");
+    (tmp, dir, ledger)
+}
+
+/// A closed ledger holding the genesis event plus `count` key uses spread over `keys` keys (one event per batch
+/// so that the time index has many entries).
+pub fn ledger_with_uses(count: usize, keys: &[Uuid]) -> (TempDir, DataDir) {
+    let (tmp, dir, ledger) = fresh_ledger();
+    for i in 0..count {
+        let key = keys.get(i % keys.len().max(1)).copied();
+        ledger
+            .submit_blocking(AppendEvents {
+                actor: Actor::System,
+                request_id: None,
+                events: vec![used(key, &format!("use-{i}"))],
+            })
+            .expect("append");
+    }
+    drop(ledger);
+    (tmp, dir)
+}

@@ -1,0 +1,145 @@
+//! Crash safety: a child process appends under concurrent load and is killed with SIGKILL at random moments,
+//! round after round. After each kill the log must reopen, verify, and hold every event acknowledged before it.
+//!
+//! The child is this test binary re-run with `crash_child` and `KEYLEDGER_CRASH_DIR` set (as sled's own crash
+//! test does); it prints `ACK <seq> <tag>` only after `submit_blocking` returned, i.e. after the fsync.
+
+mod common;
+
+use keyledger::audit::{verify_log, VerifyRange};
+use keyledger::datadir::{DataDir, KeySource};
+use keyledger::event::{Actor, Event, EventData};
+use keyledger::ledger::AppendEvents;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CHILD_ENV: &str = "KEYLEDGER_CRASH_DIR";
+const ROUNDS: usize = 12;
+const CHILD_THREADS: usize = 8;
+
+/// Not a test on its own: the body of the child process (returns at once unless `KEYLEDGER_CRASH_DIR` is set).
+#[test]
+fn crash_child() {
+    let Ok(root) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let ledger = DataDir::new(root)
+        .open(&KeySource::Default)
+        .expect("child opens the ledger");
+    let stdout = std::sync::Mutex::new(std::io::stdout());
+    std::thread::scope(|scope| {
+        for thread in 0..CHILD_THREADS {
+            let ledger = &ledger;
+            let stdout = &stdout;
+            scope.spawn(move || {
+                for n in 0.. {
+                    let tag = format!("t{thread}-n{n}-{}", std::process::id());
+                    let command = AppendEvents {
+                        actor: Actor::System,
+                        request_id: None,
+                        events: vec![common::used(None, &tag)],
+                    };
+                    let seqs = ledger.submit_blocking(command).expect("append");
+                    let mut out = stdout.lock().unwrap_or_else(|p| p.into_inner());
+                    writeln!(out, "ACK {} {tag}", seqs[0]).expect("stdout");
+                    out.flush().expect("stdout flush");
+                }
+            });
+        }
+    });
+}
+
+/// A small deterministic generator for kill delays, so a failing round can be reproduced from its seed.
+fn next_delay(state: &mut u64) -> Duration {
+    *state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    Duration::from_millis(30 + (*state >> 33) % 400)
+}
+
+#[test]
+fn sigkill_at_random_moments_loses_no_acknowledged_event() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("data");
+    let dir = DataDir::new(&root);
+    drop(dir.init(None).unwrap());
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("crash test seed {seed}");
+    let mut acknowledged: Vec<(u64, String)> = Vec::new();
+    for round in 0..ROUNDS {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "crash_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(CHILD_ENV, &root)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .filter_map(|line| {
+                    let mut parts = line.strip_prefix("ACK ")?.split(' ');
+                    Some((
+                        parts.next()?.parse::<u64>().ok()?,
+                        parts.next()?.to_string(),
+                    ))
+                })
+                .collect::<Vec<_>>()
+        });
+        let delay = next_delay(&mut seed);
+        let started = Instant::now();
+        std::thread::sleep(delay);
+        child.kill().unwrap(); // SIGKILL on Unix
+        child.wait().unwrap();
+        let acked = reader.join().unwrap();
+        eprintln!(
+            "round {round}: killed after {:?}, {} acknowledged",
+            started.elapsed(),
+            acked.len()
+        );
+        acknowledged.extend(acked);
+
+        let ledger = dir
+            .open(&KeySource::Default)
+            .unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
+        let report = verify_log(
+            ledger.store().as_ref(),
+            dir.anchor_public_key().unwrap(),
+            VerifyRange::default(),
+            None,
+        )
+        .unwrap();
+        assert!(report.is_ok(), "round {round}: {:?}", report.problems);
+        for (seq, tag) in &acknowledged {
+            let record = ledger
+                .store()
+                .get(*seq)
+                .unwrap()
+                .unwrap_or_else(|| panic!("round {round}: acked seq {seq} lost"));
+            let event = Event::decode(&record.body).unwrap();
+            match event.data {
+                EventData::KeyUsed(used) => {
+                    assert_eq!(used.user_agent.as_deref(), Some(tag.as_str()), "seq {seq}")
+                }
+                other => panic!("seq {seq} holds {other:?}"),
+            }
+        }
+    }
+    assert!(
+        acknowledged.len() > ROUNDS,
+        "the children appended too little to test anything: {}",
+        acknowledged.len()
+    );
+}
