@@ -1,0 +1,126 @@
+//! Benchmark of the foundation: durable appends with 1, 8 and 64 concurrent writers, full verification, and
+//! bytes on disk per event — each beside the machine's own floor measured in the same run.
+//! Run: `cargo bench --bench ledger` (figures go into docs/PERFORMANCE.md).
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use keyledger::audit::{verify_log, VerifyRange};
+use keyledger::datadir::DataDir;
+use keyledger::event::{Actor, EventData, KeyUsed, VerifyCode};
+use keyledger::ledger::AppendEvents;
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+const RUN_FOR: Duration = Duration::from_secs(4);
+
+fn key_used(n: u64) -> EventData {
+    EventData::KeyUsed(KeyUsed {
+        key_id: Some(Uuid::from_u128(0x019a_0000_0000_7000_8000_0000_0000_0000 | u128::from(n % 1000))),
+        prefix: Some("kl_prod_Ab3dEf9".into()),
+        outcome: VerifyCode::Valid,
+        ip: Some(format!("10.{}.{}.{}", n % 200, (n / 200) % 250, n % 250)),
+        user_agent: Some("billing-service/2.14.1 (linux; x86_64) reqwest/0.12".into()),
+        scope: Some("payments:write".into()),
+        overlap: false,
+    })
+}
+
+fn sign_floor() -> f64 {
+    let key = SigningKey::from_bytes(&[9u8; 32]);
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < Duration::from_secs(2) {
+        for i in 0..1000u64 {
+            std::hint::black_box(key.sign(&i.to_le_bytes()));
+        }
+        n += 1000;
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+fn batch_verify_floor_two_cores() -> f64 {
+    let key = SigningKey::from_bytes(&[9u8; 32]);
+    let public: VerifyingKey = key.verifying_key();
+    let messages: Vec<[u8; 32]> = (0..65_536u32).map(|i| [(i % 251) as u8; 32]).collect();
+    let signatures: Vec<Signature> = messages.iter().map(|m| key.sign(m)).collect();
+    let started = Instant::now();
+    messages.par_chunks(256).zip(signatures.par_chunks(256)).for_each(|(m, s)| {
+        let refs: Vec<&[u8]> = m.iter().map(|x| x.as_slice()).collect();
+        let keys = vec![public; m.len()];
+        ed25519_dalek::verify_batch(&refs, s, &keys).expect("valid batch");
+    });
+    messages.len() as f64 / started.elapsed().as_secs_f64()
+}
+
+fn appends(writers: usize, runtime: &tokio::runtime::Runtime) -> (f64, u64, u64) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = DataDir::new(tmp.path().join("data"));
+    let (ledger, _) = dir.init(None).expect("init");
+    let ledger = Arc::new(ledger);
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for w in 0..writers {
+            let ledger = ledger.clone();
+            let done = done.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut n = w as u64 * 1_000_000;
+                while started.elapsed() < RUN_FOR {
+                    let command = AppendEvents { actor: Actor::Key { key_id: Uuid::from_u128(7) }, request_id: None, events: vec![key_used(n)] };
+                    ledger.submit(command).await.expect("append");
+                    done.fetch_add(1, Ordering::Relaxed);
+                    n += 1;
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("writer task");
+        }
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let events = done.load(Ordering::Relaxed);
+    let body_bytes: u64 = ledger.store().scan(2, u64::MAX).map(|r| r.expect("record").body.len() as u64).sum();
+    let anchor = dir.anchor_public_key().expect("anchor");
+    if writers == 64 {
+        let started = Instant::now();
+        let report = verify_log(ledger.store().as_ref(), anchor, VerifyRange::default(), None).expect("verify");
+        assert!(report.is_ok());
+        let rate = report.events_checked as f64 / started.elapsed().as_secs_f64();
+        println!("full verification: {} events in {:.2?} = {:.0} events/s", report.events_checked, started.elapsed(), rate);
+        VERIFY_RATE.store(rate as u64, Ordering::Relaxed);
+    }
+    let batches = ledger.metrics().batches_committed.load(Ordering::Relaxed);
+    drop(ledger);
+    // Reopen so the size reflects what sled keeps after a restart, not in-flight buffers.
+    let store = keyledger::store::SledStore::open(&dir.db_path()).expect("reopen");
+    let disk = keyledger::store::LogStore::size_on_disk(&store).expect("size");
+    println!(
+        "{writers:>3} writers: {events} durable events in {elapsed:.2}s = {:.0} events/s ({:.1} events/batch); \
+         on disk {:.0} B/event for {:.0} B bodies ({:.2}x)",
+        events as f64 / elapsed,
+        events as f64 / batches.max(1) as f64,
+        disk as f64 / events.max(1) as f64,
+        body_bytes as f64 / events.max(1) as f64,
+        disk as f64 / body_bytes.max(1) as f64
+    );
+    (events as f64 / elapsed, disk, body_bytes)
+}
+
+static VERIFY_RATE: AtomicU64 = AtomicU64::new(0);
+
+fn main() {
+    let sign = sign_floor();
+    println!("floor: Ed25519 sign on one core = {sign:.0}/s");
+    let batch = batch_verify_floor_two_cores();
+    println!("floor: Ed25519 batch verify on both cores = {batch:.0}/s");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    for writers in [1, 8, 64] {
+        let (rate, _, _) = appends(writers, &runtime);
+        println!("      = {:.2} of the one-core signing floor", rate / sign);
+    }
+    let verify = VERIFY_RATE.load(Ordering::Relaxed) as f64;
+    println!("full verification = {:.2} of the two-core batch-verify floor", verify / batch);
+}
