@@ -17,7 +17,9 @@ const RUN_FOR: Duration = Duration::from_secs(4);
 
 fn key_used(n: u64) -> EventData {
     EventData::KeyUsed(KeyUsed {
-        key_id: Some(Uuid::from_u128(0x019a_0000_0000_7000_8000_0000_0000_0000 | u128::from(n % 1000))),
+        key_id: Some(Uuid::from_u128(
+            0x019a_0000_0000_7000_8000_0000_0000_0000 | u128::from(n % 1000),
+        )),
         prefix: Some("kl_prod_Ab3dEf9".into()),
         outcome: VerifyCode::Valid,
         ip: Some(format!("10.{}.{}.{}", n % 200, (n / 200) % 250, n % 250)),
@@ -46,11 +48,14 @@ fn batch_verify_floor_two_cores() -> f64 {
     let messages: Vec<[u8; 32]> = (0..65_536u32).map(|i| [(i % 251) as u8; 32]).collect();
     let signatures: Vec<Signature> = messages.iter().map(|m| key.sign(m)).collect();
     let started = Instant::now();
-    messages.par_chunks(256).zip(signatures.par_chunks(256)).for_each(|(m, s)| {
-        let refs: Vec<&[u8]> = m.iter().map(|x| x.as_slice()).collect();
-        let keys = vec![public; m.len()];
-        ed25519_dalek::verify_batch(&refs, s, &keys).expect("valid batch");
-    });
+    messages
+        .par_chunks(256)
+        .zip(signatures.par_chunks(256))
+        .for_each(|(m, s)| {
+            let refs: Vec<&[u8]> = m.iter().map(|x| x.as_slice()).collect();
+            let keys = vec![public; m.len()];
+            ed25519_dalek::verify_batch(&refs, s, &keys).expect("valid batch");
+        });
     messages.len() as f64 / started.elapsed().as_secs_f64()
 }
 
@@ -69,7 +74,13 @@ fn appends(writers: usize, runtime: &tokio::runtime::Runtime) -> (f64, u64, u64)
             tasks.push(tokio::spawn(async move {
                 let mut n = w as u64 * 1_000_000;
                 while started.elapsed() < RUN_FOR {
-                    let command = AppendEvents { actor: Actor::Key { key_id: Uuid::from_u128(7) }, request_id: None, events: vec![key_used(n)] };
+                    let command = AppendEvents {
+                        actor: Actor::Key {
+                            key_id: Uuid::from_u128(7),
+                        },
+                        request_id: None,
+                        events: vec![key_used(n)],
+                    };
                     ledger.submit(command).await.expect("append");
                     done.fetch_add(1, Ordering::Relaxed);
                     n += 1;
@@ -82,17 +93,42 @@ fn appends(writers: usize, runtime: &tokio::runtime::Runtime) -> (f64, u64, u64)
     });
     let elapsed = started.elapsed().as_secs_f64();
     let events = done.load(Ordering::Relaxed);
-    let body_bytes: u64 = ledger.store().scan(2, u64::MAX).map(|r| r.expect("record").body.len() as u64).sum();
+    let body_bytes: u64 = ledger
+        .store()
+        .scan(2, u64::MAX)
+        .map(|r| r.expect("record").body.len() as u64)
+        .sum();
     let anchor = dir.anchor_public_key().expect("anchor");
     if writers == 64 {
         let started = Instant::now();
-        let report = verify_log(ledger.store().as_ref(), anchor, VerifyRange::default(), None).expect("verify");
+        let report = verify_log(
+            ledger.store().as_ref(),
+            anchor,
+            VerifyRange::default(),
+            None,
+        )
+        .expect("verify");
         assert!(report.is_ok());
         let rate = report.events_checked as f64 / started.elapsed().as_secs_f64();
-        println!("full verification: {} events in {:.2?} = {:.0} events/s", report.events_checked, started.elapsed(), rate);
+        println!(
+            "full verification: {} events in {:.2?} = {:.0} events/s",
+            report.events_checked,
+            started.elapsed(),
+            rate
+        );
         VERIFY_RATE.store(rate as u64, Ordering::Relaxed);
     }
     let batches = ledger.metrics().batches_committed.load(Ordering::Relaxed);
+    let metrics = ledger.metrics().render();
+    let fsync_sum: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("keyledger_commit_seconds_sum "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    println!(
+        "      fsyncs: {batches}, mean {:.3} ms",
+        fsync_sum * 1000.0 / batches.max(1) as f64
+    );
     drop(ledger);
     // Reopen so the size reflects what sled keeps after a restart, not in-flight buffers.
     let store = keyledger::store::SledStore::open(&dir.db_path()).expect("reopen");
@@ -116,11 +152,18 @@ fn main() {
     println!("floor: Ed25519 sign on one core = {sign:.0}/s");
     let batch = batch_verify_floor_two_cores();
     println!("floor: Ed25519 batch verify on both cores = {batch:.0}/s");
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     for writers in [1, 8, 64] {
         let (rate, _, _) = appends(writers, &runtime);
         println!("      = {:.2} of the one-core signing floor", rate / sign);
     }
     let verify = VERIFY_RATE.load(Ordering::Relaxed) as f64;
-    println!("full verification = {:.2} of the two-core batch-verify floor", verify / batch);
+    println!(
+        "full verification = {:.2} of the two-core batch-verify floor",
+        verify / batch
+    );
 }

@@ -12,11 +12,11 @@ pub use writer::MAX_BATCH_COMMANDS;
 use crate::chain::LedgerSigner;
 use crate::error::{LedgerError, LedgerResult};
 use crate::metrics::Metrics;
-use crate::projection::Projections;
+use crate::projection::{PendingAction, Projections};
 use crate::signers::SignerRegistry;
 use crate::store::LogStore;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot, watch};
 use writer::{Job, PendingCommand, WriterState};
@@ -31,7 +31,7 @@ pub(crate) fn signer_side_key(seq: u64) -> Vec<u8> {
     key
 }
 
-/// State shared by the writer and readers.
+/// State shared by the writer, the flusher and readers.
 pub(crate) struct Shared {
     pub store: Arc<dyn LogStore>,
     projections: RwLock<Projections>,
@@ -39,6 +39,10 @@ pub(crate) struct Shared {
     pub durable_seq: AtomicU64,
     pub metrics: Metrics,
     committed: watch::Sender<u64>,
+    /// Set once a write or fsync failed: the ledger then refuses every command (fail-stop).
+    failed: OnceLock<String>,
+    /// Actions requested by projections, waiting for the writer.
+    follow_ups: Mutex<Vec<PendingAction>>,
 }
 
 impl Shared {
@@ -55,10 +59,33 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn notify_committed(&self, staged: &[command::StagedEvent]) {
-        if let Some(last) = staged.last() {
-            self.committed.send_replace(last.event.seq);
-        }
+    pub fn notify_committed(&self, last_seq: u64) {
+        self.committed.send_replace(last_seq);
+    }
+
+    pub fn failure(&self) -> Option<String> {
+        self.failed.get().cloned()
+    }
+
+    /// Records the first failure and returns the reason every later command is refused with.
+    pub fn fail(&self, error: &LedgerError) -> String {
+        tracing::error!(error = %error, "write failed; the ledger stops accepting commands until reopened");
+        self.failed
+            .get_or_init(|| {
+                format!("{error}; the ledger stopped accepting writes and must be reopened")
+            })
+            .clone()
+    }
+
+    pub fn add_follow_ups(&self, actions: Vec<PendingAction>) {
+        self.follow_ups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(actions);
+    }
+
+    pub fn take_follow_ups(&self) -> Vec<PendingAction> {
+        std::mem::take(&mut *self.follow_ups.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -66,7 +93,7 @@ impl Shared {
 pub struct Ledger {
     shared: Arc<Shared>,
     commands: Option<mpsc::Sender<Box<dyn Job>>>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
     signers: SignerRegistry,
     signer_public_hex: String,
 }
@@ -94,25 +121,34 @@ impl Ledger {
         };
         let durable = head.map_or(0, |h| h.seq);
         let (committed, _) = watch::channel(durable);
+        let mut projections = replayed.projections;
+        let leftover_actions = projections.take_actions();
         let shared = Arc::new(Shared {
             store,
-            projections: RwLock::new(replayed.projections),
+            projections: RwLock::new(projections),
             durable_seq: AtomicU64::new(durable),
             metrics: Metrics::default(),
             committed,
+            failed: OnceLock::new(),
+            follow_ups: Mutex::new(leftover_actions),
         });
         let (sender, receiver) = mpsc::channel(COMMAND_QUEUE);
         let signer_public_hex = signer.public_key_hex();
-        let writer_shared = shared.clone();
-        let signer = Arc::new(signer);
-        let handle = std::thread::Builder::new()
-            .name("keyledger-writer".into())
-            .spawn(move || writer::run(writer_shared, signer, state, receiver))
-            .map_err(|e| LedgerError::io("starting the writer thread", e))?;
+        let threads = writer::spawn(shared.clone(), signer, state, receiver, sender.downgrade())
+            .map_err(|e| LedgerError::io("starting the writer threads", e))?;
+        if !shared
+            .follow_ups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+        {
+            // Actions requested before a restart but never recorded: wake the writer to record them now.
+            let _ = sender.try_send(Box::new(writer::WakeJob));
+        }
         Ok(Self {
             shared,
             commands: Some(sender),
-            writer: Mutex::new(Some(handle)),
+            threads: Mutex::new(threads),
             signers: replayed.signers,
             signer_public_hex,
         })
@@ -174,6 +210,11 @@ impl Ledger {
         self.shared.read_projections()
     }
 
+    /// Why the ledger stopped accepting writes, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.shared.failure()
+    }
+
     /// The last durable seq (0 for an empty log).
     pub fn durable_seq(&self) -> u64 {
         self.shared.durable_seq.load(Ordering::Acquire)
@@ -200,9 +241,9 @@ impl Ledger {
     /// Stops accepting commands, lets the writer finish what is queued and waits for it.
     pub fn close(&mut self) {
         self.commands.take();
-        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(handle) = handle {
-            // A panicked writer has nothing left to flush; its panic was already reported.
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for handle in threads {
+            // A panicked thread has nothing left to flush; its panic was already reported.
             let _ = handle.join();
         }
     }

@@ -1,25 +1,30 @@
-//! The single writer: drains commands into a batch, plans their events, signs them, writes the batch atomically
-//! and durably, then publishes it to the projections and answers every caller of the batch.
+//! The single writer, as a two-stage pipeline. The writer thread drains commands into a batch, plans their
+//! events against its own key state, signs them (on both cores) and writes the batch atomically; the flusher
+//! thread makes written batches durable (one fsync may cover several), publishes them to the projections and
+//! answers the callers. Planning batch N+1 overlaps the fsync of batch N; nobody hears "done" before the fsync.
+//!
+//! A failed write or fsync stops the ledger (fail-stop): the store cannot un-write a batch, so every later
+//! command is refused until the ledger is reopened, and replay decides what is on record.
 
 use super::command::{Command, PlanContext, StagedEvent};
 use super::Shared;
 use crate::chain::{Hash32, LedgerSigner};
 use crate::error::{LedgerError, LedgerResult};
-use crate::event::{Actor, EventData, KeySuspended};
+use crate::event::{Actor, Event, EventData, KeySuspended};
 use crate::projection::{KeyState, KeyStatus, PendingAction};
 use crate::store::{AppendBatch, StoredRecord};
 use crate::time::LedgerTime;
-use rayon::prelude::*;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most commands in one group commit.
 pub const MAX_BATCH_COMMANDS: usize = 1024;
 /// Sparse time index stride: an entry for the first event of a batch and every this-many events after.
 const TIME_INDEX_STRIDE: usize = 64;
-/// Below this many events a batch is signed on the writer thread; above, on both cores.
-const PARALLEL_SIGN_MIN: usize = 32;
+/// Written-but-not-durable batches the writer may run ahead of the flusher.
+const PIPELINE_DEPTH: usize = 2;
 
 /// A command with its reply channel, type-erased so one channel carries every command type.
 pub(crate) trait Job: Send {
@@ -54,7 +59,7 @@ impl<C: Command> Job for PendingCommand<C> {
     }
 }
 
-/// The writer's own view of the tail and of key state (ahead of the published state by the batch in flight).
+/// The writer's own view of the tail and of key state (ahead of the published state by the batches in flight).
 pub(crate) struct WriterState {
     pub keys: KeyState,
     pub next_seq: u64,
@@ -62,84 +67,188 @@ pub(crate) struct WriterState {
     pub prev_hash: Hash32,
 }
 
-pub(crate) fn run(
+/// A written batch on its way to durability.
+struct Written {
+    jobs: Vec<Box<dyn Job>>,
+    events: Vec<Event>,
+}
+
+/// Starts the writer and flusher threads.
+pub(crate) fn spawn(
     shared: Arc<Shared>,
-    signer: Arc<LedgerSigner>,
+    signer: LedgerSigner,
+    state: WriterState,
+    commands: mpsc::Receiver<Box<dyn Job>>,
+    wake: mpsc::WeakSender<Box<dyn Job>>,
+) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
+    let (to_flusher, flusher_inbox) = std_mpsc::sync_channel(PIPELINE_DEPTH);
+    let flusher_shared = shared.clone();
+    let flusher = std::thread::Builder::new()
+        .name("keyledger-flusher".into())
+        .spawn(move || run_flusher(flusher_shared, flusher_inbox, wake))?;
+    let writer = std::thread::Builder::new()
+        .name("keyledger-writer".into())
+        .spawn(move || run_writer(shared, signer, state, commands, to_flusher))?;
+    Ok(vec![writer, flusher])
+}
+
+fn run_writer(
+    shared: Arc<Shared>,
+    signer: LedgerSigner,
     mut state: WriterState,
     mut commands: mpsc::Receiver<Box<dyn Job>>,
+    to_flusher: std_mpsc::SyncSender<Written>,
 ) {
-    let mut jobs: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH_COMMANDS);
     let mut staged: Vec<StagedEvent> = Vec::new();
-    // Actions left over from replay (requested but never recorded) run first.
-    let mut follow_ups: Vec<Box<dyn Job>> = action_jobs(&shared);
-    loop {
-        if follow_ups.is_empty() {
-            match commands.blocking_recv() {
-                Some(first) => jobs.push(first),
-                None => break,
-            }
-        } else {
-            jobs.append(&mut follow_ups);
-        }
+    while let Some(first) = commands.blocking_recv() {
+        let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH_COMMANDS {
             match commands.try_recv() {
                 Ok(job) => jobs.push(job),
                 Err(_) => break,
             }
         }
-        let tail_before = (state.next_seq, state.last_time, state.prev_hash);
-        {
-            let mut ctx = PlanContext {
-                state: &mut state.keys,
-                staged: &mut staged,
-                next_seq: state.next_seq,
-                last_time: state.last_time,
-                prev_hash: state.prev_hash,
-            };
-            for job in jobs.iter_mut() {
-                job.plan(&mut ctx);
-            }
-            state.next_seq = ctx.next_seq;
-            state.last_time = ctx.last_time;
-            state.prev_hash = ctx.prev_hash;
+        if let Some(reason) = shared.failure() {
+            jobs.into_iter().for_each(|job| job.finish(Some(&reason)));
+            continue;
         }
-        let write_error = if staged.is_empty() {
-            None
-        } else {
-            commit(&shared, &signer, &staged).err()
+        for action in shared.take_follow_ups() {
+            jobs.push(action_job(action));
+        }
+        let mut ctx = PlanContext {
+            state: &mut state.keys,
+            staged: &mut staged,
+            next_seq: state.next_seq,
+            last_time: state.last_time,
+            prev_hash: state.prev_hash,
         };
-        if let Some(error) = &write_error {
-            tracing::error!(error = %error, "group commit failed; the batch was not recorded");
-            // Roll the writer back to the last durable state.
-            (state.next_seq, state.last_time, state.prev_hash) = tail_before;
-            state.keys = shared.read_projections().keys.clone();
+        for job in jobs.iter_mut() {
+            job.plan(&mut ctx);
         }
-        let message = write_error.map(|e| e.to_string());
-        for job in jobs.drain(..) {
-            job.finish(message.as_deref());
+        (state.next_seq, state.last_time, state.prev_hash) =
+            (ctx.next_seq, ctx.last_time, ctx.prev_hash);
+        if !staged.is_empty() {
+            if let Err(error) = write(&shared, &signer, &mut staged) {
+                let reason = shared.fail(&error);
+                jobs.into_iter().for_each(|job| job.finish(Some(&reason)));
+                staged.clear();
+                continue;
+            }
         }
-        if message.is_none() && !staged.is_empty() {
-            follow_ups = action_jobs(&shared);
+        let events = staged.drain(..).map(|item| item.event).collect();
+        if to_flusher.send(Written { jobs, events }).is_err() {
+            break;
         }
-        staged.clear();
     }
 }
 
-fn action_jobs(shared: &Shared) -> Vec<Box<dyn Job>> {
-    shared
-        .write_projections()
-        .take_actions()
-        .into_iter()
-        .map(|action| {
-            let (reply, _) = tokio::sync::oneshot::channel();
-            Box::new(PendingCommand {
-                command: RecordAction(action),
-                planned: None,
-                emitted: false,
-                reply,
-            }) as Box<dyn Job>
+/// Signs the staged events (on the writer thread: measured faster than handing halves to other threads, whose
+/// wake-ups cost more than they save at the batch sizes group commit produces) and writes the batch.
+fn write(shared: &Shared, signer: &LedgerSigner, staged: &mut [StagedEvent]) -> LedgerResult<()> {
+    let records: Vec<StoredRecord> = staged
+        .iter_mut()
+        .map(|item| StoredRecord {
+            seq: item.event.seq,
+            time: item.event.time,
+            hash: item.hash,
+            signature: signer.sign_hash(&item.hash),
+            signer: signer.id(),
+            body: std::mem::take(&mut item.body),
         })
-        .collect()
+        .collect();
+    let mut batch = AppendBatch {
+        records,
+        ..Default::default()
+    };
+    for (position, item) in staged.iter().enumerate() {
+        let event = &item.event;
+        if position % TIME_INDEX_STRIDE == 0 {
+            batch.time_index.push((event.time, event.seq));
+        }
+        for key in event.data.key_ids().into_iter().flatten() {
+            batch.key_index.push((key, event.seq));
+        }
+        if let EventData::SignerRotated(rotation) = &event.data {
+            batch.side.push((
+                super::signer_side_key(event.seq),
+                rotation.new_public_key.clone().into_bytes(),
+            ));
+        }
+    }
+    shared.store.write_batch(&batch)?;
+    Ok(())
+}
+
+fn run_flusher(
+    shared: Arc<Shared>,
+    inbox: std_mpsc::Receiver<Written>,
+    wake: mpsc::WeakSender<Box<dyn Job>>,
+) {
+    while let Ok(first) = inbox.recv() {
+        let mut written = vec![first];
+        written.extend(inbox.try_iter());
+        let events: usize = written.iter().map(|w| w.events.len()).sum();
+        let started = Instant::now();
+        let synced = if events == 0 || shared.failure().is_some() {
+            Ok(())
+        } else {
+            shared.store.sync()
+        };
+        if let Err(error) = synced {
+            let reason = shared.fail(&LedgerError::from(error));
+            for batch in written {
+                batch
+                    .jobs
+                    .into_iter()
+                    .for_each(|job| job.finish(Some(&reason)));
+            }
+            continue;
+        }
+        if events > 0 {
+            shared.metrics.record_commit(events, started.elapsed());
+            let mut last_seq = 0;
+            let actions = {
+                let mut projections = shared.write_projections();
+                for event in written.iter().flat_map(|w| &w.events) {
+                    projections.apply(event);
+                    last_seq = event.seq;
+                }
+                projections.take_actions()
+            };
+            shared.durable_seq.store(last_seq, Ordering::Release);
+            shared.notify_committed(last_seq);
+            if !actions.is_empty() {
+                shared.add_follow_ups(actions);
+                if let Some(sender) = wake.upgrade() {
+                    // A full queue means the writer is busy and will pick the actions up anyway.
+                    let _ = sender.try_send(Box::new(WakeJob));
+                }
+            }
+        }
+        for batch in written {
+            batch.jobs.into_iter().for_each(|job| job.finish(None));
+        }
+    }
+}
+
+/// An empty job that only wakes the writer so it picks up follow-up actions.
+pub(crate) struct WakeJob;
+
+impl Job for WakeJob {
+    fn plan(&mut self, _ctx: &mut PlanContext<'_>) -> bool {
+        false
+    }
+    fn finish(self: Box<Self>, _write_error: Option<&str>) {}
+}
+
+fn action_job(action: PendingAction) -> Box<dyn Job> {
+    let (reply, _) = oneshot::channel();
+    Box::new(PendingCommand {
+        command: RecordAction(action),
+        planned: None,
+        emitted: false,
+        reply,
+    })
 }
 
 /// Records an action a projection asked for: `anomaly.detected`, then the suspension if the key is still active.
@@ -177,54 +286,4 @@ impl Command for RecordAction {
         }
         Ok(())
     }
-}
-
-fn commit(shared: &Shared, signer: &LedgerSigner, staged: &[StagedEvent]) -> LedgerResult<()> {
-    let sign = |item: &StagedEvent| StoredRecord {
-        seq: item.event.seq,
-        time: item.event.time,
-        hash: item.hash,
-        signature: signer.sign_hash(&item.hash),
-        signer: signer.id(),
-        body: item.body.clone(),
-    };
-    let records: Vec<StoredRecord> = if staged.len() >= PARALLEL_SIGN_MIN {
-        staged.par_iter().map(sign).collect()
-    } else {
-        staged.iter().map(sign).collect()
-    };
-    let mut batch = AppendBatch {
-        records,
-        ..Default::default()
-    };
-    for (position, item) in staged.iter().enumerate() {
-        let event = &item.event;
-        if position % TIME_INDEX_STRIDE == 0 {
-            batch.time_index.push((event.time, event.seq));
-        }
-        for key in event.data.key_ids().into_iter().flatten() {
-            batch.key_index.push((key, event.seq));
-        }
-        if let EventData::SignerRotated(rotation) = &event.data {
-            batch.side.push((
-                super::signer_side_key(event.seq),
-                rotation.new_public_key.clone().into_bytes(),
-            ));
-        }
-    }
-    let started = std::time::Instant::now();
-    shared.store.append(&batch)?;
-    shared
-        .metrics
-        .record_commit(staged.len(), started.elapsed());
-    let last_seq = batch.records.last().map_or(0, |r| r.seq);
-    {
-        let mut projections = shared.write_projections();
-        for item in staged {
-            projections.apply(&item.event);
-        }
-    }
-    shared.durable_seq.store(last_seq, Ordering::Release);
-    shared.notify_committed(staged);
-    Ok(())
 }

@@ -56,8 +56,15 @@ pub type StoreIter<'a, T> = Box<dyn Iterator<Item = StoreResult<T>> + Send + 'a>
 
 /// The narrow storage interface the ledger needs.
 pub trait LogStore: Send + Sync + 'static {
-    /// Writes the batch atomically (all or nothing) and returns only once it is durable.
-    fn append(&self, batch: &AppendBatch) -> StoreResult<()>;
+    /// Writes the batch atomically (all or nothing). It need not be durable until [`LogStore::sync`] returns.
+    fn write_batch(&self, batch: &AppendBatch) -> StoreResult<()>;
+    /// Makes every batch written so far durable.
+    fn sync(&self) -> StoreResult<()>;
+    /// Writes the batch atomically and returns once it is durable.
+    fn append(&self, batch: &AppendBatch) -> StoreResult<()> {
+        self.write_batch(batch)?;
+        self.sync()
+    }
     /// The stored head, or `None` for an empty log.
     fn head(&self) -> StoreResult<Option<Head>>;
     /// The record with the highest seq, whatever the head says.

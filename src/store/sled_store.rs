@@ -153,7 +153,7 @@ fn is_lock_error(io: &std::io::Error) -> bool {
 }
 
 impl LogStore for SledStore {
-    fn append(&self, batch: &AppendBatch) -> StoreResult<()> {
+    fn write_batch(&self, batch: &AppendBatch) -> StoreResult<()> {
         let mut writes = sled::Batch::default();
         for record in &batch.records {
             writes.insert(&seq_key(EVENT, record.seq), record.encode());
@@ -175,9 +175,11 @@ impl LogStore for SledStore {
             };
             writes.insert(HEAD, encode_head(&head));
         }
-        self.tree.apply_batch(writes).map_err(backend)?;
-        self.db.flush().map_err(backend)?;
-        Ok(())
+        self.tree.apply_batch(writes).map_err(backend)
+    }
+
+    fn sync(&self) -> StoreResult<()> {
+        self.db.flush().map_err(backend).map(|_| ())
     }
 
     fn head(&self) -> StoreResult<Option<Head>> {
