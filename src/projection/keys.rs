@@ -44,7 +44,7 @@ impl KeyStatus {
 }
 
 /// One key as the log describes it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct KeyRecord {
     pub key_id: Uuid,
     pub prefix: String,
@@ -79,6 +79,9 @@ pub struct KeyRecord {
     /// GCRA theoretical arrival time (µs) of the rate limiter; see [`KeyRecord::rate_limited_at`].
     #[serde(skip)]
     pub rate_tat: i64,
+    /// `config.ip_allowlist`, parsed once so verification does not parse text.
+    #[serde(skip)]
+    pub allow_nets: Vec<ipnet::IpNet>,
 }
 
 const MINUTE_MICROS: i64 = 60_000_000;
@@ -128,6 +131,35 @@ impl KeyRecord {
         }
     }
 
+    /// Recomputes what is derived from the configuration (after creation, an update or loading a snapshot).
+    pub fn refresh_derived(&mut self) {
+        self.allow_nets = self
+            .config
+            .ip_allowlist
+            .iter()
+            .filter_map(|text| text.parse().ok())
+            .collect();
+    }
+
+    /// True when `ip` is allowed by the allowlist (an empty list allows every address).
+    pub fn ip_allowed(&self, ip: Option<std::net::IpAddr>) -> bool {
+        if self.allow_nets.is_empty() {
+            return true;
+        }
+        ip.is_some_and(|ip| self.allow_nets.iter().any(|net| net.contains(&ip)))
+    }
+
+    /// True when the key's scopes grant `required`: the same scope, `*`, or a `prefix:*` wildcard.
+    pub fn grants_scope(&self, required: &str) -> bool {
+        self.config.scopes.iter().any(|scope| {
+            scope == required
+                || scope == "*"
+                || scope
+                    .strip_suffix('*')
+                    .is_some_and(|prefix| prefix.ends_with(':') && required.starts_with(prefix))
+        })
+    }
+
     fn apply_patch(&mut self, patch: &KeyPatch) {
         let config = &mut self.config;
         if let Some(v) = &patch.description {
@@ -160,6 +192,14 @@ impl KeyRecord {
     }
 }
 
+/// One key in a projection snapshot, with the fields the public form leaves out.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct SnapshotEntry {
+    pub key: KeyRecord,
+    pub secret_sha256: String,
+    pub rate_tat: i64,
+}
+
 /// All keys, with a lookup by secret hash for verification.
 #[derive(Clone, Debug, Default)]
 pub struct KeyState {
@@ -187,6 +227,33 @@ impl KeyState {
 
     pub fn iter(&self) -> impl Iterator<Item = &KeyRecord> {
         self.keys.values()
+    }
+
+    /// Every key with the derived fields a snapshot does not carry, for writing a snapshot.
+    pub fn snapshot_entries(&self) -> Vec<SnapshotEntry> {
+        self.keys
+            .values()
+            .map(|key| SnapshotEntry {
+                key: key.clone(),
+                secret_sha256: hex::encode(key.secret_sha256),
+                rate_tat: key.rate_tat,
+            })
+            .collect()
+    }
+
+    /// Rebuilds the state from snapshot entries.
+    pub fn from_snapshot(entries: Vec<SnapshotEntry>) -> Self {
+        let mut state = KeyState::default();
+        for entry in entries {
+            let mut key = entry.key;
+            // A malformed hash cannot match any secret; leave it zeroed.
+            let _ = hex::decode_to_slice(&entry.secret_sha256, &mut key.secret_sha256);
+            key.rate_tat = entry.rate_tat;
+            key.refresh_derived();
+            state.by_hash.insert(key.secret_sha256, key.key_id);
+            state.keys.insert(key.key_id, key);
+        }
+        state
     }
 
     pub fn apply(&mut self, event: &Event) {
@@ -218,8 +285,12 @@ impl KeyState {
                         last_used_at: None,
                         last_used_ip: None,
                         rate_tat: 0,
+                        allow_nets: Vec::new(),
                     },
                 );
+                if let Some(key) = self.keys.get_mut(&created.key_id) {
+                    key.refresh_derived();
+                }
             }
             EventData::KeyUpdated(update) => {
                 self.with_key(update.key_id, at, |key| key.apply_patch(&update.changes))

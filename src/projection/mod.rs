@@ -2,9 +2,11 @@
 //! The writer keeps a private copy of the key state for validating commands and applies each durable batch to
 //! the published set that readers see; a replay from the log gives the same result.
 
+pub mod as_of;
 mod keys;
 
-pub use keys::{KeyRecord, KeyState, KeyStatus};
+pub use as_of::{keys_as_of, write_snapshot, SNAPSHOT_EVERY};
+pub use keys::{KeyRecord, KeyState, KeyStatus, SnapshotEntry};
 
 use crate::event::{AnomalyDetected, Event};
 

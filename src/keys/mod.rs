@@ -1,0 +1,92 @@
+//! API keys: lifecycle commands, input validation, the verification hot path, and lookups (by id, by leaked
+//! secret or its hash, a key's history, listing with filters, state as of a past time).
+
+pub mod commands;
+pub mod validate;
+pub mod verify;
+
+pub use commands::*;
+pub use verify::{decide, Decision, VerifyAnswer, VerifyKey};
+
+use crate::error::{LedgerError, LedgerResult};
+use crate::event::Event;
+use crate::projection::{KeyRecord, KeyState, KeyStatus};
+use crate::secret::{self, SecretHash};
+use crate::store::LogStore;
+use crate::time::LedgerTime;
+use serde::Deserialize;
+use uuid::Uuid;
+
+/// Filters for listing keys; all given filters must match.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFilter {
+    pub environment: Option<String>,
+    pub owner: Option<String>,
+    pub status: Option<KeyStatus>,
+    pub project: Option<String>,
+    pub scope: Option<String>,
+}
+
+impl KeyFilter {
+    pub fn matches(&self, key: &KeyRecord, now: LedgerTime) -> bool {
+        self.environment
+            .as_ref()
+            .is_none_or(|env| &key.config.environment == env)
+            && self
+                .owner
+                .as_ref()
+                .is_none_or(|owner| &key.config.owner == owner)
+            && self
+                .status
+                .is_none_or(|status| key.status_at(now) == status)
+            && self
+                .project
+                .as_ref()
+                .is_none_or(|p| key.config.project_ids.contains(p))
+            && self
+                .scope
+                .as_ref()
+                .is_none_or(|s| key.config.scopes.contains(s))
+    }
+}
+
+/// Keys matching the filter, oldest first.
+pub fn list_keys(state: &KeyState, filter: &KeyFilter, now: LedgerTime) -> Vec<KeyRecord> {
+    let mut keys: Vec<KeyRecord> = state
+        .iter()
+        .filter(|key| filter.matches(key, now))
+        .cloned()
+        .collect();
+    keys.sort_by_key(|key| key.created_seq);
+    keys
+}
+
+/// A leaked secret, or only its SHA-256 hex, to the hash that identifies its key.
+pub fn hash_of_leak(secret_or_hash: &str) -> LedgerResult<SecretHash> {
+    let text = secret_or_hash.trim();
+    if let Some(hash) = secret::parse_hash_hex(text).filter(|_| text.len() == 64) {
+        return Ok(hash);
+    }
+    secret::check_format(text).map_err(|e| LedgerError::invalid("secret", e.to_string()))?;
+    Ok(secret::hash_secret(text))
+}
+
+/// Every event concerning a key, in seq order, up to `durable_seq`.
+pub fn key_history(
+    store: &dyn LogStore,
+    key_id: Uuid,
+    durable_seq: u64,
+) -> LedgerResult<Vec<Event>> {
+    store
+        .key_seqs(key_id, 1, durable_seq + 1)
+        .map(|seq| {
+            let seq = seq?;
+            let record = store.get(seq)?.ok_or_else(|| LedgerError::Corrupt {
+                seq,
+                problem: "indexed event is missing".into(),
+            })?;
+            Event::decode(&record.body).map_err(|source| LedgerError::Decode { seq, source })
+        })
+        .collect()
+}

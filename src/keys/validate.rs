@@ -1,0 +1,280 @@
+//! Validation of key configuration input: names, scopes, metadata limits, CIDRs, rate limits and policies.
+//! Every refusal names the field and says what is allowed.
+
+use crate::error::{LedgerError, LedgerResult};
+use crate::event::{KeyConfig, KeyPatch, RotationPolicy};
+use std::collections::BTreeMap;
+
+pub const MAX_NAME: usize = 128;
+pub const MAX_DESCRIPTION: usize = 1024;
+pub const MAX_SCOPES: usize = 64;
+pub const MAX_PROJECTS: usize = 64;
+pub const MAX_METADATA_ENTRIES: usize = 32;
+pub const MAX_METADATA_VALUE: usize = 512;
+pub const MAX_CIDRS: usize = 64;
+pub const MAX_RATE_LIMIT: u32 = 1_000_000;
+pub const MAX_ROTATION_DAYS: u32 = 3650;
+
+fn invalid<T>(field: &str, message: impl Into<String>) -> LedgerResult<T> {
+    Err(LedgerError::invalid(field, message))
+}
+
+fn text(field: &str, value: &str, max: usize, required: bool) -> LedgerResult<String> {
+    let trimmed = value.trim();
+    if required && trimmed.is_empty() {
+        return invalid(field, "must not be empty");
+    }
+    if trimmed.chars().count() > max {
+        return invalid(field, format!("at most {max} characters"));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return invalid(field, "must not contain control characters");
+    }
+    Ok(trimmed.to_string())
+}
+
+fn token(field: &str, value: &str, max: usize, extra: &str) -> LedgerResult<String> {
+    let ok = !value.is_empty()
+        && value.len() <= max
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(c));
+    if ok {
+        Ok(value.to_string())
+    } else {
+        invalid(
+            field,
+            format!("{value:?} is not allowed: 1-{max} of letters, digits and {extra:?}"),
+        )
+    }
+}
+
+pub fn scopes(field: &str, values: &[String]) -> LedgerResult<Vec<String>> {
+    if values.is_empty() {
+        return invalid(field, "at least one scope is required");
+    }
+    if values.len() > MAX_SCOPES {
+        return invalid(field, format!("at most {MAX_SCOPES} scopes"));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(values.len());
+    for value in values {
+        let scope = token(field, value, 64, ":._*-/")?;
+        if !out.contains(&scope) {
+            out.push(scope);
+        }
+    }
+    Ok(out)
+}
+
+pub fn environment(value: &str) -> LedgerResult<String> {
+    let lowered = value.trim().to_ascii_lowercase();
+    token("environment", &lowered, 32, "_-")
+}
+
+pub fn project_ids(values: &[String]) -> LedgerResult<Vec<String>> {
+    if values.len() > MAX_PROJECTS {
+        return invalid("project_ids", format!("at most {MAX_PROJECTS} project ids"));
+    }
+    values
+        .iter()
+        .map(|v| token("project_ids", v, 64, "_.:-"))
+        .collect()
+}
+
+pub fn metadata(values: &BTreeMap<String, String>) -> LedgerResult<BTreeMap<String, String>> {
+    if values.len() > MAX_METADATA_ENTRIES {
+        return invalid(
+            "metadata",
+            format!("at most {MAX_METADATA_ENTRIES} entries"),
+        );
+    }
+    let mut out = BTreeMap::new();
+    for (key, value) in values {
+        let key = token("metadata", key, 64, "_.:-")?;
+        let value = text(&format!("metadata.{key}"), value, MAX_METADATA_VALUE, false)?;
+        out.insert(key, value);
+    }
+    Ok(out)
+}
+
+/// Parses CIDRs (a bare address means that one address) into their canonical text.
+pub fn ip_allowlist(values: &[String]) -> LedgerResult<Vec<String>> {
+    if values.len() > MAX_CIDRS {
+        return invalid("ip_allowlist", format!("at most {MAX_CIDRS} entries"));
+    }
+    let mut out = Vec::with_capacity(values.len());
+    for value in values {
+        let net = parse_cidr(value).ok_or_else(|| {
+            LedgerError::invalid(
+                "ip_allowlist",
+                format!(
+                    "{value:?} is not a CIDR (e.g. 10.0.0.0/8, 2001:db8::/32) or an IP address"
+                ),
+            )
+        })?;
+        let canonical = net.trunc().to_string();
+        if !out.contains(&canonical) {
+            out.push(canonical);
+        }
+    }
+    Ok(out)
+}
+
+pub fn parse_cidr(value: &str) -> Option<ipnet::IpNet> {
+    let value = value.trim();
+    value.parse::<ipnet::IpNet>().ok().or_else(|| {
+        value
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
+}
+
+pub fn rate_limit(value: u32, allow_zero: bool) -> LedgerResult<u32> {
+    if (value == 0 && !allow_zero) || value > MAX_RATE_LIMIT {
+        let low = if allow_zero { 0 } else { 1 };
+        return invalid(
+            "rate_limit_per_minute",
+            format!("must be {low}..={MAX_RATE_LIMIT}"),
+        );
+    }
+    Ok(value)
+}
+
+pub fn rotation_policy(policy: &RotationPolicy, allow_zero: bool) -> LedgerResult<RotationPolicy> {
+    if policy.every_days == 0 && allow_zero {
+        return Ok(policy.clone());
+    }
+    if policy.every_days == 0 || policy.every_days > MAX_ROTATION_DAYS {
+        return invalid(
+            "rotation_policy.every_days",
+            format!("must be 1..={MAX_ROTATION_DAYS}"),
+        );
+    }
+    if policy.notify_days_before >= policy.every_days {
+        return invalid(
+            "rotation_policy.notify_days_before",
+            "must be less than every_days",
+        );
+    }
+    Ok(policy.clone())
+}
+
+/// Validates and normalises a whole configuration (creation).
+pub fn config(input: &KeyConfig) -> LedgerResult<KeyConfig> {
+    Ok(KeyConfig {
+        name: text("name", &input.name, MAX_NAME, true)?,
+        description: text("description", &input.description, MAX_DESCRIPTION, false)?,
+        owner: text("owner", &input.owner, MAX_NAME, true)?,
+        scopes: scopes("scopes", &input.scopes)?,
+        environment: environment(&input.environment)?,
+        project_ids: project_ids(&input.project_ids)?,
+        expires_at: input.expires_at,
+        metadata: metadata(&input.metadata)?,
+        ip_allowlist: ip_allowlist(&input.ip_allowlist)?,
+        rate_limit_per_minute: input
+            .rate_limit_per_minute
+            .map(|v| rate_limit(v, false))
+            .transpose()?,
+        rotation_policy: input
+            .rotation_policy
+            .as_ref()
+            .map(|p| rotation_policy(p, false))
+            .transpose()?,
+    })
+}
+
+/// Validates and normalises an update; an empty update is refused.
+pub fn patch(input: &KeyPatch) -> LedgerResult<KeyPatch> {
+    let out = KeyPatch {
+        description: input
+            .description
+            .as_deref()
+            .map(|v| text("description", v, MAX_DESCRIPTION, false))
+            .transpose()?,
+        owner: input
+            .owner
+            .as_deref()
+            .map(|v| text("owner", v, MAX_NAME, true))
+            .transpose()?,
+        scopes: input
+            .scopes
+            .as_deref()
+            .map(|v| scopes("scopes", v))
+            .transpose()?,
+        project_ids: input.project_ids.as_deref().map(project_ids).transpose()?,
+        metadata: input.metadata.as_ref().map(metadata).transpose()?,
+        ip_allowlist: input
+            .ip_allowlist
+            .as_deref()
+            .map(ip_allowlist)
+            .transpose()?,
+        rate_limit_per_minute: input
+            .rate_limit_per_minute
+            .map(|v| rate_limit(v, true))
+            .transpose()?,
+        rotation_policy: input
+            .rotation_policy
+            .as_ref()
+            .map(|p| rotation_policy(p, true))
+            .transpose()?,
+        expires_at: input.expires_at,
+    };
+    if out == KeyPatch::default() {
+        return invalid(
+            "body",
+            "nothing to update: give at least one field that may change",
+        );
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs_are_parsed_and_normalised_and_bad_ones_named() {
+        let nets = ip_allowlist(&["10.1.2.3/8".into(), "2001:db8::1".into()]).unwrap();
+        assert_eq!(
+            nets,
+            vec!["10.0.0.0/8".to_string(), "2001:db8::1/128".to_string()]
+        );
+        let err = ip_allowlist(&["10.0.0.0/33".into()]).unwrap_err();
+        assert!(
+            err.to_string().contains("ip_allowlist") && err.to_string().contains("10.0.0.0/33")
+        );
+    }
+
+    #[test]
+    fn empty_or_oversized_fields_are_refused_by_name() {
+        let mut config = KeyConfig {
+            name: "n".into(),
+            owner: "o".into(),
+            scopes: vec!["read".into()],
+            environment: "prod".into(),
+            ..Default::default()
+        };
+        assert!(super::config(&config).is_ok());
+        config.scopes.clear();
+        assert!(super::config(&config)
+            .unwrap_err()
+            .to_string()
+            .starts_with("scopes"));
+        config.scopes = vec!["read".into()];
+        config.metadata.insert("bad key".into(), "v".into());
+        assert!(super::config(&config)
+            .unwrap_err()
+            .to_string()
+            .starts_with("metadata"));
+        assert!(patch(&KeyPatch::default()).is_err());
+        assert!(rotation_policy(
+            &RotationPolicy {
+                every_days: 30,
+                notify_days_before: 30
+            },
+            false
+        )
+        .is_err());
+    }
+}

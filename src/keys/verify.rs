@@ -1,0 +1,175 @@
+//! The verification hot path: from a presented secret, client IP and required scope to one stable outcome code,
+//! recorded as a durable `key.used` event before the answer.
+
+use crate::error::LedgerResult;
+use crate::event::{Actor, EventData, KeyUsed, VerifyCode};
+use crate::ledger::{Command, PlanContext};
+use crate::projection::{KeyState, KeyStatus};
+use crate::secret::{self, SecretHash};
+use crate::time::LedgerTime;
+use serde::Serialize;
+use std::net::IpAddr;
+use uuid::Uuid;
+
+/// What was decided about one presentation of a secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub code: VerifyCode,
+    pub key_id: Option<Uuid>,
+    /// The key was replaced by rotation and is inside its overlap window.
+    pub overlap: bool,
+}
+
+/// The in-process check, without the append: lookup by hash, then status, expiry, scope, IP allowlist and rate
+/// limit, in that order. `hash` is `None` when the secret failed the format check.
+pub fn decide(
+    state: &KeyState,
+    hash: Option<&SecretHash>,
+    ip: Option<IpAddr>,
+    scope: Option<&str>,
+    now: LedgerTime,
+) -> Decision {
+    let Some(hash) = hash else {
+        return Decision {
+            code: VerifyCode::BadFormat,
+            key_id: None,
+            overlap: false,
+        };
+    };
+    let Some(key) = state
+        .by_secret_hash(hash)
+        .filter(|key| secret::hashes_equal(&key.secret_sha256, hash))
+    else {
+        return Decision {
+            code: VerifyCode::NotFound,
+            key_id: None,
+            overlap: false,
+        };
+    };
+    let code = match key.status_at(now) {
+        KeyStatus::Revoked => VerifyCode::Revoked,
+        KeyStatus::Expired => VerifyCode::Expired,
+        KeyStatus::Retired => VerifyCode::Retired,
+        KeyStatus::Suspended => VerifyCode::Suspended,
+        KeyStatus::Active => {
+            if scope.is_some_and(|scope| !key.grants_scope(scope)) {
+                VerifyCode::InsufficientScope
+            } else if !key.ip_allowed(ip) {
+                VerifyCode::IpNotAllowed
+            } else if key.rate_limited_at(now) {
+                VerifyCode::RateLimited
+            } else {
+                VerifyCode::Valid
+            }
+        }
+    };
+    Decision {
+        code,
+        key_id: Some(key.key_id),
+        overlap: key.in_overlap_at(now),
+    }
+}
+
+/// The answer to a verification.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VerifyAnswer {
+    pub valid: bool,
+    pub code: VerifyCode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// The key was replaced by rotation and works only until `retires_at`.
+    pub overlap: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retires_at: Option<LedgerTime>,
+    /// The seq of the `key.used` event that records this answer.
+    pub seq: u64,
+}
+
+/// Verifies a presented secret and records the outcome. Build it with [`VerifyKey::new`], which checks the
+/// format and hashes the secret on the caller's thread, so the writer only looks up and decides.
+#[derive(Debug)]
+pub struct VerifyKey {
+    pub actor: Actor,
+    pub request_id: Option<String>,
+    hash: Option<SecretHash>,
+    prefix: Option<String>,
+    pub ip: Option<IpAddr>,
+    pub scope: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl VerifyKey {
+    pub fn new(
+        presented: &str,
+        ip: Option<IpAddr>,
+        scope: Option<String>,
+        user_agent: Option<String>,
+    ) -> Self {
+        let well_formed = secret::check_format(presented).is_ok();
+        Self {
+            actor: Actor::System,
+            request_id: None,
+            hash: well_formed.then(|| secret::hash_secret(presented)),
+            prefix: if well_formed {
+                secret::public_prefix_of(presented)
+            } else {
+                None
+            },
+            ip,
+            scope,
+            user_agent,
+        }
+    }
+
+    pub fn by(mut self, actor: Actor, request_id: Option<String>) -> Self {
+        self.actor = actor;
+        self.request_id = request_id;
+        self
+    }
+}
+
+impl Command for VerifyKey {
+    type Output = VerifyAnswer;
+
+    fn plan(&mut self, ctx: &mut PlanContext<'_>) -> LedgerResult<VerifyAnswer> {
+        let now = ctx.now();
+        let decision = decide(
+            ctx.state(),
+            self.hash.as_ref(),
+            self.ip,
+            self.scope.as_deref(),
+            now,
+        );
+        let key = decision.key_id.and_then(|id| ctx.state().get(&id));
+        let mut answer = VerifyAnswer {
+            valid: decision.code.is_allowed(),
+            code: decision.code,
+            key_id: decision.key_id,
+            owner: key.map(|k| k.config.owner.clone()),
+            environment: key.map(|k| k.config.environment.clone()),
+            scopes: key.map(|k| k.config.scopes.clone()).unwrap_or_default(),
+            overlap: decision.overlap,
+            retires_at: key.and_then(|k| k.retires_at),
+            seq: 0,
+        };
+        let event = EventData::KeyUsed(KeyUsed {
+            key_id: decision.key_id,
+            prefix: self.prefix.take(),
+            outcome: decision.code,
+            ip: self.ip.map(|ip| ip.to_string()),
+            user_agent: self.user_agent.take(),
+            scope: self.scope.take(),
+            overlap: decision.overlap,
+        });
+        answer.seq = ctx
+            .emit(self.actor.clone(), self.request_id.take(), event)?
+            .seq;
+        Ok(answer)
+    }
+}
