@@ -224,7 +224,7 @@ impl Command for RevokeKey {
         let reason = self
             .reason
             .as_deref()
-            .map(|r| validate_reason(r))
+            .map(validate_reason)
             .transpose()?;
         let data = EventData::KeyRevoked(KeyStatusChange {
             key_id: self.key_id,
