@@ -1,11 +1,13 @@
 //! The command line: global options, the command tree, exit codes and the error printer.
 //!
 //! Exit codes: 0 success; 1 the command failed (message on stderr); 2 bad usage; 3 verification found a problem
-//! (tampering or corruption); 4 the data directory is in use by another process.
+//! (tampering or corruption); 4 the data directory is in use by another process; 5 `key verify` was denied.
 
 mod audit_cmd;
 mod demo;
 mod events_cmd;
+mod key_cmd;
+mod key_output;
 mod progress;
 
 use crate::datadir::{DataDir, KeySource};
@@ -18,6 +20,7 @@ pub const DEFAULT_DATA_DIR: &str = "./keyledger-data";
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_VERIFY_FAILED: u8 = 3;
 pub const EXIT_IN_USE: u8 = 4;
+pub const EXIT_DENIED: u8 = 5;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -42,6 +45,11 @@ pub enum Command {
     Init(events_cmd::InitArgs),
     /// Print events as JSON lines (canonical bodies), optionally for a time window or one key.
     Events(events_cmd::EventsArgs),
+    /// Issue and manage API keys.
+    #[command(subcommand)]
+    Key(key_cmd::KeyCommand),
+    /// Every event concerning one key.
+    History(key_cmd::HistoryArgs),
     /// Audit commands: verify the chain.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
@@ -115,6 +123,8 @@ fn run(cli: &Cli) -> CliResult {
     match &cli.command {
         Command::Init(args) => events_cmd::init(cli, args),
         Command::Events(args) => events_cmd::events(cli, args),
+        Command::Key(command) => key_cmd::run(cli, command),
+        Command::History(args) => key_cmd::history(cli, args),
         Command::Audit(command) => audit_cmd::run(cli, command),
         Command::Demo(args) => demo::run(cli, args),
     }

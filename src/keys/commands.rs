@@ -221,11 +221,7 @@ impl Command for RevokeKey {
                 format!("key {} is already revoked", self.key_id),
             ));
         }
-        let reason = self
-            .reason
-            .as_deref()
-            .map(validate_reason)
-            .transpose()?;
+        let reason = self.reason.as_deref().map(validate_reason).transpose()?;
         let data = EventData::KeyRevoked(KeyStatusChange {
             key_id: self.key_id,
             reason,

@@ -46,7 +46,8 @@ pub fn decide(
             overlap: false,
         };
     };
-    let code = match key.status_at(now) {
+    let status = key.status_at(now);
+    let code = match status {
         KeyStatus::Revoked => VerifyCode::Revoked,
         KeyStatus::Expired => VerifyCode::Expired,
         KeyStatus::Retired => VerifyCode::Retired,

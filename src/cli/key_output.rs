@@ -1,0 +1,204 @@
+//! How the key commands print: a readable table or block for people, JSON (`--json`) for scripts.
+
+use super::{CliError, CliResult, EXIT_FAILED};
+use crate::event::Event;
+use crate::keys::{IssuedKey, VerifyAnswer};
+use crate::projection::KeyRecord;
+use crate::time::LedgerTime;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// The public view of a key: its record plus the status in force now.
+pub fn key_json(key: &KeyRecord, now: LedgerTime) -> Value {
+    let mut value = serde_json::to_value(key).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.insert("status".into(), json!(key.status_at(now)));
+        map.remove("recorded_status");
+    }
+    value
+}
+
+pub fn print_json<T: Serialize + ?Sized>(value: &T) -> CliResult {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::new(EXIT_FAILED, e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+pub fn print_key(key: &KeyRecord, now: LedgerTime) {
+    println!(
+        "key {}  {}  [{}]",
+        key.key_id,
+        key.config.name,
+        key.status_at(now).as_str()
+    );
+    println!("  prefix       {}", key.prefix);
+    println!("  owner        {}", key.config.owner);
+    println!("  environment  {}", key.config.environment);
+    println!("  scopes       {}", key.config.scopes.join(", "));
+    if !key.config.description.is_empty() {
+        println!("  description  {}", key.config.description);
+    }
+    if !key.config.project_ids.is_empty() {
+        println!("  projects     {}", key.config.project_ids.join(", "));
+    }
+    if !key.config.ip_allowlist.is_empty() {
+        println!("  allowed IPs  {}", key.config.ip_allowlist.join(", "));
+    }
+    if let Some(limit) = key.config.rate_limit_per_minute {
+        println!("  rate limit   {limit}/min");
+    }
+    if let Some(policy) = &key.config.rotation_policy {
+        println!(
+            "  rotation     every {} days (notify {} days before)",
+            policy.every_days, policy.notify_days_before
+        );
+    }
+    for (name, value) in &key.config.metadata {
+        println!("  meta         {name}={value}");
+    }
+    println!(
+        "  created      {} (seq {})",
+        key.created_at, key.created_seq
+    );
+    if let Some(at) = key.config.expires_at {
+        println!("  expires      {at}");
+    }
+    if let Some(from) = key.rotated_from {
+        println!("  rotated from {from}");
+    }
+    if let Some(to) = key.rotated_to {
+        let until = key.retires_at.map(|t| t.to_string()).unwrap_or_default();
+        println!("  rotated to   {to} (old key works until {until})");
+    }
+    if let Some(reason) = &key.status_reason {
+        println!("  reason       {reason}");
+    }
+    if let Some(until) = key
+        .suspended_until
+        .filter(|_| key.status_at(now) == crate::projection::KeyStatus::Suspended)
+    {
+        println!("  suspended until {until}");
+    }
+    match (&key.last_used_at, &key.last_used_ip) {
+        (Some(at), ip) => println!("  last used    {at} from {}", ip.as_deref().unwrap_or("?")),
+        (None, _) => println!("  last used    never"),
+    }
+}
+
+pub fn print_key_table(keys: &[KeyRecord], now: LedgerTime) {
+    println!(
+        "{:<36}  {:<24}  {:<12}  {:<10}  {:<16}  PREFIX",
+        "KEY ID", "NAME", "ENVIRONMENT", "STATUS", "OWNER"
+    );
+    for key in keys {
+        println!(
+            "{:<36}  {:<24}  {:<12}  {:<10}  {:<16}  {}",
+            key.key_id,
+            truncate(&key.config.name, 24),
+            truncate(&key.config.environment, 12),
+            key.status_at(now).as_str(),
+            truncate(&key.config.owner, 16),
+            key.prefix
+        );
+    }
+    println!("{} key(s)", keys.len());
+}
+
+fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_string()
+    } else {
+        text.chars().take(width - 1).chain(['…']).collect()
+    }
+}
+
+/// Prints a newly issued secret once, with the warning that it will not be shown again.
+pub fn print_issued(issued: &IssuedKey, json: bool, now: LedgerTime) -> CliResult {
+    if json {
+        return print_json(
+            &json!({ "key": key_json(&issued.key, now), "secret": issued.secret.expose(), "seq": issued.seq }),
+        );
+    }
+    print_key(&issued.key, now);
+    println!();
+    println!("  secret       {}", issued.secret.expose());
+    println!();
+    println!("  This secret is shown once and never again: keyledger keeps only its SHA-256. Store it now.");
+    Ok(())
+}
+
+pub fn print_history(events: &[Event], json: bool) -> CliResult {
+    if json {
+        let bodies: Vec<Value> = events.iter().filter_map(|e| e.body_value().ok()).collect();
+        return print_json(&bodies);
+    }
+    for event in events {
+        println!(
+            "{:>8}  {}  {:<18}  {:<28}  {}",
+            event.seq,
+            event.time,
+            event.type_name(),
+            event.actor.to_string(),
+            summary(event)
+        );
+    }
+    println!("{} event(s)", events.len());
+    Ok(())
+}
+
+/// One line about what an event says.
+pub fn summary(event: &Event) -> String {
+    use crate::event::EventData::*;
+    match &event.data {
+        KeyCreated(d) => format!("{} ({}, {})", d.config.name, d.config.environment, d.prefix),
+        KeyUpdated(d) => serde_json::to_string(&d.changes).unwrap_or_default(),
+        KeyRotated(d) => format!(
+            "→ {} (old works until {})",
+            d.new_key_id, d.old_key_retires_at
+        ),
+        KeyRevoked(d) | KeyReactivated(d) | KeyExpired(d) => d.reason.clone().unwrap_or_default(),
+        KeySuspended(d) => format!(
+            "{} until {}",
+            d.reason.clone().unwrap_or_default(),
+            d.until
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "reactivated".into())
+        ),
+        KeyUsed(d) => format!(
+            "{} ip={} scope={}{}",
+            d.outcome.as_str(),
+            d.ip.as_deref().unwrap_or("-"),
+            d.scope.as_deref().unwrap_or("-"),
+            if d.overlap { " (overlap)" } else { "" }
+        ),
+        AnomalyDetected(d) => format!(
+            "{} observed {} > {} ({})",
+            d.rule, d.observed, d.threshold, d.severity
+        ),
+        PolicySet(d) => format!("every {} days", d.rotation.every_days),
+        LedgerInitialized(d) => format!("ledger {}", d.ledger_id),
+        SignerRotated(d) => format!("new signer {}", d.new_signer_id),
+    }
+}
+
+pub fn print_verify(answer: &VerifyAnswer, json: bool) -> CliResult {
+    if json {
+        return print_json(answer);
+    }
+    let verdict = if answer.valid { "VALID" } else { "DENIED" };
+    let key = answer
+        .key_id
+        .map(|k| k.to_string())
+        .unwrap_or_else(|| "-".into());
+    println!(
+        "{verdict}: {} (key {key}, recorded as seq {})",
+        answer.code.as_str(),
+        answer.seq
+    );
+    if answer.overlap {
+        let until = answer.retires_at.map(|t| t.to_string()).unwrap_or_default();
+        println!("  this key was rotated; it works only until {until} — switch to its successor");
+    }
+    Ok(())
+}
