@@ -74,6 +74,7 @@ impl VerifyReport {
 
 struct Checked {
     keys: [Option<uuid::Uuid>; 2],
+    lifecycle: bool,
     rotation: Option<Event>,
 }
 
@@ -139,6 +140,7 @@ pub fn verify_log(
     let mut expected = from;
     let mut last_time = None;
     let mut expected_keys = EntryDigest::default();
+    let mut expected_lifecycle = EntryDigest::default();
     let mut records = store.scan(from, to.saturating_add(1));
     loop {
         let mut chunk = Vec::with_capacity(CHUNK);
@@ -216,6 +218,20 @@ pub fn verify_log(
                             });
                         }
                     }
+                    if checked.lifecycle {
+                        expected_lifecycle.add(&uuid::Uuid::nil(), record.seq);
+                        if store
+                            .lifecycle_seqs(record.seq, record.seq + 1)
+                            .next()
+                            .is_none()
+                        {
+                            problems.push(problem(
+                                record.seq,
+                                ProblemKind::IndexMismatch,
+                                "lifecycle index has no entry for this event",
+                            ));
+                        }
+                    }
                     if let Some(rotation) = checked.rotation {
                         if let Err(e) = signers.observe(&rotation) {
                             problems.push(problem(
@@ -241,7 +257,8 @@ pub fn verify_log(
         }
     }
     if full {
-        report.index_entries_checked = check_indexes(store, &expected_keys, &mut problems)?;
+        report.index_entries_checked = check_indexes(store, &expected_keys, &mut problems)?
+            + check_lifecycle_index(store, &expected_lifecycle, &mut problems)?;
     }
     problems.sort_by_key(|p| (p.seq, p.kind));
     problems.truncate(MAX_PROBLEMS);
@@ -285,12 +302,17 @@ fn check_body(record: &StoredRecord, link: &Hash32) -> Result<Checked, Problem> 
         ));
     }
     let keys = event.data.key_ids();
+    let lifecycle = event.data.is_lifecycle();
     let rotation = matches!(
         event.data,
         EventData::SignerRotated(_) | EventData::LedgerInitialized(_)
     )
     .then_some(event);
-    Ok(Checked { keys, rotation })
+    Ok(Checked {
+        keys,
+        lifecycle,
+        rotation,
+    })
 }
 
 /// Batch-verifies signatures on all cores; a failing batch is re-checked one by one to find the bad seqs.
@@ -446,4 +468,33 @@ fn check_indexes(
         }
     }
     Ok(checked)
+}
+
+/// Checks that the lifecycle index lists exactly the events that are not `key.used`.
+fn check_lifecycle_index(
+    store: &dyn LogStore,
+    expected: &EntryDigest,
+    problems: &mut Vec<Problem>,
+) -> LedgerResult<u64> {
+    let mut stored = EntryDigest::default();
+    for seq in store.lifecycle_seqs(1, u64::MAX) {
+        stored.add(&uuid::Uuid::nil(), seq?);
+    }
+    if stored != *expected {
+        for seq in store.lifecycle_seqs(1, u64::MAX) {
+            let seq = seq?;
+            let lifecycle = store
+                .get(seq)?
+                .and_then(|r| Event::decode(&r.body).ok())
+                .is_some_and(|e| e.data.is_lifecycle());
+            if !lifecycle {
+                problems.push(problem(
+                    seq,
+                    ProblemKind::IndexMismatch,
+                    "lifecycle index lists an event that is not a lifecycle event",
+                ));
+            }
+        }
+    }
+    Ok(stored.count)
 }

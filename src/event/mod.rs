@@ -120,6 +120,11 @@ event_types! {
 }
 
 impl EventData {
+    /// Every type but `key.used`: the events that change key state, indexed so "as of" can skip the uses.
+    pub fn is_lifecycle(&self) -> bool {
+        !matches!(self, EventData::KeyUsed(_))
+    }
+
     /// The keys this event concerns, for the by-key index (at most two: a rotation names old and new).
     pub fn key_ids(&self) -> [Option<Uuid>; 2] {
         match self {

@@ -11,7 +11,7 @@ use super::Shared;
 use crate::chain::{Hash32, LedgerSigner};
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::{Actor, Event, EventData, KeySuspended};
-use crate::projection::{write_snapshot, KeyState, KeyStatus, PendingAction, SNAPSHOT_EVERY};
+use crate::projection::{KeyState, KeyStatus, PendingAction};
 use crate::store::{AppendBatch, StoredRecord};
 use crate::time::LedgerTime;
 use std::sync::atomic::Ordering;
@@ -168,6 +168,9 @@ fn write(shared: &Shared, signer: &LedgerSigner, staged: &mut [StagedEvent]) -> 
         for key in event.data.key_ids().into_iter().flatten() {
             batch.key_index.push((key, event.seq));
         }
+        if event.data.is_lifecycle() {
+            batch.lifecycle_index.push(event.seq);
+        }
         if let EventData::SignerRotated(rotation) = &event.data {
             batch.side.push((
                 super::signer_side_key(event.seq),
@@ -207,31 +210,14 @@ fn run_flusher(
         if events > 0 {
             shared.metrics.record_commit(events, started.elapsed());
             let mut last_seq = 0;
-            let (actions, snapshot) = {
+            let actions = {
                 let mut projections = shared.write_projections();
-                let before = projections.applied_seq;
                 for event in written.iter().flat_map(|w| &w.events) {
                     projections.apply(event);
                     last_seq = event.seq;
                 }
-                let crossed = last_seq / SNAPSHOT_EVERY > before / SNAPSHOT_EVERY;
-                (
-                    projections.take_actions(),
-                    crossed.then(|| projections.keys.clone()),
-                )
+                projections.take_actions()
             };
-            if let Some(keys) = snapshot {
-                // Serialising many keys takes a while: off the commit path, on a thread of its own.
-                let store = shared.store.clone();
-                let spawned = std::thread::Builder::new().name("keyledger-snapshot".into()).spawn(move || {
-                    if let Err(error) = write_snapshot(store.as_ref(), last_seq, &keys) {
-                        tracing::warn!(%error, seq = last_seq, "key-state snapshot not written");
-                    }
-                });
-                if let Err(error) = spawned {
-                    tracing::warn!(%error, "key-state snapshot thread not started");
-                }
-            }
             shared.durable_seq.store(last_seq, Ordering::Release);
             shared.notify_committed(last_seq);
             if !actions.is_empty() {

@@ -192,7 +192,7 @@ impl KeyRecord {
     }
 }
 
-/// One key in a projection snapshot, with the fields the public form leaves out.
+/// One key with the fields its public form leaves out (for comparing states, e.g. live against replayed).
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct SnapshotEntry {
     pub key: KeyRecord,
@@ -229,7 +229,7 @@ impl KeyState {
         self.keys.values()
     }
 
-    /// Every key with the derived fields a snapshot does not carry, for writing a snapshot.
+    /// Every key with the fields its public form leaves out: a complete, comparable picture of the state.
     pub fn snapshot_entries(&self) -> Vec<SnapshotEntry> {
         self.keys
             .values()
@@ -239,21 +239,6 @@ impl KeyState {
                 rate_tat: key.rate_tat,
             })
             .collect()
-    }
-
-    /// Rebuilds the state from snapshot entries.
-    pub fn from_snapshot(entries: Vec<SnapshotEntry>) -> Self {
-        let mut state = KeyState::default();
-        for entry in entries {
-            let mut key = entry.key;
-            // A malformed hash cannot match any secret; leave it zeroed.
-            let _ = hex::decode_to_slice(&entry.secret_sha256, &mut key.secret_sha256);
-            key.rate_tat = entry.rate_tat;
-            key.refresh_derived();
-            state.by_hash.insert(key.secret_sha256, key.key_id);
-            state.keys.insert(key.key_id, key);
-        }
-        state
     }
 
     pub fn apply(&mut self, event: &Event) {

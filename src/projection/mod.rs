@@ -5,7 +5,7 @@
 pub mod as_of;
 mod keys;
 
-pub use as_of::{keys_as_of, write_snapshot, SNAPSHOT_EVERY};
+pub use as_of::keys_as_of;
 pub use keys::{KeyRecord, KeyState, KeyStatus, SnapshotEntry};
 
 use crate::event::{AnomalyDetected, Event};

@@ -30,6 +30,8 @@ pub struct AppendBatch {
     pub key_index: Vec<(Uuid, u64)>,
     /// Sparse time index: `(time, seq)` for the first event of a batch and every 64th after it.
     pub time_index: Vec<(LedgerTime, u64)>,
+    /// Seqs of lifecycle events (every type but `key.used`): what "as of" replays.
+    pub lifecycle_index: Vec<u64>,
     /// Derived data written in the same atomic step (Merkle nodes, checkpoints, signer registry).
     pub side: Vec<(Vec<u8>, Vec<u8>)>,
 }
@@ -78,6 +80,8 @@ pub trait LogStore: Send + Sync + 'static {
     fn key_seqs(&self, key: Uuid, from: u64, to: u64) -> StoreIter<'_, u64>;
     /// Every key index entry, ordered by key then seq.
     fn key_index(&self) -> StoreIter<'_, (Uuid, u64)>;
+    /// Seqs of lifecycle events (every type but `key.used`) with `from <= seq < to`, ascending.
+    fn lifecycle_seqs(&self, from: u64, to: u64) -> StoreIter<'_, u64>;
     /// Every time index entry, ordered by time then seq.
     fn time_index(&self) -> StoreIter<'_, (LedgerTime, u64)>;
     fn get_side(&self, key: &[u8]) -> StoreResult<Option<Vec<u8>>>;

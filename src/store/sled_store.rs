@@ -2,7 +2,8 @@
 //!
 //! All entries live in a single tree so that a group commit is one atomic `apply_batch` (sled makes batches atomic
 //! within a tree; multi-tree transactions are slower and cannot iterate). Key layout:
-//! `e‖seq` → record, `k‖key id‖seq` → ∅, `t‖time‖seq` → ∅, `h` → head, `s‖name` → side entries.
+//! `e‖seq` → record, `k‖key id‖seq` → ∅, `t‖time‖seq` → ∅, `l‖seq` → ∅ (lifecycle events), `h` → head,
+//! `s‖name` → side entries.
 
 use super::{AppendBatch, Head, LogStore, StoreError, StoreIter, StoreResult, StoredRecord};
 use crate::time::LedgerTime;
@@ -12,6 +13,7 @@ use uuid::Uuid;
 const EVENT: u8 = b'e';
 const KEY_INDEX: u8 = b'k';
 const TIME_INDEX: u8 = b't';
+const LIFECYCLE_INDEX: u8 = b'l';
 const HEAD: &[u8] = b"h";
 const SIDE: u8 = b's';
 
@@ -130,6 +132,11 @@ impl SledStore {
         seq_key(EVENT, seq).to_vec()
     }
 
+    /// Raw key of a lifecycle-index entry (for tamper tests).
+    pub fn raw_lifecycle_key(seq: u64) -> Vec<u8> {
+        seq_key(LIFECYCLE_INDEX, seq).to_vec()
+    }
+
     /// Raw key of a key-index entry (for tamper tests).
     pub fn raw_key_index_key(key: &Uuid, seq: u64) -> Vec<u8> {
         key_index_key(key, seq).to_vec()
@@ -163,6 +170,9 @@ impl LogStore for SledStore {
         }
         for (time, seq) in &batch.time_index {
             writes.insert(&time_index_key(*time, *seq), &[]);
+        }
+        for seq in &batch.lifecycle_index {
+            writes.insert(&seq_key(LIFECYCLE_INDEX, *seq), &[]);
         }
         for (key, value) in &batch.side {
             writes.insert(side_key(key), value.as_slice());
@@ -254,6 +264,17 @@ impl LogStore for SledStore {
             key_index_key(&key, from).to_vec(),
             key_index_key(&key, to).to_vec(),
             |raw, _| be_u64(&raw[17..]),
+        )
+    }
+
+    fn lifecycle_seqs(&self, from: u64, to: u64) -> StoreIter<'_, u64> {
+        if from >= to {
+            return Box::new(std::iter::empty());
+        }
+        self.range_iter(
+            seq_key(LIFECYCLE_INDEX, from).to_vec(),
+            seq_key(LIFECYCLE_INDEX, to).to_vec(),
+            |raw, _| be_u64(&raw[1..]),
         )
     }
 
