@@ -4,7 +4,8 @@
 //! (tampering or corruption); 4 the data directory is in use by another process; 5 `key verify` was denied.
 
 mod audit_cmd;
-mod demo;
+pub mod demo;
+
 mod events_cmd;
 mod key_cmd;
 mod key_output;

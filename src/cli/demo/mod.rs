@@ -1,0 +1,468 @@
+//! `keyledger demo`: the newcomer's guided tour on a fresh ledger — keys across environments, a simulated day of
+//! traffic with a leaked key and a probing burst, a rotation with stragglers, finding and revoking the leaked key,
+//! an incident time-window question and a full verification — every step printed with its timing.
+
+mod traffic;
+
+use super::{Cli, CliError, CliResult, EXIT_FAILED};
+use crate::audit::{verify_log, VerifyRange};
+use crate::datadir::DataDir;
+use crate::event::{Actor, EventData, KeyConfig, RotationPolicy, VerifyCode};
+use crate::keys::{hash_of_leak, CreateKey, IssuedKey, Requester, RevokeKey, RotateKey, VerifyKey};
+use crate::query::{select_events, EventFilter};
+use crate::time::LedgerTime;
+use crate::LedgerError;
+use clap::Args;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use traffic::{network, scattered, Stream};
+use uuid::Uuid;
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Uses to simulate (the day of traffic).
+    #[arg(long, default_value_t = 200_000)]
+    pub uses: usize,
+}
+
+/// What the demo did, for tests to hold it to its claims.
+#[derive(Debug, Default)]
+pub struct DemoSummary {
+    pub data_dir: PathBuf,
+    pub events: u64,
+    pub uses: usize,
+    pub leaked_key: Option<Uuid>,
+    pub leaked_key_revoked: bool,
+    /// The outcome of presenting the leaked secret after its revocation.
+    pub leaked_after_revoke: Option<VerifyCode>,
+    pub leaked_distinct_ips: usize,
+    pub stragglers: usize,
+    pub probing_attempts: usize,
+    pub chain_verified: bool,
+}
+
+pub fn run(cli: &Cli, args: &DemoArgs) -> CliResult {
+    let root: PathBuf = match &cli.data {
+        Some(path) => path.clone(),
+        None => tempfile::Builder::new()
+            .prefix("keyledger-demo-")
+            .tempdir()
+            .map_err(|e| {
+                CliError::new(EXIT_FAILED, format!("creating a temporary directory: {e}"))
+            })?
+            .keep(),
+    };
+    let mut out = std::io::stdout().lock();
+    run_demo(&root, args.uses, &mut out)?;
+    Ok(())
+}
+
+fn key(
+    name: &str,
+    env: &str,
+    owner: &str,
+    scopes: &[&str],
+    allow: &[&str],
+    rotate_days: Option<u32>,
+) -> KeyConfig {
+    KeyConfig {
+        name: name.into(),
+        description: format!("{name} ({env})"),
+        owner: owner.into(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        environment: env.into(),
+        ip_allowlist: allow.iter().map(|s| s.to_string()).collect(),
+        rate_limit_per_minute: Some(600_000),
+        rotation_policy: rotate_days.map(|every_days| RotationPolicy {
+            every_days,
+            notify_days_before: 14,
+        }),
+        ..Default::default()
+    }
+}
+
+fn step(out: &mut dyn Write, number: usize, title: &str) -> std::io::Result<Instant> {
+    writeln!(out, "\n{number}. {title}")?;
+    Ok(Instant::now())
+}
+
+fn io(e: std::io::Error) -> LedgerError {
+    LedgerError::io("writing demo output", e)
+}
+
+/// Runs the tour in `root` (which must not hold a ledger yet), writing what a person reads to `out`.
+pub fn run_demo(root: &Path, uses: usize, out: &mut dyn Write) -> Result<DemoSummary, LedgerError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| LedgerError::io("starting the runtime", e))?;
+    let dir = DataDir::new(root);
+    let mut summary = DemoSummary {
+        data_dir: root.to_path_buf(),
+        ..Default::default()
+    };
+    writeln!(
+        out,
+        "keyledger demo — an embedded ledger in {}",
+        root.display()
+    )
+    .map_err(io)?;
+
+    let started = step(
+        out,
+        1,
+        "Initialize the ledger (signing key, public key, first event)",
+    )
+    .map_err(io)?;
+    let (ledger, identity) = dir.init(None)?;
+    let ledger = Arc::new(ledger);
+    writeln!(
+        out,
+        "   ledger {} — signer {} — public key in {} ({:.0?})",
+        identity.ledger_id,
+        identity.signer_id,
+        dir.public_key_path().display(),
+        started.elapsed()
+    )
+    .map_err(io)?;
+
+    let started = step(
+        out,
+        2,
+        "Issue keys for services across environments (secrets shown once, only hashes kept)",
+    )
+    .map_err(io)?;
+    let admin = Requester::new(
+        Actor::Operator {
+            name: "demo".into(),
+        },
+        None,
+    );
+    let configs = [
+        key(
+            "billing-api",
+            "production",
+            "team-billing",
+            &["payments:read", "payments:write"],
+            &["10.20.0.0/16"],
+            Some(90),
+        ),
+        key(
+            "search-indexer",
+            "production",
+            "team-search",
+            &["catalog:read"],
+            &["10.30.0.0/16"],
+            Some(90),
+        ),
+        key(
+            "partner-acme",
+            "production",
+            "partner-acme",
+            &["orders:read"],
+            &["198.18.0.0/15"],
+            Some(180),
+        ),
+        key(
+            "ci-deploy",
+            "staging",
+            "team-platform",
+            &["deploy:*"],
+            &[],
+            Some(30),
+        ),
+        key(
+            "analytics-etl",
+            "development",
+            "team-data",
+            &["events:read"],
+            &[],
+            None,
+        ),
+        key(
+            "legacy-reporting",
+            "production",
+            "team-finance",
+            &["reports:read"],
+            &[],
+            None,
+        ),
+    ];
+    let mut issued: BTreeMap<String, IssuedKey> = BTreeMap::new();
+    for config in &configs {
+        let key = ledger.submit_blocking(CreateKey::new(admin.clone(), config)?)?;
+        writeln!(
+            out,
+            "   {:<17} {:<12} {:<14} {}…",
+            config.name, config.environment, config.owner, key.key.prefix
+        )
+        .map_err(io)?;
+        issued.insert(config.name.clone(), key);
+    }
+    let legacy = &issued["legacy-reporting"];
+    ledger.submit_blocking(RevokeKey {
+        who: admin.clone(),
+        key_id: legacy.key.key_id,
+        reason: Some("service decommissioned".into()),
+    })?;
+    writeln!(
+        out,
+        "   legacy-reporting revoked (decommissioned) ({:.0?})",
+        started.elapsed()
+    )
+    .map_err(io)?;
+
+    let started = step(out, 3, "Rotate billing-api with a 10-minute overlap window").map_err(io)?;
+    let billing_old = issued["billing-api"].secret.expose().to_string();
+    let rotated = ledger.submit_blocking(RotateKey {
+        who: admin.clone(),
+        key_id: issued["billing-api"].key.key_id,
+        overlap_seconds: 600,
+    })?;
+    writeln!(
+        out,
+        "   {} → {} (old key works until {}) ({:.0?})",
+        issued["billing-api"].key.key_id,
+        rotated.key.key_id,
+        LedgerTime::now().plus_secs(600),
+        started.elapsed()
+    )
+    .map_err(io)?;
+
+    let secret = |name: &str| issued[name].secret.expose().to_string();
+    let share = |part: usize| uses * part / 100;
+    let streams = vec![
+        Stream::new(
+            "billing-api (new key)",
+            rotated.secret.expose(),
+            network("10.20.1", 40),
+            "payments:write",
+            "billing/2.14",
+            share(35),
+        ),
+        Stream::new(
+            "billing-api (old key, stragglers)",
+            &billing_old,
+            network("10.20.9", 3),
+            "payments:read",
+            "billing/2.13",
+            share(3),
+        ),
+        Stream::new(
+            "search-indexer",
+            &secret("search-indexer"),
+            network("10.30.2", 20),
+            "catalog:read",
+            "indexer/5.1",
+            share(30),
+        ),
+        Stream::new(
+            "partner-acme",
+            &secret("partner-acme"),
+            network("198.18.4", 8),
+            "orders:read",
+            "acme-sync/1.0",
+            share(15),
+        ),
+        Stream::new(
+            "analytics-etl",
+            &secret("analytics-etl"),
+            network("10.40.0", 5),
+            "events:read",
+            "etl/0.9",
+            share(10),
+        ),
+        Stream::new(
+            "ci-deploy (leaked)",
+            &secret("ci-deploy"),
+            scattered(37),
+            "deploy:prod",
+            "curl/8.5.0",
+            share(6),
+        ),
+        Stream::new(
+            "legacy-reporting (revoked, probing)",
+            &secret("legacy-reporting"),
+            scattered(5),
+            "reports:read",
+            "python-requests/2.31",
+            share(1).max(50),
+        ),
+    ];
+    let simulated: usize = streams.iter().map(|s| s.count).sum();
+    let started = step(out, 4, &format!("Simulate a day of traffic: {simulated} verifications from 64 concurrent callers, each recorded durably")).map_err(io)?;
+    let window_start = LedgerTime::now();
+    let tally = runtime.block_on(traffic::run(ledger.clone(), streams, 64))?;
+    let window_end = LedgerTime::now();
+    let elapsed = started.elapsed();
+    for (label, codes) in &tally {
+        let codes: Vec<String> = codes
+            .iter()
+            .map(|(code, n)| format!("{code} {n}"))
+            .collect();
+        writeln!(out, "   {label:<36} {}", codes.join(", ")).map_err(io)?;
+    }
+    writeln!(
+        out,
+        "   {simulated} uses in {elapsed:.2?} = {:.0} durable verifications/s",
+        simulated as f64 / elapsed.as_secs_f64()
+    )
+    .map_err(io)?;
+    summary.uses = simulated;
+    summary.probing_attempts = tally
+        .get("legacy-reporting (revoked, probing)")
+        .map_or(0, |codes| codes.values().sum());
+
+    let started = step(
+        out,
+        5,
+        "Stragglers: who still uses billing-api's old key inside its overlap window?",
+    )
+    .map_err(io)?;
+    let old_id = issued["billing-api"].key.key_id;
+    let mut straggler_ips: BTreeMap<String, usize> = BTreeMap::new();
+    let filter = EventFilter {
+        key_id: Some(old_id),
+        ..Default::default()
+    };
+    for event in select_events(ledger.store().as_ref(), &filter, ledger.durable_seq())? {
+        if let EventData::KeyUsed(used) = event?.data {
+            if used.overlap {
+                *straggler_ips
+                    .entry(used.ip.unwrap_or_default())
+                    .or_default() += 1;
+            }
+        }
+    }
+    for (ip, count) in &straggler_ips {
+        writeln!(out, "   {ip:<16} {count} uses of the old key (switch it to the new one before the window ends)").map_err(io)?;
+    }
+    summary.stragglers = straggler_ips.values().sum();
+    writeln!(out, "   ({:.0?})", started.elapsed()).map_err(io)?;
+
+    let started = step(out, 6, "A secret scanner reports ci-deploy's secret in a public repository: find its key and revoke it").map_err(io)?;
+    let leaked_secret = secret("ci-deploy");
+    let hash = hash_of_leak(&leaked_secret)?;
+    let leaked_id = ledger
+        .projections()
+        .keys
+        .by_secret_hash(&hash)
+        .map(|k| k.key_id)
+        .ok_or_else(|| LedgerError::not_found("leaked key"))?;
+    let revoked = ledger.submit_blocking(RevokeKey {
+        who: admin.clone(),
+        key_id: leaked_id,
+        reason: Some("secret found in a public repository".into()),
+    })?;
+    let after = ledger.submit_blocking(VerifyKey::new(
+        &leaked_secret,
+        "203.0.113.50".parse().ok(),
+        Some("deploy:prod".into()),
+        None,
+    ))?;
+    writeln!(
+        out,
+        "   found key {} ({}, owner {}); revoked at {}",
+        leaked_id,
+        revoked.config.name,
+        revoked.config.owner,
+        revoked
+            .revoked_at
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    )
+    .map_err(io)?;
+    writeln!(
+        out,
+        "   the very next use of that secret: {} ({:.0?})",
+        after.code.as_str(),
+        started.elapsed()
+    )
+    .map_err(io)?;
+    summary.leaked_key = Some(leaked_id);
+    summary.leaked_key_revoked = true;
+    summary.leaked_after_revoke = Some(after.code);
+
+    let started = step(
+        out,
+        7,
+        &format!(
+            "Incident question: everything ci-deploy did between {window_start} and {window_end}"
+        ),
+    )
+    .map_err(io)?;
+    let filter = EventFilter {
+        from: Some(window_start),
+        to: Some(window_end.plus_micros(1)),
+        key_id: Some(leaked_id),
+        after_seq: None,
+    };
+    let mut ips = BTreeSet::new();
+    let mut outcomes: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut first_last: Option<(u64, u64)> = None;
+    for event in select_events(ledger.store().as_ref(), &filter, ledger.durable_seq())? {
+        let event = event?;
+        if let EventData::KeyUsed(used) = &event.data {
+            ips.insert(used.ip.clone().unwrap_or_default());
+            *outcomes.entry(used.outcome.as_str()).or_default() += 1;
+            first_last = Some(first_last.map_or((event.seq, event.seq), |(f, _)| (f, event.seq)));
+        }
+    }
+    let (first, last) = first_last.unwrap_or_default();
+    writeln!(
+        out,
+        "   {} uses from {} distinct IPs (seqs {first}..={last}): {:?} ({:.0?})",
+        outcomes.values().sum::<usize>(),
+        ips.len(),
+        outcomes,
+        started.elapsed()
+    )
+    .map_err(io)?;
+    summary.leaked_distinct_ips = ips.len();
+
+    let started = step(
+        out,
+        8,
+        "Verify the whole chain: every hash, every signature (batched, both cores), every index",
+    )
+    .map_err(io)?;
+    let report = verify_log(
+        ledger.store().as_ref(),
+        dir.anchor_public_key()?,
+        VerifyRange::default(),
+        None,
+    )?;
+    summary.chain_verified = report.is_ok();
+    summary.events = report.events_checked;
+    let verdict = if report.is_ok() { "OK" } else { "FAILED" };
+    writeln!(
+        out,
+        "   {verdict}: {} events, {} signatures, {} index entries ({:.2?})",
+        report.events_checked,
+        report.signatures_checked,
+        report.index_entries_checked,
+        started.elapsed()
+    )
+    .map_err(io)?;
+
+    drop(runtime);
+    if let Ok(mut ledger) = Arc::try_unwrap(ledger) {
+        ledger.close();
+    }
+    let data = root.display();
+    writeln!(out, "\nTry next (against this data directory):").map_err(io)?;
+    writeln!(out, "   keyledger --data {data} key list").map_err(io)?;
+    writeln!(out, "   keyledger --data {data} history {leaked_id}").map_err(io)?;
+    writeln!(out, "   keyledger --data {data} events --from {window_start} --to {window_end} --key {leaked_id} | head").map_err(io)?;
+    writeln!(
+        out,
+        "   keyledger --data {data} key list --as-of {window_start}"
+    )
+    .map_err(io)?;
+    writeln!(out, "   keyledger --data {data} audit verify").map_err(io)?;
+    Ok(summary)
+}
