@@ -108,6 +108,11 @@ impl LedgerSigner {
         hex::encode(self.key.verifying_key().as_bytes())
     }
 
+    /// Signs arbitrary bytes (checkpoint notes).
+    pub fn sign_message(&self, message: &[u8]) -> [u8; 64] {
+        self.key.sign(message).to_bytes()
+    }
+
     /// Signs an event hash: the signature is over the 32 raw hash bytes.
     pub fn sign_hash(&self, hash: &Hash32) -> [u8; 64] {
         self.key.sign(hash).to_bytes()

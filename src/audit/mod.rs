@@ -1,5 +1,8 @@
 //! Auditing the log: full or ranged verification of the chain, signatures and indexes.
 
+pub mod checkpoint;
+pub mod merkle;
+pub mod tree;
 pub mod verify;
 
 pub use verify::{verify_log, Problem, ProblemKind, VerifyRange, VerifyReport};

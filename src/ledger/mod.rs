@@ -113,8 +113,11 @@ impl Ledger {
             }
         }
         let head = replayed.head;
+        let size = head.map_or(0, |h| h.seq);
         let state = WriterState {
             keys: replayed.projections.keys.clone(),
+            frontier: crate::audit::tree::Frontier::load(store.as_ref(), size)?,
+            origin: replayed.origin.clone(),
             next_seq: head.map_or(1, |h| h.seq + 1),
             last_time: head.map_or(crate::time::LedgerTime::MIN, |h| h.time),
             prev_hash: head.map_or(crate::chain::GENESIS_PREV, |h| h.hash),

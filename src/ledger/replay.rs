@@ -21,6 +21,8 @@ pub struct ReplayOutcome {
     /// The last event replayed (the log's head for a full replay).
     pub head: Option<Head>,
     pub events: u64,
+    /// The checkpoint origin named by `ledger.initialized`.
+    pub origin: Option<String>,
 }
 
 /// Replays the log into fresh projections, up to and including the last event at or before `as_of` (all events
@@ -59,6 +61,7 @@ pub fn replay_log(
         signers: SignerRegistry::default(),
         head: None,
         events: 0,
+        origin: None,
     };
     let mut prev: Hash32 = GENESIS_PREV;
     let mut expected = 1u64;

@@ -8,6 +8,8 @@
 
 use super::command::{Command, PlanContext, StagedEvent};
 use super::Shared;
+use crate::audit::checkpoint::{checkpoint_key, Checkpoint, CHECKPOINT_EVERY};
+use crate::audit::tree::{node_key, Frontier};
 use crate::chain::{Hash32, LedgerSigner};
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::{Actor, Event, EventData, KeySuspended};
@@ -65,6 +67,10 @@ impl<C: Command> Job for PendingCommand<C> {
 /// The writer's own view of the tail and of key state (ahead of the published state by the batches in flight).
 pub(crate) struct WriterState {
     pub keys: KeyState,
+    /// The Merkle tree's right edge, one leaf per event written.
+    pub frontier: Frontier,
+    /// The checkpoint origin line (from `ledger.initialized`).
+    pub origin: Option<String>,
     pub next_seq: u64,
     pub last_time: LedgerTime,
     pub prev_hash: Hash32,
@@ -131,7 +137,7 @@ fn run_writer(
         (state.next_seq, state.last_time, state.prev_hash) =
             (ctx.next_seq, ctx.last_time, ctx.prev_hash);
         if !staged.is_empty() {
-            if let Err(error) = write(&shared, &signer, &mut staged) {
+            if let Err(error) = write(&shared, &signer, &mut state, &mut staged) {
                 let reason = shared.fail(&error);
                 jobs.into_iter().for_each(|job| job.finish(Some(&reason)));
                 staged.clear();
@@ -148,7 +154,12 @@ fn run_writer(
 /// Signs the staged events and writes the batch. Batches of the sizes group commit usually produces are signed
 /// on the writer thread (measured faster: waking other threads costs more than it saves); large batches
 /// (bulk appends) are signed on both cores.
-fn write(shared: &Shared, signer: &LedgerSigner, staged: &mut [StagedEvent]) -> LedgerResult<()> {
+fn write(
+    shared: &Shared,
+    signer: &LedgerSigner,
+    state: &mut WriterState,
+    staged: &mut [StagedEvent],
+) -> LedgerResult<()> {
     let to_record = |item: &mut StagedEvent| StoredRecord {
         seq: item.event.seq,
         time: item.event.time,
@@ -176,6 +187,25 @@ fn write(shared: &Shared, signer: &LedgerSigner, staged: &mut [StagedEvent]) -> 
         }
         if event.data.is_lifecycle() {
             batch.lifecycle_index.push(event.seq);
+        }
+        if let EventData::LedgerInitialized(init) = &event.data {
+            state.origin.get_or_insert_with(|| init.origin.clone());
+        }
+        for (level, index, hash) in state.frontier.push(&item.hash) {
+            batch.side.push((node_key(level, index), hash.to_vec()));
+        }
+        if state.frontier.size() % CHECKPOINT_EVERY == 0 {
+            if let Some(origin) = &state.origin {
+                let checkpoint = Checkpoint {
+                    origin: origin.clone(),
+                    size: state.frontier.size(),
+                    root: state.frontier.root(),
+                };
+                batch.side.push((
+                    checkpoint_key(checkpoint.size),
+                    checkpoint.sign(signer).into_bytes(),
+                ));
+            }
         }
         if let EventData::SignerRotated(rotation) = &event.data {
             batch.side.push((
