@@ -204,3 +204,52 @@ fn ranged_verification_checks_only_the_range_but_links_into_it() {
     assert_eq!(first(&covering), (5, ProblemKind::BodyChanged));
     drop(tmp);
 }
+
+#[test]
+fn a_cut_tail_with_a_rewritten_head_is_caught_by_the_stored_checkpoints() {
+    let (tmp, dir, ledger) = common::fresh_ledger();
+    let events = (0..1100)
+        .map(|i| common::used(None, &format!("e{i}")))
+        .collect();
+    ledger
+        .submit_blocking(keyledger::ledger::AppendEvents {
+            actor: keyledger::event::Actor::System,
+            request_id: None,
+            events,
+        })
+        .unwrap();
+    drop(ledger);
+    let store = SledStore::open(&dir.db_path()).unwrap();
+    let head = store.head().unwrap().unwrap().seq;
+    for seq in 1000..=head {
+        store
+            .raw_tree()
+            .remove(SledStore::raw_event_key(seq))
+            .unwrap();
+    }
+    // A careful attacker also rewrites the head so that it names the new last event.
+    let last = store.get(999).unwrap().unwrap();
+    let mut head_value = 999u64.to_be_bytes().to_vec();
+    head_value.extend_from_slice(&last.hash);
+    head_value.extend_from_slice(&last.time.as_micros().to_be_bytes());
+    store.raw_tree().insert(b"h", head_value).unwrap();
+    let report = verify_log(
+        &store,
+        dir.anchor_public_key().unwrap(),
+        VerifyRange::default(),
+        None,
+    )
+    .unwrap();
+    let problem = report
+        .problems
+        .iter()
+        .find(|p| p.kind == ProblemKind::CheckpointMismatch)
+        .expect("cut tail detected");
+    assert_eq!(problem.seq, 1000);
+    assert!(
+        problem.detail.contains("tail was cut"),
+        "{}",
+        problem.detail
+    );
+    drop(tmp);
+}

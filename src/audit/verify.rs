@@ -36,6 +36,8 @@ pub enum ProblemKind {
     HeadMismatch,
     /// The record or body cannot be decoded.
     Malformed,
+    /// A stored checkpoint does not match the log (tail cut, or history rewritten), or its signature is bad.
+    CheckpointMismatch,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -59,6 +61,7 @@ pub struct VerifyReport {
     pub events_checked: u64,
     pub signatures_checked: u64,
     pub index_entries_checked: u64,
+    pub checkpoints_checked: u64,
     pub problems: Vec<Problem>,
 }
 
@@ -135,6 +138,7 @@ pub fn verify_log(
         events_checked: 0,
         signatures_checked: 0,
         index_entries_checked: 0,
+        checkpoints_checked: 0,
         problems: Vec::new(),
     };
     let mut expected = from;
@@ -259,6 +263,7 @@ pub fn verify_log(
     if full {
         report.index_entries_checked = check_indexes(store, &expected_keys, &mut problems)?
             + check_lifecycle_index(store, &expected_lifecycle, &mut problems)?;
+        report.checkpoints_checked = check_checkpoints(store, &signers, newest, &mut problems)?;
     }
     problems.sort_by_key(|p| (p.seq, p.kind));
     problems.truncate(MAX_PROBLEMS);
@@ -497,4 +502,50 @@ fn check_lifecycle_index(
         }
     }
     Ok(stored.count)
+}
+
+/// Checks every stored checkpoint against the log: signed by the signer in force, and its root equal to the
+/// root recomputed from the events. A checkpoint larger than the log means its tail was cut.
+fn check_checkpoints(
+    store: &dyn LogStore,
+    signers: &SignerRegistry,
+    newest: u64,
+    problems: &mut Vec<Problem>,
+) -> LedgerResult<u64> {
+    let checkpoints = crate::audit::checkpoint::stored_checkpoints(store)?;
+    for (size, note) in &checkpoints {
+        let size = *size;
+        let signed = [size, size + 1]
+            .iter()
+            .filter_map(|seq| signers.signer_for(*seq))
+            .find_map(|signer| {
+                crate::audit::checkpoint::Checkpoint::verify_note(note, &signer.key).ok()
+            });
+        let Some(checkpoint) = signed else {
+            problems.push(Problem {
+                seq: size,
+                kind: ProblemKind::CheckpointMismatch,
+                detail: format!(
+                    "stored checkpoint of {size} events is not signed by the signer in force"
+                ),
+            });
+            continue;
+        };
+        if size > newest {
+            problems.push(Problem {
+                seq: newest + 1,
+                kind: ProblemKind::CheckpointMismatch,
+                detail: format!("a signed checkpoint covers {size} events but the log holds {newest}: its tail was cut"),
+            });
+        } else if crate::audit::tree::stored_root(store, size)? != checkpoint.root {
+            problems.push(Problem {
+                seq: size,
+                kind: ProblemKind::CheckpointMismatch,
+                detail: format!(
+                    "the log's first {size} events no longer have the root the checkpoint signed"
+                ),
+            });
+        }
+    }
+    Ok(checkpoints.len() as u64)
 }

@@ -9,8 +9,20 @@ use clap::{Args, Subcommand};
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
-    /// Verify hashes, signatures and indexes of the whole log or a time window; exit 3 on the first bad seq.
+    /// Verify hashes, signatures, indexes and stored checkpoints; exit 3 on the first bad seq.
     Verify(VerifyArgs),
+    /// Print a signed checkpoint of the log as it is now (keep it elsewhere).
+    Checkpoint,
+    /// Export a time window as self-proving JSON lines.
+    Export(super::proof_cmd::ExportArgs),
+    /// Verify an export offline, with only the first public key (and an older checkpoint you kept).
+    VerifyExport(super::proof_cmd::VerifyExportArgs),
+    /// Print the inclusion proof of one event.
+    Prove(super::proof_cmd::ProveArgs),
+    /// Print the consistency proof between two tree sizes.
+    Consistency(super::proof_cmd::ConsistencyArgs),
+    /// Replace the ledger's signing key; the old key endorses the new one on the record.
+    RotateSigner(super::proof_cmd::RotateSignerArgs),
 }
 
 #[derive(Args, Debug)]
@@ -29,6 +41,12 @@ pub struct VerifyArgs {
 pub fn run(cli: &Cli, command: &AuditCommand) -> CliResult {
     match command {
         AuditCommand::Verify(args) => verify(cli, args),
+        AuditCommand::Checkpoint => super::proof_cmd::checkpoint(cli),
+        AuditCommand::Export(args) => super::proof_cmd::export(cli, args),
+        AuditCommand::VerifyExport(args) => super::proof_cmd::verify_export_file(args),
+        AuditCommand::Prove(args) => super::proof_cmd::prove(cli, args),
+        AuditCommand::Consistency(args) => super::proof_cmd::consistency(cli, args),
+        AuditCommand::RotateSigner(args) => super::proof_cmd::rotate_signer(cli, args),
     }
 }
 

@@ -10,6 +10,7 @@ mod events_cmd;
 mod key_cmd;
 mod key_output;
 mod progress;
+mod proof_cmd;
 
 use crate::datadir::{DataDir, KeySource};
 use crate::error::LedgerError;

@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 pub const MAX_BATCH_COMMANDS: usize = 1024;
 /// Sparse time index stride: an entry for the first event of a batch and every this-many events after.
 const TIME_INDEX_STRIDE: usize = 64;
+const SIGNER_RETIRED: &str = "the signing key was rotated; reopen the ledger with the new key";
 /// From this many events on, a batch is signed on both cores (rayon).
 const PARALLEL_SIGN_MIN: usize = 256;
 /// Written-but-not-durable batches the writer may run ahead of the flusher.
@@ -109,6 +110,8 @@ fn run_writer(
     to_flusher: std_mpsc::SyncSender<Written>,
 ) {
     let mut staged: Vec<StagedEvent> = Vec::new();
+    // After a signer rotation this key may sign nothing more: the ledger must be reopened with the new key.
+    let mut signer_retired = false;
     while let Some(first) = commands.blocking_recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH_COMMANDS {
@@ -117,7 +120,10 @@ fn run_writer(
                 Err(_) => break,
             }
         }
-        if let Some(reason) = shared.failure() {
+        if let Some(reason) = shared
+            .failure()
+            .or_else(|| signer_retired.then(|| SIGNER_RETIRED.to_string()))
+        {
             jobs.into_iter().for_each(|job| job.finish(Some(&reason)));
             continue;
         }
@@ -144,6 +150,9 @@ fn run_writer(
                 continue;
             }
         }
+        signer_retired |= staged
+            .iter()
+            .any(|item| matches!(item.event.data, EventData::SignerRotated(_)));
         let events = staged.drain(..).map(|item| item.event).collect();
         if to_flusher.send(Written { jobs, events }).is_err() {
             break;

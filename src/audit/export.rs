@@ -1,0 +1,246 @@
+//! Audit exports: a time window of the chain as JSON lines that proves itself offline — the events with their
+//! hashes and signatures, the events just outside the window (so nothing at its edges was left out), the signer
+//! endorsements a verifier needs, a signed checkpoint, inclusion proofs of the window's ends and, on request, a
+//! consistency proof from an older checkpoint. Written in one pass, in constant memory.
+
+use super::checkpoint::Checkpoint;
+use super::merkle::{consistency_proof, inclusion_proof};
+use super::tree::StoredTree;
+use crate::chain::{Hash32, GENESIS_PREV};
+use crate::error::{LedgerError, LedgerResult};
+use crate::store::{LogStore, StoredRecord};
+use crate::time::LedgerTime;
+use serde_json::{json, Value};
+use std::io::Write;
+
+/// What to export.
+#[derive(Clone, Debug, Default)]
+pub struct ExportRequest {
+    pub from: Option<LedgerTime>,
+    pub to: Option<LedgerTime>,
+    /// Prove that the tree of this many events (a checkpoint the reader kept) is a prefix of the exported one.
+    pub consistency_from: Option<u64>,
+}
+
+/// What was exported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportSummary {
+    pub from_seq: u64,
+    pub to_seq: u64,
+    pub events: u64,
+    pub tree_size: u64,
+    pub bytes: u64,
+}
+
+fn hexes(hashes: &[Hash32]) -> Vec<String> {
+    hashes.iter().map(hex::encode).collect()
+}
+
+fn write_line(out: &mut dyn Write, value: &Value, bytes: &mut u64) -> LedgerResult<()> {
+    let mut text = serde_json::to_vec(value).map_err(|e| LedgerError::Config(e.to_string()))?;
+    text.push(b'\n');
+    *bytes += text.len() as u64;
+    out.write_all(&text)
+        .map_err(|e| LedgerError::io("writing the export", e))
+}
+
+/// One record as an export line: `kind` is `event`, `boundary` or `endorsement`.
+pub fn record_line(kind: &str, record: &StoredRecord, prev: &Hash32) -> LedgerResult<Value> {
+    let body: Value = serde_json::from_slice(&record.body).map_err(|e| LedgerError::Corrupt {
+        seq: record.seq,
+        problem: e.to_string(),
+    })?;
+    Ok(json!({
+        "kind": kind,
+        "seq": record.seq,
+        "prev_hash": hex::encode(prev),
+        "hash": hex::encode(record.hash),
+        "signature": hex::encode(record.signature),
+        "signer_id": record.signer.to_string(),
+        "body": body,
+    }))
+}
+
+fn record_with_proof(store: &dyn LogStore, kind: &str, seq: u64, size: u64) -> LedgerResult<Value> {
+    let record = store.get(seq)?.ok_or_else(|| LedgerError::Corrupt {
+        seq,
+        problem: "event is missing".into(),
+    })?;
+    let prev = if seq == 1 {
+        GENESIS_PREV
+    } else {
+        store
+            .get(seq - 1)?
+            .map(|r| r.hash)
+            .ok_or_else(|| LedgerError::Corrupt {
+                seq: seq - 1,
+                problem: "event is missing".into(),
+            })?
+    };
+    let mut line = record_line(kind, &record, &prev)?;
+    line["inclusion"] = json!(hexes(&inclusion_proof(
+        &StoredTree { store },
+        seq - 1,
+        size
+    )?));
+    Ok(line)
+}
+
+/// Writes the export of `request` against a tree of `checkpoint.size` events (signed as `note`).
+pub fn write_export(
+    store: &dyn LogStore,
+    request: &ExportRequest,
+    checkpoint: &Checkpoint,
+    note: &str,
+    anchor_public_key: &str,
+    out: &mut dyn Write,
+    progress: Option<&dyn Fn(u64)>,
+) -> LedgerResult<ExportSummary> {
+    let size = checkpoint.size;
+    let from_seq = match request.from {
+        Some(t) => store.first_seq_at_or_after(t)?,
+        None => 1,
+    };
+    let end = match request.to {
+        Some(t) => store.first_seq_at_or_after(t)?.min(size + 1),
+        None => size + 1,
+    };
+    let to_seq = end.saturating_sub(1);
+    if let Some(old) = request.consistency_from {
+        if old == 0 || old > size {
+            return Err(LedgerError::invalid(
+                "consistency_from",
+                format!("must be 1..={size} (the exported tree size)"),
+            ));
+        }
+    }
+    let mut bytes = 0u64;
+    let header = json!({
+        "kind": "header",
+        "format": "keyledger-export",
+        "version": 1,
+        "origin": checkpoint.origin,
+        "anchor_public_key": anchor_public_key,
+        "requested_from": request.from.map(|t| t.to_string()),
+        "requested_to": request.to.map(|t| t.to_string()),
+        "from_seq": from_seq,
+        "to_seq": to_seq,
+        "tree_size": size,
+    });
+    write_line(out, &header, &mut bytes)?;
+    for entry in store.scan_side(b"signer/") {
+        let (key, _) = entry?;
+        let Some(seq) = key
+            .get(7..15)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+        else {
+            continue;
+        };
+        if seq <= size && !(from_seq..=to_seq).contains(&seq) {
+            write_line(
+                out,
+                &record_with_proof(store, "endorsement", seq, size)?,
+                &mut bytes,
+            )?;
+        }
+    }
+    if from_seq > 1 && from_seq <= size {
+        write_line(
+            out,
+            &record_with_proof(store, "boundary", from_seq - 1, size)?,
+            &mut bytes,
+        )?;
+    }
+    let mut prev = if from_seq > 1 {
+        store.get(from_seq - 1)?.map_or(GENESIS_PREV, |r| r.hash)
+    } else {
+        GENESIS_PREV
+    };
+    let mut events = 0u64;
+    for record in store.scan(from_seq, end) {
+        let record = record?;
+        write_line(out, &record_line("event", &record, &prev)?, &mut bytes)?;
+        prev = record.hash;
+        events += 1;
+        if events % 10_000 == 0 {
+            if let Some(report) = progress {
+                report(events);
+            }
+        }
+    }
+    if to_seq < size {
+        write_line(
+            out,
+            &record_with_proof(store, "boundary", to_seq + 1, size)?,
+            &mut bytes,
+        )?;
+    }
+    write_line(
+        out,
+        &json!({ "kind": "checkpoint", "note": note }),
+        &mut bytes,
+    )?;
+    let tree = StoredTree { store };
+    for seq in [from_seq, to_seq] {
+        if events > 0 {
+            let proof = inclusion_proof(&tree, seq - 1, size)?;
+            write_line(
+                out,
+                &json!({ "kind": "inclusion", "seq": seq, "proof": hexes(&proof) }),
+                &mut bytes,
+            )?;
+        }
+    }
+    if let Some(old) = request.consistency_from {
+        let proof = consistency_proof(&tree, old, size)?;
+        write_line(
+            out,
+            &json!({ "kind": "consistency", "old_size": old, "proof": hexes(&proof) }),
+            &mut bytes,
+        )?;
+    }
+    write_line(out, &json!({ "kind": "end", "events": events }), &mut bytes)?;
+    out.flush()
+        .map_err(|e| LedgerError::io("writing the export", e))?;
+    Ok(ExportSummary {
+        from_seq,
+        to_seq,
+        events,
+        tree_size: size,
+        bytes,
+    })
+}
+
+/// A signed checkpoint of the whole log as it is now: freshly signed (and added to the stored series) when the
+/// signing key is at hand, else the newest stored one.
+pub fn current_checkpoint(
+    store: &dyn LogStore,
+    signer: Option<&crate::chain::LedgerSigner>,
+    origin: &str,
+) -> LedgerResult<(Checkpoint, String)> {
+    let size = store.head()?.map_or(0, |h| h.seq);
+    if let Some(signer) = signer {
+        let checkpoint = Checkpoint {
+            origin: origin.to_string(),
+            size,
+            root: super::tree::stored_root(store, size)?,
+        };
+        let note = checkpoint.sign(signer);
+        store.put_side(&[(
+            super::checkpoint::checkpoint_key(size),
+            note.clone().into_bytes(),
+        )])?;
+        return Ok((checkpoint, note));
+    }
+    let (_, note) = super::checkpoint::stored_checkpoints(store)?
+        .pop()
+        .ok_or_else(|| {
+            LedgerError::Config("no stored checkpoint yet and no signing key to make one".into())
+        })?;
+    let mut lines = note.lines();
+    let origin = lines.next().unwrap_or_default().to_string();
+    let size = lines.next().and_then(|l| l.parse().ok()).unwrap_or(0);
+    let root = super::tree::stored_root(store, size)?;
+    Ok((Checkpoint { origin, size, root }, note))
+}

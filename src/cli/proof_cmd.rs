@@ -1,0 +1,286 @@
+//! `keyledger audit checkpoint|export|verify-export|prove|consistency|rotate-signer`: what compliance takes out of
+//! the system and checks without trusting it.
+
+use super::progress::events_bar;
+use super::{Cli, CliError, CliResult, EXIT_FAILED, EXIT_VERIFY_FAILED};
+use crate::audit::checkpoint::verifier_key;
+use crate::audit::export::{current_checkpoint, write_export, ExportRequest};
+use crate::audit::merkle::{consistency_proof, inclusion_proof};
+use crate::audit::tree::{stored_root, StoredTree};
+use crate::audit::verify_export::verify_export;
+use crate::chain::{parse_public_key_hex, LedgerSigner};
+use crate::datadir::{write_private_file, DataDir, KeySource};
+use crate::event::{Actor, EventData, SignerRotated};
+use crate::ledger::AppendEvents;
+use crate::time::LedgerTime;
+use crate::LedgerError;
+use clap::Args;
+use serde_json::json;
+use std::io::{BufReader, Write};
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    #[arg(long)]
+    pub from: Option<LedgerTime>,
+    #[arg(long)]
+    pub to: Option<LedgerTime>,
+    /// Write to this file instead of standard output.
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    /// Include a consistency proof from a checkpoint of this size that the reader kept.
+    #[arg(long)]
+    pub consistency_from: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyExportArgs {
+    pub file: PathBuf,
+    /// The ledger's first public key: 64 hex digits, or a file holding them (signing.pub).
+    #[arg(long)]
+    pub public_key: String,
+    /// An older checkpoint note kept elsewhere: the export must prove the log grew from it.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ProveArgs {
+    pub seq: u64,
+    /// Tree size to prove against (default: the whole log).
+    #[arg(long)]
+    pub size: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct ConsistencyArgs {
+    pub old_size: u64,
+    pub new_size: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct RotateSignerArgs {
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+fn signer_if_available(cli: &Cli, dir: &DataDir) -> Option<LedgerSigner> {
+    dir.load_signer(&cli.key_source()).ok()
+}
+
+pub fn checkpoint(cli: &Cli) -> CliResult {
+    let dir = cli.data_dir();
+    let identity = dir.identity()?;
+    let signer = signer_if_available(cli, &dir);
+    let store = dir.open_store()?;
+    let (checkpoint, note) = current_checkpoint(store.as_ref(), signer.as_ref(), &identity.origin)?;
+    print!("{note}");
+    let public = signer
+        .map(|s| s.public_key())
+        .unwrap_or(dir.anchor_public_key()?);
+    eprintln!(
+        "checkpoint of {} events; verifier key: {}",
+        checkpoint.size,
+        verifier_key(&identity.origin, &public)
+    );
+    eprintln!("keep this note somewhere keyledger cannot rewrite; `audit verify-export --checkpoint` checks later exports against it");
+    Ok(())
+}
+
+pub fn export(cli: &Cli, args: &ExportArgs) -> CliResult {
+    let dir = cli.data_dir();
+    let identity = dir.identity()?;
+    let signer = signer_if_available(cli, &dir);
+    let store = dir.open_store()?;
+    let (checkpoint, note) = current_checkpoint(store.as_ref(), signer.as_ref(), &identity.origin)?;
+    let request = ExportRequest {
+        from: args.from,
+        to: args.to,
+        consistency_from: args.consistency_from,
+    };
+    let bar = events_bar(checkpoint.size, "exporting");
+    let update = |n: u64| bar.set_position(n);
+    let summary = match &args.output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .map_err(|e| LedgerError::io(format!("creating {}", path.display()), e))?;
+            let mut out = std::io::BufWriter::new(file);
+            write_export(
+                store.as_ref(),
+                &request,
+                &checkpoint,
+                &note,
+                &identity.public_key,
+                &mut out,
+                Some(&update),
+            )?
+        }
+        None => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            write_export(
+                store.as_ref(),
+                &request,
+                &checkpoint,
+                &note,
+                &identity.public_key,
+                &mut out,
+                Some(&update),
+            )?
+        }
+    };
+    bar.finish_and_clear();
+    eprintln!(
+        "exported events {}..={} ({} events, {} bytes) with a checkpoint of {} events",
+        summary.from_seq, summary.to_seq, summary.events, summary.bytes, summary.tree_size
+    );
+    Ok(())
+}
+
+pub fn verify_export_file(args: &VerifyExportArgs) -> CliResult {
+    let key_text =
+        std::fs::read_to_string(&args.public_key).unwrap_or_else(|_| args.public_key.clone());
+    let anchor = parse_public_key_hex(&key_text)
+        .map_err(|e| CliError::new(2, format!("--public-key: {e}")))?;
+    let older = match &args.checkpoint {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| CliError::new(EXIT_FAILED, format!("{}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
+    let file = std::fs::File::open(&args.file)
+        .map_err(|e| CliError::new(EXIT_FAILED, format!("{}: {e}", args.file.display())))?;
+    let started = std::time::Instant::now();
+    match verify_export(BufReader::new(file), anchor, older.as_deref()) {
+        Ok(check) => {
+            if args.json {
+                println!("{}", json!({ "ok": true, "result": check }));
+            } else {
+                println!(
+                    "OK: events {}..={} ({} events) verify; included in the signed checkpoint of {} events (root {}){} ({:.2?})",
+                    check.from_seq,
+                    check.to_seq,
+                    check.events,
+                    check.tree_size,
+                    &check.root[..16],
+                    check.consistency_from.map(|m| format!("; the log grew consistently from the kept checkpoint of {m} events")).unwrap_or_default(),
+                    started.elapsed()
+                );
+            }
+            Ok(())
+        }
+        Err(failure) => {
+            if args.json {
+                println!("{}", json!({ "ok": false, "failure": failure }));
+            }
+            Err(CliError::new(
+                EXIT_VERIFY_FAILED,
+                format!("export verification FAILED at {failure}"),
+            ))
+        }
+    }
+}
+
+pub fn prove(cli: &Cli, args: &ProveArgs) -> CliResult {
+    let store = cli.data_dir().open_store()?;
+    let head = store
+        .head()
+        .map_err(LedgerError::from)?
+        .map_or(0, |h| h.seq);
+    let size = args.size.unwrap_or(head);
+    if args.seq == 0 || args.seq > size || size > head {
+        return Err(CliError::new(2, format!("need 1 <= seq <= size <= {head}")));
+    }
+    let record = store
+        .get(args.seq)
+        .map_err(LedgerError::from)?
+        .ok_or_else(|| CliError::new(EXIT_FAILED, "event missing"))?;
+    let proof = inclusion_proof(
+        &StoredTree {
+            store: store.as_ref(),
+        },
+        args.seq - 1,
+        size,
+    )?;
+    let root = stored_root(store.as_ref(), size)?;
+    let out = json!({ "seq": args.seq, "leaf_index": args.seq - 1, "event_hash": hex::encode(record.hash), "tree_size": size, "root": hex::encode(root), "proof": proof.iter().map(hex::encode).collect::<Vec<_>>() });
+    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    Ok(())
+}
+
+pub fn consistency(cli: &Cli, args: &ConsistencyArgs) -> CliResult {
+    let store = cli.data_dir().open_store()?;
+    let head = store
+        .head()
+        .map_err(LedgerError::from)?
+        .map_or(0, |h| h.seq);
+    let new = args.new_size.unwrap_or(head);
+    if args.old_size == 0 || args.old_size > new || new > head {
+        return Err(CliError::new(2, format!("need 1 <= old <= new <= {head}")));
+    }
+    let proof = consistency_proof(
+        &StoredTree {
+            store: store.as_ref(),
+        },
+        args.old_size,
+        new,
+    )?;
+    let out = json!({ "old_size": args.old_size, "old_root": hex::encode(stored_root(store.as_ref(), args.old_size)?), "new_size": new, "new_root": hex::encode(stored_root(store.as_ref(), new)?), "proof": proof.iter().map(hex::encode).collect::<Vec<_>>() });
+    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    Ok(())
+}
+
+pub fn rotate_signer(cli: &Cli, args: &RotateSignerArgs) -> CliResult {
+    let dir = cli.data_dir();
+    let old = dir.load_signer(&cli.key_source())?;
+    let old_id = old.id();
+    let new = LedgerSigner::generate();
+    let ledger = dir.open(&cli.key_source())?;
+    let data = EventData::SignerRotated(SignerRotated {
+        new_public_key: new.public_key_hex(),
+        new_signer_id: new.id().to_string(),
+        reason: args.reason.clone(),
+    });
+    let seqs = ledger.submit_blocking(AppendEvents {
+        actor: Actor::local_operator(),
+        request_id: None,
+        events: vec![data],
+    })?;
+    drop(ledger);
+    let key_in_dir = cli.key_source() == KeySource::Default
+        && std::env::var(crate::datadir::SIGNING_KEY_ENV).is_err()
+        && std::env::var(crate::datadir::SIGNING_KEY_FILE_ENV).is_err();
+    let target = if key_in_dir {
+        let retired = dir.root().join(format!("signing.key.retired-{old_id}"));
+        std::fs::rename(dir.key_path(), &retired)
+            .map_err(|e| LedgerError::io("retiring the old signing key", e))?;
+        dir.key_path()
+    } else {
+        dir.root().join(format!("signing.key.new-{}", new.id()))
+    };
+    write_private_file(&target, new.seed_hex().as_bytes())?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "Signer rotated at seq {}: {} → {} (endorsed by the old key).",
+        seqs[0],
+        old_id,
+        new.id()
+    );
+    let _ = writeln!(
+        out,
+        "New signing key written to {} (mode 0600).",
+        target.display()
+    );
+    if !key_in_dir {
+        let _ = writeln!(out, "Move it into your secrets manager and point KEYLEDGER_SIGNING_KEY / --signing-key at it before the next start.");
+    }
+    let _ = writeln!(
+        out,
+        "Verifiers still need only the first public key ({}).",
+        dir.public_key_path().display()
+    );
+    Ok(())
+}
