@@ -104,6 +104,20 @@ fn decode_head(bytes: &[u8]) -> StoreResult<Head> {
 impl SledStore {
     /// Opens (or creates) the store in `dir`. A directory held by another process gives [`StoreError::InUse`].
     pub fn open(dir: &Path) -> StoreResult<Self> {
+        // sled's background threads can hold the lock for a moment after the previous handle in this or another
+        // process closed; wait up to a second before calling the directory busy.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        loop {
+            match Self::open_once(dir) {
+                Err(StoreError::InUse(_)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn open_once(dir: &Path) -> StoreResult<Self> {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(256 * 1024 * 1024)
