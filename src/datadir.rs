@@ -68,6 +68,15 @@ impl DataDir {
         self.root.join("signing.pub")
     }
 
+    /// Optional analysis configuration (anomaly thresholds, rotation defaults).
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("keyledger.toml")
+    }
+
+    pub fn config(&self) -> LedgerResult<crate::config::AnalysisConfig> {
+        crate::config::AnalysisConfig::load(&self.config_path())
+    }
+
     pub fn identity_path(&self) -> PathBuf {
         self.root.join("ledger.json")
     }
@@ -175,8 +184,9 @@ impl DataDir {
     pub fn open(&self, source: &KeySource) -> LedgerResult<Ledger> {
         self.identity()?;
         let signer = self.load_signer(source)?;
+        let config = self.config()?;
         let store: Arc<dyn LogStore> = Arc::new(SledStore::open(&self.db_path())?);
-        Ledger::open(store, signer)
+        Ledger::open_with(store, signer, config)
     }
 
     /// Opens the store only, for reading and verifying without the signing key.

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod canonical;
 pub mod chain;
 pub mod cli;
+pub mod config;
 pub mod datadir;
 pub mod error;
 pub mod event;

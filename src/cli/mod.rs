@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 the command failed (message on stderr); 2 bad usage; 3 verification found a problem
 //! (tampering or corruption); 4 the data directory is in use by another process; 5 `key verify` was denied.
 
+mod analysis_cmd;
 mod audit_cmd;
 pub mod demo;
 
@@ -52,7 +53,15 @@ pub enum Command {
     Key(key_cmd::KeyCommand),
     /// Every event concerning one key.
     History(key_cmd::HistoryArgs),
-    /// Audit commands: verify the chain.
+    /// Usage over a time window, grouped by key, IP, user agent, scope or owner.
+    Usage(analysis_cmd::UsageArgs),
+    /// Anomalies found by the rules (replayed from the log).
+    Anomalies(analysis_cmd::AnomaliesArgs),
+    /// Reports: stale, rotation, expiring, overlap, owner OWNER, credentials.
+    Report(analysis_cmd::ReportArgs),
+    /// Rebuild every projection from the log (optionally as of a time) and summarise.
+    Replay(analysis_cmd::ReplayArgs),
+    /// Audit commands: verify, checkpoints, exports and proofs.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
     /// Run a guided tour on a fresh ledger (a new temporary directory unless --data is given).
@@ -127,6 +136,10 @@ fn run(cli: &Cli) -> CliResult {
         Command::Events(args) => events_cmd::events(cli, args),
         Command::Key(command) => key_cmd::run(cli, command),
         Command::History(args) => key_cmd::history(cli, args),
+        Command::Usage(args) => analysis_cmd::usage(cli, args),
+        Command::Anomalies(args) => analysis_cmd::anomalies(cli, args),
+        Command::Report(args) => analysis_cmd::run_report(cli, args),
+        Command::Replay(args) => analysis_cmd::run_replay(cli, args),
         Command::Audit(command) => audit_cmd::run(cli, command),
         Command::Demo(args) => demo::run(cli, args),
     }

@@ -6,7 +6,7 @@ mod replay;
 mod writer;
 
 pub use command::{AppendEvents, Command, PlanContext};
-pub use replay::{replay_log, ReplayOutcome};
+pub use replay::{replay_log, replay_log_with, ReplayOutcome};
 pub use writer::MAX_BATCH_COMMANDS;
 
 use crate::chain::LedgerSigner;
@@ -102,7 +102,16 @@ impl Ledger {
     /// Opens the log in `store`: replays it (refusing a log whose chain or tail signatures do not verify) and
     /// starts the writer, which signs with `signer`. `signer` must be the ledger's current signer.
     pub fn open(store: Arc<dyn LogStore>, signer: LedgerSigner) -> LedgerResult<Self> {
-        let replayed = replay_log(store.as_ref(), None, None)?;
+        Self::open_with(store, signer, crate::config::AnalysisConfig::default())
+    }
+
+    /// [`Ledger::open`] with the analysis configuration (anomaly thresholds and actions, rotation defaults).
+    pub fn open_with(
+        store: Arc<dyn LogStore>,
+        signer: LedgerSigner,
+        config: crate::config::AnalysisConfig,
+    ) -> LedgerResult<Self> {
+        let replayed = replay_log_with(store.as_ref(), None, None, config)?;
         if let Some(current) = replayed.signers.current() {
             if current.key != signer.public_key() {
                 return Err(LedgerError::Config(format!(

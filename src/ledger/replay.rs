@@ -2,6 +2,7 @@
 //! the signatures of the newest events, so that the ledger never appends to a log whose tail does not verify.
 
 use crate::chain::{chain_hash, verify_hash_signature, Hash32, GENESIS_PREV};
+use crate::config::AnalysisConfig;
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::Event;
 use crate::projection::Projections;
@@ -32,6 +33,16 @@ pub fn replay_log(
     as_of: Option<LedgerTime>,
     progress: Option<&dyn Fn(u64)>,
 ) -> LedgerResult<ReplayOutcome> {
+    replay_log_with(store, as_of, progress, AnalysisConfig::default())
+}
+
+/// [`replay_log`] with the analysis configuration the projections use.
+pub fn replay_log_with(
+    store: &dyn LogStore,
+    as_of: Option<LedgerTime>,
+    progress: Option<&dyn Fn(u64)>,
+    config: AnalysisConfig,
+) -> LedgerResult<ReplayOutcome> {
     let stored_head = store.head()?;
     let last = store.last_record()?;
     match (&stored_head, &last) {
@@ -57,7 +68,7 @@ pub fn replay_log(
         None => stored_head.map_or(1, |h| h.seq + 1),
     };
     let mut outcome = ReplayOutcome {
-        projections: Projections::default(),
+        projections: Projections::new(config),
         signers: SignerRegistry::default(),
         head: None,
         events: 0,

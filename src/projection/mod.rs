@@ -2,13 +2,19 @@
 //! The writer keeps a private copy of the key state for validating commands and applies each durable batch to
 //! the published set that readers see; a replay from the log gives the same result.
 
+pub mod anomaly;
 pub mod as_of;
 mod keys;
+pub mod reports;
+pub mod usage;
 
 pub use as_of::keys_as_of;
 pub use keys::{KeyRecord, KeyState, KeyStatus, SnapshotEntry};
 
-use crate::event::{AnomalyDetected, Event};
+use crate::config::AnalysisConfig;
+use crate::event::{AnomalyDetected, Event, EventData};
+use anomaly::AnomalyState;
+use usage::UsageState;
 
 /// An action a projection asks the writer to take (e.g. suspend a key when an anomaly rule fires). The writer
 /// records it as `anomaly.detected` (with `action` set) followed by the action's own event, with the system as
@@ -25,14 +31,45 @@ pub struct PendingAction {
 #[derive(Clone, Debug, Default)]
 pub struct Projections {
     pub keys: KeyState,
+    pub usage: UsageState,
+    pub anomalies: AnomalyState,
+    pub config: AnalysisConfig,
     /// The seq of the last event applied.
     pub applied_seq: u64,
     pending_actions: Vec<PendingAction>,
 }
 
 impl Projections {
+    pub fn new(config: AnalysisConfig) -> Self {
+        Self {
+            anomalies: AnomalyState::new(config.anomaly.clone()),
+            config,
+            ..Default::default()
+        }
+    }
+
     pub fn apply(&mut self, event: &Event) {
         self.keys.apply(event);
+        self.usage.apply(event);
+        let fired = self.anomalies.apply(event);
+        let suspend_on = &self.config.anomaly.suspend_on;
+        for finding in fired {
+            if finding.key_id.is_some() && suspend_on.iter().any(|rule| *rule == finding.rule) {
+                let secs = self.config.anomaly.suspend_for_secs;
+                let anomaly = AnomalyDetected {
+                    action: Some(format!("suspend_key for {secs}s")),
+                    ..finding
+                };
+                self.pending_actions.push(PendingAction {
+                    anomaly,
+                    suspend_for_secs: Some(secs),
+                });
+            }
+        }
+        if let EventData::AnomalyDetected(recorded) = &event.data {
+            self.pending_actions
+                .retain(|action| action.anomaly.anomaly_id != recorded.anomaly_id);
+        }
         self.applied_seq = event.seq;
     }
 

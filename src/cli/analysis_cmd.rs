@@ -1,0 +1,244 @@
+//! `keyledger usage`, `anomalies`, `report` and `replay`: views derived from the log by replaying it.
+
+use super::key_output::print_json;
+use super::progress::events_bar;
+use super::{Cli, CliError, CliResult};
+use crate::ledger::{replay_log_with, ReplayOutcome};
+use crate::projection::keys_as_of;
+use crate::projection::reports::{credentials_csv, report, ReportKind};
+use crate::projection::usage::{usage_report, GroupBy};
+use crate::query::EventFilter;
+use crate::time::LedgerTime;
+use crate::LedgerError;
+use clap::Args;
+use uuid::Uuid;
+
+#[derive(Args, Debug)]
+pub struct UsageArgs {
+    #[arg(long)]
+    pub from: Option<LedgerTime>,
+    #[arg(long)]
+    pub to: Option<LedgerTime>,
+    #[arg(long)]
+    pub key: Option<Uuid>,
+    #[arg(long, value_enum, default_value = "key")]
+    pub group_by: GroupBy,
+    /// Show the busiest N groups.
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AnomaliesArgs {
+    #[arg(long)]
+    pub from: Option<LedgerTime>,
+    #[arg(long)]
+    pub to: Option<LedgerTime>,
+    #[arg(long)]
+    pub key: Option<Uuid>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// stale, rotation, expiring, overlap, owner or credentials.
+    pub name: String,
+    /// The owner, for `owner`.
+    pub owner: Option<String>,
+    /// Days for `stale` (default 30) and `expiring` (default 14).
+    #[arg(long)]
+    pub days: Option<i64>,
+    /// Evaluate as of this time instead of now.
+    #[arg(long)]
+    pub now: Option<LedgerTime>,
+    /// CSV output (credentials report).
+    #[arg(long)]
+    pub csv: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// Rebuild the projections as they were at this time.
+    #[arg(long)]
+    pub as_of: Option<LedgerTime>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn replay(cli: &Cli, as_of: Option<LedgerTime>) -> Result<ReplayOutcome, CliError> {
+    let dir = cli.data_dir();
+    let config = dir.config()?;
+    let store = dir.open_store()?;
+    let head = store
+        .head()
+        .map_err(LedgerError::from)?
+        .map_or(0, |h| h.seq);
+    let bar = events_bar(head, "replaying");
+    let update = |seq: u64| bar.set_position(seq);
+    let outcome = replay_log_with(store.as_ref(), as_of, Some(&update), config)?;
+    bar.finish_and_clear();
+    Ok(outcome)
+}
+
+pub fn usage(cli: &Cli, args: &UsageArgs) -> CliResult {
+    let store = cli.data_dir().open_store()?;
+    let durable = store
+        .head()
+        .map_err(LedgerError::from)?
+        .map_or(0, |h| h.seq);
+    let (keys, _) = keys_as_of(store.as_ref(), LedgerTime::MAX.plus_micros(-1), durable)?;
+    let filter = EventFilter {
+        from: args.from,
+        to: args.to,
+        key_id: args.key,
+        after_seq: None,
+    };
+    let report = usage_report(
+        store.as_ref(),
+        &keys,
+        &filter,
+        durable,
+        args.group_by,
+        args.top,
+    )?;
+    if args.json {
+        return print_json(&report);
+    }
+    println!(
+        "{:<40} {:>9} {:>9} {:>7} {:>5}  DENIED BY CODE",
+        report.group_by.to_uppercase(),
+        "TOTAL",
+        "ALLOWED",
+        "DENIED",
+        "IPS"
+    );
+    for row in &report.rows {
+        let denied: u64 = row.denied.values().sum();
+        let codes: Vec<String> = row
+            .denied
+            .iter()
+            .map(|(c, n)| format!("{} {n}", c.as_str()))
+            .collect();
+        println!(
+            "{:<40} {:>9} {:>9} {:>7} {:>5}  {}",
+            row.group,
+            row.total,
+            row.allowed,
+            denied,
+            row.distinct_ips,
+            codes.join(", ")
+        );
+    }
+    println!("{} uses scanned", report.events_scanned);
+    Ok(())
+}
+
+pub fn anomalies(cli: &Cli, args: &AnomaliesArgs) -> CliResult {
+    let outcome = replay(cli, None)?;
+    let found: Vec<_> = outcome
+        .projections
+        .anomalies
+        .all()
+        .iter()
+        .filter(|a| args.key.is_none_or(|k| a.finding.key_id == Some(k)))
+        .filter(|a| args.from.is_none_or(|t| a.finding.window_end >= t))
+        .filter(|a| args.to.is_none_or(|t| a.finding.window_end < t))
+        .cloned()
+        .collect();
+    if args.json {
+        return print_json(&found);
+    }
+    for a in &found {
+        let f = &a.finding;
+        let subject = f
+            .key_id
+            .map_or_else(|| "(no key)".to_string(), |k| k.to_string());
+        let action = f
+            .action
+            .clone()
+            .or_else(|| a.recorded.then(|| "recorded".into()))
+            .unwrap_or_default();
+        println!(
+            "{:<6} {:<13} {subject}  observed {} > {} in {}..{}  evidence {} seqs {action}",
+            f.severity,
+            f.rule,
+            f.observed,
+            f.threshold,
+            f.window_start,
+            f.window_end,
+            f.evidence.len()
+        );
+    }
+    println!(
+        "{} anomal{}",
+        found.len(),
+        if found.len() == 1 { "y" } else { "ies" }
+    );
+    Ok(())
+}
+
+pub fn run_report(cli: &Cli, args: &ReportArgs) -> CliResult {
+    let kind = ReportKind::parse(&args.name, args.days, args.owner.as_deref())
+        .ok_or_else(|| CliError::new(2, format!("unknown report {:?} (stale, rotation, expiring, overlap, owner OWNER, credentials)", args.name)))?;
+    let outcome = replay(cli, args.now)?;
+    let now = args.now.unwrap_or_else(LedgerTime::now);
+    let rows = report(&outcome.projections, &kind, now);
+    if args.csv {
+        print!("{}", credentials_csv(&rows));
+        return Ok(());
+    }
+    if args.json {
+        return print_json(&rows);
+    }
+    for r in &rows {
+        let last = r
+            .last_used_at
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "never".into());
+        println!(
+            "{}  {:<20} {:<14} {:<11} {:<9} last used {last}  {}",
+            r.key_id,
+            r.name,
+            r.owner,
+            r.environment,
+            r.status.as_str(),
+            r.finding
+        );
+        for (ip, n) in &r.overlap_ips {
+            println!("      {ip:<40} {n} uses of the old key");
+        }
+    }
+    println!("{} key(s)", rows.len());
+    Ok(())
+}
+
+pub fn run_replay(cli: &Cli, args: &ReplayArgs) -> CliResult {
+    let started = std::time::Instant::now();
+    let outcome = replay(cli, args.as_of)?;
+    let p = &outcome.projections;
+    let summary = serde_json::json!({
+        "events": outcome.events,
+        "last_seq": outcome.head.map(|h| h.seq),
+        "keys": p.keys.len(),
+        "unmatched_attempts": p.usage.unmatched,
+        "anomalies": p.anomalies.all().len(),
+        "seconds": started.elapsed().as_secs_f64(),
+    });
+    if args.json {
+        return print_json(&summary);
+    }
+    println!(
+        "replayed {} events in {:.2?}: {} keys, {} anomalies, {} attempts with no matching key",
+        outcome.events,
+        started.elapsed(),
+        p.keys.len(),
+        p.anomalies.all().len(),
+        p.usage.unmatched
+    );
+    Ok(())
+}

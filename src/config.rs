@@ -1,0 +1,109 @@
+//! Analysis configuration: anomaly thresholds and actions, rotation defaults. Read from `<data>/keyledger.toml`
+//! when present; every field is optional and documented with its default in docs/ANOMALIES.md.
+
+use crate::error::{LedgerError, LedgerResult};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnalysisConfig {
+    pub anomaly: AnomalyConfig,
+    pub rotation: RotationDefaults,
+}
+
+impl Default for AnalysisConfig {
+    fn default() -> Self {
+        Self {
+            anomaly: AnomalyConfig::default(),
+            rotation: RotationDefaults::default(),
+        }
+    }
+}
+
+/// Thresholds of the anomaly rules. Windows are in seconds; rates in percent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnomalyConfig {
+    /// More than this many distinct client IPs for one key within `distinct_ips_window_secs`.
+    pub distinct_ips_max: u64,
+    pub distinct_ips_window_secs: i64,
+    /// A bucket of `rate_bucket_secs` with more than `rate_factor` × the key's own trailing mean.
+    pub rate_factor: u64,
+    pub rate_bucket_secs: i64,
+    /// Trailing buckets that form the baseline, and how many must exist before the rule speaks.
+    pub rate_baseline_buckets: u64,
+    pub rate_min_baseline_buckets: u64,
+    /// A bucket must hold at least this many uses to count as a spike.
+    pub rate_min_volume: u64,
+    /// Denied share above this percentage within `denied_window_secs`, with at least `denied_min_volume` uses.
+    pub denied_percent: u64,
+    pub denied_window_secs: i64,
+    pub denied_min_volume: u64,
+    /// New network (/24, /48) once a key has this many uses or is this old.
+    pub new_network_warmup_uses: u64,
+    pub new_network_warmup_secs: i64,
+    /// Unusual hour: an hour of day (UTC) never used before, once the key is this old.
+    pub unusual_hour_warmup_secs: i64,
+    /// Probing: more than this many not_found/bad_format attempts from one IP within the window.
+    pub probing_max: u64,
+    pub probing_window_secs: i64,
+    /// Rules whose firing suspends the key (an `anomaly.detected` and a `key.suspended` on the record).
+    pub suspend_on: Vec<String>,
+    pub suspend_for_secs: u32,
+}
+
+impl Default for AnomalyConfig {
+    fn default() -> Self {
+        Self {
+            distinct_ips_max: 5,
+            distinct_ips_window_secs: 3600,
+            rate_factor: 3,
+            rate_bucket_secs: 300,
+            rate_baseline_buckets: 12,
+            rate_min_baseline_buckets: 3,
+            rate_min_volume: 50,
+            denied_percent: 10,
+            denied_window_secs: 900,
+            denied_min_volume: 20,
+            new_network_warmup_uses: 100,
+            new_network_warmup_secs: 86_400,
+            unusual_hour_warmup_secs: 7 * 86_400,
+            probing_max: 20,
+            probing_window_secs: 60,
+            suspend_on: vec!["distinct_ips".into()],
+            suspend_for_secs: 3600,
+        }
+    }
+}
+
+/// Rotation period when a key has no policy of its own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RotationDefaults {
+    pub production_days: u32,
+    pub default_days: u32,
+    pub notify_days_before: u32,
+}
+
+impl Default for RotationDefaults {
+    fn default() -> Self {
+        Self {
+            production_days: 90,
+            default_days: 180,
+            notify_days_before: 14,
+        }
+    }
+}
+
+impl AnalysisConfig {
+    /// Reads the file if it exists; defaults otherwise. Unknown fields are refused by name.
+    pub fn load(path: &Path) -> LedgerResult<Self> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| LedgerError::Config(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(LedgerError::io(format!("reading {}", path.display()), e)),
+        }
+    }
+}
