@@ -17,6 +17,9 @@ const MAX_EVIDENCE: usize = 50;
 /// Source IPs tracked for probing; the oldest is forgotten past this.
 const MAX_PROBE_SOURCES: usize = 10_000;
 
+/// A rule's finding before cooldown: (rule, severity, window start, observed, threshold, evidence seqs).
+type Candidate = (&'static str, &'static str, LedgerTime, u64, u64, Vec<u64>);
+
 /// One anomaly found by a rule.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Anomaly {

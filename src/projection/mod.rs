@@ -54,7 +54,7 @@ impl Projections {
         let fired = self.anomalies.apply(event);
         let suspend_on = &self.config.anomaly.suspend_on;
         for finding in fired {
-            if finding.key_id.is_some() && suspend_on.iter().any(|rule| *rule == finding.rule) {
+            if finding.key_id.is_some() && suspend_on.contains(&finding.rule) {
                 let secs = self.config.anomaly.suspend_for_secs;
                 let anomaly = AnomalyDetected {
                     action: Some(format!("suspend_key for {secs}s")),
