@@ -12,15 +12,6 @@ pub struct AnalysisConfig {
     pub rotation: RotationDefaults,
 }
 
-impl Default for AnalysisConfig {
-    fn default() -> Self {
-        Self {
-            anomaly: AnomalyConfig::default(),
-            rotation: RotationDefaults::default(),
-        }
-    }
-}
-
 /// Thresholds of the anomaly rules. Windows are in seconds; rates in percent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
