@@ -119,8 +119,7 @@ impl AnomalyState {
         let t = event.time;
         let w = self.keys.entry(key_id).or_default();
         let ip = used.ip.clone().unwrap_or_default();
-        let mut candidates: Vec<(&'static str, &'static str, LedgerTime, u64, u64, Vec<u64>)> =
-            Vec::new();
+        let mut candidates: Vec<Candidate> = Vec::new();
 
         // Any attempt with a key that may no longer be used.
         if matches!(
