@@ -3,6 +3,8 @@
 use super::{Cli, CliError, CliResult, EXIT_FAILED};
 use crate::chain::LedgerSigner;
 use crate::datadir::SIGNING_KEY_ENV;
+use crate::event::Actor;
+use crate::keys::{CreateKey, Requester};
 use crate::query::{select_records, EventFilter};
 use crate::time::LedgerTime;
 use clap::Args;
@@ -31,7 +33,29 @@ pub fn init(cli: &Cli, args: &InitArgs) -> CliResult {
         None
     };
     let external_used = external.is_some();
-    let (_ledger, identity) = dir.init(external)?;
+    let (ledger, identity) = dir.init(external)?;
+    let bootstrap = crate::event::KeyConfig {
+        name: "bootstrap-admin".into(),
+        description: "created by init; use it to create named admin keys, then revoke it".into(),
+        owner: match Actor::local_operator() {
+            Actor::Operator { name } => name,
+            _ => "operator".into(),
+        },
+        scopes: [
+            "ledger:admin",
+            "ledger:read",
+            "ledger:audit",
+            "ledger:verify",
+        ]
+        .map(String::from)
+        .to_vec(),
+        environment: "keyledger".into(),
+        ..Default::default()
+    };
+    let admin = ledger.submit_blocking(CreateKey::new(
+        Requester::new(Actor::local_operator(), None),
+        &bootstrap,
+    )?)?;
     println!("Initialized keyledger in {}", dir.root().display());
     println!("  ledger id   {}", identity.ledger_id);
     println!("  origin      {}", identity.origin);
@@ -48,6 +72,12 @@ pub fn init(cli: &Cli, args: &InitArgs) -> CliResult {
             dir.key_path().display()
         );
     }
+    println!();
+    println!(
+        "Bootstrap admin key (scopes ledger:admin, ledger:read, ledger:audit, ledger:verify):"
+    );
+    println!("  {}", admin.secret.expose());
+    println!("This key is shown once and never again: keyledger keeps only its SHA-256.");
     Ok(())
 }
 

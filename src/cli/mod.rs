@@ -9,9 +9,10 @@ pub mod demo;
 
 mod events_cmd;
 mod key_cmd;
-mod key_output;
+pub mod key_output;
 mod progress;
 mod proof_cmd;
+mod serve;
 
 use crate::datadir::{DataDir, KeySource};
 use crate::error::LedgerError;
@@ -64,6 +65,8 @@ pub enum Command {
     /// Audit commands: verify, checkpoints, exports and proofs.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// Serve the HTTP API (loopback by default).
+    Serve(serve::ServeArgs),
     /// Run a guided tour on a fresh ledger (a new temporary directory unless --data is given).
     Demo(demo::DemoArgs),
 }
@@ -142,6 +145,7 @@ fn run(cli: &Cli) -> CliResult {
         Command::Replay(args) => analysis_cmd::run_replay(cli, args),
         Command::Audit(command) => audit_cmd::run(cli, command),
         Command::Demo(args) => demo::run(cli, args),
+        Command::Serve(args) => serve::run(cli, args),
     }
 }
 

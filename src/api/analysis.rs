@@ -1,0 +1,144 @@
+//! `/v1/usage`, `/v1/anomalies` and `/v1/reports/{name}`: the usage, anomaly and report projections.
+
+use super::auth::{authenticate, READ};
+use super::error::{ApiError, ApiResult};
+use super::AppState;
+use crate::projection::reports::{credentials_csv, report, ReportKind};
+use crate::projection::usage::{usage_report, GroupBy};
+use crate::query::EventFilter;
+use crate::time::LedgerTime;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use uuid::Uuid;
+
+fn time(field: &str, text: &Option<String>) -> ApiResult<Option<LedgerTime>> {
+    text.as_deref()
+        .map(|t| LedgerTime::parse(t).map_err(|e| ApiError::bad_request(field, e)))
+        .transpose()
+}
+
+fn uuid(field: &str, text: &Option<String>) -> ApiResult<Option<Uuid>> {
+    text.as_deref()
+        .map(|t| {
+            Uuid::parse_str(t)
+                .map_err(|_| ApiError::bad_request(field, format!("{t:?} is not a UUID")))
+        })
+        .transpose()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageQuery {
+    from: Option<String>,
+    to: Option<String>,
+    key_id: Option<String>,
+    group_by: Option<GroupBy>,
+    top: Option<usize>,
+}
+
+pub async fn usage(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    query: Result<Query<UsageQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    authenticate(&state, &headers, peer, READ).await?;
+    let Query(q) = query?;
+    let filter = EventFilter {
+        from: time("from", &q.from)?,
+        to: time("to", &q.to)?,
+        key_id: uuid("key_id", &q.key_id)?,
+        after_seq: None,
+    };
+    let ledger = state.ledger.clone();
+    let group_by = q.group_by.unwrap_or(GroupBy::Key);
+    let top = q.top.unwrap_or(50).min(1000);
+    let report = tokio::task::spawn_blocking(move || {
+        let keys = ledger.projections().keys.clone();
+        usage_report(
+            ledger.store().as_ref(),
+            &keys,
+            &filter,
+            ledger.durable_seq(),
+            group_by,
+            top,
+        )
+    })
+    .await
+    .map_err(|e| ApiError::from(crate::LedgerError::Config(e.to_string())))??;
+    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnomalyQuery {
+    from: Option<String>,
+    to: Option<String>,
+    key_id: Option<String>,
+}
+
+pub async fn anomalies(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    query: Result<Query<AnomalyQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    authenticate(&state, &headers, peer, READ).await?;
+    let Query(q) = query?;
+    let (from, to, key) = (
+        time("from", &q.from)?,
+        time("to", &q.to)?,
+        uuid("key_id", &q.key_id)?,
+    );
+    let projections = state.ledger.projections();
+    let found: Vec<_> = projections
+        .anomalies
+        .all()
+        .iter()
+        .filter(|a| {
+            key.is_none_or(|k| a.finding.key_id == Some(k))
+                && from.is_none_or(|t| a.finding.window_end >= t)
+                && to.is_none_or(|t| a.finding.window_end < t)
+        })
+        .collect();
+    Ok(Json(json!({ "anomalies": found })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    days: Option<i64>,
+    owner: Option<String>,
+    now: Option<String>,
+    format: Option<String>,
+}
+
+pub async fn reports(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<ReportQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    authenticate(&state, &headers, peer, READ).await?;
+    let Path(name) = path?;
+    let Query(q) = query?;
+    let kind = ReportKind::parse(&name, q.days, q.owner.as_deref()).ok_or_else(|| {
+        ApiError::bad_request(
+            "name",
+            "one of stale, rotation, expiring, overlap, owner (with ?owner=), credentials",
+        )
+    })?;
+    let now = time("now", &q.now)?.unwrap_or_else(LedgerTime::now);
+    let rows = report(&state.ledger.projections(), &kind, now);
+    if q.format.as_deref() == Some("csv") {
+        return Ok(([(header::CONTENT_TYPE, "text/csv")], credentials_csv(&rows)).into_response());
+    }
+    Ok(Json(json!({ "report": name, "now": now, "rows": rows })).into_response())
+}

@@ -1,0 +1,141 @@
+//! `/v1/audit`: verification of the stored chain, the current signed checkpoint, and streamed exports in the
+//! same format as `keyledger audit export`.
+
+use super::auth::{authenticate, AUDIT};
+use super::error::{ApiError, ApiResult};
+use super::AppState;
+use crate::audit::export::{current_checkpoint, write_export, ExportRequest};
+use crate::audit::{verify_log, VerifyRange};
+use crate::time::LedgerTime;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use tokio::sync::mpsc;
+
+pub async fn verify(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    authenticate(&state, &headers, peer, AUDIT).await?;
+    let ledger = state.ledger.clone();
+    let anchor = state.anchor;
+    let durable = ledger.durable_seq();
+    let report = tokio::task::spawn_blocking(move || {
+        verify_log(
+            ledger.store().as_ref(),
+            anchor,
+            VerifyRange {
+                from: 1,
+                to: Some(durable),
+            },
+            None,
+        )
+    })
+    .await
+    .map_err(|e| ApiError::from(crate::LedgerError::Config(e.to_string())))??;
+    Ok(Json(json!({ "ok": report.is_ok(), "report": report })))
+}
+
+pub async fn checkpoint(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    authenticate(&state, &headers, peer, AUDIT).await?;
+    let (checkpoint, note) = current_checkpoint(
+        state.ledger.store().as_ref(),
+        state.signer.as_deref(),
+        &state.origin,
+    )?;
+    Ok(Json(
+        json!({ "size": checkpoint.size, "root": hex::encode(checkpoint.root), "note": note }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    from: Option<String>,
+    to: Option<String>,
+    consistency_from: Option<u64>,
+}
+
+/// Sends what the export writer writes down a channel, so the response streams in constant memory.
+struct ChannelWriter(mpsc::Sender<Result<Bytes, std::io::Error>>);
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub async fn export(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    query: Result<Query<ExportQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    authenticate(&state, &headers, peer, AUDIT).await?;
+    let Query(q) = query?;
+    let time = |field: &str, t: &Option<String>| {
+        t.as_deref()
+            .map(|t| LedgerTime::parse(t).map_err(|e| ApiError::bad_request(field, e)))
+            .transpose()
+    };
+    let request = ExportRequest {
+        from: time("from", &q.from)?,
+        to: time("to", &q.to)?,
+        consistency_from: q.consistency_from,
+    };
+    let (checkpoint, note) = current_checkpoint(
+        state.ledger.store().as_ref(),
+        state.signer.as_deref(),
+        &state.origin,
+    )?;
+    if let Some(old) = request
+        .consistency_from
+        .filter(|old| *old == 0 || *old > checkpoint.size)
+    {
+        return Err(ApiError::bad_request(
+            "consistency_from",
+            format!("{old} is not 1..={}", checkpoint.size),
+        ));
+    }
+    let (sender, mut receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+    let ledger = state.ledger.clone();
+    let anchor_hex = hex::encode(state.anchor.as_bytes());
+    tokio::task::spawn_blocking(move || {
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, ChannelWriter(sender));
+        if let Err(error) = write_export(
+            ledger.store().as_ref(),
+            &request,
+            &checkpoint,
+            &note,
+            &anchor_hex,
+            &mut out,
+            None,
+        ) {
+            tracing::warn!(%error, "export stream ended early");
+        }
+    });
+    let stream = futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx));
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}

@@ -1,0 +1,108 @@
+//! Authentication with keyledger's own keys (`Authorization: Bearer` or `X-API-Key`): every authenticated
+//! request is itself a recorded key use, checked for the ledger scope the route needs.
+
+use super::error::ApiError;
+use super::AppState;
+use crate::event::{Actor, VerifyCode};
+use crate::keys::VerifyKey;
+use axum::http::{HeaderMap, StatusCode};
+use std::net::SocketAddr;
+use uuid::Uuid;
+
+pub const READ: &str = "ledger:read";
+pub const AUDIT: &str = "ledger:audit";
+pub const ADMIN: &str = "ledger:admin";
+pub const VERIFY: &str = "ledger:verify";
+
+/// Who is calling, once authenticated.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub key_id: Uuid,
+    pub request_id: String,
+}
+
+impl Caller {
+    pub fn actor(&self) -> Actor {
+        Actor::Key {
+            key_id: self.key_id,
+        }
+    }
+}
+
+/// The request id: the caller's `X-Request-Id` when it is sane (1-128 of `[A-Za-z0-9._:-]`), else a new one.
+pub fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c))
+        })
+        .map_or_else(|| Uuid::now_v7().to_string(), str::to_string)
+}
+
+fn presented(headers: &HeaderMap) -> Option<String> {
+    if let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
+        return value.strip_prefix("Bearer ").map(|s| s.trim().to_string());
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_string())
+}
+
+/// Checks the presented key for `scope`, recording the use. 401 for a missing, unknown, revoked, expired,
+/// retired or suspended key; 403 for a missing scope or a refused address; 429 when rate limited.
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    scope: &str,
+) -> Result<Caller, ApiError> {
+    let request_id = request_id(headers);
+    let Some(secret) = presented(headers) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "send a keyledger key as `Authorization: Bearer <key>` or `X-API-Key`",
+        ));
+    };
+    let user_agent = headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(256).collect());
+    let command = VerifyKey::new(
+        &secret,
+        Some(peer.ip()),
+        Some(scope.to_string()),
+        user_agent,
+    )
+    .by(Actor::System, Some(request_id.clone()));
+    let answer = state.ledger.submit(command).await?;
+    state.ledger.metrics().record_verify(answer.code);
+    match (answer.code, answer.key_id) {
+        (VerifyCode::Valid, Some(key_id)) => Ok(Caller { key_id, request_id }),
+        (VerifyCode::InsufficientScope, _) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!("this key lacks the {scope} scope"),
+        )),
+        (VerifyCode::IpNotAllowed, _) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "ip_not_allowed",
+            "this key may not be used from this address",
+        )),
+        (VerifyCode::RateLimited, _) => Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "this key's rate limit is exhausted",
+        )),
+        (code, _) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            code.as_str(),
+            format!("key refused: {}", code.as_str()),
+        )),
+    }
+}

@@ -1,0 +1,374 @@
+//! `/v1/keys`: list (filters, `as_of`), show, history, create, update, rotate, revoke, suspend, reactivate, find.
+
+use super::auth::{authenticate, Caller, ADMIN, READ};
+use super::error::{ApiError, ApiResult};
+use super::AppState;
+use crate::cli::key_output::key_json;
+use crate::event::{KeyConfig, KeyPatch};
+use crate::keys::*;
+use crate::projection::{keys_as_of, KeyStatus};
+use crate::time::LedgerTime;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use uuid::Uuid;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    environment: Option<String>,
+    owner: Option<String>,
+    status: Option<String>,
+    project: Option<String>,
+    scope: Option<String>,
+    as_of: Option<String>,
+}
+
+fn time_param(field: &str, text: &Option<String>) -> ApiResult<Option<LedgerTime>> {
+    text.as_deref()
+        .map(|t| LedgerTime::parse(t).map_err(|e| ApiError::bad_request(field, e)))
+        .transpose()
+}
+
+fn key_id(path: Result<Path<Uuid>, PathRejection>) -> ApiResult<Uuid> {
+    path.map(|Path(id)| id).map_err(|_| {
+        ApiError::bad_request(
+            "id",
+            "not a UUID (e.g. 01a20f98-88a2-77e4-aedc-722c469957f0)",
+        )
+    })
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    authenticate(&state, &headers, peer, READ).await?;
+    let Query(q) = query?;
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            KeyStatus::parse(s).ok_or_else(|| {
+                ApiError::bad_request(
+                    "status",
+                    "one of active, suspended, revoked, expired, retired",
+                )
+            })
+        })
+        .transpose()?;
+    let filter = KeyFilter {
+        environment: q.environment,
+        owner: q.owner,
+        status,
+        project: q.project,
+        scope: q.scope,
+    };
+    let as_of = time_param("as_of", &q.as_of)?;
+    let (keys, at) = match as_of {
+        Some(at) => (
+            list_keys(
+                &keys_as_of(
+                    state.ledger.store().as_ref(),
+                    at,
+                    state.ledger.durable_seq(),
+                )?
+                .0,
+                &filter,
+                at,
+            ),
+            at,
+        ),
+        None => {
+            let now = LedgerTime::now();
+            (
+                list_keys(&state.ledger.projections().keys, &filter, now),
+                now,
+            )
+        }
+    };
+    Ok(Json(
+        json!({ "as_of": at, "keys": keys.iter().map(|k| key_json(k, at)).collect::<Vec<_>>() }),
+    ))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    path: Result<Path<Uuid>, PathRejection>,
+) -> ApiResult<Json<Value>> {
+    authenticate(&state, &headers, peer, READ).await?;
+    let id = key_id(path)?;
+    let now = LedgerTime::now();
+    let projections = state.ledger.projections();
+    let key = projections
+        .keys
+        .get(&id)
+        .ok_or_else(|| ApiError::from(crate::LedgerError::not_found(format!("key {id}"))))?;
+    let mut value = key_json(key, now);
+    value["usage"] = serde_json::to_value(projections.usage.get(&id)).unwrap_or(Value::Null);
+    Ok(Json(value))
+}
+
+pub async fn history(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    path: Result<Path<Uuid>, PathRejection>,
+) -> ApiResult<Json<Value>> {
+    authenticate(&state, &headers, peer, READ).await?;
+    let id = key_id(path)?;
+    if state.ledger.projections().keys.get(&id).is_none() {
+        return Err(crate::LedgerError::not_found(format!("key {id}")).into());
+    }
+    let events = key_history(
+        state.ledger.store().as_ref(),
+        id,
+        state.ledger.durable_seq(),
+    )?;
+    Ok(Json(
+        json!({ "key_id": id, "events": events.iter().filter_map(|e| e.body_value().ok()).collect::<Vec<_>>() }),
+    ))
+}
+
+fn issued_json(issued: &IssuedKey) -> Value {
+    json!({ "key": key_json(&issued.key, LedgerTime::now()), "secret": issued.secret.expose(), "seq": issued.seq, "warning": "the secret is shown once and never again" })
+}
+
+fn requester(caller: &Caller) -> Requester {
+    Requester::new(caller.actor(), Some(caller.request_id.clone()))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Json<KeyConfig>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let caller = authenticate(&state, &headers, peer, ADMIN).await?;
+    let Json(config) = body?;
+    let issued = state
+        .ledger
+        .submit(CreateKey::new(requester(&caller), &config)?)
+        .await?;
+    Ok((StatusCode::CREATED, Json(issued_json(&issued))))
+}
+
+/// An update body: the patch, plus the immutable fields only to refuse them by name.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBody {
+    name: Option<Value>,
+    environment: Option<Value>,
+    #[serde(flatten)]
+    patch: KeyPatch,
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    path: Result<Path<Uuid>, PathRejection>,
+    body: Result<Json<UpdateBody>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let caller = authenticate(&state, &headers, peer, ADMIN).await?;
+    let id = key_id(path)?;
+    let Json(body) = body?;
+    if body.name.is_some() || body.environment.is_some() {
+        let field = if body.name.is_some() {
+            "name"
+        } else {
+            "environment"
+        };
+        return Err(ApiError::bad_request(
+            field,
+            "cannot be changed; issue a new key instead",
+        ));
+    }
+    let key = state
+        .ledger
+        .submit(UpdateKey::new(requester(&caller), id, &body.patch)?)
+        .await?;
+    Ok(Json(key_json(&key, LedgerTime::now())))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    #[serde(default)]
+    overlap_seconds: u32,
+}
+
+pub async fn rotate(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    path: Result<Path<Uuid>, PathRejection>,
+    body: Option<Json<RotateBody>>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let caller = authenticate(&state, &headers, peer, ADMIN).await?;
+    let id = key_id(path)?;
+    let overlap_seconds = body.map_or(0, |Json(b)| b.overlap_seconds);
+    let issued = state
+        .ledger
+        .submit(RotateKey {
+            who: requester(&caller),
+            key_id: id,
+            overlap_seconds,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(issued_json(&issued))))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StatusBody {
+    reason: Option<String>,
+    until: Option<String>,
+}
+
+/// An optional JSON body: empty means defaults; otherwise it must parse, unknown fields refused.
+fn status_body(body: &[u8]) -> ApiResult<StatusBody> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(StatusBody::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    path: Result<Path<Uuid>, PathRejection>,
+) -> ApiResult<Json<Value>> {
+    let caller = authenticate(&state, &headers, peer, ADMIN).await?;
+    let id = key_id(path)?;
+    let key = state
+        .ledger
+        .submit(RevokeKey {
+            who: requester(&caller),
+            key_id: id,
+            reason: headers
+                .get("x-reason")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        })
+        .await?;
+    Ok(Json(key_json(&key, LedgerTime::now())))
+}
+
+pub async fn suspend(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    path: Result<Path<Uuid>, PathRejection>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let caller = authenticate(&state, &headers, peer, ADMIN).await?;
+    let id = key_id(path)?;
+    let body = status_body(&body)?;
+    let until = time_param("until", &body.until)?;
+    let key = state
+        .ledger
+        .submit(SuspendKey {
+            who: requester(&caller),
+            key_id: id,
+            until,
+            reason: body.reason,
+        })
+        .await?;
+    Ok(Json(key_json(&key, LedgerTime::now())))
+}
+
+pub async fn reactivate(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    path: Result<Path<Uuid>, PathRejection>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let caller = authenticate(&state, &headers, peer, ADMIN).await?;
+    let id = key_id(path)?;
+    let body = status_body(&body)?;
+    let key = state
+        .ledger
+        .submit(ReactivateKey {
+            who: requester(&caller),
+            key_id: id,
+            reason: body.reason,
+        })
+        .await?;
+    Ok(Json(key_json(&key, LedgerTime::now())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FindBody {
+    secret: Option<String>,
+    sha256: Option<String>,
+    #[serde(default)]
+    revoke: bool,
+    reason: Option<String>,
+}
+
+pub async fn find(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Json<FindBody>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let Json(body) = body?;
+    let caller = authenticate(
+        &state,
+        &headers,
+        peer,
+        if body.revoke { ADMIN } else { READ },
+    )
+    .await?;
+    let text = body
+        .secret
+        .or(body.sha256)
+        .ok_or_else(|| ApiError::bad_request("secret", "give `secret` or `sha256`"))?;
+    let hash = hash_of_leak(&text)?;
+    let id = state
+        .ledger
+        .projections()
+        .keys
+        .by_secret_hash(&hash)
+        .map(|k| k.key_id)
+        .ok_or_else(|| ApiError::from(crate::LedgerError::not_found("a key with this secret")))?;
+    if body.revoke {
+        let reason = body.reason.or_else(|| Some("leaked secret found".into()));
+        state
+            .ledger
+            .submit(RevokeKey {
+                who: requester(&caller),
+                key_id: id,
+                reason,
+            })
+            .await?;
+    }
+    let key = state
+        .ledger
+        .projections()
+        .keys
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| ApiError::from(crate::LedgerError::not_found(format!("key {id}"))))?;
+    let events = key_history(
+        state.ledger.store().as_ref(),
+        id,
+        state.ledger.durable_seq(),
+    )?;
+    Ok(Json(
+        json!({ "key": key_json(&key, LedgerTime::now()), "revoked": body.revoke, "history": events.iter().filter_map(|e| e.body_value().ok()).collect::<Vec<_>>() }),
+    ))
+}

@@ -1,0 +1,143 @@
+//! The HTTP API (axum): routes under `/v1`, authenticated with keyledger's own keys, JSON errors with stable
+//! codes, a body size limit, request timeouts, request logs without secrets, and graceful shutdown.
+
+pub mod analysis;
+pub mod audit;
+pub mod auth;
+pub mod error;
+pub mod events;
+pub mod keys;
+pub mod verify;
+
+use crate::chain::LedgerSigner;
+use crate::ledger::Ledger;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ed25519_dalek::VerifyingKey;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// Longest a request may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Every route, as listed in the OpenAPI document (a test holds the two together).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/metrics"),
+    ("get", "/v1/openapi.json"),
+    ("get", "/v1/keys"),
+    ("post", "/v1/keys"),
+    ("post", "/v1/keys/find"),
+    ("get", "/v1/keys/{id}"),
+    ("patch", "/v1/keys/{id}"),
+    ("delete", "/v1/keys/{id}"),
+    ("get", "/v1/keys/{id}/events"),
+    ("post", "/v1/keys/{id}/rotate"),
+    ("post", "/v1/keys/{id}/suspend"),
+    ("post", "/v1/keys/{id}/reactivate"),
+    ("get", "/v1/events"),
+    ("post", "/v1/verify"),
+    ("get", "/v1/usage"),
+    ("get", "/v1/anomalies"),
+    ("get", "/v1/reports/{name}"),
+    ("get", "/v1/audit/verify"),
+    ("get", "/v1/audit/checkpoint"),
+    ("get", "/v1/audit/export"),
+];
+
+/// The OpenAPI 3 document (kept in docs/openapi.json).
+pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub ledger: Arc<Ledger>,
+    /// The ledger's first public key (trust anchor).
+    pub anchor: VerifyingKey,
+    pub origin: String,
+    /// The signing key, to sign fresh checkpoints for exports (the writer holds its own copy).
+    pub signer: Option<Arc<LedgerSigner>>,
+}
+
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.ledger.failure() {
+        None => (
+            StatusCode::OK,
+            Json(json!({ "status": "ok", "durable_seq": state.ledger.durable_seq() })),
+        ),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "failed", "reason": reason })),
+        ),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut text = state.ledger.metrics().render();
+    text.push_str(&format!(
+        "# TYPE keyledger_durable_seq gauge\nkeyledger_durable_seq {}\n",
+        state.ledger.durable_seq()
+    ));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+async fn not_found() -> error::ApiError {
+    error::ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_route",
+        "no such endpoint; see /v1/openapi.json",
+    )
+}
+
+/// The router with every route and layer.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/keys", get(keys::list).post(keys::create))
+        .route("/v1/keys/find", post(keys::find))
+        .route("/v1/keys/{id}", get(keys::show).patch(keys::update).delete(keys::revoke))
+        .route("/v1/keys/{id}/events", get(keys::history))
+        .route("/v1/keys/{id}/rotate", post(keys::rotate))
+        .route("/v1/keys/{id}/suspend", post(keys::suspend))
+        .route("/v1/keys/{id}/reactivate", post(keys::reactivate))
+        .route("/v1/events", get(events::list))
+        .route("/v1/verify", post(verify::verify))
+        .route("/v1/usage", get(analysis::usage))
+        .route("/v1/anomalies", get(analysis::anomalies))
+        .route("/v1/reports/{name}", get(analysis::reports))
+        .route("/v1/audit/verify", get(audit::verify))
+        .route("/v1/audit/checkpoint", get(audit::checkpoint))
+        .route("/v1/audit/export", get(audit::export))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+            // Method and path only: never headers (keys) or bodies (secrets).
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+        }))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves; in-flight requests finish, then the caller closes the ledger.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,73 @@
+//! `keyledger serve`: the HTTP API over the data directory, with the expiry sweep running every minute.
+
+use super::{Cli, CliError, CliResult, EXIT_FAILED};
+use crate::api::{serve, AppState};
+use crate::event::Actor;
+use crate::keys::{Requester, SweepExpired};
+use clap::Args;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on (loopback by default).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+}
+
+pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
+    let dir = cli.data_dir();
+    let identity = dir.identity()?;
+    let ledger = Arc::new(dir.open(&cli.key_source())?);
+    let signer = dir.load_signer(&cli.key_source()).ok().map(Arc::new);
+    let state = AppState {
+        ledger: ledger.clone(),
+        anchor: dir.anchor_public_key()?,
+        origin: identity.origin,
+        signer,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(EXIT_FAILED, e.to_string()))?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.addr)
+            .await
+            .map_err(|e| CliError::new(EXIT_FAILED, format!("binding {}: {e}", args.addr)))?;
+        eprintln!(
+            "keyledger serving {} on http://{} (Ctrl-C to stop)",
+            dir.root().display(),
+            args.addr
+        );
+        let sweeper = ledger.clone();
+        let sweep = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                if let Err(error) = sweeper
+                    .submit(SweepExpired {
+                        who: Requester::new(Actor::System, None),
+                    })
+                    .await
+                {
+                    tracing::warn!(%error, "expiry sweep failed");
+                }
+            }
+        });
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+            eprintln!("shutting down: finishing in-flight requests");
+        };
+        serve(listener, state, shutdown)
+            .await
+            .map_err(|e| CliError::new(EXIT_FAILED, e.to_string()))?;
+        sweep.abort();
+        Ok::<(), CliError>(())
+    })?;
+    drop(runtime);
+    if let Ok(mut ledger) = Arc::try_unwrap(ledger) {
+        ledger.close();
+    }
+    Ok(())
+}
