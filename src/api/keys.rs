@@ -146,14 +146,48 @@ fn requester(caller: &Caller) -> Requester {
     Requester::new(caller.actor(), Some(caller.request_id.clone()))
 }
 
+/// A create body: the key configuration, unknown fields refused by name.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    name: String,
+    #[serde(default)]
+    description: String,
+    owner: String,
+    scopes: Vec<String>,
+    environment: String,
+    #[serde(default)]
+    project_ids: Vec<String>,
+    expires_at: Option<LedgerTime>,
+    #[serde(default)]
+    metadata: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    ip_allowlist: Vec<String>,
+    rate_limit_per_minute: Option<u32>,
+    rotation_policy: Option<crate::event::RotationPolicy>,
+}
+
 pub async fn create(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Result<Json<KeyConfig>, JsonRejection>,
+    body: Result<Json<CreateBody>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let caller = authenticate(&state, &headers, peer, ADMIN).await?;
-    let Json(config) = body?;
+    let Json(b) = body?;
+    let config = KeyConfig {
+        name: b.name,
+        description: b.description,
+        owner: b.owner,
+        scopes: b.scopes,
+        environment: b.environment,
+        project_ids: b.project_ids,
+        expires_at: b.expires_at,
+        metadata: b.metadata,
+        ip_allowlist: b.ip_allowlist,
+        rate_limit_per_minute: b.rate_limit_per_minute,
+        rotation_policy: b.rotation_policy,
+    };
     let issued = state
         .ledger
         .submit(CreateKey::new(requester(&caller), &config)?)
