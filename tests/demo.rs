@@ -21,6 +21,21 @@ fn demo_backs_every_claim_it_prints() {
     assert!(summary.stragglers > 0);
     assert!(summary.probing_attempts >= 50);
     assert!(summary.chain_verified);
+    assert!(
+        summary.export_verified,
+        "the exported incident window verified offline"
+    );
+    for rule in ["distinct_ips", "dead_key_use", "probing"] {
+        assert!(
+            summary.anomaly_rules.iter().any(|r| r == rule),
+            "{rule} not raised: {:?}",
+            summary.anomaly_rules
+        );
+    }
+    assert!(
+        summary.leaked_auto_suspended,
+        "the leaked key was suspended by the distinct-IP rule"
+    );
     assert!(summary.events as usize > summary.uses);
     assert!(
         text.contains("the very next use of that secret: revoked"),

@@ -42,6 +42,9 @@ pub struct DemoSummary {
     pub stragglers: usize,
     pub probing_attempts: usize,
     pub chain_verified: bool,
+    pub anomaly_rules: Vec<String>,
+    pub leaked_auto_suspended: bool,
+    pub export_verified: bool,
 }
 
 pub fn run(cli: &Cli, args: &DemoArgs) -> CliResult {
@@ -239,7 +242,7 @@ pub fn run_demo(root: &Path, uses: usize, out: &mut dyn Write) -> Result<DemoSum
         Stream::new(
             "billing-api (new key)",
             rotated.secret.expose(),
-            network("10.20.1", 40),
+            network("10.20.1", 4),
             "payments:write",
             "billing/2.14",
             share(35),
@@ -247,7 +250,7 @@ pub fn run_demo(root: &Path, uses: usize, out: &mut dyn Write) -> Result<DemoSum
         Stream::new(
             "billing-api (old key, stragglers)",
             &billing_old,
-            network("10.20.9", 3),
+            network("10.20.9", 2),
             "payments:read",
             "billing/2.13",
             share(3),
@@ -255,7 +258,7 @@ pub fn run_demo(root: &Path, uses: usize, out: &mut dyn Write) -> Result<DemoSum
         Stream::new(
             "search-indexer",
             &secret("search-indexer"),
-            network("10.30.2", 20),
+            network("10.30.2", 3),
             "catalog:read",
             "indexer/5.1",
             share(30),
@@ -263,7 +266,7 @@ pub fn run_demo(root: &Path, uses: usize, out: &mut dyn Write) -> Result<DemoSum
         Stream::new(
             "partner-acme",
             &secret("partner-acme"),
-            network("198.18.4", 8),
+            network("198.18.4", 2),
             "orders:read",
             "acme-sync/1.0",
             share(15),
@@ -271,10 +274,18 @@ pub fn run_demo(root: &Path, uses: usize, out: &mut dyn Write) -> Result<DemoSum
         Stream::new(
             "analytics-etl",
             &secret("analytics-etl"),
-            network("10.40.0", 5),
+            network("10.40.0", 2),
             "events:read",
             "etl/0.9",
             share(10),
+        ),
+        Stream::new(
+            "scanner (unknown keys)",
+            crate::secret::Secret::generate("production").expose(),
+            network("192.0.2", 1),
+            "payments:read",
+            "zgrab/0.x",
+            share(1).max(100),
         ),
         Stream::new(
             "ci-deploy (leaked)",
@@ -320,6 +331,66 @@ pub fn run_demo(root: &Path, uses: usize, out: &mut dyn Write) -> Result<DemoSum
     let started = step(
         out,
         5,
+        "Anomalies the rules raised from that traffic (and the automatic suspension)",
+    )
+    .map_err(io)?;
+    let leaked_id_early = issued["ci-deploy"].key.key_id;
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    let is_suspended = |ledger: &crate::ledger::Ledger| {
+        ledger
+            .projections()
+            .keys
+            .get(&leaked_id_early)
+            .is_some_and(|k| {
+                k.status_at(LedgerTime::now()) == crate::projection::KeyStatus::Suspended
+            })
+    };
+    // The suspension is recorded by the writer right after the batch that tripped the rule.
+    while Instant::now() < deadline && !is_suspended(&ledger) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let names: BTreeMap<Uuid, String> = ledger
+        .projections()
+        .keys
+        .iter()
+        .map(|k| (k.key_id, k.config.name.clone()))
+        .collect();
+    let found = ledger.projections().anomalies.all().to_vec();
+    for anomaly in &found {
+        let f = &anomaly.finding;
+        let subject = f
+            .key_id
+            .and_then(|k| names.get(&k).cloned())
+            .unwrap_or_else(|| "(no key)".into());
+        let action = if anomaly.recorded {
+            "→ key suspended (on the record)"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "   {:<6} {:<13} {subject:<17} observed {} (threshold {}), {} evidence events {action}",
+            f.severity,
+            f.rule,
+            f.observed,
+            f.threshold,
+            f.evidence.len()
+        )
+        .map_err(io)?;
+    }
+    let suspended = is_suspended(&ledger);
+    writeln!(
+        out,
+        "   ci-deploy suspended automatically: {suspended} ({:.0?})",
+        started.elapsed()
+    )
+    .map_err(io)?;
+    summary.anomaly_rules = found.iter().map(|a| a.finding.rule.clone()).collect();
+    summary.leaked_auto_suspended = suspended;
+
+    let started = step(
+        out,
+        6,
         "Stragglers: who still uses billing-api's old key inside its overlap window?",
     )
     .map_err(io)?;
@@ -344,7 +415,7 @@ pub fn run_demo(root: &Path, uses: usize, out: &mut dyn Write) -> Result<DemoSum
     summary.stragglers = straggler_ips.values().sum();
     writeln!(out, "   ({:.0?})", started.elapsed()).map_err(io)?;
 
-    let started = step(out, 6, "A secret scanner reports ci-deploy's secret in a public repository: find its key and revoke it").map_err(io)?;
+    let started = step(out, 7, "A secret scanner reports ci-deploy's secret in a public repository: find its key and revoke it").map_err(io)?;
     let leaked_secret = secret("ci-deploy");
     let hash = hash_of_leak(&leaked_secret)?;
     let leaked_id = ledger
@@ -389,7 +460,7 @@ pub fn run_demo(root: &Path, uses: usize, out: &mut dyn Write) -> Result<DemoSum
 
     let started = step(
         out,
-        7,
+        8,
         &format!(
             "Incident question: everything ci-deploy did between {window_start} and {window_end}"
         ),
@@ -426,7 +497,58 @@ pub fn run_demo(root: &Path, uses: usize, out: &mut dyn Write) -> Result<DemoSum
 
     let started = step(
         out,
-        8,
+        9,
+        "Export the incident window and verify it offline, with only the public key",
+    )
+    .map_err(io)?;
+    let export_path = root.join("incident-export.jsonl");
+    let signer = dir.load_signer(&crate::datadir::KeySource::Default)?;
+    let (checkpoint, note) = crate::audit::export::current_checkpoint(
+        ledger.store().as_ref(),
+        Some(&signer),
+        &identity.origin,
+    )?;
+    let request = crate::audit::export::ExportRequest {
+        from: Some(window_start),
+        to: Some(window_end.plus_micros(1)),
+        consistency_from: None,
+    };
+    let file = std::fs::File::create(&export_path)
+        .map_err(|e| LedgerError::io("creating the export", e))?;
+    let mut writer = std::io::BufWriter::new(file);
+    let exported = crate::audit::export::write_export(
+        ledger.store().as_ref(),
+        &request,
+        &checkpoint,
+        &note,
+        &identity.public_key,
+        &mut writer,
+        None,
+    )?;
+    drop(writer);
+    let export_time = started.elapsed();
+    let reader = std::io::BufReader::new(
+        std::fs::File::open(&export_path).map_err(|e| LedgerError::io("reading the export", e))?,
+    );
+    let checked =
+        crate::audit::verify_export::verify_export(reader, dir.anchor_public_key()?, None);
+    writeln!(
+        out,
+        "   wrote {} events ({:.1} MB) to {} in {export_time:.2?}",
+        exported.events,
+        exported.bytes as f64 / 1e6,
+        export_path.display()
+    )
+    .map_err(io)?;
+    match &checked {
+        Ok(check) => writeln!(out, "   offline verification OK: events {}..={}, every link and signature, included in the signed checkpoint of {} events ({:.2?})", check.from_seq, check.to_seq, check.tree_size, started.elapsed()).map_err(io)?,
+        Err(failure) => writeln!(out, "   offline verification FAILED: {failure}").map_err(io)?,
+    }
+    summary.export_verified = checked.is_ok();
+
+    let started = step(
+        out,
+        10,
         "Verify the whole chain: every hash, every signature (batched, both cores), every index",
     )
     .map_err(io)?;
@@ -463,6 +585,20 @@ pub fn run_demo(root: &Path, uses: usize, out: &mut dyn Write) -> Result<DemoSum
         "   keyledger --data {data} key list --as-of {window_start}"
     )
     .map_err(io)?;
+    writeln!(out, "   keyledger --data {data} anomalies").map_err(io)?;
+    writeln!(out, "   keyledger --data {data} report overlap").map_err(io)?;
+    writeln!(
+        out,
+        "   keyledger audit verify-export {} --public-key {}",
+        export_path.display(),
+        dir.public_key_path().display()
+    )
+    .map_err(io)?;
     writeln!(out, "   keyledger --data {data} audit verify").map_err(io)?;
+    writeln!(
+        out,
+        "   keyledger --data {data} serve     # the HTTP API on 127.0.0.1:8080 (docs/API.md)"
+    )
+    .map_err(io)?;
     Ok(summary)
 }
