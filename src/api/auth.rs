@@ -53,14 +53,18 @@ fn presented(headers: &HeaderMap) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
-/// Checks the presented key for `scope`, recording the use. 401 for a missing, unknown, revoked, expired,
-/// retired or suspended key; 403 for a missing scope or a refused address; 429 when rate limited.
-pub async fn authenticate(
-    state: &AppState,
+/// The recorded key use that authenticates a request, ready to submit.
+pub struct Authentication {
+    pub command: VerifyKey,
+    pub request_id: String,
+}
+
+/// Builds the authentication of a request for `scope` (401 at once when no key is presented).
+pub fn authentication(
     headers: &HeaderMap,
     peer: SocketAddr,
     scope: &str,
-) -> Result<Caller, ApiError> {
+) -> Result<Authentication, ApiError> {
     let request_id = request_id(headers);
     let Some(secret) = presented(headers) else {
         return Err(ApiError::new(
@@ -80,29 +84,56 @@ pub async fn authenticate(
         user_agent,
     )
     .by(Actor::System, Some(request_id.clone()));
-    let answer = state.ledger.submit(command).await?;
-    state.ledger.metrics().record_verify(answer.code);
-    match (answer.code, answer.key_id) {
-        (VerifyCode::Valid, Some(key_id)) => Ok(Caller { key_id, request_id }),
-        (VerifyCode::InsufficientScope, _) => Err(ApiError::new(
+    Ok(Authentication {
+        command,
+        request_id,
+    })
+}
+
+/// Maps a refused authentication to its status: 401 for a missing, unknown, revoked, expired, retired or
+/// suspended key; 403 for a missing scope or a refused address; 429 when rate limited.
+pub fn refusal(code: VerifyCode, scope: &str) -> Result<(), ApiError> {
+    match code {
+        VerifyCode::Valid => Ok(()),
+        VerifyCode::InsufficientScope => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "insufficient_scope",
             format!("this key lacks the {scope} scope"),
         )),
-        (VerifyCode::IpNotAllowed, _) => Err(ApiError::new(
+        VerifyCode::IpNotAllowed => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "ip_not_allowed",
             "this key may not be used from this address",
         )),
-        (VerifyCode::RateLimited, _) => Err(ApiError::new(
+        VerifyCode::RateLimited => Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
             "this key's rate limit is exhausted",
         )),
-        (code, _) => Err(ApiError::new(
+        code => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             code.as_str(),
             format!("key refused: {}", code.as_str()),
         )),
     }
+}
+
+/// Checks the presented key for `scope`, recording the use.
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    scope: &str,
+) -> Result<Caller, ApiError> {
+    let auth = authentication(headers, peer, scope)?;
+    let answer = state.ledger.submit(auth.command).await?;
+    state.ledger.metrics().record_verify(answer.code);
+    refusal(answer.code, scope)?;
+    let key_id = answer
+        .key_id
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "not_found", "key refused"))?;
+    Ok(Caller {
+        key_id,
+        request_id: auth.request_id,
+    })
 }

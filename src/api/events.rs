@@ -18,6 +18,14 @@ use uuid::Uuid;
 
 pub const MAX_LIMIT: usize = 1000;
 
+/// One event of a page.
+#[derive(serde::Serialize)]
+struct Page {
+    seq: u64,
+    hash: String,
+    event: Box<serde_json::value::RawValue>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
@@ -113,7 +121,9 @@ pub async fn list(
             (start.saturating_sub(1), end.saturating_sub(1))
         }
     };
-    let mut events = Vec::new();
+    let filtered =
+        q.event_type.is_some() || q.ip.is_some() || q.actor.is_some() || q.request_id.is_some();
+    let mut events: Vec<Page> = Vec::new();
     let mut last = after;
     let mut more = false;
     let seqs: Box<dyn Iterator<Item = crate::store::StoreResult<u64>> + Send + '_> = match key_id {
@@ -127,12 +137,30 @@ pub async fn list(
             break;
         }
         let Some(record) = store.get(seq)? else { break };
-        let event = Event::decode(&record.body)
-            .map_err(|source| crate::LedgerError::Decode { seq, source })?;
         last = seq;
-        if matches(&event, &q) {
-            events.push(json!({ "seq": seq, "hash": hex::encode(record.hash), "event": event.body_value().map_err(crate::LedgerError::from)? }));
+        if filtered {
+            let event = Event::decode(&record.body)
+                .map_err(|source| crate::LedgerError::Decode { seq, source })?;
+            if !matches(&event, &q) {
+                continue;
+            }
         }
+        // The stored canonical body is valid JSON: pass it through instead of decoding and re-encoding it.
+        let body = String::from_utf8(record.body).map_err(|_| crate::LedgerError::Corrupt {
+            seq,
+            problem: "body is not UTF-8".into(),
+        })?;
+        let raw = serde_json::value::RawValue::from_string(body).map_err(|e| {
+            crate::LedgerError::Corrupt {
+                seq,
+                problem: e.to_string(),
+            }
+        })?;
+        events.push(Page {
+            seq,
+            hash: hex::encode(record.hash),
+            event: raw,
+        });
     }
     let next = more.then(|| format!("{last}.{window_end}"));
     Ok(Json(

@@ -1,10 +1,13 @@
 //! `POST /v1/verify`: gateways ask whether a key is valid for a scope from an IP; the answer comes after its
 //! durable `key.used` event.
 
-use super::auth::{authenticate, VERIFY};
+use super::auth::{authentication, refusal, VERIFY};
 use super::error::{ApiError, ApiResult};
 use super::AppState;
-use crate::keys::VerifyKey;
+use crate::error::LedgerResult;
+use crate::event::Actor;
+use crate::keys::{VerifyAnswer, VerifyKey};
+use crate::ledger::{Command, PlanContext};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
@@ -22,13 +25,36 @@ pub struct VerifyBody {
     request_id: Option<String>,
 }
 
+/// The gateway's own authentication and the verification it asks for, planned together so both `key.used`
+/// events share one group commit (one durable round trip per call instead of two).
+struct AuthenticatedVerify {
+    auth: VerifyKey,
+    target: VerifyKey,
+}
+
+impl Command for AuthenticatedVerify {
+    type Output = (VerifyAnswer, Option<VerifyAnswer>);
+
+    fn plan(&mut self, ctx: &mut PlanContext<'_>) -> LedgerResult<Self::Output> {
+        let caller = self.auth.plan(ctx)?;
+        if !caller.valid {
+            return Ok((caller, None));
+        }
+        if let Some(key_id) = caller.key_id {
+            self.target.actor = Actor::Key { key_id };
+        }
+        let answer = self.target.plan(ctx)?;
+        Ok((caller, Some(answer)))
+    }
+}
+
 pub async fn verify(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Json<VerifyBody>, JsonRejection>,
-) -> ApiResult<Json<crate::keys::VerifyAnswer>> {
-    let caller = authenticate(&state, &headers, peer, VERIFY).await?;
+) -> ApiResult<Json<VerifyAnswer>> {
+    let auth = authentication(&headers, peer, VERIFY)?;
     let Json(body) = body?;
     let ip = body
         .ip
@@ -49,10 +75,19 @@ pub async fn verify(
     let request_id = body
         .request_id
         .filter(|r| r.len() <= 128)
-        .unwrap_or_else(|| caller.request_id.clone());
-    let command = VerifyKey::new(&body.secret, ip, body.scope, body.user_agent)
-        .by(caller.actor(), Some(request_id));
-    let answer = state.ledger.submit(command).await?;
+        .unwrap_or_else(|| auth.request_id.clone());
+    let target = VerifyKey::new(&body.secret, ip, body.scope, body.user_agent)
+        .by(Actor::System, Some(request_id));
+    let (caller, answer) = state
+        .ledger
+        .submit(AuthenticatedVerify {
+            auth: auth.command,
+            target,
+        })
+        .await?;
+    state.ledger.metrics().record_verify(caller.code);
+    refusal(caller.code, VERIFY)?;
+    let answer = answer.ok_or_else(|| ApiError::from(crate::LedgerError::WriterStopped))?;
     state.ledger.metrics().record_verify(answer.code);
     Ok(Json(answer))
 }

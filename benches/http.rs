@@ -1,0 +1,127 @@
+//! HTTP benchmark on loopback: `POST /v1/verify` from 64 concurrent connections (each answer after its durable
+//! `key.used`), and `GET /v1/events` for a 1,000-event window out of a large log (1,000,000 events by default;
+//! set KEYLEDGER_BENCH_EVENTS to change). Run: `cargo bench --bench http`. Traffic stays on 127.0.0.1 and stops
+//! after a fixed time.
+
+use keyledger::api::{serve, AppState};
+use keyledger::datadir::{DataDir, KeySource};
+use keyledger::event::{Actor, EventData, KeyConfig, KeyUsed, VerifyCode};
+use keyledger::keys::{CreateKey, Requester};
+use keyledger::ledger::AppendEvents;
+use keyledger::time::LedgerTime;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = DataDir::new(tmp.path().join("data"));
+    let (ledger, identity) = dir.init(None).expect("init");
+    let who = Requester::new(Actor::System, None);
+    let gateway = KeyConfig {
+        name: "gateway".into(),
+        owner: "edge".into(),
+        scopes: vec!["ledger:verify".into(), "ledger:read".into()],
+        environment: "keyledger".into(),
+        ..Default::default()
+    };
+    let service = KeyConfig {
+        name: "svc".into(),
+        owner: "team".into(),
+        scopes: vec!["orders:read".into()],
+        environment: "production".into(),
+        ..Default::default()
+    };
+    let gateway = ledger
+        .submit_blocking(CreateKey::new(who.clone(), &gateway).expect("config"))
+        .expect("create")
+        .secret
+        .expose()
+        .to_string();
+    let service = ledger
+        .submit_blocking(CreateKey::new(who, &service).expect("config"))
+        .expect("create")
+        .secret
+        .expose()
+        .to_string();
+    let ledger = Arc::new(ledger);
+    let state = AppState {
+        ledger: ledger.clone(),
+        anchor: dir.anchor_public_key().expect("anchor"),
+        origin: identity.origin,
+        signer: dir.load_signer(&KeySource::Default).ok().map(Arc::new),
+    };
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, state, async move {
+            let _ = stopped.await;
+        }));
+        let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client");
+        let run_for = Duration::from_secs(8);
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..64 {
+            let (client, base, gateway, service) = (client.clone(), base.clone(), gateway.clone(), service.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let body = serde_json::json!({ "secret": service, "ip": "10.1.2.3", "scope": "orders:read" });
+                while started.elapsed() < run_for {
+                    let sent = Instant::now();
+                    let response = client.post(format!("{base}/v1/verify")).bearer_auth(&gateway).json(&body).send().await.expect("request");
+                    assert!(response.status().is_success());
+                    let _ = response.bytes().await;
+                    latencies.push(sent.elapsed());
+                }
+                latencies
+            }));
+        }
+        let mut latencies = Vec::new();
+        for task in tasks {
+            latencies.extend(task.await.expect("task"));
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        latencies.sort();
+        let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+        println!(
+            "POST /v1/verify, 64 connections: {} requests in {elapsed:.2}s = {:.0} req/s; p50 {:.2?}, p99 {:.2?} (two durable events each: the gateway's auth and the verification)",
+            latencies.len(),
+            latencies.len() as f64 / elapsed,
+            pct(0.50),
+            pct(0.99)
+        );
+
+        let target: u64 = std::env::var("KEYLEDGER_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+        let fill_started = Instant::now();
+        let mut window = None;
+        while ledger.durable_seq() < target {
+            let events = (0..2000)
+                .map(|n| EventData::KeyUsed(KeyUsed { key_id: None, prefix: None, outcome: VerifyCode::NotFound, ip: Some(format!("10.0.{}.{}", n % 200, n % 250)), user_agent: None, scope: None, overlap: false }))
+                .collect();
+            ledger.submit(AppendEvents { actor: Actor::System, request_id: None, events }).await.expect("append");
+            if window.is_none() && ledger.durable_seq() > target / 2 {
+                window = Some(LedgerTime::now());
+            }
+        }
+        println!("filled to {} events in {:.1?}", ledger.durable_seq(), fill_started.elapsed());
+        let from = window.expect("window start").to_string();
+        let mut times = Vec::new();
+        for _ in 0..20 {
+            let sent = Instant::now();
+            let response = client.get(format!("{base}/v1/events")).query(&[("from", from.as_str()), ("limit", "1000")]).bearer_auth(&gateway).send().await.expect("events");
+            let page: serde_json::Value = response.json().await.expect("json");
+            assert_eq!(page["events"].as_array().map(Vec::len), Some(1000));
+            times.push(sent.elapsed());
+        }
+        times.sort();
+        println!("GET /v1/events, 1,000 events from the middle of {} : median {:.2?}, worst {:.2?}; target < 20 ms", ledger.durable_seq(), times[10], times[19]);
+        let _ = stop.send(());
+        drop(client);
+        let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    });
+}
