@@ -6,5 +6,6 @@ pub mod merkle;
 pub mod tree;
 pub mod verify;
 pub mod verify_export;
+mod verify_indexes;
 
 pub use verify::{verify_log, Problem, ProblemKind, VerifyRange, VerifyReport};
