@@ -60,6 +60,14 @@ fn key_for_change<'s>(
     }
 }
 
+/// The key's record as it stands after this command's events.
+fn record_of(ctx: &PlanContext<'_>, key_id: &Uuid) -> LedgerResult<KeyRecord> {
+    ctx.state()
+        .get(key_id)
+        .cloned()
+        .ok_or_else(|| LedgerError::not_found(format!("key {key_id}")))
+}
+
 fn emit_created(
     ctx: &mut PlanContext<'_>,
     who: &Requester,
@@ -146,10 +154,7 @@ impl Command for UpdateKey {
             changes: self.changes.clone(),
         });
         ctx.emit(self.who.actor.clone(), self.who.request_id.clone(), data)?;
-        ctx.state()
-            .get(&self.key_id)
-            .cloned()
-            .ok_or_else(|| LedgerError::not_found(format!("key {}", self.key_id)))
+        record_of(ctx, &self.key_id)
     }
 }
 
@@ -227,10 +232,7 @@ impl Command for RevokeKey {
             reason,
         });
         ctx.emit(self.who.actor.clone(), self.who.request_id.clone(), data)?;
-        ctx.state()
-            .get(&self.key_id)
-            .cloned()
-            .ok_or_else(|| LedgerError::not_found(format!("key {}", self.key_id)))
+        record_of(ctx, &self.key_id)
     }
 }
 
@@ -274,10 +276,7 @@ impl Command for SuspendKey {
             until: self.until,
         });
         ctx.emit(self.who.actor.clone(), self.who.request_id.clone(), data)?;
-        ctx.state()
-            .get(&self.key_id)
-            .cloned()
-            .ok_or_else(|| LedgerError::not_found(format!("key {}", self.key_id)))
+        record_of(ctx, &self.key_id)
     }
 }
 
@@ -305,10 +304,7 @@ impl Command for ReactivateKey {
             reason,
         });
         ctx.emit(self.who.actor.clone(), self.who.request_id.clone(), data)?;
-        ctx.state()
-            .get(&self.key_id)
-            .cloned()
-            .ok_or_else(|| LedgerError::not_found(format!("key {}", self.key_id)))
+        record_of(ctx, &self.key_id)
     }
 }
 
