@@ -1,7 +1,7 @@
 //! `/v1/usage`, `/v1/anomalies` and `/v1/reports/{name}`: the usage, anomaly and report projections.
 
 use super::auth::{authenticate, READ};
-use super::error::{ApiError, ApiResult};
+use super::error::{time_param, uuid_param, ApiError, ApiResult};
 use super::AppState;
 use crate::projection::reports::{credentials_csv, report, ReportKind};
 use crate::projection::usage::{usage_report, GroupBy};
@@ -15,22 +15,6 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
-use uuid::Uuid;
-
-fn time(field: &str, text: &Option<String>) -> ApiResult<Option<LedgerTime>> {
-    text.as_deref()
-        .map(|t| LedgerTime::parse(t).map_err(|e| ApiError::bad_request(field, e)))
-        .transpose()
-}
-
-fn uuid(field: &str, text: &Option<String>) -> ApiResult<Option<Uuid>> {
-    text.as_deref()
-        .map(|t| {
-            Uuid::parse_str(t)
-                .map_err(|_| ApiError::bad_request(field, format!("{t:?} is not a UUID")))
-        })
-        .transpose()
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,9 +35,9 @@ pub async fn usage(
     authenticate(&state, &headers, peer, READ).await?;
     let Query(q) = query?;
     let filter = EventFilter {
-        from: time("from", &q.from)?,
-        to: time("to", &q.to)?,
-        key_id: uuid("key_id", &q.key_id)?,
+        from: time_param("from", &q.from)?,
+        to: time_param("to", &q.to)?,
+        key_id: uuid_param("key_id", &q.key_id)?,
         after_seq: None,
     };
     let ledger = state.ledger.clone();
@@ -92,9 +76,9 @@ pub async fn anomalies(
     authenticate(&state, &headers, peer, READ).await?;
     let Query(q) = query?;
     let (from, to, key) = (
-        time("from", &q.from)?,
-        time("to", &q.to)?,
-        uuid("key_id", &q.key_id)?,
+        time_param("from", &q.from)?,
+        time_param("to", &q.to)?,
+        uuid_param("key_id", &q.key_id)?,
     );
     let projections = state.ledger.projections();
     let found: Vec<_> = projections
@@ -135,7 +119,7 @@ pub async fn reports(
             "one of stale, rotation, expiring, overlap, owner (with ?owner=), credentials",
         )
     })?;
-    let now = time("now", &q.now)?.unwrap_or_else(LedgerTime::now);
+    let now = time_param("now", &q.now)?.unwrap_or_else(LedgerTime::now);
     let rows = report(&state.ledger.projections(), &kind, now);
     if q.format.as_deref() == Some("csv") {
         return Ok(([(header::CONTENT_TYPE, "text/csv")], credentials_csv(&rows)).into_response());

@@ -2,11 +2,10 @@
 //! same format as `keyledger audit export`.
 
 use super::auth::{authenticate, AUDIT};
-use super::error::{ApiError, ApiResult};
+use super::error::{time_param, ApiError, ApiResult};
 use super::AppState;
 use crate::audit::export::{current_checkpoint, write_export, ExportRequest};
 use crate::audit::{verify_log, VerifyRange};
-use crate::time::LedgerTime;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, Query, State};
@@ -91,14 +90,9 @@ pub async fn export(
 ) -> ApiResult<Response> {
     authenticate(&state, &headers, peer, AUDIT).await?;
     let Query(q) = query?;
-    let time = |field: &str, t: &Option<String>| {
-        t.as_deref()
-            .map(|t| LedgerTime::parse(t).map_err(|e| ApiError::bad_request(field, e)))
-            .transpose()
-    };
     let request = ExportRequest {
-        from: time("from", &q.from)?,
-        to: time("to", &q.to)?,
+        from: time_param("from", &q.from)?,
+        to: time_param("to", &q.to)?,
         consistency_from: q.consistency_from,
     };
     let (checkpoint, note) = current_checkpoint(

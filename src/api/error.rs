@@ -108,3 +108,23 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// An optional RFC 3339 query parameter; a bad one is a 400 naming `field`.
+pub fn time_param(
+    field: &str,
+    text: &Option<String>,
+) -> ApiResult<Option<crate::time::LedgerTime>> {
+    text.as_deref()
+        .map(|t| crate::time::LedgerTime::parse(t).map_err(|e| ApiError::bad_request(field, e)))
+        .transpose()
+}
+
+/// An optional UUID query parameter; a bad one is a 400 naming `field`.
+pub fn uuid_param(field: &str, text: &Option<String>) -> ApiResult<Option<uuid::Uuid>> {
+    text.as_deref()
+        .map(|t| {
+            uuid::Uuid::parse_str(t)
+                .map_err(|_| ApiError::bad_request(field, format!("{t:?} is not a UUID")))
+        })
+        .transpose()
+}

@@ -2,11 +2,10 @@
 //! (the cursor pins the window's last seq at the first page).
 
 use super::auth::{authenticate, READ};
-use super::error::{ApiError, ApiResult};
+use super::error::{time_param, uuid_param, ApiError, ApiResult};
 use super::AppState;
 use crate::event::{Event, EventData};
 use crate::query::{seq_range, EventFilter};
-use crate::time::LedgerTime;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::HeaderMap;
@@ -14,7 +13,6 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
-use uuid::Uuid;
 
 pub const MAX_LIMIT: usize = 1000;
 
@@ -86,19 +84,7 @@ pub async fn list(
             ));
         }
     }
-    let parse_time = |field: &str, text: &Option<String>| {
-        text.as_deref()
-            .map(|t| LedgerTime::parse(t).map_err(|e| ApiError::bad_request(field, e)))
-            .transpose()
-    };
-    let key_id = q
-        .key_id
-        .as_deref()
-        .map(|k| {
-            Uuid::parse_str(k)
-                .map_err(|_| ApiError::bad_request("key_id", format!("{k:?} is not a UUID")))
-        })
-        .transpose()?;
+    let key_id = uuid_param("key_id", &q.key_id)?;
     let store = state.ledger.store().as_ref();
     // The cursor is "<last seq returned>.<last seq of the window>".
     let (after, window_end) = match &q.cursor {
@@ -112,8 +98,8 @@ pub async fn list(
         }
         None => {
             let filter = EventFilter {
-                from: parse_time("from", &q.from)?,
-                to: parse_time("to", &q.to)?,
+                from: time_param("from", &q.from)?,
+                to: time_param("to", &q.to)?,
                 key_id,
                 after_seq: None,
             };

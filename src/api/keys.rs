@@ -1,7 +1,7 @@
 //! `/v1/keys`: list (filters, `as_of`), show, history, create, update, rotate, revoke, suspend, reactivate, find.
 
 use super::auth::{authenticate, Caller, ADMIN, READ};
-use super::error::{ApiError, ApiResult};
+use super::error::{time_param, ApiError, ApiResult};
 use super::AppState;
 use crate::cli::key_output::key_json;
 use crate::event::{KeyConfig, KeyPatch};
@@ -26,12 +26,6 @@ pub struct ListQuery {
     project: Option<String>,
     scope: Option<String>,
     as_of: Option<String>,
-}
-
-fn time_param(field: &str, text: &Option<String>) -> ApiResult<Option<LedgerTime>> {
-    text.as_deref()
-        .map(|t| LedgerTime::parse(t).map_err(|e| ApiError::bad_request(field, e)))
-        .transpose()
 }
 
 fn key_id(path: Result<Path<Uuid>, PathRejection>) -> ApiResult<Uuid> {
