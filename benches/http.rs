@@ -53,7 +53,6 @@ fn main() {
         ledger: ledger.clone(),
         anchor: dir.anchor_public_key().expect("anchor"),
         origin: identity.origin,
-        signer: dir.load_signer(&KeySource::Default).ok().map(Arc::new),
     };
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -10,6 +10,22 @@ use std::path::Path;
 pub struct AnalysisConfig {
     pub anomaly: AnomalyConfig,
     pub rotation: RotationDefaults,
+    pub checkpoints: CheckpointConfig,
+    pub anchor: crate::audit::anchor::AnchorConfig,
+}
+
+/// When the writer signs and stores checkpoints besides every 1,024 events.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// A checkpoint at least this often (seconds) while events arrive; 1..=86400.
+    pub interval_secs: u64,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self { interval_secs: 60 }
+    }
 }
 
 /// Thresholds of the anomaly rules. Windows are in seconds; rates in percent.
@@ -88,11 +104,31 @@ impl Default for RotationDefaults {
 }
 
 impl AnalysisConfig {
+    /// Checks ranges the types cannot express; the error names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=86_400).contains(&self.checkpoints.interval_secs) {
+            return Err(format!(
+                "checkpoints.interval_secs = {} is outside 1..=86400",
+                self.checkpoints.interval_secs
+            ));
+        }
+        if self.anchor.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
+            return Err("anchor.command is empty".into());
+        }
+        Ok(())
+    }
+
     /// Reads the file if it exists; defaults otherwise. Unknown fields are refused by name.
     pub fn load(path: &Path) -> LedgerResult<Self> {
         match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text)
-                .map_err(|e| LedgerError::Config(format!("{}: {e}", path.display()))),
+            Ok(text) => {
+                let config: Self = toml::from_str(&text)
+                    .map_err(|e| LedgerError::Config(format!("{}: {e}", path.display())))?;
+                config
+                    .validate()
+                    .map_err(|e| LedgerError::Config(format!("{}: {e}", path.display())))?;
+                Ok(config)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(LedgerError::io(format!("reading {}", path.display()), e)),
         }

@@ -28,6 +28,9 @@ pub enum LedgerError {
     /// The log on disk does not verify; the ledger refuses to append to it.
     #[error("log does not verify at seq {seq}: {problem}")]
     Corrupt { seq: u64, problem: String },
+    /// The data directory's log is not the ledger its metadata pins (missing, empty, foreign or replaced).
+    #[error("the ledger does not match its pinned identity: {0}")]
+    PinMismatch(String),
     /// The batch could not be made durable; nothing of it was acknowledged.
     #[error("write failed, nothing was recorded: {0}")]
     WriteFailed(String),
@@ -69,6 +72,11 @@ impl LedgerError {
         }
     }
 
+    /// Whether the error says the stored log cannot be trusted (as opposed to bad input or a busy directory).
+    pub fn is_integrity_failure(&self) -> bool {
+        self.code() == "log_corrupt"
+    }
+
     /// A stable, machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
@@ -76,9 +84,12 @@ impl LedgerError {
             LedgerError::NotFound { .. } => "not_found",
             LedgerError::Conflict { code, .. } => code,
             LedgerError::Store(StoreError::InUse(_)) => "data_dir_in_use",
+            LedgerError::Decode { .. }
+            | LedgerError::Corrupt { .. }
+            | LedgerError::PinMismatch(_)
+            | LedgerError::Store(StoreError::Corrupt(_) | StoreError::Record(_)) => "log_corrupt",
             LedgerError::Store(_) => "storage_error",
             LedgerError::Encode(_) => "encode_error",
-            LedgerError::Decode { .. } | LedgerError::Corrupt { .. } => "log_corrupt",
             LedgerError::WriteFailed(_) => "write_failed",
             LedgerError::WriterStopped => "unavailable",
             LedgerError::Config(_) => "config_error",

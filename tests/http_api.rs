@@ -55,13 +55,11 @@ async fn start() -> Server {
         .unwrap();
     let ledger = Arc::new(ledger);
     let identity = dir.identity().unwrap();
-    let signer = dir.load_signer(&KeySource::Default).ok().map(Arc::new);
     let anchor = dir.anchor_public_key().unwrap();
     let state = AppState {
         ledger: ledger.clone(),
         anchor,
         origin: identity.origin,
-        signer,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

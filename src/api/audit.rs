@@ -4,7 +4,7 @@
 use super::auth::{authenticate, AUDIT};
 use super::error::{time_param, ApiError, ApiResult};
 use super::AppState;
-use crate::audit::export::{current_checkpoint, write_export, ExportRequest};
+use crate::audit::export::{write_export, ExportRequest};
 use crate::audit::{verify_log, VerifyRange};
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -49,11 +49,7 @@ pub async fn checkpoint(
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
     authenticate(&state, &headers, peer, AUDIT).await?;
-    let (checkpoint, note) = current_checkpoint(
-        state.ledger.store().as_ref(),
-        state.signer.as_deref(),
-        &state.origin,
-    )?;
+    let (checkpoint, note) = state.ledger.checkpoint().await?;
     Ok(Json(
         json!({ "size": checkpoint.size, "root": hex::encode(checkpoint.root), "note": note }),
     ))
@@ -95,11 +91,7 @@ pub async fn export(
         to: time_param("to", &q.to)?,
         consistency_from: q.consistency_from,
     };
-    let (checkpoint, note) = current_checkpoint(
-        state.ledger.store().as_ref(),
-        state.signer.as_deref(),
-        &state.origin,
-    )?;
+    let (checkpoint, note) = state.ledger.checkpoint().await?;
     if let Some(old) = request
         .consistency_from
         .filter(|old| *old == 0 || *old > checkpoint.size)

@@ -9,7 +9,6 @@ pub mod events;
 pub mod keys;
 pub mod verify;
 
-use crate::chain::LedgerSigner;
 use crate::ledger::Ledger;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
@@ -61,8 +60,6 @@ pub struct AppState {
     /// The ledger's first public key (trust anchor).
     pub anchor: VerifyingKey,
     pub origin: String,
-    /// The signing key, to sign fresh checkpoints for exports (the writer holds its own copy).
-    pub signer: Option<Arc<LedgerSigner>>,
 }
 
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {

@@ -78,8 +78,8 @@ impl Checkpoint {
         format!("{body}\n\u{2014} {} {}\n", self.origin, B64.encode(blob))
     }
 
-    /// Parses a note and checks its signature by `public`.
-    pub fn verify_note(note: &str, public: &VerifyingKey) -> Result<Checkpoint, CheckpointError> {
+    /// Parses a note without checking its signature: its checkpoint, the signed text and the signature lines.
+    pub fn parse_note(note: &str) -> Result<(Checkpoint, String, &str), CheckpointError> {
         let (body, signatures) = note.split_once("\n\n").ok_or(CheckpointError::Malformed(
             "no blank line before the signatures",
         ))?;
@@ -99,12 +99,19 @@ impl Checkpoint {
             .and_then(|l| B64.decode(l).ok())
             .and_then(|b| b.try_into().ok())
             .ok_or(CheckpointError::Malformed("no base64 root hash"))?;
-        let checkpoint = Checkpoint {
-            origin: origin.clone(),
-            size,
-            root,
-        };
-        let want = note_key_id(&origin, public);
+        if lines.next().is_some() {
+            return Err(CheckpointError::Malformed("more than three lines before the signatures"));
+        }
+        let checkpoint = Checkpoint { origin, size, root };
+        Ok((checkpoint, body, signatures))
+    }
+
+    /// Parses a note and checks its signature by `public`: of its signature lines, the one named by the origin
+    /// with the key id of `public` (others, e.g. witnesses' cosignatures, are ignored).
+    pub fn verify_note(note: &str, public: &VerifyingKey) -> Result<Checkpoint, CheckpointError> {
+        let (checkpoint, body, signatures) = Self::parse_note(note)?;
+        let origin = &checkpoint.origin;
+        let want = note_key_id(origin, public);
         for line in signatures.lines() {
             let Some(rest) = line.strip_prefix("\u{2014} ") else {
                 continue;
@@ -113,7 +120,7 @@ impl Checkpoint {
                 continue;
             };
             let Ok(blob) = B64.decode(blob) else { continue };
-            if name != origin || blob.len() != 68 || blob[..4] != want {
+            if name != origin.as_str() || blob.len() != 68 || blob[..4] != want {
                 continue;
             }
             let mut signature = [0u8; 64];

@@ -212,35 +212,17 @@ pub fn write_export(
     })
 }
 
-/// A signed checkpoint of the whole log as it is now: freshly signed (and added to the stored series) when the
-/// signing key is at hand, else the newest stored one.
-pub fn current_checkpoint(
-    store: &dyn LogStore,
-    signer: Option<&crate::chain::LedgerSigner>,
-    origin: &str,
-) -> LedgerResult<(Checkpoint, String)> {
-    let size = store.head()?.map_or(0, |h| h.seq);
-    if let Some(signer) = signer {
-        let checkpoint = Checkpoint {
-            origin: origin.to_string(),
-            size,
-            root: super::tree::stored_root(store, size)?,
-        };
-        let note = checkpoint.sign(signer);
-        store.put_side(&[(
-            super::checkpoint::checkpoint_key(size),
-            note.clone().into_bytes(),
-        )])?;
-        return Ok((checkpoint, note));
-    }
+/// The newest checkpoint the writer stored, for readers without the signing key (an open ledger makes a fresh
+/// one with `Ledger::checkpoint`). Its signature is checked by whoever reads the export.
+pub fn newest_stored_checkpoint(store: &dyn LogStore) -> LedgerResult<(Checkpoint, String)> {
     let (_, note) = super::checkpoint::stored_checkpoints(store)?
         .pop()
         .ok_or_else(|| {
             LedgerError::Config("no stored checkpoint yet and no signing key to make one".into())
         })?;
-    let mut lines = note.lines();
-    let origin = lines.next().unwrap_or_default().to_string();
-    let size = lines.next().and_then(|l| l.parse().ok()).unwrap_or(0);
-    let root = super::tree::stored_root(store, size)?;
-    Ok((Checkpoint { origin, size, root }, note))
+    let (checkpoint, _, _) = Checkpoint::parse_note(&note).map_err(|e| LedgerError::Corrupt {
+        seq: 0,
+        problem: format!("the newest stored checkpoint: {e}"),
+    })?;
+    Ok((checkpoint, note))
 }

@@ -1,5 +1,6 @@
 //! Auditing the log: full or ranged verification of the chain, signatures and indexes.
 
+pub mod anchor;
 pub mod checkpoint;
 pub mod export;
 pub mod merkle;

@@ -4,14 +4,13 @@
 use super::progress::events_bar;
 use super::{Cli, CliError, CliResult, EXIT_FAILED, EXIT_VERIFY_FAILED};
 use crate::audit::checkpoint::verifier_key;
-use crate::audit::export::{current_checkpoint, write_export, ExportRequest};
+use crate::audit::checkpoint::Checkpoint;
+use crate::audit::export::{newest_stored_checkpoint, write_export, ExportRequest};
 use crate::audit::merkle::{consistency_proof, inclusion_proof};
 use crate::audit::tree::{stored_root, StoredTree};
 use crate::audit::verify_export::verify_export;
-use crate::chain::{parse_public_key_hex, LedgerSigner};
-use crate::datadir::{write_private_file, DataDir, KeySource};
-use crate::event::{Actor, EventData, SignerRotated};
-use crate::ledger::AppendEvents;
+use crate::chain::parse_public_key_hex;
+use crate::datadir::DataDir;
 use crate::time::LedgerTime;
 use crate::LedgerError;
 use clap::Args;
@@ -66,35 +65,57 @@ pub struct RotateSignerArgs {
     pub reason: Option<String>,
 }
 
-fn signer_if_available(cli: &Cli, dir: &DataDir) -> Option<LedgerSigner> {
-    dir.load_signer(&cli.key_source()).ok()
+/// A checkpoint of the log as it is now: made by the writer when the signing key is at hand (and the ledger
+/// then stays open for the caller), else the newest one the writer stored.
+fn checkpoint_now(cli: &Cli, dir: &DataDir) -> Result<(Checkpoint, String, Source), CliError> {
+    if dir.load_signer(&cli.key_source()).is_ok() {
+        let ledger = dir.open(&cli.key_source())?;
+        let (checkpoint, note) = ledger.checkpoint_blocking()?;
+        return Ok((checkpoint, note, Source::Ledger(ledger)));
+    }
+    let store = dir.open_store()?;
+    let (checkpoint, note) = newest_stored_checkpoint(store.as_ref())?;
+    Ok((checkpoint, note, Source::Store(store)))
+}
+
+enum Source {
+    Ledger(crate::ledger::Ledger),
+    Store(std::sync::Arc<dyn crate::store::LogStore>),
+}
+
+impl Source {
+    fn store(&self) -> &dyn crate::store::LogStore {
+        match self {
+            Source::Ledger(ledger) => ledger.store().as_ref(),
+            Source::Store(store) => store.as_ref(),
+        }
+    }
 }
 
 pub fn checkpoint(cli: &Cli) -> CliResult {
     let dir = cli.data_dir();
     let identity = dir.identity()?;
-    let signer = signer_if_available(cli, &dir);
-    let store = dir.open_store()?;
-    let (checkpoint, note) = current_checkpoint(store.as_ref(), signer.as_ref(), &identity.origin)?;
+    let (checkpoint, note, source) = checkpoint_now(cli, &dir)?;
     print!("{note}");
-    let public = signer
-        .map(|s| s.public_key())
-        .unwrap_or(dir.anchor_public_key()?);
+    let public = match &source {
+        Source::Ledger(ledger) => parse_public_key_hex(ledger.signer_public_hex())
+            .map_err(|e| CliError::new(EXIT_FAILED, e.to_string()))?,
+        Source::Store(_) => dir.anchor_public_key()?,
+    };
     eprintln!(
         "checkpoint of {} events; verifier key: {}",
         checkpoint.size,
         verifier_key(&identity.origin, &public)
     );
-    eprintln!("keep this note somewhere keyledger cannot rewrite; `audit verify-export --checkpoint` checks later exports against it");
+    eprintln!("keep this note somewhere keyledger cannot rewrite; `audit verify --anchor` and `audit verify-export --checkpoint` check against it");
     Ok(())
 }
 
 pub fn export(cli: &Cli, args: &ExportArgs) -> CliResult {
     let dir = cli.data_dir();
     let identity = dir.identity()?;
-    let signer = signer_if_available(cli, &dir);
-    let store = dir.open_store()?;
-    let (checkpoint, note) = current_checkpoint(store.as_ref(), signer.as_ref(), &identity.origin)?;
+    let (checkpoint, note, source) = checkpoint_now(cli, &dir)?;
+    let store = source.store();
     let request = ExportRequest {
         from: args.from,
         to: args.to,
@@ -108,7 +129,7 @@ pub fn export(cli: &Cli, args: &ExportArgs) -> CliResult {
                 .map_err(|e| LedgerError::io(format!("creating {}", path.display()), e))?;
             let mut out = std::io::BufWriter::new(file);
             write_export(
-                store.as_ref(),
+                store,
                 &request,
                 &checkpoint,
                 &note,
@@ -120,7 +141,7 @@ pub fn export(cli: &Cli, args: &ExportArgs) -> CliResult {
         None => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             write_export(
-                store.as_ref(),
+                store,
                 &request,
                 &checkpoint,
                 &note,
@@ -234,47 +255,19 @@ pub fn consistency(cli: &Cli, args: &ConsistencyArgs) -> CliResult {
 
 pub fn rotate_signer(cli: &Cli, args: &RotateSignerArgs) -> CliResult {
     let dir = cli.data_dir();
-    let old = dir.load_signer(&cli.key_source())?;
-    let old_id = old.id();
-    let new = LedgerSigner::generate();
-    let ledger = dir.open(&cli.key_source())?;
-    let data = EventData::SignerRotated(SignerRotated {
-        new_public_key: new.public_key_hex(),
-        new_signer_id: new.id().to_string(),
-        reason: args.reason.clone(),
-    });
-    let seqs = ledger.submit_blocking(AppendEvents {
-        actor: Actor::local_operator(),
-        request_id: None,
-        events: vec![data],
-    })?;
-    drop(ledger);
-    let key_in_dir = cli.key_source() == KeySource::Default
-        && std::env::var(crate::datadir::SIGNING_KEY_ENV).is_err()
-        && std::env::var(crate::datadir::SIGNING_KEY_FILE_ENV).is_err();
-    let target = if key_in_dir {
-        let retired = dir.root().join(format!("signing.key.retired-{old_id}"));
-        std::fs::rename(dir.key_path(), &retired)
-            .map_err(|e| LedgerError::io("retiring the old signing key", e))?;
-        dir.key_path()
-    } else {
-        dir.root().join(format!("signing.key.new-{}", new.id()))
-    };
-    write_private_file(&target, new.seed_hex().as_bytes())?;
+    let rotation = crate::datadir::rotation::rotate(&dir, &cli.key_source(), args.reason.clone())?;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
         "Signer rotated at seq {}: {} → {} (endorsed by the old key).",
-        seqs[0],
-        old_id,
-        new.id()
+        rotation.seq, rotation.old_id, rotation.new_id
     );
     let _ = writeln!(
         out,
-        "New signing key written to {} (mode 0600).",
-        target.display()
+        "New signing key written to {} (mode 0600) before the rotation was recorded.",
+        rotation.new_key_path.display()
     );
-    if !key_in_dir {
+    if !rotation.key_in_dir {
         let _ = writeln!(out, "Move it into your secrets manager and point KEYLEDGER_SIGNING_KEY / --signing-key at it before the next start.");
     }
     let _ = writeln!(

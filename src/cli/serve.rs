@@ -20,12 +20,10 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
     let dir = cli.data_dir();
     let identity = dir.identity()?;
     let ledger = Arc::new(dir.open(&cli.key_source())?);
-    let signer = dir.load_signer(&cli.key_source()).ok().map(Arc::new);
     let state = AppState {
         ledger: ledger.clone(),
         anchor: dir.anchor_public_key()?,
         origin: identity.origin,
-        signer,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -1,10 +1,12 @@
 //! The ledger: opens a data directory's log, replays it into projections (checking the chain), owns the single
 //! writer thread, and gives callers a handle to submit commands and to read durable state.
 
+mod checkpointer;
 mod command;
 mod replay;
 mod writer;
 
+pub use checkpointer::SignedCheckpoint;
 pub use command::{AppendEvents, Command, PlanContext};
 pub use replay::{replay_log, replay_log_with, ReplayOutcome};
 pub use writer::MAX_BATCH_COMMANDS;
@@ -69,7 +71,7 @@ impl Shared {
 
     /// Records the first failure and returns the reason every later command is refused with.
     pub fn fail(&self, error: &LedgerError) -> String {
-        tracing::error!(error = %error, "write failed; the ledger stops accepting commands until reopened");
+        tracing::error!(error = %error, "the ledger stops accepting commands until reopened");
         self.failed
             .get_or_init(|| {
                 format!("{error}; the ledger stopped accepting writes and must be reopened")
@@ -99,34 +101,45 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Opens the log in `store`: replays it (refusing a log whose chain or tail signatures do not verify) and
-    /// starts the writer, which signs with `signer`. `signer` must be the ledger's current signer.
+    /// Opens the log in `store`: replays it (refusing a log whose chain, checkpoints or tail signatures do not
+    /// verify) and starts the writer, which signs with `signer`. `signer` must be the ledger's current signer.
     pub fn open(store: Arc<dyn LogStore>, signer: LedgerSigner) -> LedgerResult<Self> {
-        Self::open_with(store, signer, crate::config::AnalysisConfig::default())
+        Self::open_with(store, vec![signer], crate::config::AnalysisConfig::default())
     }
 
-    /// [`Ledger::open`] with the analysis configuration (anomaly thresholds and actions, rotation defaults).
+    /// [`Ledger::open`] with the configuration (anomaly rules, checkpoints, anchor), signing with whichever of
+    /// `candidates` is the ledger's current signer (a pending key after an interrupted rotation is a candidate).
     pub fn open_with(
         store: Arc<dyn LogStore>,
-        signer: LedgerSigner,
+        candidates: Vec<LedgerSigner>,
         config: crate::config::AnalysisConfig,
     ) -> LedgerResult<Self> {
+        let interval = std::time::Duration::from_secs(config.checkpoints.interval_secs);
+        let anchor_config = config.anchor.clone();
         let replayed = replay_log_with(store.as_ref(), None, None, config)?;
-        if let Some(current) = replayed.signers.current() {
-            if current.key != signer.public_key() {
-                return Err(LedgerError::Config(format!(
-                    "the signing key given ({}) is not this ledger's current signer ({})",
-                    signer.id(),
-                    current.id
-                )));
-            }
-        }
+        let signer = match replayed.signers.current() {
+            Some(current) => candidates
+                .into_iter()
+                .find(|candidate| candidate.public_key() == current.key)
+                .ok_or_else(|| {
+                    LedgerError::Config(format!(
+                        "the signing key given is not this ledger's current signer ({})",
+                        current.id
+                    ))
+                })?,
+            None => candidates.into_iter().next().ok_or_else(|| {
+                LedgerError::Config("no signing key was given".into())
+            })?,
+        };
         let head = replayed.head;
-        let size = head.map_or(0, |h| h.seq);
         let state = WriterState {
             keys: replayed.projections.keys.clone(),
-            frontier: crate::audit::tree::Frontier::load(store.as_ref(), size)?,
-            origin: replayed.origin.clone(),
+            frontier: replayed.frontier.clone(),
+            checkpointer: checkpointer::Checkpointer::new(
+                replayed.origin.clone(),
+                interval,
+                replayed.latest_checkpoint.clone(),
+            ),
             next_seq: head.map_or(1, |h| h.seq + 1),
             last_time: head.map_or(crate::time::LedgerTime::MIN, |h| h.time),
             prev_hash: head.map_or(crate::chain::GENESIS_PREV, |h| h.hash),
@@ -146,8 +159,22 @@ impl Ledger {
         });
         let (sender, receiver) = mpsc::channel(COMMAND_QUEUE);
         let signer_public_hex = signer.public_key_hex();
-        let threads = writer::spawn(shared.clone(), signer, state, receiver, sender.downgrade())
-            .map_err(|e| LedgerError::io("starting the writer threads", e))?;
+        let start = |e| LedgerError::io("starting the writer threads", e);
+        let anchor = crate::audit::anchor::AnchorSink::start(&anchor_config).map_err(start)?;
+        let (anchor, anchor_thread) = match anchor {
+            Some((sink, thread)) => (Some(sink), Some(thread)),
+            None => (None, None),
+        };
+        let mut threads = writer::spawn(
+            shared.clone(),
+            signer,
+            state,
+            receiver,
+            sender.downgrade(),
+            anchor,
+        )
+        .map_err(start)?;
+        threads.extend(anchor_thread);
         if !shared
             .follow_ups
             .lock()
@@ -164,6 +191,48 @@ impl Ledger {
             signers: replayed.signers,
             signer_public_hex,
         })
+    }
+
+    /// A signed checkpoint covering every event written so far, made by the writer and durable before it is
+    /// returned (the newest stored one when nothing was written since).
+    pub async fn checkpoint(&self) -> LedgerResult<SignedCheckpoint> {
+        let (reply, answer) = oneshot::channel();
+        let job: Box<dyn Job> = Box::new(writer::CheckpointJob {
+            checkpoint: None,
+            reply,
+        });
+        let sender = self.commands.as_ref().ok_or(LedgerError::WriterStopped)?;
+        sender
+            .send(job)
+            .await
+            .map_err(|_| LedgerError::WriterStopped)?;
+        answer.await.map_err(|_| LedgerError::WriterStopped)?
+    }
+
+    /// Blocking form of [`Ledger::checkpoint`].
+    pub fn checkpoint_blocking(&self) -> LedgerResult<SignedCheckpoint> {
+        let (reply, answer) = oneshot::channel();
+        let job: Box<dyn Job> = Box::new(writer::CheckpointJob {
+            checkpoint: None,
+            reply,
+        });
+        let sender = self.commands.as_ref().ok_or(LedgerError::WriterStopped)?;
+        sender
+            .blocking_send(job)
+            .map_err(|_| LedgerError::WriterStopped)?;
+        answer
+            .blocking_recv()
+            .map_err(|_| LedgerError::WriterStopped)?
+    }
+
+    /// Passes an error through, first stopping the ledger if it says the stored log cannot be trusted (a read
+    /// found a record that does not match its hash or chain link).
+    pub fn check_read<E: Into<LedgerError>>(&self, error: E) -> LedgerError {
+        let error = error.into();
+        if error.is_integrity_failure() {
+            self.shared.fail(&error);
+        }
+        error
     }
 
     /// Submits a command and waits until its events are durable (or it was refused).

@@ -1,18 +1,22 @@
-//! Replay: rebuilds every projection from the log in seq order, checking each link of the chain on the way and
-//! the signatures of the newest events, so that the ledger never appends to a log whose tail does not verify.
+//! Replay: rebuilds every projection from the log in seq order, checking each link of the chain on the way,
+//! recomputing the Merkle tree from the event hashes and comparing it with every stored checkpoint (whose
+//! signature is checked), and checking the signature of every event after the newest checkpoint. A record
+//! changed anywhere changes its hash, which breaks either the chain or a signed root; so the ledger never opens
+//! (or appends to) a log that does not verify.
 
+use super::checkpointer::SignedCheckpoint;
+use crate::audit::checkpoint::{stored_checkpoints, Checkpoint};
+use crate::audit::tree::Frontier;
 use crate::chain::{chain_hash, verify_hash_signature, Hash32, GENESIS_PREV};
 use crate::config::AnalysisConfig;
 use crate::error::{LedgerError, LedgerResult};
-use crate::event::Event;
+use crate::event::{Event, EventData};
 use crate::projection::Projections;
 use crate::signers::SignerRegistry;
 use crate::store::{Head, LogStore, StoredRecord};
 use crate::time::LedgerTime;
 use rayon::prelude::*;
 
-/// How many of the newest events have their signatures checked when a ledger is opened.
-pub const TAIL_SIGNATURES_CHECKED: u64 = 1024;
 const CHUNK: usize = 4096;
 
 /// What a replay produced.
@@ -24,6 +28,10 @@ pub struct ReplayOutcome {
     pub events: u64,
     /// The checkpoint origin named by `ledger.initialized`.
     pub origin: Option<String>,
+    /// The Merkle tree's right edge, recomputed from the replayed event hashes.
+    pub frontier: Frontier,
+    /// The newest stored checkpoint within the replayed events (its root and signature checked).
+    pub latest_checkpoint: Option<SignedCheckpoint>,
 }
 
 /// Replays the log into fresh projections, up to and including the last event at or before `as_of` (all events
@@ -73,7 +81,10 @@ pub fn replay_log_with(
         head: None,
         events: 0,
         origin: None,
+        frontier: Frontier::default(),
+        latest_checkpoint: None,
     };
+    let mut checkpoints = stored_checkpoints(store)?.into_iter().peekable();
     let mut prev: Hash32 = GENESIS_PREV;
     let mut expected = 1u64;
     let mut records = store.scan(1, end);
@@ -126,7 +137,17 @@ pub fn replay_log_with(
                     seq: record.seq,
                     problem: e.to_string(),
                 })?;
+            if let EventData::LedgerInitialized(init) = &event.data {
+                outcome.origin.get_or_insert_with(|| init.origin.clone());
+            }
             outcome.projections.apply(&event);
+            outcome.frontier.push(&record.hash);
+            while let Some((size, note)) =
+                checkpoints.next_if(|(size, _)| *size <= outcome.frontier.size())
+            {
+                let checkpoint = check_checkpoint(&outcome, size, &note)?;
+                outcome.latest_checkpoint = Some((checkpoint, note));
+            }
             prev = record.hash;
             expected += 1;
             outcome.events += 1;
@@ -141,9 +162,39 @@ pub fn replay_log_with(
         }
     }
     if as_of.is_none() {
+        if let Some((size, _)) = checkpoints.next() {
+            let held = outcome.head.map_or(0, |h| h.seq);
+            return Err(LedgerError::Corrupt {
+                seq: held + 1,
+                problem: format!(
+                    "a stored checkpoint covers {size} events but the log holds {held}: its tail was cut"
+                ),
+            });
+        }
         check_tail_signatures(store, &outcome)?;
     }
     Ok(outcome)
+}
+
+/// A stored checkpoint of `size` events must be signed by the signer of event `size` (or of the next one) and
+/// carry the root recomputed from the events.
+fn check_checkpoint(outcome: &ReplayOutcome, size: u64, note: &str) -> LedgerResult<Checkpoint> {
+    let corrupt = |problem: String| LedgerError::Corrupt { seq: size, problem };
+    let checkpoint = [size, size + 1]
+        .iter()
+        .filter_map(|seq| outcome.signers.signer_for(*seq))
+        .find_map(|signer| Checkpoint::verify_note(note, &signer.key).ok())
+        .ok_or_else(|| {
+            corrupt(format!(
+                "the stored checkpoint of {size} events is not signed by the signer in force"
+            ))
+        })?;
+    if checkpoint.size != size || checkpoint.root != outcome.frontier.root() {
+        return Err(corrupt(format!(
+            "the log's first {size} events no longer have the root the stored checkpoint signed"
+        )));
+    }
+    Ok(checkpoint)
 }
 
 fn check_record(record: &StoredRecord, link: &Hash32) -> LedgerResult<Event> {
@@ -173,7 +224,11 @@ fn check_tail_signatures(store: &dyn LogStore, outcome: &ReplayOutcome) -> Ledge
     let Some(head) = outcome.head else {
         return Ok(());
     };
-    let from = head.seq.saturating_sub(TAIL_SIGNATURES_CHECKED - 1).max(1);
+    // Events up to the newest checkpoint are covered by its signed root, recomputed during the replay.
+    let from = outcome
+        .latest_checkpoint
+        .as_ref()
+        .map_or(1, |(checkpoint, _)| checkpoint.size + 1);
     for record in store.scan(from, head.seq + 1) {
         let record = record?;
         let signer =

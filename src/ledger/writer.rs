@@ -8,7 +8,8 @@
 
 use super::command::{Command, PlanContext, StagedEvent};
 use super::Shared;
-use crate::audit::checkpoint::{checkpoint_key, Checkpoint, CHECKPOINT_EVERY};
+use super::checkpointer::{Checkpointer, SignedCheckpoint};
+use crate::audit::anchor::AnchorSink;
 use crate::audit::tree::{node_key, Frontier};
 use crate::chain::{Hash32, LedgerSigner};
 use crate::error::{LedgerError, LedgerResult};
@@ -38,6 +39,12 @@ pub(crate) trait Job: Send {
     fn plan(&mut self, ctx: &mut PlanContext<'_>) -> bool;
     /// Answers the caller: `write_error` is set when the batch could not be made durable.
     fn finish(self: Box<Self>, write_error: Option<&str>);
+    /// Whether this job asks for a checkpoint covering everything written before it.
+    fn wants_checkpoint(&self) -> bool {
+        false
+    }
+    /// Hands the job the checkpoint its batch ends with (given only to jobs that asked).
+    fn take_checkpoint(&mut self, _checkpoint: &SignedCheckpoint) {}
 }
 
 pub(crate) struct PendingCommand<C: Command> {
@@ -56,9 +63,12 @@ impl<C: Command> Job for PendingCommand<C> {
     }
 
     fn finish(self: Box<Self>, write_error: Option<&str>) {
-        let answer = match (write_error, self.emitted) {
-            (Some(message), true) => Err(LedgerError::WriteFailed(message.to_string())),
-            _ => self.planned.unwrap_or(Err(LedgerError::WriterStopped)),
+        let answer = match (write_error, self.emitted, self.planned) {
+            (Some(message), true, _) | (Some(message), false, None) => {
+                Err(LedgerError::WriteFailed(message.to_string()))
+            }
+            (_, _, Some(planned)) => planned,
+            (None, _, None) => Err(LedgerError::WriterStopped),
         };
         // A caller that stopped waiting is not an error for the ledger.
         let _ = self.reply.send(answer);
@@ -70,8 +80,7 @@ pub(crate) struct WriterState {
     pub keys: KeyState,
     /// The Merkle tree's right edge, one leaf per event written.
     pub frontier: Frontier,
-    /// The checkpoint origin line (from `ledger.initialized`).
-    pub origin: Option<String>,
+    pub checkpointer: Checkpointer,
     pub next_seq: u64,
     pub last_time: LedgerTime,
     pub prev_hash: Hash32,
@@ -81,6 +90,10 @@ pub(crate) struct WriterState {
 struct Written {
     jobs: Vec<Box<dyn Job>>,
     events: Vec<Event>,
+    /// Whether anything was written that the next fsync must cover.
+    wrote: bool,
+    /// Checkpoint notes written in this batch, for the anchor once they are durable.
+    notes: Vec<String>,
 }
 
 /// Starts the writer and flusher threads.
@@ -90,12 +103,13 @@ pub(crate) fn spawn(
     state: WriterState,
     commands: mpsc::Receiver<Box<dyn Job>>,
     wake: mpsc::WeakSender<Box<dyn Job>>,
+    anchor: Option<AnchorSink>,
 ) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
     let (to_flusher, flusher_inbox) = std_mpsc::sync_channel(PIPELINE_DEPTH);
     let flusher_shared = shared.clone();
     let flusher = std::thread::Builder::new()
         .name("keyledger-flusher".into())
-        .spawn(move || run_flusher(flusher_shared, flusher_inbox, wake))?;
+        .spawn(move || run_flusher(flusher_shared, flusher_inbox, wake, anchor))?;
     let writer = std::thread::Builder::new()
         .name("keyledger-writer".into())
         .spawn(move || run_writer(shared, signer, state, commands, to_flusher))?;
@@ -137,25 +151,66 @@ fn run_writer(
             last_time: state.last_time,
             prev_hash: state.prev_hash,
         };
-        for job in jobs.iter_mut() {
+        // The batch ends at a signer rotation: nothing after it may be signed with the retiring key.
+        let mut planned = jobs.len();
+        for (position, job) in jobs.iter_mut().enumerate() {
             job.plan(&mut ctx);
+            let rotated = ctx
+                .staged
+                .last()
+                .is_some_and(|item| matches!(item.event.data, EventData::SignerRotated(_)));
+            if rotated {
+                signer_retired = true;
+                planned = position + 1;
+                break;
+            }
         }
         (state.next_seq, state.last_time, state.prev_hash) =
             (ctx.next_seq, ctx.last_time, ctx.prev_hash);
-        if !staged.is_empty() {
-            if let Err(error) = write(&shared, &signer, &mut state, &mut staged) {
+        let refused = jobs.split_off(planned);
+        let forced = jobs.iter().any(|job| job.wants_checkpoint());
+        let outcome = write(&shared, &signer, &mut state, &mut staged, forced);
+        refused
+            .into_iter()
+            .for_each(|job| job.finish(Some(SIGNER_RETIRED)));
+        let (wrote, notes) = match outcome {
+            Ok(written) => written,
+            Err(error) => {
                 let reason = shared.fail(&error);
                 jobs.into_iter().for_each(|job| job.finish(Some(&reason)));
                 staged.clear();
                 continue;
             }
+        };
+        if forced {
+            match state.checkpointer.latest() {
+                Some(checkpoint) => jobs
+                    .iter_mut()
+                    .filter(|job| job.wants_checkpoint())
+                    .for_each(|job| job.take_checkpoint(checkpoint)),
+                None => tracing::warn!("a checkpoint was asked for before the log has an origin"),
+            }
         }
-        signer_retired |= staged
-            .iter()
-            .any(|item| matches!(item.event.data, EventData::SignerRotated(_)));
         let events = staged.drain(..).map(|item| item.event).collect();
-        if to_flusher.send(Written { jobs, events }).is_err() {
-            break;
+        let written = Written {
+            jobs,
+            events,
+            wrote,
+            notes,
+        };
+        if to_flusher.send(written).is_err() {
+            return;
+        }
+    }
+    // Clean shutdown: a last checkpoint covering everything written, unless the ledger failed.
+    if shared.failure().is_none() {
+        if let Ok((wrote, notes)) = write(&shared, &signer, &mut state, &mut staged, true) {
+            let _ = to_flusher.send(Written {
+                jobs: Vec::new(),
+                events: Vec::new(),
+                wrote,
+                notes,
+            });
         }
     }
 }
@@ -163,12 +218,14 @@ fn run_writer(
 /// Signs the staged events and writes the batch. Batches of the sizes group commit usually produces are signed
 /// on the writer thread (measured faster: waking other threads costs more than it saves); large batches
 /// (bulk appends) are signed on both cores.
+/// Returns whether anything was written and the checkpoint notes the batch holds.
 fn write(
     shared: &Shared,
     signer: &LedgerSigner,
     state: &mut WriterState,
     staged: &mut [StagedEvent],
-) -> LedgerResult<()> {
+    forced_checkpoint: bool,
+) -> LedgerResult<(bool, Vec<String>)> {
     let to_record = |item: &mut StagedEvent| StoredRecord {
         seq: item.event.seq,
         time: item.event.time,
@@ -186,6 +243,7 @@ fn write(
         records,
         ..Default::default()
     };
+    let mut notes = Vec::new();
     for (position, item) in staged.iter().enumerate() {
         let event = &item.event;
         if position % TIME_INDEX_STRIDE == 0 {
@@ -198,24 +256,17 @@ fn write(
             batch.lifecycle_index.push(event.seq);
         }
         if let EventData::LedgerInitialized(init) = &event.data {
-            state.origin.get_or_insert_with(|| init.origin.clone());
+            state
+                .checkpointer
+                .origin
+                .get_or_insert_with(|| init.origin.clone());
         }
         for (level, index, hash) in state.frontier.push(&item.hash) {
             batch.side.push((node_key(level, index), hash.to_vec()));
         }
-        if state.frontier.size() % CHECKPOINT_EVERY == 0 {
-            if let Some(origin) = &state.origin {
-                let checkpoint = Checkpoint {
-                    origin: origin.clone(),
-                    size: state.frontier.size(),
-                    root: state.frontier.root(),
-                };
-                batch.side.push((
-                    checkpoint_key(checkpoint.size),
-                    checkpoint.sign(signer).into_bytes(),
-                ));
-            }
-        }
+        state
+            .checkpointer
+            .after_leaf(&state.frontier, signer, &mut batch, &mut notes);
         if let EventData::SignerRotated(rotation) = &event.data {
             batch.side.push((
                 super::signer_side_key(event.seq),
@@ -223,21 +274,32 @@ fn write(
             ));
         }
     }
+    state.checkpointer.at_batch_end(
+        &state.frontier,
+        signer,
+        &mut batch,
+        &mut notes,
+        forced_checkpoint,
+    );
+    if batch.is_empty() {
+        return Ok((false, notes));
+    }
     shared.store.write_batch(&batch)?;
-    Ok(())
+    Ok((true, notes))
 }
 
 fn run_flusher(
     shared: Arc<Shared>,
     inbox: std_mpsc::Receiver<Written>,
     wake: mpsc::WeakSender<Box<dyn Job>>,
+    anchor: Option<AnchorSink>,
 ) {
     while let Ok(first) = inbox.recv() {
         let mut written = vec![first];
         written.extend(inbox.try_iter());
         let events: usize = written.iter().map(|w| w.events.len()).sum();
         let started = Instant::now();
-        let synced = if events == 0 || shared.failure().is_some() {
+        let synced = if !written.iter().any(|w| w.wrote) || shared.failure().is_some() {
             Ok(())
         } else {
             shared.store.sync()
@@ -274,8 +336,42 @@ fn run_flusher(
             }
         }
         for batch in written {
+            if let Some(anchor) = &anchor {
+                batch.notes.into_iter().for_each(|note| anchor.send(note));
+            }
             batch.jobs.into_iter().for_each(|job| job.finish(None));
         }
+    }
+}
+
+/// Asks the writer for a checkpoint covering everything written before it, answered once it is durable.
+pub(crate) struct CheckpointJob {
+    pub checkpoint: Option<SignedCheckpoint>,
+    pub reply: oneshot::Sender<LedgerResult<SignedCheckpoint>>,
+}
+
+impl Job for CheckpointJob {
+    fn plan(&mut self, _ctx: &mut PlanContext<'_>) -> bool {
+        false
+    }
+
+    fn finish(self: Box<Self>, write_error: Option<&str>) {
+        let answer = match (write_error, self.checkpoint) {
+            (Some(message), _) => Err(LedgerError::WriteFailed(message.to_string())),
+            (None, Some(checkpoint)) => Ok(checkpoint),
+            (None, None) => Err(LedgerError::Config(
+                "the log has no ledger.initialized event to name its checkpoints".into(),
+            )),
+        };
+        let _ = self.reply.send(answer);
+    }
+
+    fn wants_checkpoint(&self) -> bool {
+        true
+    }
+
+    fn take_checkpoint(&mut self, checkpoint: &SignedCheckpoint) {
+        self.checkpoint = Some(checkpoint.clone());
     }
 }
 

@@ -34,6 +34,15 @@ pub struct AppendBatch {
     pub lifecycle_index: Vec<u64>,
     /// Derived data written in the same atomic step (Merkle nodes, checkpoints, signer registry).
     pub side: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Side entries removed in the same atomic step (a superseded checkpoint).
+    pub side_removals: Vec<Vec<u8>>,
+}
+
+impl AppendBatch {
+    /// Whether the batch writes anything at all.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.side.is_empty() && self.side_removals.is_empty()
+    }
 }
 
 /// Storage failures.

@@ -188,6 +188,9 @@ impl LogStore for SledStore {
         for seq in &batch.lifecycle_index {
             writes.insert(&seq_key(LIFECYCLE_INDEX, *seq), &[]);
         }
+        for key in &batch.side_removals {
+            writes.remove(side_key(key));
+        }
         for (key, value) in &batch.side {
             writes.insert(side_key(key), value.as_slice());
         }

@@ -502,12 +502,7 @@ pub fn run_demo(root: &Path, uses: usize, out: &mut dyn Write) -> Result<DemoSum
     )
     .map_err(io)?;
     let export_path = root.join("incident-export.jsonl");
-    let signer = dir.load_signer(&crate::datadir::KeySource::Default)?;
-    let (checkpoint, note) = crate::audit::export::current_checkpoint(
-        ledger.store().as_ref(),
-        Some(&signer),
-        &identity.origin,
-    )?;
+    let (checkpoint, note) = ledger.checkpoint_blocking()?;
     let request = crate::audit::export::ExportRequest {
         from: Some(window_start),
         to: Some(window_end.plus_micros(1)),

@@ -1,5 +1,9 @@
 //! The data directory: where the log, the ledger's identity and (by default) its signing key live, how `init`
 //! creates them, and where the signing key is taken from (environment, a file path, or the directory).
+//! Every open checks the log against the identity pinned in `ledger.json` ([`pin`]).
+
+mod pin;
+pub mod rotation;
 
 use crate::chain::{parse_public_key_hex, LedgerSigner};
 use crate::error::{LedgerError, LedgerResult};
@@ -30,6 +34,10 @@ pub struct LedgerIdentity {
     /// Hex of the first signer's public key: the trust anchor for verifiers.
     pub public_key: String,
     pub signer_id: String,
+    /// Hex of the hash of event 1 (`ledger.initialized`): the log must start with exactly this event.
+    /// Absent only in directories written before the pin existed, which open refuses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub genesis_hash: Option<String>,
 }
 
 /// Where the signing key comes from.
@@ -130,8 +138,8 @@ impl DataDir {
     }
 
     /// Creates a new ledger: the directory, the signing key (unless `external` is given, which is then not
-    /// written to disk), `signing.pub`, `ledger.json` and the `ledger.initialized` event. Refuses to touch an
-    /// existing ledger.
+    /// written to disk), `signing.pub`, the `ledger.initialized` event and, once that event is durable,
+    /// `ledger.json` pinning its hash. Refuses to touch an existing ledger.
     pub fn init(&self, external: Option<LedgerSigner>) -> LedgerResult<(Ledger, LedgerIdentity)> {
         if self.is_initialized() {
             return Err(LedgerError::Config(format!(
@@ -150,23 +158,21 @@ impl DataDir {
             }
         };
         let ledger_id = Uuid::now_v7();
-        let identity = LedgerIdentity {
+        let mut identity = LedgerIdentity {
             ledger_id,
             origin: format!("keyledger.local/{ledger_id}"),
             created_at: LedgerTime::now(),
             public_key: signer.public_key_hex(),
             signer_id: signer.id().to_string(),
+            genesis_hash: None,
         };
         write_new_file(
             &self.public_key_path(),
             format!("{}\n", identity.public_key).as_bytes(),
             0o644,
         )?;
-        let json =
-            serde_json::to_vec_pretty(&identity).map_err(|e| LedgerError::Config(e.to_string()))?;
-        write_new_file(&self.identity_path(), &json, 0o644)?;
         let store: Arc<dyn LogStore> = Arc::new(SledStore::open(&self.db_path())?);
-        let ledger = Ledger::open(store, signer)?;
+        let ledger = Ledger::open_with(store, vec![signer], self.config()?)?;
         ledger.submit_blocking(AppendEvents {
             actor: Actor::local_operator(),
             request_id: None,
@@ -177,22 +183,47 @@ impl DataDir {
                 signer_id: identity.signer_id.clone(),
             })],
         })?;
+        let genesis = ledger.store().get(1)?.ok_or_else(|| {
+            LedgerError::PinMismatch("the genesis event was not stored".into())
+        })?;
+        identity.genesis_hash = Some(hex::encode(genesis.hash));
+        let json =
+            serde_json::to_vec_pretty(&identity).map_err(|e| LedgerError::Config(e.to_string()))?;
+        write_new_file(&self.identity_path(), &json, 0o644)?;
+        sync_dir(&self.root)?;
+        if let Some(parent) = self.root.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
         Ok((ledger, identity))
     }
 
-    /// Opens an initialized ledger with the signing key from `source`.
+    /// Opens an initialized ledger with the signing key from `source` (or, after a signer rotation that was
+    /// interrupted before its key files were moved into place, with the pending new key: see [`rotation`]).
     pub fn open(&self, source: &KeySource) -> LedgerResult<Ledger> {
-        self.identity()?;
-        let signer = self.load_signer(source)?;
+        let store = self.open_store()?;
         let config = self.config()?;
-        let store: Arc<dyn LogStore> = Arc::new(SledStore::open(&self.db_path())?);
-        Ledger::open_with(store, signer, config)
+        let mut candidates = vec![self.load_signer(source)?];
+        candidates.extend(rotation::pending_signers(self)?);
+        let ledger = Ledger::open_with(store, candidates, config)?;
+        rotation::finish_if_pending(self, source, ledger.signer_public_hex())?;
+        Ok(ledger)
     }
 
-    /// Opens the store only, for reading and verifying without the signing key.
+    /// Opens the store only, for reading and verifying without the signing key. Refuses (exit 3) a log that is
+    /// missing, empty or not the one `ledger.json` pins, and a `signing.pub` that is not the pinned anchor.
     pub fn open_store(&self) -> LedgerResult<Arc<dyn LogStore>> {
-        self.identity()?;
-        Ok(Arc::new(SledStore::open(&self.db_path())?))
+        let identity = self.identity()?;
+        pin::check_anchor_file(self, &identity)?;
+        if !self.db_path().is_dir() {
+            return Err(LedgerError::PinMismatch(format!(
+                "the log directory {} is missing, but ledger.json pins genesis {}: the log was deleted",
+                self.db_path().display(),
+                identity.genesis_hash.as_deref().unwrap_or("(none)")
+            )));
+        }
+        let store: Arc<dyn LogStore> = Arc::new(SledStore::open(&self.db_path())?);
+        pin::check_genesis(&identity, store.as_ref())?;
+        Ok(store)
     }
 }
 
@@ -205,6 +236,13 @@ fn read_key_file(path: &Path) -> LedgerResult<zeroize::Zeroizing<String>> {
 /// Writes a file readable only by its owner (0600), refusing to replace an existing one.
 pub fn write_private_file(path: &Path, contents: &[u8]) -> LedgerResult<()> {
     write_new_file(path, contents, 0o600)
+}
+
+/// Makes a directory's entries (files created or renamed in it) durable.
+pub fn sync_dir(path: &Path) -> LedgerResult<()> {
+    fs::File::open(path)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|e| LedgerError::io(format!("syncing directory {}", path.display()), e))
 }
 
 fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> LedgerResult<()> {
