@@ -1,7 +1,8 @@
 //! Reading events back: by seq range, time window or key, never past the last durable event.
 
 use crate::event::Event;
-use crate::store::{LogStore, StoreResult, StoredRecord};
+use crate::error::LedgerResult;
+use crate::store::{CheckedReader, LogStore, StoreResult, StoredRecord};
 use crate::time::LedgerTime;
 use uuid::Uuid;
 
@@ -35,32 +36,29 @@ pub fn seq_range(
     Ok((start, end.max(start)))
 }
 
-/// Records matching the filter, in seq order.
+/// Records matching the filter, in seq order, each checked against its hash and chain link.
 pub fn select_records<'a>(
     store: &'a dyn LogStore,
     filter: &EventFilter,
     durable_seq: u64,
-) -> StoreResult<Box<dyn Iterator<Item = StoreResult<StoredRecord>> + Send + 'a>> {
+) -> StoreResult<Box<dyn Iterator<Item = LedgerResult<StoredRecord>> + 'a>> {
     let (start, end) = seq_range(store, filter, durable_seq)?;
+    let mut reader = CheckedReader::new(store);
     Ok(match filter.key_id {
-        None => store.scan(start, end),
-        Some(key) => Box::new(
-            store
-                .key_seqs(key, start, end)
-                .filter_map(move |seq| match seq {
-                    Ok(seq) => store.get(seq).transpose(),
-                    Err(e) => Some(Err(e)),
-                }),
-        ),
+        None => Box::new(reader.scan(start, end)),
+        Some(key) => Box::new(store.key_seqs(key, start, end).map(move |seq| {
+            let seq = seq?;
+            reader.get_indexed(seq)
+        })),
     })
 }
 
-/// Decoded events matching the filter, in seq order; undecodable records are reported as errors.
+/// Decoded events matching the filter, in seq order; undecodable or changed records are reported as errors.
 pub fn select_events<'a>(
     store: &'a dyn LogStore,
     filter: &EventFilter,
     durable_seq: u64,
-) -> StoreResult<impl Iterator<Item = Result<Event, crate::LedgerError>> + 'a> {
+) -> StoreResult<impl Iterator<Item = LedgerResult<Event>> + 'a> {
     Ok(select_records(store, filter, durable_seq)?.map(|record| {
         let record = record?;
         Event::decode(&record.body).map_err(|source| crate::LedgerError::Decode {

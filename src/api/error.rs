@@ -97,13 +97,22 @@ impl From<axum::extract::rejection::PathRejection> for ApiError {
     }
 }
 
+/// Marks a response whose error says the stored log cannot be trusted; a middleware then stops the ledger.
+#[derive(Clone, Debug)]
+pub struct IntegrityFailure(pub String);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let failure = (self.code == "log_corrupt").then(|| IntegrityFailure(self.message.clone()));
+        let mut response = (
             self.status,
             Json(json!({ "error": { "code": self.code, "message": self.message } })),
         )
-            .into_response()
+            .into_response();
+        if let Some(failure) = failure {
+            response.extensions_mut().insert(failure);
+        }
+        response
     }
 }
 

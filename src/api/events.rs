@@ -116,13 +116,16 @@ pub async fn list(
         Some(key) => store.key_seqs(key, after + 1, window_end + 1),
         None => Box::new((after + 1..=window_end).map(Ok)),
     };
+    let mut reader = crate::store::CheckedReader::new(store);
     for seq in seqs {
         let seq = seq?;
         if events.len() == limit {
             more = true;
             break;
         }
-        let Some(record) = store.get(seq)? else { break };
+        let Some(record) = reader.get(seq)? else {
+            break;
+        };
         last = seq;
         if filtered {
             let event = Event::decode(&record.body)

@@ -96,6 +96,20 @@ async fn not_found() -> error::ApiError {
     )
 }
 
+/// A read that found a changed or missing record stops the ledger: writes are refused and `/healthz` answers 503
+/// until an operator has looked (the log cannot be trusted, so neither can anything derived from it).
+async fn stop_on_integrity_failure(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let response = next.run(request).await;
+    if let Some(error::IntegrityFailure(message)) = response.extensions().get() {
+        state.ledger.stop_untrusted(message);
+    }
+    response
+}
+
 /// The router with every route and layer.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -118,6 +132,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/checkpoint", get(audit::checkpoint))
         .route("/v1/audit/export", get(audit::export))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), stop_on_integrity_failure))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {

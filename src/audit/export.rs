@@ -160,6 +160,7 @@ pub fn write_export(
     let mut events = 0u64;
     for record in store.scan(from_seq, end) {
         let record = record?;
+        crate::store::check_record(&record, &prev)?;
         write_line(out, &record_line("event", &record, &prev)?, &mut bytes)?;
         prev = record.hash;
         events += 1;

@@ -4,9 +4,11 @@ pub mod anchor;
 pub mod checkpoint;
 pub mod export;
 pub mod merkle;
+mod problem;
 pub mod tree;
 pub mod verify;
 pub mod verify_export;
 mod verify_indexes;
 
-pub use verify::{verify_log, Problem, ProblemKind, VerifyRange, VerifyReport};
+pub use problem::{Problem, ProblemKind, VerifyRange, VerifyReport};
+pub use verify::verify_log;

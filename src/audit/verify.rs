@@ -1,78 +1,26 @@
 //! Verification of the stored log: every hash recomputed, every signature checked (batched, on all cores),
 //! the indexes checked against the events, and the first bad seq reported with what is wrong there.
 
-use super::verify_indexes::{check_checkpoints, check_indexes, check_lifecycle_index, EntryDigest};
+use super::checkpoint::stored_checkpoints;
+use super::problem::{problem, Problem, ProblemKind, VerifyRange, VerifyReport};
+use super::tree::{node_key, Frontier};
+use super::verify_indexes::{
+    check_checkpoints, check_indexes, check_lifecycle_index, CheckpointBounds, EntryDigest,
+    IndexBounds,
+};
 use crate::chain::{chain_hash, verify_hash_signature, Hash32, GENESIS_PREV};
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::{Event, EventData};
 use crate::signers::SignerRegistry;
-use crate::store::{LogStore, StoredRecord};
+use crate::store::{Head, LogStore, StoreError, StoredRecord};
 use ed25519_dalek::{Signature, VerifyingKey};
 use rayon::prelude::*;
-use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
 
 const CHUNK: usize = 8192;
 const SIGNATURE_BATCH: usize = 256;
 /// Problems kept in a report; the first is what matters, the rest help locate the damage.
 const MAX_PROBLEMS: usize = 100;
-
-/// What is wrong at a seq.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProblemKind {
-    /// The stored hash is not SHA-256(domain ‖ previous hash ‖ body): the body was changed, or the event before
-    /// it is not the one it was chained to.
-    BodyChanged,
-    /// A seq is missing.
-    Gap,
-    /// An event sits at a seq other than its own, or its time runs backwards.
-    Reorder,
-    BadSignature,
-    UnknownSigner,
-    /// An index entry is missing, or points at an event it does not describe.
-    IndexMismatch,
-    /// The head disagrees with the newest event.
-    HeadMismatch,
-    /// The record or body cannot be decoded.
-    Malformed,
-    /// A stored checkpoint does not match the log (tail cut, or history rewritten), or its signature is bad.
-    CheckpointMismatch,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Problem {
-    pub seq: u64,
-    pub kind: ProblemKind,
-    pub detail: String,
-}
-
-/// The seqs to verify (inclusive); `to = None` means up to the head.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct VerifyRange {
-    pub from: u64,
-    pub to: Option<u64>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct VerifyReport {
-    pub from_seq: u64,
-    pub to_seq: u64,
-    pub events_checked: u64,
-    pub signatures_checked: u64,
-    pub index_entries_checked: u64,
-    pub checkpoints_checked: u64,
-    pub problems: Vec<Problem>,
-}
-
-impl VerifyReport {
-    pub fn is_ok(&self) -> bool {
-        self.problems.is_empty()
-    }
-
-    pub fn first_problem(&self) -> Option<&Problem> {
-        self.problems.first()
-    }
-}
 
 struct Checked {
     keys: [Option<uuid::Uuid>; 2],
@@ -80,40 +28,33 @@ struct Checked {
     rotation: Option<Event>,
 }
 
-/// Verifies the log against `anchor`, the public key of its first signer.
+/// Verifies the log against `anchor`, the public key of its first signer. From seq 1, it also recomputes the
+/// Merkle tree from the event hashes (comparing stored nodes and every stored checkpoint with it) and checks the
+/// indexes for the events in range. Storage that cannot be read further is a problem at the seq reached.
 pub fn verify_log(
     store: &dyn LogStore,
     anchor: VerifyingKey,
     range: VerifyRange,
     progress: Option<&(dyn Fn(u64) + Sync)>,
 ) -> LedgerResult<VerifyReport> {
-    let head = store.head()?;
-    let last = store.last_record()?;
     let from = range.from.max(1);
+    let (head, last) = match (store.head(), store.last_record()) {
+        (Ok(head), Ok(last)) => (head, last),
+        (Err(e), _) | (_, Err(e)) => return Ok(storage_failure(from, &e)),
+    };
     let newest = last.as_ref().map_or(0, |r| r.seq);
     let to = range.to.unwrap_or(newest).min(newest);
+    let from_genesis = from == 1;
     let mut problems = Vec::new();
-    let full = from == 1 && range.to.is_none();
-    if full {
-        match (&head, &last) {
-            (Some(h), Some(r)) if h.seq != r.seq || h.hash != r.hash => problems.push(Problem {
-                seq: h.seq.min(r.seq),
-                kind: ProblemKind::HeadMismatch,
-                detail: format!(
-                    "head names seq {} but the newest event is seq {}",
-                    h.seq, r.seq
-                ),
-            }),
-            (None, Some(r)) => {
-                problems.push(problem(r.seq, ProblemKind::HeadMismatch, "head is missing"))
-            }
-            (Some(h), None) => problems.push(problem(
-                h.seq,
-                ProblemKind::HeadMismatch,
-                "events are missing",
-            )),
-            _ => {}
-        }
+    if from_genesis && to == newest {
+        check_head(head.as_ref(), last.as_ref(), &mut problems);
+    }
+    if newest == 0 {
+        problems.push(problem(
+            1,
+            ProblemKind::Gap,
+            "the log holds no events: every ledger starts with ledger.initialized",
+        ));
     }
     let mut signers = signers_before(store, anchor, from)?;
     let mut prev: Hash32 = if from == 1 {
@@ -138,19 +79,36 @@ pub fn verify_log(
         signatures_checked: 0,
         index_entries_checked: 0,
         checkpoints_checked: 0,
+        merkle_nodes_checked: 0,
         problems: Vec::new(),
+    };
+    let checkpoints = if from_genesis {
+        stored_checkpoints(store)?
+    } else {
+        Vec::new()
+    };
+    let mut tree = TreeCheck {
+        frontier: Frontier::default(),
+        wanted: checkpoints.iter().map(|(size, _)| *size).collect(),
+        roots: BTreeMap::new(),
     };
     let mut expected = from;
     let mut last_time = None;
     let mut expected_keys = EntryDigest::default();
     let mut expected_lifecycle = EntryDigest::default();
     let mut records = store.scan(from, to.saturating_add(1));
-    loop {
+    let mut unreadable = false;
+    while !unreadable {
         let mut chunk = Vec::with_capacity(CHUNK);
         for item in records.by_ref().take(CHUNK) {
             match item {
                 Ok(record) => chunk.push(record),
-                Err(e) => return Err(LedgerError::Store(e)),
+                Err(e) => {
+                    let at = chunk.last().map_or(expected, |r: &StoredRecord| r.seq + 1);
+                    problems.push(storage_problem(at, &e));
+                    unreadable = true;
+                    break;
+                }
             }
         }
         if chunk.is_empty() {
@@ -189,6 +147,9 @@ pub fn verify_log(
                 ));
             }
             last_time = Some(record.time);
+            if from_genesis {
+                report.merkle_nodes_checked += tree.push(store, record, &mut problems);
+            }
             match signers.signer_for(record.seq) {
                 Some(signer) if signer.id == record.signer => to_sign.push((index, signer.key)),
                 Some(signer) => problems.push(Problem {
@@ -209,11 +170,7 @@ pub fn verify_log(
                 Ok(checked) => {
                     for key in checked.keys.into_iter().flatten() {
                         expected_keys.add(&key, record.seq);
-                        if store
-                            .key_seqs(key, record.seq, record.seq + 1)
-                            .next()
-                            .is_none()
-                        {
+                        if !indexed(store.key_seqs(key, record.seq, record.seq + 1)) {
                             problems.push(Problem {
                                 seq: record.seq,
                                 kind: ProblemKind::IndexMismatch,
@@ -223,11 +180,7 @@ pub fn verify_log(
                     }
                     if checked.lifecycle {
                         expected_lifecycle.add(&uuid::Uuid::nil(), record.seq);
-                        if store
-                            .lifecycle_seqs(record.seq, record.seq + 1)
-                            .next()
-                            .is_none()
-                        {
+                        if !indexed(store.lifecycle_seqs(record.seq, record.seq + 1)) {
                             problems.push(problem(
                                 record.seq,
                                 ProblemKind::IndexMismatch,
@@ -259,10 +212,17 @@ pub fn verify_log(
             break;
         }
     }
-    if full {
-        report.index_entries_checked = check_indexes(store, &expected_keys, &mut problems)?
-            + check_lifecycle_index(store, &expected_lifecycle, &mut problems)?;
-        report.checkpoints_checked = check_checkpoints(store, &signers, newest, &mut problems)?;
+    if from_genesis && !unreadable {
+        let bounds = IndexBounds { to };
+        report.index_entries_checked = check_indexes(store, &expected_keys, bounds, &mut problems)?
+            + check_lifecycle_index(store, &expected_lifecycle, bounds, &mut problems)?;
+        report.checkpoints_checked = check_checkpoints(
+            &checkpoints,
+            &tree.roots,
+            &signers,
+            CheckpointBounds { newest, to },
+            &mut problems,
+        );
     }
     problems.sort_by_key(|p| (p.seq, p.kind));
     problems.truncate(MAX_PROBLEMS);
@@ -270,11 +230,84 @@ pub fn verify_log(
     Ok(report)
 }
 
-pub(super) fn problem(seq: u64, kind: ProblemKind, detail: &str) -> Problem {
+/// The Merkle tree recomputed from the event hashes, as verification walks them from seq 1.
+struct TreeCheck {
+    frontier: Frontier,
+    /// Sizes of stored checkpoints, whose roots are kept as the tree reaches them.
+    wanted: BTreeSet<u64>,
+    roots: BTreeMap<u64, Hash32>,
+}
+
+impl TreeCheck {
+    /// Adds the event's leaf; compares each subtree it completes with the stored node. Returns nodes compared.
+    fn push(&mut self, store: &dyn LogStore, record: &StoredRecord, problems: &mut Vec<Problem>) -> u64 {
+        let completed = self.frontier.push(&record.hash);
+        for (level, index, hash) in &completed {
+            let wrong = match store.get_side(&node_key(*level, *index)) {
+                Ok(Some(stored)) if stored.as_slice() == hash.as_slice() => None,
+                Ok(Some(_)) => Some("differs from the one recomputed from the events"),
+                Ok(None) => Some("is missing"),
+                Err(_) => Some("cannot be read"),
+            };
+            if let Some(wrong) = wrong {
+                problems.push(Problem {
+                    seq: record.seq,
+                    kind: ProblemKind::IndexMismatch,
+                    detail: format!("the stored Merkle node at level {level}, index {index} {wrong}"),
+                });
+            }
+        }
+        let size = self.frontier.size();
+        if self.wanted.contains(&size) {
+            self.roots.insert(size, self.frontier.root());
+        }
+        completed.len() as u64
+    }
+}
+
+/// Whether an index lookup found its entry (an unreadable entry counts as missing).
+fn indexed(mut entries: crate::store::StoreIter<'_, u64>) -> bool {
+    matches!(entries.next(), Some(Ok(_)))
+}
+
+fn check_head(head: Option<&Head>, last: Option<&StoredRecord>, problems: &mut Vec<Problem>) {
+    match (head, last) {
+        (Some(h), Some(r)) if h.seq != r.seq || h.hash != r.hash => problems.push(Problem {
+            seq: h.seq.min(r.seq),
+            kind: ProblemKind::HeadMismatch,
+            detail: format!(
+                "head names seq {} but the newest event is seq {}",
+                h.seq, r.seq
+            ),
+        }),
+        (None, Some(r)) => problems.push(problem(r.seq, ProblemKind::HeadMismatch, "head is missing")),
+        (Some(h), None) => problems.push(problem(
+            h.seq,
+            ProblemKind::HeadMismatch,
+            "events are missing",
+        )),
+        _ => {}
+    }
+}
+
+fn storage_problem(seq: u64, error: &StoreError) -> Problem {
     Problem {
         seq,
-        kind,
-        detail: detail.to_string(),
+        kind: ProblemKind::StorageCorrupt,
+        detail: format!("storage corrupt before seq {seq}: the store cannot be read further ({error})"),
+    }
+}
+
+fn storage_failure(from: u64, error: &StoreError) -> VerifyReport {
+    VerifyReport {
+        from_seq: from,
+        to_seq: 0,
+        events_checked: 0,
+        signatures_checked: 0,
+        index_entries_checked: 0,
+        checkpoints_checked: 0,
+        merkle_nodes_checked: 0,
+        problems: vec![storage_problem(from, error)],
     }
 }
 

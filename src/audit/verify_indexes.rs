@@ -2,13 +2,28 @@
 //! entries the events call for, time index entries point at events with their time, and every stored checkpoint
 //! is signed by the signer in force and matches the events (a checkpoint larger than the log is a cut tail).
 
-use super::verify::{problem, Problem, ProblemKind};
+use super::checkpoint::Checkpoint;
+use super::problem::{problem, Problem, ProblemKind};
+use crate::chain::Hash32;
 use crate::error::LedgerResult;
 use crate::event::Event;
 use crate::signers::SignerRegistry;
 use crate::store::LogStore;
 use sha2::Digest;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Index entries for events after `to` are not checked (a server keeps appending while it verifies).
+#[derive(Clone, Copy)]
+pub(super) struct IndexBounds {
+    pub to: u64,
+}
+
+/// The newest event stored and the last one verified.
+#[derive(Clone, Copy)]
+pub(super) struct CheckpointBounds {
+    pub newest: u64,
+    pub to: u64,
+}
 
 /// An order-independent digest of a set of `(key, seq)` index entries: their count and the wrapping sum of
 /// SHA-256 prefixes. Equal digests mean (short of a deliberate collision) equal sets, so the key index is
@@ -37,12 +52,15 @@ impl EntryDigest {
 pub(super) fn check_indexes(
     store: &dyn LogStore,
     expected: &EntryDigest,
+    bounds: IndexBounds,
     problems: &mut Vec<Problem>,
 ) -> LedgerResult<u64> {
     let mut stored = EntryDigest::default();
     for entry in store.key_index() {
         let (key, seq) = entry?;
-        stored.add(&key, seq);
+        if seq <= bounds.to {
+            stored.add(&key, seq);
+        }
     }
     let mut checked = stored.count;
     if stored != *expected {
@@ -50,6 +68,9 @@ pub(super) fn check_indexes(
         let mut strays = BTreeSet::new();
         for entry in store.key_index() {
             let (key, seq) = entry?;
+            if seq > bounds.to {
+                continue;
+            }
             let names_key = store
                 .get(seq)?
                 .and_then(|r| Event::decode(&r.body).ok())
@@ -70,6 +91,9 @@ pub(super) fn check_indexes(
     }
     for entry in store.time_index() {
         let (time, seq) = entry?;
+        if seq > bounds.to {
+            continue;
+        }
         checked += 1;
         match store.get(seq)? {
             Some(record) if record.time == time => {}
@@ -89,14 +113,16 @@ pub(super) fn check_indexes(
 pub(super) fn check_lifecycle_index(
     store: &dyn LogStore,
     expected: &EntryDigest,
+    bounds: IndexBounds,
     problems: &mut Vec<Problem>,
 ) -> LedgerResult<u64> {
+    let end = bounds.to.saturating_add(1);
     let mut stored = EntryDigest::default();
-    for seq in store.lifecycle_seqs(1, u64::MAX) {
+    for seq in store.lifecycle_seqs(1, end) {
         stored.add(&uuid::Uuid::nil(), seq?);
     }
     if stored != *expected {
-        for seq in store.lifecycle_seqs(1, u64::MAX) {
+        for seq in store.lifecycle_seqs(1, end) {
             let seq = seq?;
             let lifecycle = store
                 .get(seq)?
@@ -114,23 +140,23 @@ pub(super) fn check_lifecycle_index(
     Ok(stored.count)
 }
 
-/// Checks every stored checkpoint against the log: signed by the signer in force, and its root equal to the
-/// root recomputed from the events. A checkpoint larger than the log means its tail was cut.
+/// Checks every stored checkpoint against the log: signed by the signer of its last event (or of the next one),
+/// and its root equal to the root recomputed from the event hashes (`roots`, by size). A checkpoint larger than
+/// the log means its tail was cut; one beyond the verified range is left alone.
 pub(super) fn check_checkpoints(
-    store: &dyn LogStore,
+    checkpoints: &[(u64, String)],
+    roots: &BTreeMap<u64, Hash32>,
     signers: &SignerRegistry,
-    newest: u64,
+    bounds: CheckpointBounds,
     problems: &mut Vec<Problem>,
-) -> LedgerResult<u64> {
-    let checkpoints = crate::audit::checkpoint::stored_checkpoints(store)?;
-    for (size, note) in &checkpoints {
+) -> u64 {
+    for (size, note) in checkpoints {
         let size = *size;
         let signed = [size, size + 1]
             .iter()
             .filter_map(|seq| signers.signer_for(*seq))
-            .find_map(|signer| {
-                crate::audit::checkpoint::Checkpoint::verify_note(note, &signer.key).ok()
-            });
+            .find_map(|signer| Checkpoint::verify_note(note, &signer.key).ok())
+            .filter(|checkpoint| checkpoint.size == size);
         let Some(checkpoint) = signed else {
             problems.push(Problem {
                 seq: size,
@@ -141,13 +167,18 @@ pub(super) fn check_checkpoints(
             });
             continue;
         };
-        if size > newest {
+        if size > bounds.newest {
             problems.push(Problem {
-                seq: newest + 1,
+                seq: bounds.newest + 1,
                 kind: ProblemKind::CheckpointMismatch,
-                detail: format!("a signed checkpoint covers {size} events but the log holds {newest}: its tail was cut"),
+                detail: format!(
+                    "a signed checkpoint covers {size} events but the log holds {}: its tail was cut",
+                    bounds.newest
+                ),
             });
-        } else if crate::audit::tree::stored_root(store, size)? != checkpoint.root {
+        } else if size <= bounds.to
+            && roots.get(&size).is_some_and(|root| *root != checkpoint.root)
+        {
             problems.push(Problem {
                 seq: size,
                 kind: ProblemKind::CheckpointMismatch,
@@ -157,5 +188,5 @@ pub(super) fn check_checkpoints(
             });
         }
     }
-    Ok(checkpoints.len() as u64)
+    checkpoints.len() as u64
 }

@@ -78,14 +78,12 @@ pub fn key_history(
     key_id: Uuid,
     durable_seq: u64,
 ) -> LedgerResult<Vec<Event>> {
+    let mut reader = crate::store::CheckedReader::new(store);
     store
         .key_seqs(key_id, 1, durable_seq + 1)
         .map(|seq| {
             let seq = seq?;
-            let record = store.get(seq)?.ok_or_else(|| LedgerError::Corrupt {
-                seq,
-                problem: "indexed event is missing".into(),
-            })?;
+            let record = reader.get_indexed(seq)?;
             Event::decode(&record.body).map_err(|source| LedgerError::Decode { seq, source })
         })
         .collect()

@@ -225,14 +225,12 @@ impl Ledger {
             .map_err(|_| LedgerError::WriterStopped)?
     }
 
-    /// Passes an error through, first stopping the ledger if it says the stored log cannot be trusted (a read
-    /// found a record that does not match its hash or chain link).
-    pub fn check_read<E: Into<LedgerError>>(&self, error: E) -> LedgerError {
-        let error = error.into();
-        if error.is_integrity_failure() {
-            self.shared.fail(&error);
-        }
-        error
+    /// Stops the ledger because a read found that the stored log cannot be trusted (a record that does not
+    /// match its hash or chain link): every later command is refused and health checks fail until it is reopened.
+    pub fn stop_untrusted(&self, reason: &str) {
+        self.shared.fail(&LedgerError::Config(format!(
+            "a read found the stored log changed: {reason}"
+        )));
     }
 
     /// Submits a command and waits until its events are durable (or it was refused).

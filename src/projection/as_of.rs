@@ -20,12 +20,10 @@ pub fn keys_as_of(
         .first_seq_at_or_after(time.plus_micros(1))?
         .min(durable_seq + 1);
     let mut state = KeyState::default();
+    let mut reader = crate::store::CheckedReader::new(store);
     for seq in store.lifecycle_seqs(1, end) {
         let seq = seq?;
-        let record = store.get(seq)?.ok_or_else(|| LedgerError::Corrupt {
-            seq,
-            problem: "indexed event is missing".into(),
-        })?;
+        let record = reader.get_indexed(seq)?;
         let event =
             Event::decode(&record.body).map_err(|source| LedgerError::Decode { seq, source })?;
         state.apply(&event);

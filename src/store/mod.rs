@@ -3,9 +3,11 @@
 //! The writer's chain logic never sees the backend; [`SledStore`] is the embedded default and a replicated
 //! database can implement [`LogStore`] later (DESIGN.md §9). Every call maps to a primary-key lookup or range scan.
 
+mod checked;
 mod record;
 mod sled_store;
 
+pub use checked::{check_record, CheckedReader};
 pub use record::{RecordDecodeError, StoredRecord};
 pub use sled_store::SledStore;
 

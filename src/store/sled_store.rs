@@ -24,7 +24,10 @@ pub struct SledStore {
 }
 
 fn backend(err: sled::Error) -> StoreError {
-    StoreError::Backend(err.to_string())
+    match err {
+        sled::Error::Corruption { .. } => StoreError::Corrupt(format!("the store's files are damaged: {err}")),
+        other => StoreError::Backend(other.to_string()),
+    }
 }
 
 fn seq_key(prefix: u8, seq: u64) -> [u8; 9] {
@@ -118,6 +121,25 @@ impl SledStore {
     }
 
     fn open_once(dir: &Path) -> StoreResult<Self> {
+        // sled panics on some damaged files (e.g. "tried to serialize Uninitialized" after a truncation); that is
+        // corruption to report, not a crash. The default hook would print the panic, so it is silenced meanwhile.
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let opened = std::panic::catch_unwind(|| Self::open_unguarded(dir));
+        std::panic::set_hook(hook);
+        opened.unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(StoreError::Corrupt(format!(
+                "the store's files are damaged and cannot be opened ({what})"
+            )))
+        })
+    }
+
+    fn open_unguarded(dir: &Path) -> StoreResult<Self> {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(256 * 1024 * 1024)
