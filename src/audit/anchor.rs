@@ -139,6 +139,51 @@ pub fn newest_kept(text: &str, signers: &[SignerEntry]) -> Option<(Checkpoint, S
         .max_by_key(|(checkpoint, _)| checkpoint.size)
 }
 
+/// Checks the stored log against the newest checkpoint kept in `kept` (an anchor file's text or one note):
+/// the log must hold at least its size, and its first events must have its root. Returns the kept size.
+/// Run after `verify_log` succeeded, so the stored Merkle nodes are known to match the events.
+pub fn check_log_against(
+    store: &dyn crate::store::LogStore,
+    anchor: ed25519_dalek::VerifyingKey,
+    origin: &str,
+    kept: &str,
+) -> crate::LedgerResult<u64> {
+    let signers = super::verify::signers_before(store, anchor, u64::MAX)?;
+    let (checkpoint, _) = newest_kept(kept, signers.entries()).ok_or_else(|| {
+        crate::LedgerError::PinMismatch(
+            "the anchor holds no checkpoint signed by this ledger's signers".into(),
+        )
+    })?;
+    if checkpoint.origin != origin {
+        return Err(crate::LedgerError::PinMismatch(format!(
+            "the anchored checkpoint is of another ledger ({})",
+            checkpoint.origin
+        )));
+    }
+    let held = store.head()?.map_or(0, |h| h.seq);
+    if checkpoint.size > held {
+        return Err(crate::LedgerError::Corrupt {
+            seq: held + 1,
+            problem: format!(
+                "the log holds {held} events but a checkpoint kept outside covers {}: events {}..={} were cut",
+                checkpoint.size,
+                held + 1,
+                checkpoint.size
+            ),
+        });
+    }
+    if super::tree::stored_root(store, checkpoint.size)? != checkpoint.root {
+        return Err(crate::LedgerError::Corrupt {
+            seq: checkpoint.size,
+            problem: format!(
+                "the log's first {} events do not have the root of the checkpoint kept outside: history was rewritten",
+                checkpoint.size
+            ),
+        });
+    }
+    Ok(checkpoint.size)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

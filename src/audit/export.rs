@@ -98,14 +98,14 @@ pub fn write_export(
 ) -> LedgerResult<ExportSummary> {
     let size = checkpoint.size;
     let from_seq = match request.from {
-        Some(t) => store.first_seq_at_or_after(t)?,
+        Some(t) => store.first_seq_at_or_after(t)?.min(size + 1),
         None => 1,
     };
     let end = match request.to {
         Some(t) => store.first_seq_at_or_after(t)?.min(size + 1),
         None => size + 1,
     };
-    let to_seq = end.saturating_sub(1);
+    let to_seq = end.saturating_sub(1).max(from_seq - 1);
     if let Some(old) = request.consistency_from {
         if old == 0 || old > size {
             return Err(LedgerError::invalid(
@@ -145,7 +145,7 @@ pub fn write_export(
             )?;
         }
     }
-    if from_seq > 1 && from_seq <= size {
+    if from_seq > 1 {
         write_line(
             out,
             &record_with_proof(store, "boundary", from_seq - 1, size)?,

@@ -3,6 +3,7 @@
 pub mod anchor;
 pub mod checkpoint;
 pub mod export;
+mod export_lines;
 pub mod merkle;
 mod problem;
 pub mod tree;

@@ -391,7 +391,7 @@ fn check_signatures(chunk: &[StoredRecord], to_sign: &[(usize, VerifyingKey)]) -
 
 /// The signers in force before `from`: the anchor, then each rotation recorded before it (each rotation event
 /// re-checked: signed by the signer it replaces, naming the key the registry holds).
-fn signers_before(
+pub(crate) fn signers_before(
     store: &dyn LogStore,
     anchor: VerifyingKey,
     from: u64,

@@ -4,10 +4,10 @@
 //! that the log only grew. The first bad line is reported with why.
 
 use super::checkpoint::Checkpoint;
+use super::export_lines::{check_record, parse_header, parse_line, proof_field, RecordLine};
 use super::merkle::{leaf_hash, verify_consistency, verify_inclusion};
-use crate::canonical::canonical_value_bytes;
-use crate::chain::{chain_hash, verify_hash_signature, Hash32, GENESIS_PREV};
-use crate::event::{Event, EventData};
+use crate::chain::{verify_hash_signature, Hash32, GENESIS_PREV};
+use crate::event::EventData;
 use crate::signers::SignerRegistry;
 use crate::time::LedgerTime;
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -37,87 +37,18 @@ pub struct ExportCheck {
     pub root: String,
     pub origin: String,
     pub consistency_from: Option<u64>,
+    /// The range the export claims to cover (null: from the first event / up to the checkpoint).
+    pub requested_from: Option<String>,
+    pub requested_to: Option<String>,
 }
 
-type Check<T> = Result<T, ExportFailure>;
+pub(super) type Check<T> = Result<T, ExportFailure>;
 
-fn fail<T>(line: u64, seq: Option<u64>, problem: impl Into<String>) -> Check<T> {
+pub(super) fn fail<T>(line: u64, seq: Option<u64>, problem: impl Into<String>) -> Check<T> {
     Err(ExportFailure {
         line,
         seq,
         problem: problem.into(),
-    })
-}
-
-fn hash_field(value: &Value, field: &str, line: u64) -> Check<Hash32> {
-    value[field]
-        .as_str()
-        .and_then(|t| hex::decode(t).ok())
-        .and_then(|b| b.try_into().ok())
-        .map_or_else(
-            || {
-                fail(
-                    line,
-                    value["seq"].as_u64(),
-                    format!("{field} is not 64 hex digits"),
-                )
-            },
-            Ok,
-        )
-}
-
-fn proof_field(value: &Value, field: &str, line: u64) -> Check<Vec<Hash32>> {
-    let items = value[field]
-        .as_array()
-        .map_or_else(|| fail(line, None, format!("{field} is missing")), Ok)?;
-    items
-        .iter()
-        .map(|item| hash_field(&serde_json::json!({ "h": item }), "h", line))
-        .collect()
-}
-
-/// A checked record line: its event, hash and signature (the signature is checked by the caller).
-struct RecordLine {
-    seq: u64,
-    event: Event,
-    hash: Hash32,
-    signature: [u8; 64],
-    signer_id: String,
-}
-
-fn check_record(value: &Value, line: u64, expected_prev: Option<&Hash32>) -> Check<RecordLine> {
-    let seq = value["seq"]
-        .as_u64()
-        .map_or_else(|| fail(line, None, "seq is missing"), Ok)?;
-    let prev = hash_field(value, "prev_hash", line)?;
-    if expected_prev.is_some_and(|want| *want != prev) {
-        return fail(line, Some(seq), "prev_hash is not the previous event's hash (an event was removed, inserted or reordered)");
-    }
-    let hash = hash_field(value, "hash", line)?;
-    let body = canonical_value_bytes(&value["body"])
-        .or_else(|e| fail(line, Some(seq), format!("body: {e}")))?;
-    if chain_hash(&prev, &body) != hash {
-        return fail(line, Some(seq), "hash does not match SHA-256(domain ‖ prev_hash ‖ canonical body): the body was changed");
-    }
-    let event = Event::decode(&body).or_else(|e| fail(line, Some(seq), e.to_string()))?;
-    if event.seq != seq {
-        return fail(line, Some(seq), format!("the body says seq {}", event.seq));
-    }
-    let signature: [u8; 64] = value["signature"]
-        .as_str()
-        .and_then(|t| hex::decode(t).ok())
-        .and_then(|b| b.try_into().ok())
-        .map_or_else(
-            || fail(line, Some(seq), "signature is not 128 hex digits"),
-            Ok,
-        )?;
-    let signer_id = value["signer_id"].as_str().unwrap_or_default().to_string();
-    Ok(RecordLine {
-        seq,
-        event,
-        hash,
-        signature,
-        signer_id,
     })
 }
 
@@ -205,50 +136,61 @@ pub fn verify_export(
         pending: PendingSignatures::default(),
         inclusions: Vec::new(),
     };
-    match run(reader, &mut v, older) {
+    match run(reader, &mut v, older, &hex::encode(anchor.as_bytes())) {
         Ok(check) => Ok(check),
         Err(failure) => Err(v.first(failure)),
     }
 }
 
-fn run(reader: impl BufRead, v: &mut Verifier, older: Option<&str>) -> Check<ExportCheck> {
-    let mut lines = reader.lines().enumerate().map(|(i, l)| (i as u64 + 1, l));
-    let mut next = move || -> Check<Option<(u64, Value)>> {
-        match lines.next() {
-            None => Ok(None),
-            Some((n, Err(e))) => fail(n, None, format!("unreadable: {e}")),
-            Some((n, Ok(text))) => serde_json::from_str(&text)
-                .map(|value| Some((n, value)))
-                .or_else(|e| fail(n, None, format!("not JSON: {e}"))),
+/// Reads LF-terminated lines, numbered from 1; remembers the last line number for "cut short" reports.
+struct Lines<R> {
+    reader: R,
+    number: u64,
+}
+
+impl<R: BufRead> Lines<R> {
+    fn next(&mut self) -> Check<Option<(u64, Value)>> {
+        let mut text = String::new();
+        let read = self
+            .reader
+            .read_line(&mut text)
+            .or_else(|e| fail(self.number + 1, None, format!("unreadable: {e}")))?;
+        if read == 0 {
+            return Ok(None);
         }
-    };
-    let Some((_, header)) = next()? else {
+        self.number += 1;
+        let Some(text) = text.strip_suffix('\n') else {
+            return fail(self.number, None, "the last line has no line feed: the export was cut short");
+        };
+        parse_line(text, self.number).map(|value| Some((self.number, value)))
+    }
+
+    fn cut_short<T>(&self, before: &str) -> Check<T> {
+        fail(
+            self.number + 1,
+            None,
+            format!("the file ends after line {} before its {before}: the export was cut short", self.number),
+        )
+    }
+}
+
+fn run(reader: impl BufRead, v: &mut Verifier, older: Option<&str>, trusted: &str) -> Check<ExportCheck> {
+    let mut lines = Lines { reader, number: 0 };
+    let Some((_, header)) = lines.next()? else {
         return fail(1, None, "the file is empty");
     };
-    if header["kind"] != "header"
-        || header["format"] != "keyledger-export"
-        || header["version"] != 1
-    {
-        return fail(1, None, "not a keyledger export (version 1) header");
-    }
-    let (from_seq, to_seq, size) = (
-        header["from_seq"].as_u64().unwrap_or(0),
-        header["to_seq"].as_u64().unwrap_or(0),
-        header["tree_size"].as_u64().unwrap_or(0),
-    );
-    let origin = header["origin"].as_str().unwrap_or_default().to_string();
-    let requested_from = header["requested_from"]
-        .as_str()
-        .and_then(|t| LedgerTime::parse(t).ok());
-    let requested_to = header["requested_to"]
-        .as_str()
-        .and_then(|t| LedgerTime::parse(t).ok());
+    let header = parse_header(&header, trusted)?;
+    let (from_seq, to_seq, size) = (header.from_seq, header.to_seq, header.size);
+    let (requested_from, requested_to) = (header.requested_from, header.requested_to);
+    let origin = header.origin.clone();
+    let mut boundary_before = false;
+    let mut boundary_after = false;
     let mut prev = GENESIS_PREV;
     let mut expected = from_seq;
     let mut events = 0u64;
     let mut later_endorsements = Vec::new();
     let mut first_hash = None;
-    let mut item = next()?;
+    let mut item = lines.next()?;
     while let Some((line, value)) = item.take() {
         match value["kind"].as_str() {
             Some("endorsement") => {
@@ -278,6 +220,10 @@ fn run(reader: impl BufRead, v: &mut Verifier, older: Option<&str>) -> Check<Exp
                     && expected == from_seq
                     && value["seq"].as_u64() == Some(from_seq.wrapping_sub(1)) =>
             {
+                if boundary_before {
+                    return fail(line, value["seq"].as_u64(), "a second boundary line before the window");
+                }
+                boundary_before = true;
                 let record = check_record(&value, line, None)?;
                 v.signed(&record, line)?;
                 if requested_from.is_some_and(|from| record.event.time >= from) {
@@ -300,8 +246,13 @@ fn run(reader: impl BufRead, v: &mut Verifier, older: Option<&str>) -> Check<Exp
                         format!("expected seq {expected}: events are missing or out of order"),
                     );
                 }
-                if from_seq > 1 && events == 0 && prev == GENESIS_PREV {
+                if from_seq > 1 && !boundary_before {
                     return fail(line, Some(record.seq), "the event before the window is missing: the chain link into the window cannot be checked");
+                }
+                if requested_from.is_some_and(|from| record.event.time < from)
+                    || requested_to.is_some_and(|to| record.event.time >= to)
+                {
+                    return fail(line, Some(record.seq), format!("event time {} is outside the requested range", record.event.time));
                 }
                 v.signed(&record, line)?;
                 first_hash.get_or_insert(record.hash);
@@ -310,6 +261,13 @@ fn run(reader: impl BufRead, v: &mut Verifier, older: Option<&str>) -> Check<Exp
                 events += 1;
             }
             Some("boundary") => {
+                if from_seq > 1 && !boundary_before {
+                    return fail(line, value["seq"].as_u64(), "the event before the window is missing: the start of the range cannot be checked");
+                }
+                if boundary_after {
+                    return fail(line, value["seq"].as_u64(), "a second boundary line after the window");
+                }
+                boundary_after = true;
                 let record = check_record(&value, line, Some(&prev))?;
                 if record.seq != to_seq + 1 || expected != to_seq + 1 {
                     return fail(
@@ -334,14 +292,17 @@ fn run(reader: impl BufRead, v: &mut Verifier, older: Option<&str>) -> Check<Exp
                 {
                     return fail(line, Some(expected), format!("the window should hold events {from_seq}..={to_seq}: events are missing"));
                 }
-                if to_seq < size
-                    && requested_to.is_some()
-                    && !v.inclusions.iter().any(|i| i.1 == to_seq + 1)
-                {
+                if from_seq > 1 && !boundary_before {
+                    return fail(line, None, "the event before the window is missing: the start of the range cannot be checked");
+                }
+                if to_seq < size && !boundary_after {
                     return fail(line, None, "the event after the window is missing: the end of the range cannot be checked");
                 }
                 for (e_line, value) in later_endorsements.drain(..) {
                     let record = check_record(&value, e_line, None)?;
+                    if !matches!(record.event.data, EventData::SignerRotated(_)) {
+                        return fail(e_line, Some(record.seq), "an endorsement must be a ledger.signer_rotated event");
+                    }
                     v.signed(&record, e_line)?;
                     v.inclusions.push((
                         e_line,
@@ -355,7 +316,7 @@ fn run(reader: impl BufRead, v: &mut Verifier, older: Option<&str>) -> Check<Exp
                     line,
                     &value,
                     v,
-                    &mut next,
+                    &mut lines,
                     Summary {
                         from_seq,
                         to_seq,
@@ -364,19 +325,17 @@ fn run(reader: impl BufRead, v: &mut Verifier, older: Option<&str>) -> Check<Exp
                         origin,
                         first_hash,
                         last_hash: prev,
+                        requested_from,
+                        requested_to,
                     },
                     older,
                 );
             }
             _ => return fail(line, None, "unexpected line here"),
         }
-        item = next()?;
+        item = lines.next()?;
     }
-    fail(
-        0,
-        None,
-        "the file ends before its checkpoint: the export was cut short",
-    )
+    lines.cut_short("checkpoint")
 }
 
 struct Summary {
@@ -387,13 +346,15 @@ struct Summary {
     origin: String,
     first_hash: Option<Hash32>,
     last_hash: Hash32,
+    requested_from: Option<LedgerTime>,
+    requested_to: Option<LedgerTime>,
 }
 
 fn finish(
     line: u64,
     value: &Value,
     v: &mut Verifier,
-    next: &mut dyn FnMut() -> Check<Option<(u64, Value)>>,
+    lines: &mut Lines<impl BufRead>,
     s: Summary,
     older: Option<&str>,
 ) -> Check<ExportCheck> {
@@ -431,12 +392,8 @@ fn finish(
     let mut consistency_from = None;
     let mut proved_ends = 0;
     loop {
-        let Some((line, value)) = next()? else {
-            return fail(
-                0,
-                None,
-                "the file ends before its end line: the export was cut short",
-            );
+        let Some((line, value)) = lines.next()? else {
+            return lines.cut_short("end line");
         };
         match value["kind"].as_str() {
             Some("inclusion") => {
@@ -521,7 +478,7 @@ fn finish(
                         );
                     }
                 }
-                if next()?.is_some() {
+                if lines.next()?.is_some() {
                     return fail(line + 1, None, "lines after the end line");
                 }
                 return Ok(ExportCheck {
@@ -532,6 +489,8 @@ fn finish(
                     root: hex::encode(checkpoint.root),
                     origin: s.origin,
                     consistency_from: consistency_from.or(older.map(|_| s.size)),
+                    requested_from: s.requested_from.map(|t| t.to_string()),
+                    requested_to: s.requested_to.map(|t| t.to_string()),
                 });
             }
             _ => return fail(line, None, "unexpected line after the checkpoint"),

@@ -36,6 +36,10 @@ pub struct VerifyArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// A file of checkpoints kept outside the data directory (the `[anchor] file`, or one saved note): the log
+    /// must hold at least the newest one's events, with its root.
+    #[arg(long)]
+    pub anchor: Option<std::path::PathBuf>,
 }
 
 pub fn run(cli: &Cli, command: &AuditCommand) -> CliResult {
@@ -52,6 +56,12 @@ pub fn run(cli: &Cli, command: &AuditCommand) -> CliResult {
 
 fn verify(cli: &Cli, args: &VerifyArgs) -> CliResult {
     let dir = cli.data_dir();
+    let kept = match &args.anchor {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+            CliError::new(super::EXIT_FAILED, format!("--anchor {}: {e}", path.display()))
+        })?),
+        None => None,
+    };
     let anchor = dir.anchor_public_key()?;
     let store = dir.open_store()?;
     let from = match args.from {
@@ -98,7 +108,14 @@ fn verify(cli: &Cli, args: &VerifyArgs) -> CliResult {
         );
     }
     match report.first_problem() {
-        None => Ok(()),
+        None => {
+            if let Some(kept) = kept {
+                let origin = dir.identity()?.origin;
+                let size = crate::audit::anchor::check_log_against(store.as_ref(), anchor, &origin, &kept)?;
+                println!("OK: the log extends the newest checkpoint kept outside ({size} events)");
+            }
+            Ok(())
+        }
         Some(problem) => Err(CliError::new(
             EXIT_VERIFY_FAILED,
             format!(
