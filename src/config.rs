@@ -112,7 +112,12 @@ impl AnalysisConfig {
                 self.checkpoints.interval_secs
             ));
         }
-        if self.anchor.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
+        if self
+            .anchor
+            .command
+            .as_deref()
+            .is_some_and(|c| c.trim().is_empty())
+        {
             return Err("anchor.command is empty".into());
         }
         Ok(())

@@ -1,7 +1,7 @@
 //! Reading events back: by seq range, time window or key, never past the last durable event.
 
-use crate::event::Event;
 use crate::error::LedgerResult;
+use crate::event::Event;
 use crate::store::{CheckedReader, LogStore, StoreResult, StoredRecord};
 use crate::time::LedgerTime;
 use uuid::Uuid;

@@ -6,7 +6,7 @@
 mod common;
 
 use keyledger::audit::checkpoint::Checkpoint;
-use keyledger::audit::export::{current_checkpoint, write_export, ExportRequest};
+use keyledger::audit::export::{write_export, ExportRequest};
 use keyledger::audit::verify_export::{verify_export, ExportFailure};
 use keyledger::audit::{verify_log, VerifyRange};
 use keyledger::chain::LedgerSigner;
@@ -68,10 +68,9 @@ fn fixture() -> Fixture {
 }
 
 fn export(f: &Fixture, request: &ExportRequest) -> String {
-    let signer = f.dir.load_signer(&KeySource::Default).unwrap();
     let identity = f.dir.identity().unwrap();
     let store = f.ledger.store().as_ref();
-    let (checkpoint, note) = current_checkpoint(store, Some(&signer), &identity.origin).unwrap();
+    let (checkpoint, note) = f.ledger.checkpoint_blocking().unwrap();
     let mut out = Vec::new();
     write_export(
         store,
@@ -235,8 +234,7 @@ fn an_export_must_extend_the_checkpoint_the_reader_kept() {
     let f = fixture();
     let signer = f.dir.load_signer(&KeySource::Default).unwrap();
     let origin = f.dir.identity().unwrap().origin;
-    let (kept, kept_note) =
-        current_checkpoint(f.ledger.store().as_ref(), Some(&signer), &origin).unwrap();
+    let (kept, kept_note) = f.ledger.checkpoint_blocking().unwrap();
     append(&f.ledger, "later", 25);
     let request = ExportRequest {
         consistency_from: Some(kept.size),
@@ -319,8 +317,7 @@ fn signer_rotation_round_trip_and_an_export_spanning_it() {
     .unwrap();
     assert!(report.is_ok(), "{:?}", report.problems);
     let identity = dir.identity().unwrap();
-    let (checkpoint, note) =
-        current_checkpoint(ledger.store().as_ref(), Some(&new), &identity.origin).unwrap();
+    let (checkpoint, note) = ledger.checkpoint_blocking().unwrap();
     let mut out = Vec::new();
     write_export(
         ledger.store().as_ref(),
@@ -337,8 +334,7 @@ fn signer_rotation_round_trip_and_an_export_spanning_it() {
     // A window after the rotation needs the endorsement carried in the export.
     let from = LedgerTime::now();
     append(&ledger, "late", 5);
-    let (checkpoint, note) =
-        current_checkpoint(ledger.store().as_ref(), Some(&new), &identity.origin).unwrap();
+    let (checkpoint, note) = ledger.checkpoint_blocking().unwrap();
     let mut out = Vec::new();
     write_export(
         ledger.store().as_ref(),
@@ -361,4 +357,121 @@ fn signer_rotation_round_trip_and_an_export_spanning_it() {
         5
     );
     drop(tmp);
+}
+
+/// Each forged-export case of issue 10: the verifier must refuse it, naming why.
+fn refused(f: &Fixture, text: &str, why: &str) -> ExportFailure {
+    let failure = check(f, text, None).expect_err(why);
+    eprintln!("{why}: {failure}");
+    failure
+}
+
+#[test]
+fn forged_empty_window_with_an_earlier_requested_from_is_refused() {
+    let f = fixture();
+    let future = LedgerTime::parse("2099-01-01T00:00:00.000000Z").unwrap();
+    let text = export(
+        &f,
+        &ExportRequest {
+            from: Some(future),
+            ..Default::default()
+        },
+    );
+    let genuine = check(&f, &text, None).unwrap();
+    assert_eq!(genuine.events, 0);
+    assert!(
+        text.contains("\"kind\":\"boundary\""),
+        "an empty tail export carries the event before it"
+    );
+    let forged = text.replacen(
+        "2099-01-01T00:00:00.000000Z",
+        "2000-01-01T00:00:00.000000Z",
+        1,
+    );
+    let failure = refused(&f, &forged, "no events since 2000");
+    assert!(
+        failure.problem.contains("inside the requested range"),
+        "{failure}"
+    );
+}
+
+#[test]
+fn null_requested_range_must_cover_the_whole_log() {
+    let f = fixture();
+    let text = export(&f, &window(&f));
+    let mut lines = lines(&text);
+    let header: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    let (from, to) = (
+        header["requested_from"].as_str().unwrap().to_string(),
+        header["requested_to"].as_str().unwrap().to_string(),
+    );
+    lines[0] = lines[0]
+        .replace(&format!("\"{from}\""), "null")
+        .replace(&format!("\"{to}\""), "null");
+    lines.retain(|l| !l.contains("\"kind\":\"boundary\""));
+    let failure = refused(&f, &join(&lines), "a window with a null range");
+    assert_eq!(failure.line, 1, "{failure}");
+    assert!(failure.problem.contains("null"), "{failure}");
+}
+
+#[test]
+fn duplicate_member_names_are_refused() {
+    let f = fixture();
+    let mut lines = lines(&export(&f, &window(&f)));
+    let at = event_line(&lines, 3);
+    lines[at] = lines[at].replacen("\"body\":{", "\"body\":{\"type\":\"key.revoked\",", 1);
+    let failure = refused(&f, &join(&lines), "a body with a duplicate member");
+    assert_eq!(failure.line, at as u64 + 1);
+    assert!(failure.problem.contains("duplicate"), "{failure}");
+}
+
+#[test]
+fn unknown_members_are_refused() {
+    let f = fixture();
+    let mut lines = lines(&export(&f, &window(&f)));
+    let at = event_line(&lines, 2);
+    lines[at] = lines[at].replacen("{", "{\"note\":\"x\",", 1);
+    let failure = refused(&f, &join(&lines), "an unknown member");
+    assert_eq!(failure.line, at as u64 + 1);
+    assert!(failure.problem.contains("unknown member"), "{failure}");
+}
+
+#[test]
+fn a_foreign_header_anchor_is_refused() {
+    let f = fixture();
+    let text = export(&f, &window(&f));
+    let ours = hex::encode(f.dir.anchor_public_key().unwrap().as_bytes());
+    let other = LedgerSigner::generate().public_key_hex();
+    let failure = refused(&f, &text.replacen(&ours, &other, 1), "a foreign anchor");
+    assert_eq!(failure.line, 1);
+}
+
+#[test]
+fn event_times_outside_the_requested_range_are_refused() {
+    let f = fixture();
+    let text = export(&f, &window(&f));
+    let mut lines = lines(&text);
+    let last_event = lines[event_line(&lines, 119)].clone();
+    let value: serde_json::Value = serde_json::from_str(&last_event).unwrap();
+    let last_time = value["body"]["time"].as_str().unwrap().to_string();
+    let header: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    let to = header["requested_to"].as_str().unwrap().to_string();
+    lines[0] = lines[0].replace(&to, &last_time);
+    let failure = refused(&f, &join(&lines), "the last event at requested_to");
+    assert!(
+        failure.problem.contains("outside the requested range"),
+        "{failure}"
+    );
+}
+
+#[test]
+fn a_cut_file_is_reported_at_its_real_line() {
+    let f = fixture();
+    let lines = lines(&export(&f, &window(&f)));
+    let kept = lines.len() - 2;
+    let failure = refused(&f, &join(&lines[..kept]), "a cut file");
+    assert_eq!(failure.line, kept as u64 + 1, "{failure}");
+    assert!(failure.problem.contains("cut short"), "{failure}");
+    let crlf = join(&lines).replace('\n', "\r\n");
+    assert!(refused(&f, &crlf, "CRLF lines").problem.contains("CR"));
 }

@@ -143,3 +143,83 @@ fn sigkill_at_random_moments_loses_no_acknowledged_event() {
         acknowledged.len()
     );
 }
+
+const OPEN_CHILD_ENV: &str = "KEYLEDGER_CRASH_OPEN_DIR";
+
+/// Not a test on its own: opens, appends to and closes the ledger in a loop until killed.
+#[test]
+fn crash_open_child() {
+    let Ok(root) = std::env::var(OPEN_CHILD_ENV) else {
+        return;
+    };
+    let dir = DataDir::new(root);
+    for n in 0.. {
+        let ledger = dir
+            .open(&KeySource::Default)
+            .expect("child opens the ledger");
+        let seqs = ledger
+            .submit_blocking(AppendEvents {
+                actor: Actor::System,
+                request_id: None,
+                events: vec![common::used(None, &format!("open-{n}"))],
+            })
+            .expect("append");
+        println!("ACK {} open-{n}", seqs[0]);
+    }
+}
+
+#[test]
+fn sigkill_while_opening_leaves_a_ledger_that_opens_and_verifies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("data");
+    let dir = DataDir::new(&root);
+    let ledger = dir.init(None).unwrap().0;
+    // Enough events that opening (replay, Merkle recomputation, checkpoint checks) takes a while.
+    for _ in 0..20 {
+        let events = (0..500)
+            .map(|i| common::used(None, &format!("bulk-{i}")))
+            .collect();
+        ledger
+            .submit_blocking(AppendEvents {
+                actor: Actor::System,
+                request_id: None,
+                events,
+            })
+            .unwrap();
+    }
+    drop(ledger);
+    let mut seed = 0x5eed_u64;
+    for round in 0..6 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "crash_open_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(OPEN_CHILD_ENV, &root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(next_delay(&mut seed));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let ledger = dir
+            .open(&KeySource::Default)
+            .unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
+        let report = verify_log(
+            ledger.store().as_ref(),
+            dir.anchor_public_key().unwrap(),
+            VerifyRange::default(),
+            None,
+        )
+        .unwrap();
+        assert!(report.is_ok(), "round {round}: {:?}", report.problems);
+        assert!(
+            report.checkpoints_checked > 0,
+            "round {round}: checkpoints survive the kills"
+        );
+    }
+}

@@ -100,7 +100,9 @@ impl Checkpoint {
             .and_then(|b| b.try_into().ok())
             .ok_or(CheckpointError::Malformed("no base64 root hash"))?;
         if lines.next().is_some() {
-            return Err(CheckpointError::Malformed("more than three lines before the signatures"));
+            return Err(CheckpointError::Malformed(
+                "more than three lines before the signatures",
+            ));
         }
         let checkpoint = Checkpoint { origin, size, root };
         Ok((checkpoint, body, signatures))

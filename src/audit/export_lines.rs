@@ -13,14 +13,37 @@ use std::fmt;
 
 /// Members each kind of line may have.
 fn allowed(kind: &str) -> Option<&'static [&'static str]> {
-    const RECORD: &[&str] = &["kind", "seq", "prev_hash", "hash", "signature", "signer_id", "body"];
+    const RECORD: &[&str] = &[
+        "kind",
+        "seq",
+        "prev_hash",
+        "hash",
+        "signature",
+        "signer_id",
+        "body",
+    ];
     const PROVED: &[&str] = &[
-        "kind", "seq", "prev_hash", "hash", "signature", "signer_id", "body", "inclusion",
+        "kind",
+        "seq",
+        "prev_hash",
+        "hash",
+        "signature",
+        "signer_id",
+        "body",
+        "inclusion",
     ];
     Some(match kind {
         "header" => &[
-            "kind", "format", "version", "origin", "anchor_public_key", "requested_from",
-            "requested_to", "from_seq", "to_seq", "tree_size",
+            "kind",
+            "format",
+            "version",
+            "origin",
+            "anchor_public_key",
+            "requested_from",
+            "requested_to",
+            "from_seq",
+            "to_seq",
+            "tree_size",
         ],
         "event" => RECORD,
         "endorsement" | "boundary" => PROVED,
@@ -35,7 +58,11 @@ fn allowed(kind: &str) -> Option<&'static [&'static str]> {
 /// Parses one line (without its LF) into a JSON object, refusing CR, duplicate names and unknown members.
 pub(super) fn parse_line(text: &str, line: u64) -> Check<Value> {
     if text.ends_with('\r') {
-        return fail(line, None, "line ends with CR: export lines end with LF alone");
+        return fail(
+            line,
+            None,
+            "line ends with CR: export lines end with LF alone",
+        );
     }
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let value = StrictValue::deserialize_from(&mut deserializer)
@@ -44,12 +71,19 @@ pub(super) fn parse_line(text: &str, line: u64) -> Check<Value> {
     let Value::Object(members) = &value else {
         return fail(line, None, "not a JSON object");
     };
-    let kind = members.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let kind = members
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let Some(names) = allowed(kind) else {
         return fail(line, None, format!("unknown kind {kind:?}"));
     };
     if let Some(unknown) = members.keys().find(|name| !names.contains(&name.as_str())) {
-        return fail(line, None, format!("unknown member {unknown:?} in a {kind} line"));
+        return fail(
+            line,
+            None,
+            format!("unknown member {unknown:?} in a {kind} line"),
+        );
     }
     Ok(value)
 }
@@ -151,7 +185,18 @@ pub(super) fn proof_field(value: &Value, field: &str, line: u64) -> Check<Vec<Ha
         .map_or_else(|| fail(line, None, format!("{field} is missing")), Ok)?;
     items
         .iter()
-        .map(|item| hex_of(item).map_or_else(|| fail(line, None, format!("{field} holds a hash that is not 64 hex digits")), Ok))
+        .map(|item| {
+            hex_of(item).map_or_else(
+                || {
+                    fail(
+                        line,
+                        None,
+                        format!("{field} holds a hash that is not 64 hex digits"),
+                    )
+                },
+                Ok,
+            )
+        })
         .collect()
 }
 
@@ -220,7 +265,11 @@ fn optional_time(header: &Value, field: &str) -> Check<Option<LedgerTime>> {
         Value::String(text) => LedgerTime::parse(text)
             .map(Some)
             .or_else(|e| fail(1, None, format!("{field}: {e}"))),
-        _ => fail(1, None, format!("{field} must be null or a ledger time string")),
+        _ => fail(
+            1,
+            None,
+            format!("{field} must be null or a ledger time string"),
+        ),
     }
 }
 
@@ -235,13 +284,18 @@ pub(super) fn parse_header(header: &Value, trusted_key_hex: &str) -> Check<Heade
         return fail(1, None, format!("the header names anchor key {}, not the trusted key {trusted_key_hex}: this export is of another ledger or was altered", header["anchor_public_key"]));
     }
     let number = |field: &str| {
-        header[field]
-            .as_u64()
-            .map_or_else(|| fail(1, None, format!("{field} is not a non-negative integer")), Ok)
+        header[field].as_u64().map_or_else(
+            || fail(1, None, format!("{field} is not a non-negative integer")),
+            Ok,
+        )
     };
     let (from_seq, to_seq, size) = (number("from_seq")?, number("to_seq")?, number("tree_size")?);
     if from_seq == 0 || from_seq > size + 1 || to_seq > size || to_seq + 1 < from_seq {
-        return fail(1, None, format!("the window {from_seq}..={to_seq} does not fit a tree of {size} events"));
+        return fail(
+            1,
+            None,
+            format!("the window {from_seq}..={to_seq} does not fit a tree of {size} events"),
+        );
     }
     let origin = header["origin"]
         .as_str()

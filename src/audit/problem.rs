@@ -64,7 +64,6 @@ impl VerifyReport {
     }
 }
 
-
 pub(crate) fn problem(seq: u64, kind: ProblemKind, detail: &str) -> Problem {
     Problem {
         seq,

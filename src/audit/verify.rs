@@ -240,7 +240,12 @@ struct TreeCheck {
 
 impl TreeCheck {
     /// Adds the event's leaf; compares each subtree it completes with the stored node. Returns nodes compared.
-    fn push(&mut self, store: &dyn LogStore, record: &StoredRecord, problems: &mut Vec<Problem>) -> u64 {
+    fn push(
+        &mut self,
+        store: &dyn LogStore,
+        record: &StoredRecord,
+        problems: &mut Vec<Problem>,
+    ) -> u64 {
         let completed = self.frontier.push(&record.hash);
         for (level, index, hash) in &completed {
             let wrong = match store.get_side(&node_key(*level, *index)) {
@@ -253,7 +258,9 @@ impl TreeCheck {
                 problems.push(Problem {
                     seq: record.seq,
                     kind: ProblemKind::IndexMismatch,
-                    detail: format!("the stored Merkle node at level {level}, index {index} {wrong}"),
+                    detail: format!(
+                        "the stored Merkle node at level {level}, index {index} {wrong}"
+                    ),
                 });
             }
         }
@@ -280,7 +287,9 @@ fn check_head(head: Option<&Head>, last: Option<&StoredRecord>, problems: &mut V
                 h.seq, r.seq
             ),
         }),
-        (None, Some(r)) => problems.push(problem(r.seq, ProblemKind::HeadMismatch, "head is missing")),
+        (None, Some(r)) => {
+            problems.push(problem(r.seq, ProblemKind::HeadMismatch, "head is missing"))
+        }
         (Some(h), None) => problems.push(problem(
             h.seq,
             ProblemKind::HeadMismatch,
@@ -294,7 +303,9 @@ fn storage_problem(seq: u64, error: &StoreError) -> Problem {
     Problem {
         seq,
         kind: ProblemKind::StorageCorrupt,
-        detail: format!("storage corrupt before seq {seq}: the store cannot be read further ({error})"),
+        detail: format!(
+            "storage corrupt before seq {seq}: the store cannot be read further ({error})"
+        ),
     }
 }
 

@@ -160,7 +160,11 @@ impl<R: BufRead> Lines<R> {
         }
         self.number += 1;
         let Some(text) = text.strip_suffix('\n') else {
-            return fail(self.number, None, "the last line has no line feed: the export was cut short");
+            return fail(
+                self.number,
+                None,
+                "the last line has no line feed: the export was cut short",
+            );
         };
         parse_line(text, self.number).map(|value| Some((self.number, value)))
     }
@@ -169,12 +173,20 @@ impl<R: BufRead> Lines<R> {
         fail(
             self.number + 1,
             None,
-            format!("the file ends after line {} before its {before}: the export was cut short", self.number),
+            format!(
+                "the file ends after line {} before its {before}: the export was cut short",
+                self.number
+            ),
         )
     }
 }
 
-fn run(reader: impl BufRead, v: &mut Verifier, older: Option<&str>, trusted: &str) -> Check<ExportCheck> {
+fn run(
+    reader: impl BufRead,
+    v: &mut Verifier,
+    older: Option<&str>,
+    trusted: &str,
+) -> Check<ExportCheck> {
     let mut lines = Lines { reader, number: 0 };
     let Some((_, header)) = lines.next()? else {
         return fail(1, None, "the file is empty");
@@ -221,7 +233,11 @@ fn run(reader: impl BufRead, v: &mut Verifier, older: Option<&str>, trusted: &st
                     && value["seq"].as_u64() == Some(from_seq.wrapping_sub(1)) =>
             {
                 if boundary_before {
-                    return fail(line, value["seq"].as_u64(), "a second boundary line before the window");
+                    return fail(
+                        line,
+                        value["seq"].as_u64(),
+                        "a second boundary line before the window",
+                    );
                 }
                 boundary_before = true;
                 let record = check_record(&value, line, None)?;
@@ -252,7 +268,14 @@ fn run(reader: impl BufRead, v: &mut Verifier, older: Option<&str>, trusted: &st
                 if requested_from.is_some_and(|from| record.event.time < from)
                     || requested_to.is_some_and(|to| record.event.time >= to)
                 {
-                    return fail(line, Some(record.seq), format!("event time {} is outside the requested range", record.event.time));
+                    return fail(
+                        line,
+                        Some(record.seq),
+                        format!(
+                            "event time {} is outside the requested range",
+                            record.event.time
+                        ),
+                    );
                 }
                 v.signed(&record, line)?;
                 first_hash.get_or_insert(record.hash);
@@ -265,7 +288,11 @@ fn run(reader: impl BufRead, v: &mut Verifier, older: Option<&str>, trusted: &st
                     return fail(line, value["seq"].as_u64(), "the event before the window is missing: the start of the range cannot be checked");
                 }
                 if boundary_after {
-                    return fail(line, value["seq"].as_u64(), "a second boundary line after the window");
+                    return fail(
+                        line,
+                        value["seq"].as_u64(),
+                        "a second boundary line after the window",
+                    );
                 }
                 boundary_after = true;
                 let record = check_record(&value, line, Some(&prev))?;
@@ -301,7 +328,11 @@ fn run(reader: impl BufRead, v: &mut Verifier, older: Option<&str>, trusted: &st
                 for (e_line, value) in later_endorsements.drain(..) {
                     let record = check_record(&value, e_line, None)?;
                     if !matches!(record.event.data, EventData::SignerRotated(_)) {
-                        return fail(e_line, Some(record.seq), "an endorsement must be a ledger.signer_rotated event");
+                        return fail(
+                            e_line,
+                            Some(record.seq),
+                            "an endorsement must be a ledger.signer_rotated event",
+                        );
                     }
                     v.signed(&record, e_line)?;
                     v.inclusions.push((

@@ -177,7 +177,9 @@ pub(super) fn check_checkpoints(
                 ),
             });
         } else if size <= bounds.to
-            && roots.get(&size).is_some_and(|root| *root != checkpoint.root)
+            && roots
+                .get(&size)
+                .is_some_and(|root| *root != checkpoint.root)
         {
             problems.push(Problem {
                 seq: size,

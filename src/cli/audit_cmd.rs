@@ -58,7 +58,10 @@ fn verify(cli: &Cli, args: &VerifyArgs) -> CliResult {
     let dir = cli.data_dir();
     let kept = match &args.anchor {
         Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
-            CliError::new(super::EXIT_FAILED, format!("--anchor {}: {e}", path.display()))
+            CliError::new(
+                super::EXIT_FAILED,
+                format!("--anchor {}: {e}", path.display()),
+            )
         })?),
         None => None,
     };
@@ -111,7 +114,12 @@ fn verify(cli: &Cli, args: &VerifyArgs) -> CliResult {
         None => {
             if let Some(kept) = kept {
                 let origin = dir.identity()?.origin;
-                let size = crate::audit::anchor::check_log_against(store.as_ref(), anchor, &origin, &kept)?;
+                let size = crate::audit::anchor::check_log_against(
+                    store.as_ref(),
+                    anchor,
+                    &origin,
+                    &kept,
+                )?;
                 println!("OK: the log extends the newest checkpoint kept outside ({size} events)");
             }
             Ok(())

@@ -183,9 +183,10 @@ impl DataDir {
                 signer_id: identity.signer_id.clone(),
             })],
         })?;
-        let genesis = ledger.store().get(1)?.ok_or_else(|| {
-            LedgerError::PinMismatch("the genesis event was not stored".into())
-        })?;
+        let genesis = ledger
+            .store()
+            .get(1)?
+            .ok_or_else(|| LedgerError::PinMismatch("the genesis event was not stored".into()))?;
         identity.genesis_hash = Some(hex::encode(genesis.hash));
         let json =
             serde_json::to_vec_pretty(&identity).map_err(|e| LedgerError::Config(e.to_string()))?;

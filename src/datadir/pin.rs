@@ -51,8 +51,8 @@ pub(super) fn check_genesis(identity: &LedgerIdentity, store: &dyn LogStore) -> 
             problem: "hash does not match the body: the genesis event was changed".into(),
         });
     }
-    let event = Event::decode(&genesis.body)
-        .map_err(|source| LedgerError::Decode { seq: 1, source })?;
+    let event =
+        Event::decode(&genesis.body).map_err(|source| LedgerError::Decode { seq: 1, source })?;
     match &event.data {
         EventData::LedgerInitialized(init)
             if init.ledger_id == identity.ledger_id && init.public_key == identity.public_key =>

@@ -3,7 +3,9 @@
 //! place. A ledger opened after a crash between the two finds the pending key, uses it if the rotation is on the
 //! record, and finishes the move; if the rotation never committed, the pending key is discarded.
 
-use super::{sync_dir, write_private_file, DataDir, KeySource, SIGNING_KEY_ENV, SIGNING_KEY_FILE_ENV};
+use super::{
+    sync_dir, write_private_file, DataDir, KeySource, SIGNING_KEY_ENV, SIGNING_KEY_FILE_ENV,
+};
 use crate::chain::LedgerSigner;
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::{Actor, EventData, SignerRotated};
@@ -70,8 +72,12 @@ pub(super) fn finish_if_pending(
     } else {
         dir.root().join(format!("signing.key.new-{}", pending.id()))
     };
-    fs::rename(&path, &target)
-        .map_err(|e| LedgerError::io(format!("moving the new signing key to {}", target.display()), e))?;
+    fs::rename(&path, &target).map_err(|e| {
+        LedgerError::io(
+            format!("moving the new signing key to {}", target.display()),
+            e,
+        )
+    })?;
     sync_dir(dir.root())?;
     Ok(Some(target))
 }

@@ -22,7 +22,11 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
-    pub fn new(origin: Option<String>, interval: Duration, latest: Option<SignedCheckpoint>) -> Self {
+    pub fn new(
+        origin: Option<String>,
+        interval: Duration,
+        latest: Option<SignedCheckpoint>,
+    ) -> Self {
         let loose = latest
             .as_ref()
             .map(|(c, _)| c.size)

@@ -104,7 +104,11 @@ impl Ledger {
     /// Opens the log in `store`: replays it (refusing a log whose chain, checkpoints or tail signatures do not
     /// verify) and starts the writer, which signs with `signer`. `signer` must be the ledger's current signer.
     pub fn open(store: Arc<dyn LogStore>, signer: LedgerSigner) -> LedgerResult<Self> {
-        Self::open_with(store, vec![signer], crate::config::AnalysisConfig::default())
+        Self::open_with(
+            store,
+            vec![signer],
+            crate::config::AnalysisConfig::default(),
+        )
     }
 
     /// [`Ledger::open`] with the configuration (anomaly rules, checkpoints, anchor), signing with whichever of
@@ -127,9 +131,10 @@ impl Ledger {
                         current.id
                     ))
                 })?,
-            None => candidates.into_iter().next().ok_or_else(|| {
-                LedgerError::Config("no signing key was given".into())
-            })?,
+            None => candidates
+                .into_iter()
+                .next()
+                .ok_or_else(|| LedgerError::Config("no signing key was given".into()))?,
         };
         let head = replayed.head;
         let state = WriterState {

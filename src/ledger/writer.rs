@@ -6,9 +6,9 @@
 //! A failed write or fsync stops the ledger (fail-stop): the store cannot un-write a batch, so every later
 //! command is refused until the ledger is reopened, and replay decides what is on record.
 
+use super::checkpointer::{Checkpointer, SignedCheckpoint};
 use super::command::{Command, PlanContext, StagedEvent};
 use super::Shared;
-use super::checkpointer::{Checkpointer, SignedCheckpoint};
 use crate::audit::anchor::AnchorSink;
 use crate::audit::tree::{node_key, Frontier};
 use crate::chain::{Hash32, LedgerSigner};

@@ -36,7 +36,11 @@ impl<'a> CheckedReader<'a> {
     }
 
     /// Records `from <= seq < to` in order, each checked; a gap is an error.
-    pub fn scan(mut self, from: u64, to: u64) -> impl Iterator<Item = LedgerResult<StoredRecord>> + 'a {
+    pub fn scan(
+        mut self,
+        from: u64,
+        to: u64,
+    ) -> impl Iterator<Item = LedgerResult<StoredRecord>> + 'a {
         let store = self.store;
         let mut records = store.scan(from, to);
         let mut expected = from;
@@ -48,7 +52,10 @@ impl<'a> CheckedReader<'a> {
             if record.seq != expected {
                 return Some(Err(LedgerError::Corrupt {
                     seq: expected,
-                    problem: format!("event {expected} is missing (next stored is {})", record.seq),
+                    problem: format!(
+                        "event {expected} is missing (next stored is {})",
+                        record.seq
+                    ),
                 }));
             }
             expected += 1;
@@ -82,8 +89,9 @@ pub fn check_record(record: &StoredRecord, prev: &Hash32) -> LedgerResult<()> {
     if chain_hash(prev, &record.body) != record.hash {
         return Err(LedgerError::Corrupt {
             seq: record.seq,
-            problem: "hash does not match the body and the previous event's hash: the record was changed"
-                .into(),
+            problem:
+                "hash does not match the body and the previous event's hash: the record was changed"
+                    .into(),
         });
     }
     Ok(())

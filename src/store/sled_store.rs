@@ -25,7 +25,9 @@ pub struct SledStore {
 
 fn backend(err: sled::Error) -> StoreError {
     match err {
-        sled::Error::Corruption { .. } => StoreError::Corrupt(format!("the store's files are damaged: {err}")),
+        sled::Error::Corruption { .. } => {
+            StoreError::Corrupt(format!("the store's files are damaged: {err}"))
+        }
         other => StoreError::Backend(other.to_string()),
     }
 }
