@@ -4,7 +4,7 @@
 //! after a fixed time.
 
 use keyledger::api::{serve, AppState};
-use keyledger::datadir::{DataDir, KeySource};
+use keyledger::datadir::DataDir;
 use keyledger::event::{Actor, EventData, KeyConfig, KeyUsed, VerifyCode};
 use keyledger::keys::{CreateKey, Requester};
 use keyledger::ledger::AppendEvents;

@@ -6,7 +6,6 @@ mod common;
 
 use keyledger::api::{serve, AppState, ROUTES};
 use keyledger::audit::verify_export::verify_export;
-use keyledger::datadir::KeySource;
 use keyledger::event::{Actor, KeyConfig};
 use keyledger::keys::{CreateKey, Requester};
 use reqwest::{Client, StatusCode};

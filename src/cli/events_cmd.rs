@@ -111,7 +111,7 @@ pub fn events(cli: &Cli, args: &EventsArgs) -> CliResult {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     for record in records {
-        let record = record.map_err(crate::LedgerError::from)?;
+        let record = record?;
         let written = out
             .write_all(&record.body)
             .and_then(|_| out.write_all(b"\n"));
