@@ -187,3 +187,27 @@ fn fixture_bodies_decode_to_the_events_they_came_from() {
         assert_eq!(Event::decode(body.as_bytes()).unwrap(), event);
     }
 }
+
+/// The forged-export vectors in fixtures/export-v1 (also checked by the independent Python verifier in CI):
+/// the Rust verifier must give each the verdict recorded beside it.
+#[test]
+fn export_vectors_give_their_recorded_verdicts() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/export-v1");
+    let key_hex = std::fs::read_to_string(root.join("public_key.hex")).unwrap();
+    let anchor = keyledger::chain::parse_public_key_hex(&key_hex).unwrap();
+    let vectors: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("vectors.json")).unwrap()).unwrap();
+    let vectors = vectors.as_array().expect("a list of vectors");
+    assert!(vectors.len() >= 10);
+    for vector in vectors {
+        let file = vector["file"].as_str().unwrap();
+        let text = std::fs::read(root.join(file)).unwrap();
+        let verdict = keyledger::audit::verify_export::verify_export(text.as_slice(), anchor, None);
+        assert_eq!(
+            verdict.is_ok(),
+            vector["valid"].as_bool().unwrap(),
+            "{file} ({}): {verdict:?}",
+            vector["why"]
+        );
+    }
+}
