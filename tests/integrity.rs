@@ -582,3 +582,47 @@ fn fail_stop_under_an_injected_write_fault() {
 fn fail_stop_under_an_injected_fsync_fault() {
     fail_stop_round(u64::MAX, 6);
 }
+
+#[test]
+fn an_anchor_command_receives_every_checkpoint_on_its_standard_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("data");
+    let shipped = tmp.path().join("shipped.notes");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(
+        root.join("keyledger.toml"),
+        format!(
+            "[checkpoints]\ninterval_secs = 3600\n[anchor]\ncommand = \"cat >> '{}'\"\n",
+            shipped.display()
+        ),
+    )
+    .unwrap();
+    let dir = DataDir::new(&root);
+    let (ledger, identity) = dir.init(None).unwrap();
+    append_uses(&ledger, 1_100, 50);
+    drop(ledger);
+    let text = std::fs::read_to_string(&shipped).unwrap();
+    let sizes: Vec<u64> = anchor::split_notes(&text)
+        .iter()
+        .map(|note| {
+            keyledger::audit::checkpoint::Checkpoint::parse_note(note)
+                .unwrap()
+                .0
+                .size
+        })
+        .collect();
+    assert_eq!(
+        sizes,
+        vec![1024, 1101],
+        "the 1,024 one and the one at shutdown"
+    );
+    let store = dir.open_store().unwrap();
+    let kept = anchor::check_log_against(
+        store.as_ref(),
+        dir.anchor_public_key().unwrap(),
+        &identity.origin,
+        &text,
+    )
+    .unwrap();
+    assert_eq!(kept, 1101);
+}

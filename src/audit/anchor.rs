@@ -4,7 +4,7 @@
 //! read such a file back and check the ledger against the newest checkpoint in it: a ledger shorter than, or
 //! inconsistent with, a kept checkpoint was cut or rewritten.
 //!
-//! The file is the signed notes concatenated, each exactly as signed (docs/FORMAT.md §7).
+//! The file is the signed notes concatenated, each exactly as signed (docs/FORMAT.md §8).
 
 use super::checkpoint::Checkpoint;
 use crate::signers::SignerEntry;
