@@ -134,14 +134,7 @@ fn cli_and_api_written_ledgers_carry_checkpoints() {
     // A ledger written through the library's writer (what `serve` uses): 1,024-multiples plus the shutdown one.
     let (tmp, dir) = common::ledger_with_uses(2_100, &[Uuid::from_u128(1)]);
     let store = dir.open_store().unwrap();
-    let report = verify_log(
-        store.as_ref(),
-        dir.anchor_public_key().unwrap(),
-        VerifyRange::default(),
-        None,
-    )
-    .unwrap();
-    assert!(report.is_ok(), "{:?}", report.problems);
+    let report = common::assert_verifies(store.as_ref(), &dir);
     assert_eq!(
         report.checkpoints_checked, 3,
         "1024, 2048 and the one at shutdown (2101)"
@@ -412,14 +405,7 @@ fn a_rotation_batched_with_other_events_leaves_a_ledger_that_reopens() {
     let store: Arc<dyn LogStore> = Arc::new(SledStore::open(&dir.db_path()).unwrap());
     let reopened = Ledger::open(store, LedgerSigner::from_seed_hex(&new.seed_hex()).unwrap())
         .expect("no event after the rotation was signed by the retired key");
-    let report = verify_log(
-        reopened.store().as_ref(),
-        dir.anchor_public_key().unwrap(),
-        VerifyRange::default(),
-        None,
-    )
-    .unwrap();
-    assert!(report.is_ok(), "{:?}", report.problems);
+    common::assert_verifies(reopened.store().as_ref(), &dir);
     drop(tmp);
 }
 
@@ -562,14 +548,7 @@ fn fail_stop_round(fail_write_at: u64, fail_sync_at: u64) {
             "acknowledged seq {seq} survived"
         );
     }
-    let report = verify_log(
-        ledger.store().as_ref(),
-        dir.anchor_public_key().unwrap(),
-        VerifyRange::default(),
-        None,
-    )
-    .unwrap();
-    assert!(report.is_ok(), "{:?}", report.problems);
+    common::assert_verifies(ledger.store().as_ref(), &dir);
     drop(tmp);
 }
 

@@ -201,33 +201,12 @@ impl Ledger {
     /// A signed checkpoint covering every event written so far, made by the writer and durable before it is
     /// returned (the newest stored one when nothing was written since).
     pub async fn checkpoint(&self) -> LedgerResult<SignedCheckpoint> {
-        let (reply, answer) = oneshot::channel();
-        let job: Box<dyn Job> = Box::new(writer::CheckpointJob {
-            checkpoint: None,
-            reply,
-        });
-        let sender = self.commands.as_ref().ok_or(LedgerError::WriterStopped)?;
-        sender
-            .send(job)
-            .await
-            .map_err(|_| LedgerError::WriterStopped)?;
-        answer.await.map_err(|_| LedgerError::WriterStopped)?
+        self.ask(checkpoint_job).await
     }
 
     /// Blocking form of [`Ledger::checkpoint`].
     pub fn checkpoint_blocking(&self) -> LedgerResult<SignedCheckpoint> {
-        let (reply, answer) = oneshot::channel();
-        let job: Box<dyn Job> = Box::new(writer::CheckpointJob {
-            checkpoint: None,
-            reply,
-        });
-        let sender = self.commands.as_ref().ok_or(LedgerError::WriterStopped)?;
-        sender
-            .blocking_send(job)
-            .map_err(|_| LedgerError::WriterStopped)?;
-        answer
-            .blocking_recv()
-            .map_err(|_| LedgerError::WriterStopped)?
+        self.ask_blocking(checkpoint_job)
     }
 
     /// Stops the ledger because a read found that the stored log cannot be trusted (a record that does not
@@ -240,35 +219,33 @@ impl Ledger {
 
     /// Submits a command and waits until its events are durable (or it was refused).
     pub async fn submit<C: Command>(&self, command: C) -> LedgerResult<C::Output> {
-        let (reply, answer) = oneshot::channel();
-        let job: Box<dyn Job> = Box::new(PendingCommand {
-            command,
-            planned: None,
-            emitted: false,
-            reply,
-        });
-        let sender = self.commands.as_ref().ok_or(LedgerError::WriterStopped)?;
-        sender
-            .send(job)
-            .await
-            .map_err(|_| LedgerError::WriterStopped)?;
-        answer.await.map_err(|_| LedgerError::WriterStopped)?
+        self.ask(|reply| command_job(command, reply)).await
     }
 
     /// Blocking form of [`Ledger::submit`], for threads outside an async runtime (CLI, tests, benchmarks).
     /// Inside a multi-threaded tokio runtime it blocks in place; on a current-thread runtime it refuses.
     pub fn submit_blocking<C: Command>(&self, command: C) -> LedgerResult<C::Output> {
+        self.ask_blocking(|reply| command_job(command, reply))
+    }
+
+    /// Sends the job `make` builds around a reply channel to the writer and waits for the answer.
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Box<dyn Job>) -> LedgerResult<T> {
+        let (reply, answer) = oneshot::channel();
+        let sender = self.commands.as_ref().ok_or(LedgerError::WriterStopped)?;
+        sender
+            .send(make(reply))
+            .await
+            .map_err(|_| LedgerError::WriterStopped)?;
+        answer.await.map_err(|_| LedgerError::WriterStopped)?
+    }
+
+    /// Blocking form of [`Ledger::ask`] (see [`Ledger::submit_blocking`] for where it may be called).
+    fn ask_blocking<T>(&self, make: impl FnOnce(Reply<T>) -> Box<dyn Job>) -> LedgerResult<T> {
         let wait = || {
             let (reply, answer) = oneshot::channel();
-            let job: Box<dyn Job> = Box::new(PendingCommand {
-                command,
-                planned: None,
-                emitted: false,
-                reply,
-            });
             let sender = self.commands.as_ref().ok_or(LedgerError::WriterStopped)?;
             sender
-                .blocking_send(job)
+                .blocking_send(make(reply))
                 .map_err(|_| LedgerError::WriterStopped)?;
             answer
                 .blocking_recv()
@@ -280,7 +257,8 @@ impl Ledger {
                 tokio::task::block_in_place(wait)
             }
             Ok(_) => Err(LedgerError::Config(
-                "submit_blocking cannot wait on a current-thread runtime; use submit".into(),
+                "a blocking call cannot wait on a current-thread runtime; use the async form"
+                    .into(),
             )),
         }
     }
@@ -331,6 +309,25 @@ impl Ledger {
             let _ = handle.join();
         }
     }
+}
+
+/// Where the writer sends a job's answer.
+type Reply<T> = oneshot::Sender<LedgerResult<T>>;
+
+fn command_job<C: Command>(command: C, reply: Reply<C::Output>) -> Box<dyn Job> {
+    Box::new(PendingCommand {
+        command,
+        planned: None,
+        emitted: false,
+        reply,
+    })
+}
+
+fn checkpoint_job(reply: Reply<SignedCheckpoint>) -> Box<dyn Job> {
+    Box::new(writer::CheckpointJob {
+        checkpoint: None,
+        reply,
+    })
 }
 
 impl Drop for Ledger {
