@@ -100,7 +100,7 @@ fn main() {
         let mut window = None;
         while ledger.durable_seq() < target {
             let events = (0..2000)
-                .map(|n| EventData::KeyUsed(KeyUsed { key_id: None, prefix: None, outcome: VerifyCode::NotFound, ip: Some(format!("10.0.{}.{}", n % 200, n % 250)), user_agent: None, scope: None, overlap: false }))
+                .map(|n| EventData::KeyUsed(KeyUsed { key_id: None, prefix: None, outcome: VerifyCode::NotFound, ip: Some(format!("10.0.{}.{}", n % 200, n % 250)), user_agent: None, scope: None, project: None, overlap: false }))
                 .collect();
             ledger.submit(AppendEvents { actor: Actor::System, request_id: None, events }).await.expect("append");
             if window.is_none() && ledger.durable_seq() > target / 2 {

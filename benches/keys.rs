@@ -4,7 +4,7 @@
 
 use keyledger::datadir::DataDir;
 use keyledger::event::{Actor, EventData, KeyConfig, KeyUsed, VerifyCode};
-use keyledger::keys::{decide, CreateKey, Requester, VerifyKey};
+use keyledger::keys::{decide, CreateKey, Request, Requester, VerifyKey};
 use keyledger::ledger::AppendEvents;
 use keyledger::projection::keys_as_of;
 use keyledger::secret;
@@ -88,8 +88,11 @@ fn main() {
         let decision = decide(
             &state.keys,
             Some(&hashes[i % hashes.len()]),
-            ip,
-            Some("payments:write"),
+            Request {
+                ip,
+                scope: Some("payments:write"),
+                project: None,
+            },
             now,
         );
         valid += usize::from(decision.code == VerifyCode::Valid);
@@ -158,6 +161,7 @@ fn main() {
                     ip: Some(format!("10.0.{}.{}", n % 250, n % 200)),
                     user_agent: Some("bench/1.0".into()),
                     scope: Some("payments:read".into()),
+                    project: None,
                     overlap: false,
                 })
             })

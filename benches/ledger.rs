@@ -25,6 +25,7 @@ fn key_used(n: u64) -> EventData {
         ip: Some(format!("10.{}.{}.{}", n % 200, (n / 200) % 250, n % 250)),
         user_agent: Some("billing-service/2.14.1 (linux; x86_64) reqwest/0.12".into()),
         scope: Some("payments:write".into()),
+        project: None,
         overlap: false,
     })
 }

@@ -103,9 +103,121 @@ impl Default for RotationDefaults {
     }
 }
 
+/// `field = value` must lie in `range`.
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    field: &str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<(), String> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{field} = {value} is outside {}..={}",
+            range.start(),
+            range.end()
+        ))
+    }
+}
+
+const DAY: i64 = 86_400;
+
+impl AnomalyConfig {
+    /// Every threshold must be one a rule can use: windows and divisors non-zero, percentages at most 100,
+    /// rule names known.
+    pub fn validate(&self) -> Result<(), String> {
+        in_range(
+            "anomaly.distinct_ips_max",
+            self.distinct_ips_max,
+            1..=1_000_000,
+        )?;
+        in_range(
+            "anomaly.distinct_ips_window_secs",
+            self.distinct_ips_window_secs,
+            1..=30 * DAY,
+        )?;
+        in_range("anomaly.rate_factor", self.rate_factor, 1..=1_000_000)?;
+        in_range("anomaly.rate_bucket_secs", self.rate_bucket_secs, 1..=DAY)?;
+        in_range(
+            "anomaly.rate_baseline_buckets",
+            self.rate_baseline_buckets,
+            1..=10_000,
+        )?;
+        in_range(
+            "anomaly.rate_min_baseline_buckets",
+            self.rate_min_baseline_buckets,
+            0..=self.rate_baseline_buckets,
+        )?;
+        in_range(
+            "anomaly.rate_min_volume",
+            self.rate_min_volume,
+            1..=u64::MAX,
+        )?;
+        in_range("anomaly.denied_percent", self.denied_percent, 0..=100)?;
+        in_range(
+            "anomaly.denied_window_secs",
+            self.denied_window_secs,
+            1..=30 * DAY,
+        )?;
+        in_range(
+            "anomaly.denied_min_volume",
+            self.denied_min_volume,
+            1..=u64::MAX,
+        )?;
+        in_range(
+            "anomaly.new_network_warmup_secs",
+            self.new_network_warmup_secs,
+            0..=3650 * DAY,
+        )?;
+        in_range(
+            "anomaly.unusual_hour_warmup_secs",
+            self.unusual_hour_warmup_secs,
+            0..=3650 * DAY,
+        )?;
+        in_range("anomaly.probing_max", self.probing_max, 1..=u64::MAX)?;
+        in_range(
+            "anomaly.probing_window_secs",
+            self.probing_window_secs,
+            1..=DAY,
+        )?;
+        in_range(
+            "anomaly.suspend_for_secs",
+            self.suspend_for_secs,
+            1..=30 * 86_400,
+        )?;
+        let rules = crate::projection::anomaly::KEY_RULES;
+        if let Some(unknown) = self
+            .suspend_on
+            .iter()
+            .find(|r| !rules.contains(&r.as_str()))
+        {
+            return Err(format!(
+                "anomaly.suspend_on names {unknown:?}, which is not a per-key rule: one of {}",
+                rules.join(", ")
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl RotationDefaults {
+    pub fn validate(&self) -> Result<(), String> {
+        in_range("rotation.production_days", self.production_days, 1..=3650)?;
+        in_range("rotation.default_days", self.default_days, 1..=3650)?;
+        let shortest = self.production_days.min(self.default_days);
+        in_range(
+            "rotation.notify_days_before",
+            self.notify_days_before,
+            0..=shortest.saturating_sub(1),
+        )
+    }
+}
+
 impl AnalysisConfig {
     /// Checks ranges the types cannot express; the error names the field.
     pub fn validate(&self) -> Result<(), String> {
+        self.anomaly.validate()?;
+        self.rotation.validate()?;
         if !(1..=86_400).contains(&self.checkpoints.interval_secs) {
             return Err(format!(
                 "checkpoints.interval_secs = {} is outside 1..=86400",

@@ -15,6 +15,9 @@ pub enum LedgerError {
     /// The command is well-formed but not allowed in the current state (e.g. rotating a revoked key).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// The caller may not do this, whatever the state (e.g. grant a scope it does not hold).
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("event could not be encoded: {0}")]
@@ -82,7 +85,7 @@ impl LedgerError {
         match self {
             LedgerError::Invalid { .. } => "invalid_request",
             LedgerError::NotFound { .. } => "not_found",
-            LedgerError::Conflict { code, .. } => code,
+            LedgerError::Conflict { code, .. } | LedgerError::Forbidden { code, .. } => code,
             LedgerError::Store(StoreError::InUse(_)) => "data_dir_in_use",
             LedgerError::Decode { .. }
             | LedgerError::Corrupt { .. }

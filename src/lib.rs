@@ -11,6 +11,7 @@ pub mod audit;
 pub mod canonical;
 pub mod chain;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod datadir;
 pub mod error;

@@ -35,6 +35,7 @@ fn use_at(seq: u64, time: LedgerTime, key: Option<Uuid>, ip: &str, outcome: Veri
             ip: Some(ip.into()),
             user_agent: None,
             scope: None,
+            project: None,
             overlap: false,
         }),
     }
@@ -45,7 +46,7 @@ fn fired(events: &[Event]) -> Vec<String> {
     let mut state = AnomalyState::new(AnomalyConfig::default());
     events
         .iter()
-        .flat_map(|e| state.apply(e))
+        .flat_map(|e| state.apply(e, None))
         .map(|a| a.rule)
         .collect()
 }

@@ -251,37 +251,38 @@ fn truncation_sweep_with_an_anchor_has_no_silent_loss_and_no_panic() {
             .unwrap();
         file.set_len(size * percent / 100).unwrap();
         drop(file);
-        let verdict = std::panic::catch_unwind(|| match copy.open_store() {
-            Err(e) => {
-                assert_eq!(e.code(), "log_corrupt", "cut at {percent}%: {e}");
-                "refused at open"
-            }
-            Ok(store) => {
-                let report = verify_log(
-                    store.as_ref(),
-                    copy.anchor_public_key().unwrap(),
-                    VerifyRange::default(),
-                    None,
-                )
-                .unwrap();
-                if !report.is_ok() {
-                    return "verify found it";
+        let verdict =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match copy.open_store() {
+                Err(e) => {
+                    assert_eq!(e.code(), "log_corrupt", "cut at {percent}%: {e}");
+                    "refused at open"
                 }
-                match anchor::check_log_against(
-                    store.as_ref(),
-                    copy.anchor_public_key().unwrap(),
-                    &identity.origin,
-                    &kept,
-                ) {
-                    Err(e) => {
-                        assert_eq!(e.code(), "log_corrupt");
-                        "the anchor caught it"
+                Ok(store) => {
+                    let report = verify_log(
+                        store.as_ref(),
+                        copy.anchor_public_key().unwrap(),
+                        VerifyRange::default(),
+                        None,
+                    )
+                    .unwrap();
+                    if !report.is_ok() {
+                        return "verify found it";
                     }
-                    Ok(_) => "silent loss",
+                    match anchor::check_log_against(
+                        store.as_ref(),
+                        copy.anchor_public_key().unwrap(),
+                        &identity.origin,
+                        &kept,
+                    ) {
+                        Err(e) => {
+                            assert_eq!(e.code(), "log_corrupt");
+                            "the anchor caught it"
+                        }
+                        Ok(_) => "silent loss",
+                    }
                 }
-            }
-        })
-        .unwrap_or("panic");
+            }))
+            .unwrap_or("panic");
         *outcomes.entry(verdict).or_default() += 1;
         std::fs::remove_dir_all(&copy_root).unwrap();
     }
@@ -483,6 +484,9 @@ impl LogStore for FaultyStore {
     }
     fn key_seqs(&self, key: Uuid, from: u64, to: u64) -> StoreIter<'_, u64> {
         self.inner.key_seqs(key, from, to)
+    }
+    fn key_seqs_rev(&self, key: Uuid, from: u64, to: u64) -> StoreIter<'_, u64> {
+        self.inner.key_seqs_rev(key, from, to)
     }
     fn key_index(&self) -> StoreIter<'_, (Uuid, u64)> {
         self.inner.key_index()

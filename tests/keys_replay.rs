@@ -176,7 +176,9 @@ fn run_ops(ledger: &Ledger, ops: &[Op]) {
         match op.clone() {
             Op::Create => {
                 let issued = ledger
-                    .submit_blocking(CreateKey::new(who(), &config("k")).unwrap())
+                    .submit_blocking(
+                        CreateKey::new(who(), &config(&format!("k{}", keys.len()))).unwrap(),
+                    )
                     .unwrap();
                 keys.push((issued.key.key_id, issued.secret.expose().to_string()));
             }

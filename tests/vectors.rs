@@ -46,6 +46,7 @@ fn events() -> Vec<Event> {
             every_days: 90,
             notify_days_before: 14,
         }),
+        anomaly_policy: None,
     };
     let data = vec![
         (
@@ -77,6 +78,7 @@ fn events() -> Vec<Event> {
                 ip: Some("10.1.2.3".into()),
                 user_agent: Some("billing/2.4".into()),
                 scope: Some("payments:read".into()),
+                project: None,
                 overlap: false,
             }),
         ),
@@ -98,6 +100,7 @@ fn events() -> Vec<Event> {
                 ip: Some("203.0.113.9".into()),
                 user_agent: None,
                 scope: None,
+                project: None,
                 overlap: false,
             }),
         ),

@@ -9,10 +9,9 @@ use axum::http::{HeaderMap, StatusCode};
 use std::net::SocketAddr;
 use uuid::Uuid;
 
-pub const READ: &str = "ledger:read";
-pub const AUDIT: &str = "ledger:audit";
-pub const ADMIN: &str = "ledger:admin";
-pub const VERIFY: &str = "ledger:verify";
+pub use crate::keys::scope::{
+    LEDGER_ADMIN as ADMIN, LEDGER_AUDIT as AUDIT, LEDGER_READ as READ, LEDGER_VERIFY as VERIFY,
+};
 
 /// Who is calling, once authenticated.
 #[derive(Clone, Debug)]

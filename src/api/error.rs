@@ -38,6 +38,7 @@ impl From<LedgerError> for ApiError {
             LedgerError::Invalid { .. } => StatusCode::BAD_REQUEST,
             LedgerError::NotFound { .. } => StatusCode::NOT_FOUND,
             LedgerError::Conflict { .. } => StatusCode::CONFLICT,
+            LedgerError::Forbidden { .. } => StatusCode::FORBIDDEN,
             LedgerError::WriteFailed(_) | LedgerError::WriterStopped => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

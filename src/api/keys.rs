@@ -2,12 +2,11 @@
 
 use super::auth::{authenticate, Caller, ADMIN, READ};
 use super::error::{time_param, ApiError, ApiResult};
+use super::key_bodies::{status_body, CreateBody, UpdateBody};
 use super::AppState;
-use crate::cli::key_output::key_json;
-use crate::event::{KeyConfig, KeyPatch};
+use crate::keys::view::key_json;
 use crate::keys::*;
 use crate::projection::{keys_as_of, KeyStatus};
-use crate::time::LedgerTime;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -80,7 +79,7 @@ pub async fn list(
             at,
         ),
         None => {
-            let now = LedgerTime::now();
+            let now = state.ledger.now();
             (
                 list_keys(&state.ledger.projections().keys, &filter, now),
                 now,
@@ -100,7 +99,7 @@ pub async fn show(
 ) -> ApiResult<Json<Value>> {
     authenticate(&state, &headers, peer, READ).await?;
     let id = key_id(path)?;
-    let now = LedgerTime::now();
+    let now = state.ledger.now();
     let projections = state.ledger.projections();
     let key = projections
         .keys
@@ -132,33 +131,12 @@ pub async fn history(
     ))
 }
 
-fn issued_json(issued: &IssuedKey) -> Value {
-    json!({ "key": key_json(&issued.key, LedgerTime::now()), "secret": issued.secret.expose(), "seq": issued.seq, "warning": "the secret is shown once and never again" })
+fn issued_json(issued: &IssuedKey, state: &AppState) -> Value {
+    json!({ "key": key_json(&issued.key, state.ledger.now()), "secret": issued.secret.expose(), "seq": issued.seq, "warning": "the secret is shown once and never again" })
 }
 
 fn requester(caller: &Caller) -> Requester {
     Requester::new(caller.actor(), Some(caller.request_id.clone()))
-}
-
-/// A create body: the key configuration, unknown fields refused by name.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateBody {
-    name: String,
-    #[serde(default)]
-    description: String,
-    owner: String,
-    scopes: Vec<String>,
-    environment: String,
-    #[serde(default)]
-    project_ids: Vec<String>,
-    expires_at: Option<LedgerTime>,
-    #[serde(default)]
-    metadata: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
-    ip_allowlist: Vec<String>,
-    rate_limit_per_minute: Option<u32>,
-    rotation_policy: Option<crate::event::RotationPolicy>,
 }
 
 pub async fn create(
@@ -168,35 +146,13 @@ pub async fn create(
     body: Result<Json<CreateBody>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let caller = authenticate(&state, &headers, peer, ADMIN).await?;
-    let Json(b) = body?;
-    let config = KeyConfig {
-        name: b.name,
-        description: b.description,
-        owner: b.owner,
-        scopes: b.scopes,
-        environment: b.environment,
-        project_ids: b.project_ids,
-        expires_at: b.expires_at,
-        metadata: b.metadata,
-        ip_allowlist: b.ip_allowlist,
-        rate_limit_per_minute: b.rate_limit_per_minute,
-        rotation_policy: b.rotation_policy,
-    };
+    let Json(body) = body?;
+    let config = body.into();
     let issued = state
         .ledger
         .submit(CreateKey::new(requester(&caller), &config)?)
         .await?;
-    Ok((StatusCode::CREATED, Json(issued_json(&issued))))
-}
-
-/// An update body: the patch, plus the immutable fields only to refuse them by name.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateBody {
-    name: Option<Value>,
-    environment: Option<Value>,
-    #[serde(flatten)]
-    patch: KeyPatch,
+    Ok((StatusCode::CREATED, Json(issued_json(&issued, &state))))
 }
 
 pub async fn update(
@@ -209,22 +165,12 @@ pub async fn update(
     let caller = authenticate(&state, &headers, peer, ADMIN).await?;
     let id = key_id(path)?;
     let Json(body) = body?;
-    if body.name.is_some() || body.environment.is_some() {
-        let field = if body.name.is_some() {
-            "name"
-        } else {
-            "environment"
-        };
-        return Err(ApiError::bad_request(
-            field,
-            "cannot be changed; issue a new key instead",
-        ));
-    }
+    let patch = body.into_patch()?;
     let key = state
         .ledger
-        .submit(UpdateKey::new(requester(&caller), id, &body.patch)?)
+        .submit(UpdateKey::new(requester(&caller), id, &patch)?)
         .await?;
-    Ok(Json(key_json(&key, LedgerTime::now())))
+    Ok(Json(key_json(&key, state.ledger.now())))
 }
 
 #[derive(Deserialize, Default)]
@@ -252,23 +198,31 @@ pub async fn rotate(
             overlap_seconds,
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(issued_json(&issued))))
+    Ok((StatusCode::CREATED, Json(issued_json(&issued, &state))))
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct StatusBody {
+pub struct ReasonQuery {
     reason: Option<String>,
-    until: Option<String>,
 }
 
-/// An optional JSON body: empty means defaults; otherwise it must parse, unknown fields refused.
-fn status_body(body: &[u8]) -> ApiResult<StatusBody> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(StatusBody::default());
+/// The reason of a revocation: `?reason=`, a JSON body `{"reason": …}`, or the `X-Reason` header.
+fn revocation_reason(
+    query: Option<String>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<Option<String>> {
+    let body = status_body(body)?;
+    if body.until.is_some() {
+        return Err(ApiError::bad_request("until", "a revocation has no end"));
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))
+    Ok(query.or(body.reason).or_else(|| {
+        headers
+            .get("x-reason")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }))
 }
 
 pub async fn revoke(
@@ -276,21 +230,22 @@ pub async fn revoke(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     path: Result<Path<Uuid>, PathRejection>,
+    query: Result<Query<ReasonQuery>, QueryRejection>,
+    body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
     let caller = authenticate(&state, &headers, peer, ADMIN).await?;
     let id = key_id(path)?;
+    let Query(query) = query?;
+    let reason = revocation_reason(query.reason, &headers, &body)?;
     let key = state
         .ledger
         .submit(RevokeKey {
             who: requester(&caller),
             key_id: id,
-            reason: headers
-                .get("x-reason")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
+            reason,
         })
         .await?;
-    Ok(Json(key_json(&key, LedgerTime::now())))
+    Ok(Json(key_json(&key, state.ledger.now())))
 }
 
 pub async fn suspend(
@@ -313,7 +268,7 @@ pub async fn suspend(
             reason: body.reason,
         })
         .await?;
-    Ok(Json(key_json(&key, LedgerTime::now())))
+    Ok(Json(key_json(&key, state.ledger.now())))
 }
 
 pub async fn reactivate(
@@ -334,7 +289,33 @@ pub async fn reactivate(
             reason: body.reason,
         })
         .await?;
-    Ok(Json(key_json(&key, LedgerTime::now())))
+    Ok(Json(key_json(&key, state.ledger.now())))
+}
+
+/// `POST /v1/owners/{owner}/revoke`: offboarding, every active or suspended key of the owner revoked.
+pub async fn revoke_owner(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let caller = authenticate(&state, &headers, peer, ADMIN).await?;
+    let Path(owner) = path.map_err(|_| ApiError::bad_request("owner", "not a valid owner name"))?;
+    let reason = revocation_reason(None, &headers, &body)?;
+    let revoked = state
+        .ledger
+        .submit(RevokeOwnerKeys {
+            who: requester(&caller),
+            owner: owner.clone(),
+            reason,
+        })
+        .await?;
+    let now = state.ledger.now();
+    Ok(Json(json!({
+        "owner": owner,
+        "revoked": revoked.iter().map(|k| key_json(k, now)).collect::<Vec<_>>(),
+    })))
 }
 
 #[derive(Deserialize)]
@@ -397,6 +378,6 @@ pub async fn find(
         state.ledger.durable_seq(),
     )?;
     Ok(Json(
-        json!({ "key": key_json(&key, LedgerTime::now()), "revoked": body.revoke, "history": events.iter().filter_map(|e| e.body_value().ok()).collect::<Vec<_>>() }),
+        json!({ "key": key_json(&key, state.ledger.now()), "revoked": body.revoke, "history": events.iter().filter_map(|e| e.body_value().ok()).collect::<Vec<_>>() }),
     ))
 }

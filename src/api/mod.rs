@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod events;
+pub mod key_bodies;
 pub mod keys;
 pub mod verify;
 
@@ -123,6 +124,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/keys/{id}/rotate", post(keys::rotate))
         .route("/v1/keys/{id}/suspend", post(keys::suspend))
         .route("/v1/keys/{id}/reactivate", post(keys::reactivate))
+        .route("/v1/owners/{owner}/revoke", post(keys::revoke_owner))
         .route("/v1/events", get(events::list))
         .route("/v1/verify", post(verify::verify))
         .route("/v1/usage", get(analysis::usage))

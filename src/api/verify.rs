@@ -5,7 +5,7 @@ use super::auth::{authentication, refusal, VERIFY};
 use super::error::{ApiError, ApiResult};
 use super::AppState;
 use crate::error::LedgerResult;
-use crate::event::Actor;
+use crate::event::{Actor, VerifyCode};
 use crate::keys::{VerifyAnswer, VerifyKey};
 use crate::ledger::{Command, PlanContext};
 use axum::extract::rejection::JsonRejection;
@@ -23,28 +23,34 @@ pub struct VerifyBody {
     scope: Option<String>,
     user_agent: Option<String>,
     request_id: Option<String>,
+    project: Option<String>,
 }
 
-/// The gateway's own authentication and the verification it asks for, planned together so both `key.used`
-/// events share one group commit (one durable round trip per call instead of two).
+/// The gateway's own authentication folded into the verification it asks for: one `key.used` event per call,
+/// whose actor is the gateway's key. A gateway that is refused is recorded instead, as its own `key.used`, and
+/// nothing is verified.
 struct AuthenticatedVerify {
     auth: VerifyKey,
     target: VerifyKey,
 }
 
-impl Command for AuthenticatedVerify {
-    type Output = (VerifyAnswer, Option<VerifyAnswer>);
+/// How the gateway fared, and the answer about the presented key when the gateway was let in.
+type GatewayOutcome = (VerifyCode, Option<VerifyAnswer>);
 
-    fn plan(&mut self, ctx: &mut PlanContext<'_>) -> LedgerResult<Self::Output> {
-        let caller = self.auth.plan(ctx)?;
-        if !caller.valid {
-            return Ok((caller, None));
-        }
-        if let Some(key_id) = caller.key_id {
-            self.target.actor = Actor::Key { key_id };
-        }
+impl Command for AuthenticatedVerify {
+    type Output = GatewayOutcome;
+
+    fn plan(&mut self, ctx: &mut PlanContext<'_>) -> LedgerResult<GatewayOutcome> {
+        let gateway = self.auth.decide(ctx.state(), ctx.now());
+        let Some(gateway_key) = gateway.key_id.filter(|_| gateway.code.is_allowed()) else {
+            let refused = self.auth.plan(ctx)?;
+            return Ok((refused.code, None));
+        };
+        self.target.actor = Actor::Key {
+            key_id: gateway_key,
+        };
         let answer = self.target.plan(ctx)?;
-        Ok((caller, Some(answer)))
+        Ok((gateway.code, Some(answer)))
     }
 }
 
@@ -64,6 +70,16 @@ pub async fn verify(
                 .map_err(|_| ApiError::bad_request("ip", format!("{ip:?} is not an IP address")))
         })
         .transpose()?;
+    if body
+        .project
+        .as_ref()
+        .is_some_and(|p| p.is_empty() || p.len() > 64 || p.chars().any(char::is_control))
+    {
+        return Err(ApiError::bad_request(
+            "project",
+            "1-64 characters, no control characters",
+        ));
+    }
     if body.user_agent.as_ref().is_some_and(|ua| ua.len() > 512)
         || body.scope.as_ref().is_some_and(|s| s.len() > 128)
     {
@@ -77,16 +93,17 @@ pub async fn verify(
         .filter(|r| r.len() <= 128)
         .unwrap_or_else(|| auth.request_id.clone());
     let target = VerifyKey::new(&body.secret, ip, body.scope, body.user_agent)
-        .by(Actor::System, Some(request_id));
-    let (caller, answer) = state
+        .by(Actor::System, Some(request_id))
+        .for_project(body.project);
+    let (gateway, answer) = state
         .ledger
         .submit(AuthenticatedVerify {
             auth: auth.command,
             target,
         })
         .await?;
-    state.ledger.metrics().record_verify(caller.code);
-    refusal(caller.code, VERIFY)?;
+    state.ledger.metrics().record_verify(gateway);
+    refusal(gateway, VERIFY)?;
     let answer = answer.ok_or_else(|| ApiError::from(crate::LedgerError::WriterStopped))?;
     state.ledger.metrics().record_verify(answer.code);
     Ok(Json(answer))

@@ -34,24 +34,10 @@ pub fn init(cli: &Cli, args: &InitArgs) -> CliResult {
     };
     let external_used = external.is_some();
     let (ledger, identity) = dir.init(external)?;
-    let bootstrap = crate::event::KeyConfig {
-        name: "bootstrap-admin".into(),
-        description: "created by init; use it to create named admin keys, then revoke it".into(),
-        owner: match Actor::local_operator() {
-            Actor::Operator { name } => name,
-            _ => "operator".into(),
-        },
-        scopes: [
-            "ledger:admin",
-            "ledger:read",
-            "ledger:audit",
-            "ledger:verify",
-        ]
-        .map(String::from)
-        .to_vec(),
-        environment: "keyledger".into(),
-        ..Default::default()
-    };
+    let bootstrap = crate::keys::admin_key_config(
+        "bootstrap-admin",
+        "created by init; use it to create named admin keys, then revoke it",
+    );
     let admin = ledger.submit_blocking(CreateKey::new(
         Requester::new(Actor::local_operator(), None),
         &bootstrap,

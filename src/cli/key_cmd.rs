@@ -2,7 +2,7 @@
 
 use super::key_output::*;
 use super::{Cli, CliError, CliResult, EXIT_DENIED, EXIT_FAILED};
-use crate::event::{Actor, KeyConfig, KeyPatch, RotationPolicy};
+use crate::event::{Actor, AnomalyPolicy, ClearableField, KeyConfig, KeyPatch, RotationPolicy};
 use crate::keys::*;
 use crate::ledger::Ledger;
 use crate::projection::{keys_as_of, KeyStatus};
@@ -25,8 +25,8 @@ pub enum KeyCommand {
     Update(UpdateArgs),
     /// Replace a key; the old one keeps working for the overlap window.
     Rotate(RotateArgs),
-    /// Revoke a key for good.
-    Revoke(StatusArgs),
+    /// Revoke a key for good, or (`--owner`) every active or suspended key of an owner.
+    Revoke(RevokeArgs),
     /// Suspend a key, for a while or until reactivated.
     Suspend(SuspendArgs),
     /// Reactivate a suspended key.
@@ -63,8 +63,23 @@ pub struct ConfigArgs {
     /// Expiry time (RFC 3339 or YYYY-MM-DD).
     #[arg(long)]
     pub expires: Option<LedgerTime>,
+    /// This key's anomaly policy as JSON, e.g. '{"suspend_on":[]}' (alert only) or
+    /// '{"distinct_ips_max":20,"disabled_rules":["unusual_hour"]}'; see docs/ANOMALIES.md.
+    #[arg(long, value_parser = parse_anomaly_policy)]
+    pub anomaly_policy: Option<AnomalyPolicy>,
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_anomaly_policy(text: &str) -> Result<AnomalyPolicy, String> {
+    serde_json::from_str(text).map_err(|e| format!("not an anomaly policy: {e}"))
+}
+
+fn parse_clear(text: &str) -> Result<ClearableField, String> {
+    ClearableField::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = ClearableField::ALL.iter().map(|f| f.as_str()).collect();
+        format!("{text:?} cannot be cleared; one of {}", names.join(", "))
+    })
 }
 
 fn parse_meta(text: &str) -> Result<(String, String), String> {
@@ -123,6 +138,9 @@ pub struct UpdateArgs {
     pub key_id: Uuid,
     #[command(flatten)]
     pub config: ConfigArgs,
+    /// Reset an optional field to "not set" (repeat for several), e.g. --clear expires_at.
+    #[arg(long = "clear", value_parser = parse_clear)]
+    pub clear: Vec<ClearableField>,
 }
 
 #[derive(Args, Debug)]
@@ -153,6 +171,19 @@ pub struct StatusArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct RevokeArgs {
+    #[arg(required_unless_present = "owner", conflicts_with = "owner")]
+    pub key_id: Option<Uuid>,
+    /// Revoke every active or suspended key of this owner (offboarding), one event each.
+    #[arg(long)]
+    pub owner: Option<String>,
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct SuspendArgs {
     pub key_id: Uuid,
     /// Suspend for this long (e.g. 30m, 2h).
@@ -174,6 +205,9 @@ pub struct VerifyArgs {
     pub ip: Option<IpAddr>,
     #[arg(long)]
     pub scope: Option<String>,
+    /// The project the request is for (a key bound to projects works only for those).
+    #[arg(long)]
+    pub project: Option<String>,
     #[arg(long)]
     pub user_agent: Option<String>,
     #[arg(long)]
@@ -246,6 +280,7 @@ pub fn run(cli: &Cli, command: &KeyCommand) -> CliResult {
                 ip_allowlist: c.ip_allowlist.clone(),
                 rate_limit_per_minute: c.rate_limit,
                 rotation_policy: policy(c),
+                anomaly_policy: c.anomaly_policy.clone(),
             };
             let ledger = open(cli)?;
             let issued = ledger.submit_blocking(CreateKey::new(operator(), &config)?)?;
@@ -291,6 +326,8 @@ pub fn run(cli: &Cli, command: &KeyCommand) -> CliResult {
                 rate_limit_per_minute: c.rate_limit,
                 rotation_policy: policy(c),
                 expires_at: c.expires,
+                anomaly_policy: c.anomaly_policy.clone(),
+                clear: args.clear.clone(),
             };
             let ledger = open(cli)?;
             let key = ledger.submit_blocking(UpdateKey::new(operator(), args.key_id, &patch)?)?;
@@ -311,14 +348,7 @@ pub fn run(cli: &Cli, command: &KeyCommand) -> CliResult {
             }
             print_issued(&issued, args.json, now)
         }
-        KeyCommand::Revoke(args) => {
-            let key = open(cli)?.submit_blocking(RevokeKey {
-                who: operator(),
-                key_id: args.key_id,
-                reason: args.reason.clone(),
-            })?;
-            show(&key, args.json, now)
-        }
+        KeyCommand::Revoke(args) => revoke(cli, args, now),
         KeyCommand::Suspend(args) => {
             let until = args
                 .until
@@ -347,7 +377,8 @@ pub fn run(cli: &Cli, command: &KeyCommand) -> CliResult {
                 args.scope.clone(),
                 args.user_agent.clone(),
             )
-            .by(Actor::local_operator(), None);
+            .by(Actor::local_operator(), None)
+            .for_project(args.project.clone());
             let answer = open(cli)?.submit_blocking(command)?;
             print_verify(&answer, args.json)?;
             if answer.valid {
@@ -361,6 +392,36 @@ pub fn run(cli: &Cli, command: &KeyCommand) -> CliResult {
         }
         KeyCommand::Find(args) => find(cli, args, now),
     }
+}
+
+fn revoke(cli: &Cli, args: &RevokeArgs, now: LedgerTime) -> CliResult {
+    let ledger = open(cli)?;
+    let Some(owner) = &args.owner else {
+        let key_id = args
+            .key_id
+            .ok_or_else(|| CliError::new(2, "give a key id or --owner"))?;
+        let key = ledger.submit_blocking(RevokeKey {
+            who: operator(),
+            key_id,
+            reason: args.reason.clone(),
+        })?;
+        return show(&key, args.json, now);
+    };
+    let revoked = ledger.submit_blocking(RevokeOwnerKeys {
+        who: operator(),
+        owner: owner.clone(),
+        reason: args.reason.clone(),
+    })?;
+    if args.json {
+        return print_json(&revoked.iter().map(|k| key_json(k, now)).collect::<Vec<_>>());
+    }
+    if revoked.is_empty() {
+        println!("{owner} has no active or suspended keys; nothing was revoked.");
+        return Ok(());
+    }
+    println!("Revoked {} key(s) of {owner}:", revoked.len());
+    print_key_table(&revoked, now);
+    Ok(())
 }
 
 fn show(key: &crate::projection::KeyRecord, json: bool, now: LedgerTime) -> CliResult {

@@ -8,15 +8,7 @@ use crate::time::LedgerTime;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-/// The public view of a key: its record plus the status in force now.
-pub fn key_json(key: &KeyRecord, now: LedgerTime) -> Value {
-    let mut value = serde_json::to_value(key).unwrap_or(Value::Null);
-    if let Value::Object(map) = &mut value {
-        map.insert("status".into(), json!(key.status_at(now)));
-        map.remove("recorded_status");
-    }
-    value
-}
+pub use crate::keys::view::key_json;
 
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> CliResult {
     let text = serde_json::to_string_pretty(value)

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 the command failed (message on stderr); 2 bad usage; 3 verification found a problem
 //! (tampering or corruption); 4 the data directory is in use by another process; 5 `key verify` was denied.
 
+mod admin_cmd;
 mod analysis_cmd;
 mod audit_cmd;
 pub mod demo;
@@ -51,7 +52,7 @@ pub enum Command {
     Events(events_cmd::EventsArgs),
     /// Issue and manage API keys.
     #[command(subcommand)]
-    Key(key_cmd::KeyCommand),
+    Key(Box<key_cmd::KeyCommand>),
     /// Every event concerning one key.
     History(key_cmd::HistoryArgs),
     /// Usage over a time window, grouped by key, IP, user agent, scope or owner.
@@ -67,6 +68,9 @@ pub enum Command {
     Audit(audit_cmd::AuditCommand),
     /// Serve the HTTP API (loopback by default).
     Serve(serve::ServeArgs),
+    /// Administration from the server: `admin recover` issues a new admin key when every other is lost.
+    #[command(subcommand)]
+    Admin(admin_cmd::AdminCommand),
     /// Run a guided tour on a fresh ledger (a new temporary directory unless --data is given).
     Demo(demo::DemoArgs),
 }
@@ -145,6 +149,7 @@ fn run(cli: &Cli) -> CliResult {
         Command::Replay(args) => analysis_cmd::run_replay(cli, args),
         Command::Audit(command) => audit_cmd::run(cli, command),
         Command::Demo(args) => demo::run(cli, args),
+        Command::Admin(command) => admin_cmd::run(cli, command),
         Command::Serve(args) => serve::run(cli, args),
     }
 }

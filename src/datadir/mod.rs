@@ -6,6 +6,7 @@ mod pin;
 pub mod rotation;
 
 use crate::chain::{parse_public_key_hex, LedgerSigner};
+use crate::clock::SharedClock;
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::{Actor, EventData, LedgerInitialized};
 use crate::ledger::{AppendEvents, Ledger};
@@ -53,11 +54,21 @@ pub enum KeySource {
 #[derive(Clone, Debug)]
 pub struct DataDir {
     root: PathBuf,
+    clock: SharedClock,
 }
 
 impl DataDir {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            clock: crate::clock::system(),
+        }
+    }
+
+    /// The same directory, with ledgers it opens taking time from `clock` (tests move it by hand).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -161,7 +172,7 @@ impl DataDir {
         let mut identity = LedgerIdentity {
             ledger_id,
             origin: format!("keyledger.local/{ledger_id}"),
-            created_at: LedgerTime::now(),
+            created_at: self.clock.now(),
             public_key: signer.public_key_hex(),
             signer_id: signer.id().to_string(),
             genesis_hash: None,
@@ -172,7 +183,8 @@ impl DataDir {
             0o644,
         )?;
         let store: Arc<dyn LogStore> = Arc::new(SledStore::open(&self.db_path())?);
-        let ledger = Ledger::open_with(store, vec![signer], self.config()?)?;
+        let ledger =
+            Ledger::open_with_clock(store, vec![signer], self.config()?, self.clock.clone())?;
         ledger.submit_blocking(AppendEvents {
             actor: Actor::local_operator(),
             request_id: None,
@@ -205,7 +217,7 @@ impl DataDir {
         let config = self.config()?;
         let mut candidates = vec![self.load_signer(source)?];
         candidates.extend(rotation::pending_signers(self)?);
-        let ledger = Ledger::open_with(store, candidates, config)?;
+        let ledger = Ledger::open_with_clock(store, candidates, config, self.clock.clone())?;
         rotation::finish_if_pending(self, source, ledger.signer_public_hex())?;
         Ok(ledger)
     }

@@ -14,6 +14,29 @@ pub struct RotationPolicy {
     pub notify_days_before: u32,
 }
 
+/// How the anomaly rules treat one key, on top of the `[anomaly]` defaults of `keyledger.toml`. Absent fields
+/// keep the defaults. Recorded in `key.created`/`key.updated`, so a replay applies the same policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AnomalyPolicy {
+    /// Rules that never fire for this key (any of the per-key rules: `dead_key_use`, `distinct_ips`,
+    /// `denied_rate`, `rate_spike`, `new_network`, `unusual_hour`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disabled_rules: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distinct_ips_max: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denied_percent: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_factor: Option<u64>,
+    /// Rules whose firing suspends this key; `[]` means alert only. Absent: the default list, except that a key
+    /// holding a `ledger:*` scope (or `*`) is never suspended by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend_on: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend_for_secs: Option<u32>,
+}
+
 /// A key's configuration as set at creation (and copied on rotation).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct KeyConfig {
@@ -36,6 +59,8 @@ pub struct KeyConfig {
     pub rate_limit_per_minute: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation_policy: Option<RotationPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomaly_policy: Option<AnomalyPolicy>,
 }
 
 /// `key.created`: a new key, by its public prefix and the SHA-256 of its secret (never the secret).
@@ -74,6 +99,71 @@ pub struct KeyPatch {
     pub rotation_policy: Option<RotationPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<LedgerTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomaly_policy: Option<AnomalyPolicy>,
+    /// Optional fields reset to "not set" (applied before the fields given above).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clear: Vec<ClearableField>,
+}
+
+/// The optional fields of a key's configuration that an update may clear.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClearableField {
+    Description,
+    ProjectIds,
+    Metadata,
+    IpAllowlist,
+    RateLimitPerMinute,
+    RotationPolicy,
+    ExpiresAt,
+    AnomalyPolicy,
+}
+
+impl ClearableField {
+    pub const ALL: [ClearableField; 8] = [
+        ClearableField::Description,
+        ClearableField::ProjectIds,
+        ClearableField::Metadata,
+        ClearableField::IpAllowlist,
+        ClearableField::RateLimitPerMinute,
+        ClearableField::RotationPolicy,
+        ClearableField::ExpiresAt,
+        ClearableField::AnomalyPolicy,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClearableField::Description => "description",
+            ClearableField::ProjectIds => "project_ids",
+            ClearableField::Metadata => "metadata",
+            ClearableField::IpAllowlist => "ip_allowlist",
+            ClearableField::RateLimitPerMinute => "rate_limit_per_minute",
+            ClearableField::RotationPolicy => "rotation_policy",
+            ClearableField::ExpiresAt => "expires_at",
+            ClearableField::AnomalyPolicy => "anomaly_policy",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == text)
+    }
+}
+
+impl KeyPatch {
+    /// Whether the patch gives a new value for `field`.
+    pub fn sets(&self, field: ClearableField) -> bool {
+        match field {
+            ClearableField::Description => self.description.is_some(),
+            ClearableField::ProjectIds => self.project_ids.is_some(),
+            ClearableField::Metadata => self.metadata.is_some(),
+            ClearableField::IpAllowlist => self.ip_allowlist.is_some(),
+            ClearableField::RateLimitPerMinute => self.rate_limit_per_minute.is_some(),
+            ClearableField::RotationPolicy => self.rotation_policy.is_some(),
+            ClearableField::ExpiresAt => self.expires_at.is_some(),
+            ClearableField::AnomalyPolicy => self.anomaly_policy.is_some(),
+        }
+    }
 }
 
 /// `key.updated`.
@@ -124,10 +214,11 @@ pub enum VerifyCode {
     InsufficientScope,
     IpNotAllowed,
     RateLimited,
+    ProjectNotAllowed,
 }
 
 impl VerifyCode {
-    pub const ALL: [VerifyCode; 10] = [
+    pub const ALL: [VerifyCode; 11] = [
         VerifyCode::Valid,
         VerifyCode::NotFound,
         VerifyCode::BadFormat,
@@ -138,6 +229,7 @@ impl VerifyCode {
         VerifyCode::InsufficientScope,
         VerifyCode::IpNotAllowed,
         VerifyCode::RateLimited,
+        VerifyCode::ProjectNotAllowed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -152,6 +244,7 @@ impl VerifyCode {
             VerifyCode::InsufficientScope => "insufficient_scope",
             VerifyCode::IpNotAllowed => "ip_not_allowed",
             VerifyCode::RateLimited => "rate_limited",
+            VerifyCode::ProjectNotAllowed => "project_not_allowed",
         }
     }
 
@@ -175,6 +268,9 @@ pub struct KeyUsed {
     pub user_agent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// The project the request was for, when it named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
     /// True when an old key was used during its rotation overlap window.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub overlap: bool,

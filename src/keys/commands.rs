@@ -1,7 +1,7 @@
 //! Key lifecycle commands: create, update, rotate (with an overlap window), revoke, suspend, reactivate and the
 //! expiry sweep. Each checks its rules against the writer's key state and appends its events.
 
-use super::validate;
+use super::{guards, validate};
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::{
     Actor, EventData, KeyConfig, KeyCreated, KeyPatch, KeyRotated, KeyStatusChange, KeySuspended,
@@ -117,6 +117,8 @@ impl Command for CreateKey {
         if self.config.expires_at.is_some_and(|at| at <= ctx.now()) {
             return Err(LedgerError::invalid("expires_at", "must be in the future"));
         }
+        guards::may_grant(ctx, &self.who.actor, &self.config.scopes)?;
+        guards::name_free(ctx, &self.config.environment, &self.config.name)?;
         emit_created(ctx, &self.who, self.config.clone(), None)
     }
 }
@@ -142,12 +144,27 @@ impl Command for UpdateKey {
     type Output = KeyRecord;
 
     fn plan(&mut self, ctx: &mut PlanContext<'_>) -> LedgerResult<KeyRecord> {
-        key_for_change(ctx, &self.key_id, "updated")?;
+        let key = key_for_change(ctx, &self.key_id, "updated")?;
         if self.changes.expires_at.is_some_and(|at| at <= ctx.now()) {
             return Err(LedgerError::invalid(
                 "expires_at",
                 "must be in the future (revoke the key to stop it now)",
             ));
+        }
+        let now = ctx.now();
+        let loses_admin =
+            key.is_usable_admin(now) && !key.patched(&self.changes).is_usable_admin(now);
+        if loses_admin {
+            guards::not_self(
+                &self.who.actor,
+                self.key_id,
+                "cannot_remove_own_admin",
+                "remove ledger:admin from",
+            )?;
+            guards::an_admin_remains(ctx, &[self.key_id])?;
+        }
+        if let Some(scopes) = &self.changes.scopes {
+            guards::may_grant(ctx, &self.who.actor, scopes)?;
         }
         let data = EventData::KeyUpdated(KeyUpdated {
             key_id: self.key_id,
@@ -186,6 +203,7 @@ impl Command for RotateKey {
             ));
         }
         let config = old.config.clone();
+        guards::may_grant(ctx, &self.who.actor, &config.scopes)?;
         let now = ctx.now();
         let issued = emit_created(ctx, &self.who, config, Some(self.key_id))?;
         let data = EventData::KeyRotated(KeyRotated {
@@ -227,12 +245,60 @@ impl Command for RevokeKey {
             ));
         }
         let reason = self.reason.as_deref().map(validate_reason).transpose()?;
+        guards::an_admin_remains(ctx, &[self.key_id])?;
         let data = EventData::KeyRevoked(KeyStatusChange {
             key_id: self.key_id,
             reason,
         });
         ctx.emit(self.who.actor.clone(), self.who.request_id.clone(), data)?;
         record_of(ctx, &self.key_id)
+    }
+}
+
+/// Offboarding: revokes every key of an owner that still works or could work again (active or suspended), one
+/// `key.revoked` each, and returns them. Refused as a whole if it would revoke the requester's own key or the
+/// last administrator.
+pub struct RevokeOwnerKeys {
+    pub who: Requester,
+    pub owner: String,
+    pub reason: Option<String>,
+}
+
+impl Command for RevokeOwnerKeys {
+    type Output = Vec<KeyRecord>;
+
+    fn plan(&mut self, ctx: &mut PlanContext<'_>) -> LedgerResult<Vec<KeyRecord>> {
+        let owner = self.owner.trim();
+        if owner.is_empty() {
+            return Err(LedgerError::invalid("owner", "must not be empty"));
+        }
+        let reason = self.reason.as_deref().map(validate_reason).transpose()?;
+        let now = ctx.now();
+        let mut doomed: Vec<(u64, Uuid)> = ctx
+            .state()
+            .iter()
+            .filter(|k| {
+                k.config.owner == owner
+                    && matches!(k.status_at(now), KeyStatus::Active | KeyStatus::Suspended)
+            })
+            .map(|k| (k.created_seq, k.key_id))
+            .collect();
+        doomed.sort_unstable();
+        let ids: Vec<Uuid> = doomed.into_iter().map(|(_, id)| id).collect();
+        for id in &ids {
+            guards::not_self(&self.who.actor, *id, "cannot_revoke_own_key", "revoke")?;
+        }
+        guards::an_admin_remains(ctx, &ids)?;
+        let mut revoked = Vec::with_capacity(ids.len());
+        for key_id in ids {
+            let data = EventData::KeyRevoked(KeyStatusChange {
+                key_id,
+                reason: reason.clone(),
+            });
+            ctx.emit(self.who.actor.clone(), self.who.request_id.clone(), data)?;
+            revoked.push(record_of(ctx, &key_id)?);
+        }
+        Ok(revoked)
     }
 }
 
@@ -259,6 +325,12 @@ impl Command for SuspendKey {
     type Output = KeyRecord;
 
     fn plan(&mut self, ctx: &mut PlanContext<'_>) -> LedgerResult<KeyRecord> {
+        guards::not_self(
+            &self.who.actor,
+            self.key_id,
+            "cannot_suspend_own_key",
+            "suspend",
+        )?;
         let key = key_for_change(ctx, &self.key_id, "suspended")?;
         if key.status_at(ctx.now()) == KeyStatus::Suspended {
             return Err(LedgerError::conflict(
@@ -270,6 +342,7 @@ impl Command for SuspendKey {
             return Err(LedgerError::invalid("until", "must be in the future"));
         }
         let reason = self.reason.as_deref().map(validate_reason).transpose()?;
+        guards::an_admin_remains(ctx, &[self.key_id])?;
         let data = EventData::KeySuspended(KeySuspended {
             key_id: self.key_id,
             reason,

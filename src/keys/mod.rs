@@ -2,11 +2,14 @@
 //! secret or its hash, a key's history, listing with filters, state as of a past time).
 
 pub mod commands;
+pub mod guards;
+pub mod scope;
 pub mod validate;
 pub mod verify;
+pub mod view;
 
 pub use commands::*;
-pub use verify::{decide, Decision, VerifyAnswer, VerifyKey};
+pub use verify::{decide, Decision, Request, VerifyAnswer, VerifyKey};
 
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::Event;
@@ -16,6 +19,30 @@ use crate::store::LogStore;
 use crate::time::LedgerTime;
 use serde::Deserialize;
 use uuid::Uuid;
+
+/// Every scope of keyledger's own API: what the bootstrap and recovery admin keys hold.
+pub const ADMIN_KEY_SCOPES: [&str; 4] = [
+    scope::LEDGER_ADMIN,
+    scope::LEDGER_READ,
+    scope::LEDGER_AUDIT,
+    scope::LEDGER_VERIFY,
+];
+
+/// The configuration of an administrator key issued from the server's command line (init, recovery), owned by
+/// the local operator, in the `keyledger` environment.
+pub fn admin_key_config(name: &str, description: &str) -> crate::event::KeyConfig {
+    crate::event::KeyConfig {
+        name: name.into(),
+        description: description.into(),
+        owner: match crate::event::Actor::local_operator() {
+            crate::event::Actor::Operator { name } => name,
+            _ => "operator".into(),
+        },
+        scopes: ADMIN_KEY_SCOPES.map(String::from).to_vec(),
+        environment: "keyledger".into(),
+        ..Default::default()
+    }
+}
 
 /// Filters for listing keys; all given filters must match.
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -2,7 +2,8 @@
 //! Every refusal names the field and says what is allowed.
 
 use crate::error::{LedgerError, LedgerResult};
-use crate::event::{KeyConfig, KeyPatch, RotationPolicy};
+use crate::event::{AnomalyPolicy, KeyConfig, KeyPatch, RotationPolicy};
+use crate::projection::anomaly::KEY_RULES;
 use std::collections::BTreeMap;
 
 pub const MAX_NAME: usize = 128;
@@ -58,7 +59,8 @@ pub fn scopes(field: &str, values: &[String]) -> LedgerResult<Vec<String>> {
     }
     let mut out: Vec<String> = Vec::with_capacity(values.len());
     for value in values {
-        let scope = token(field, value, 64, ":._*-/")?;
+        let scope = value.trim().to_string();
+        super::scope::check(field, &scope)?;
         if !out.contains(&scope) {
             out.push(scope);
         }
@@ -160,6 +162,69 @@ pub fn rotation_policy(policy: &RotationPolicy, allow_zero: bool) -> LedgerResul
     Ok(policy.clone())
 }
 
+fn rule_names(field: &str, rules: &[String]) -> LedgerResult<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for rule in rules {
+        if !KEY_RULES.contains(&rule.as_str()) {
+            return invalid(
+                field,
+                format!(
+                    "{rule:?} is not a per-key rule: one of {}",
+                    KEY_RULES.join(", ")
+                ),
+            );
+        }
+        if !out.contains(rule) {
+            out.push(rule.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn at_least_one(field: &str, value: Option<u64>, max: u64) -> LedgerResult<Option<u64>> {
+    match value {
+        Some(v) if v == 0 || v > max => invalid(field, format!("must be 1..={max}")),
+        other => Ok(other),
+    }
+}
+
+/// Longest automatic suspension a policy may ask for: 30 days.
+pub const MAX_SUSPEND_SECS: u32 = 30 * 86_400;
+
+/// Checks a per-key anomaly policy: known rule names, thresholds that can be met, a bounded suspension.
+pub fn anomaly_policy(policy: &AnomalyPolicy) -> LedgerResult<AnomalyPolicy> {
+    let suspend_for_secs = match policy.suspend_for_secs {
+        Some(secs) if secs == 0 || secs > MAX_SUSPEND_SECS => {
+            return invalid(
+                "anomaly_policy.suspend_for_secs",
+                format!("must be 1..={MAX_SUSPEND_SECS}"),
+            )
+        }
+        other => other,
+    };
+    Ok(AnomalyPolicy {
+        disabled_rules: rule_names("anomaly_policy.disabled_rules", &policy.disabled_rules)?,
+        distinct_ips_max: at_least_one(
+            "anomaly_policy.distinct_ips_max",
+            policy.distinct_ips_max,
+            1_000_000,
+        )?,
+        denied_percent: match policy.denied_percent {
+            Some(p) if p > 100 => {
+                return invalid("anomaly_policy.denied_percent", "must be 0..=100")
+            }
+            other => other,
+        },
+        rate_factor: at_least_one("anomaly_policy.rate_factor", policy.rate_factor, 1_000_000)?,
+        suspend_on: policy
+            .suspend_on
+            .as_deref()
+            .map(|rules| rule_names("anomaly_policy.suspend_on", rules))
+            .transpose()?,
+        suspend_for_secs,
+    })
+}
+
 /// Validates and normalises a whole configuration (creation).
 pub fn config(input: &KeyConfig) -> LedgerResult<KeyConfig> {
     Ok(KeyConfig {
@@ -180,6 +245,11 @@ pub fn config(input: &KeyConfig) -> LedgerResult<KeyConfig> {
             .rotation_policy
             .as_ref()
             .map(|p| rotation_policy(p, false))
+            .transpose()?,
+        anomaly_policy: input
+            .anomaly_policy
+            .as_ref()
+            .map(anomaly_policy)
             .transpose()?,
     })
 }
@@ -219,7 +289,24 @@ pub fn patch(input: &KeyPatch) -> LedgerResult<KeyPatch> {
             .map(|p| rotation_policy(p, true))
             .transpose()?,
         expires_at: input.expires_at,
+        anomaly_policy: input
+            .anomaly_policy
+            .as_ref()
+            .map(anomaly_policy)
+            .transpose()?,
+        clear: {
+            let mut clear = input.clear.clone();
+            clear.sort_unstable();
+            clear.dedup();
+            clear
+        },
     };
+    if let Some(field) = out.clear.iter().find(|f| out.sets(**f)) {
+        return invalid(
+            field.as_str(),
+            "is both set and cleared in one update; give one or the other",
+        );
+    }
     if out == KeyPatch::default() {
         return invalid(
             "body",

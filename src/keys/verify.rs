@@ -1,5 +1,5 @@
-//! The verification hot path: from a presented secret, client IP and required scope to one stable outcome code,
-//! recorded as a durable `key.used` event before the answer.
+//! The verification hot path: from a presented secret, client IP, project and required scope to one stable
+//! outcome code, recorded as a durable `key.used` event before the answer.
 
 use crate::error::LedgerResult;
 use crate::event::{Actor, EventData, KeyUsed, VerifyCode};
@@ -20,13 +20,21 @@ pub struct Decision {
     pub overlap: bool,
 }
 
-/// The in-process check, without the append: lookup by hash, then status, expiry, scope, IP allowlist and rate
-/// limit, in that order. `hash` is `None` when the secret failed the format check.
+/// What a verification asks about the presented key besides its secret.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Request<'a> {
+    pub ip: Option<IpAddr>,
+    pub scope: Option<&'a str>,
+    pub project: Option<&'a str>,
+}
+
+/// The in-process check, without the append: lookup by hash, then status, expiry, scope, project, IP allowlist
+/// and rate limit, in that order, all read from the key's current configuration. `hash` is `None` when the
+/// secret failed the format check.
 pub fn decide(
     state: &KeyState,
     hash: Option<&SecretHash>,
-    ip: Option<IpAddr>,
-    scope: Option<&str>,
+    request: Request<'_>,
     now: LedgerTime,
 ) -> Decision {
     let Some(hash) = hash else {
@@ -46,16 +54,17 @@ pub fn decide(
             overlap: false,
         };
     };
-    let status = key.status_at(now);
-    let code = match status {
+    let code = match key.status_at(now) {
         KeyStatus::Revoked => VerifyCode::Revoked,
         KeyStatus::Expired => VerifyCode::Expired,
         KeyStatus::Retired => VerifyCode::Retired,
         KeyStatus::Suspended => VerifyCode::Suspended,
         KeyStatus::Active => {
-            if scope.is_some_and(|scope| !key.grants_scope(scope)) {
+            if request.scope.is_some_and(|scope| !key.grants_scope(scope)) {
                 VerifyCode::InsufficientScope
-            } else if !key.ip_allowed(ip) {
+            } else if !key.project_allowed(request.project) {
+                VerifyCode::ProjectNotAllowed
+            } else if !key.ip_allowed(request.ip) {
                 VerifyCode::IpNotAllowed
             } else if key.rate_limited_at(now) {
                 VerifyCode::RateLimited
@@ -67,7 +76,7 @@ pub fn decide(
     Decision {
         code,
         key_id: Some(key.key_id),
-        overlap: key.in_overlap_at(now),
+        overlap: code.is_allowed() && key.in_overlap_at(now),
     }
 }
 
@@ -84,7 +93,7 @@ pub struct VerifyAnswer {
     pub environment: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
-    /// The key was replaced by rotation and works only until `retires_at`.
+    /// The key was replaced by rotation and works only until `retires_at` (only on an allowed answer).
     pub overlap: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retires_at: Option<LedgerTime>,
@@ -102,6 +111,7 @@ pub struct VerifyKey {
     prefix: Option<String>,
     pub ip: Option<IpAddr>,
     pub scope: Option<String>,
+    pub project: Option<String>,
     pub user_agent: Option<String>,
 }
 
@@ -124,6 +134,7 @@ impl VerifyKey {
             },
             ip,
             scope,
+            project: None,
             user_agent,
         }
     }
@@ -133,20 +144,29 @@ impl VerifyKey {
         self.request_id = request_id;
         self
     }
+
+    /// The verification is for this project (a key bound to projects must list it).
+    pub fn for_project(mut self, project: Option<String>) -> Self {
+        self.project = project;
+        self
+    }
+
+    /// Decides without recording: what [`Command::plan`] would answer now.
+    pub fn decide(&self, state: &KeyState, now: LedgerTime) -> Decision {
+        let request = Request {
+            ip: self.ip,
+            scope: self.scope.as_deref(),
+            project: self.project.as_deref(),
+        };
+        decide(state, self.hash.as_ref(), request, now)
+    }
 }
 
 impl Command for VerifyKey {
     type Output = VerifyAnswer;
 
     fn plan(&mut self, ctx: &mut PlanContext<'_>) -> LedgerResult<VerifyAnswer> {
-        let now = ctx.now();
-        let decision = decide(
-            ctx.state(),
-            self.hash.as_ref(),
-            self.ip,
-            self.scope.as_deref(),
-            now,
-        );
+        let decision = self.decide(ctx.state(), ctx.now());
         let key = decision.key_id.and_then(|id| ctx.state().get(&id));
         let mut answer = VerifyAnswer {
             valid: decision.code.is_allowed(),
@@ -156,7 +176,7 @@ impl Command for VerifyKey {
             environment: key.map(|k| k.config.environment.clone()),
             scopes: key.map(|k| k.config.scopes.clone()).unwrap_or_default(),
             overlap: decision.overlap,
-            retires_at: key.and_then(|k| k.retires_at),
+            retires_at: key.and_then(|k| k.retires_at).filter(|_| decision.overlap),
             seq: 0,
         };
         let event = EventData::KeyUsed(KeyUsed {
@@ -166,6 +186,7 @@ impl Command for VerifyKey {
             ip: self.ip.map(|ip| ip.to_string()),
             user_agent: self.user_agent.take(),
             scope: self.scope.take(),
+            project: self.project.take(),
             overlap: decision.overlap,
         });
         answer.seq = ctx

@@ -1,6 +1,7 @@
 //! Commands: what callers ask the writer to do, and the context in which the writer plans their events.
 
 use crate::chain::{chain_hash, Hash32};
+use crate::clock::Clock;
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::{Actor, Event, EventData};
 use crate::projection::KeyState;
@@ -30,6 +31,7 @@ pub struct PlanContext<'a> {
     pub(crate) next_seq: u64,
     pub(crate) last_time: LedgerTime,
     pub(crate) prev_hash: Hash32,
+    pub(crate) clock: &'a dyn Clock,
 }
 
 impl PlanContext<'_> {
@@ -40,7 +42,7 @@ impl PlanContext<'_> {
 
     /// The ledger time the next event will carry: the clock, but never earlier than the last event.
     pub fn now(&self) -> LedgerTime {
-        LedgerTime::now().max(self.last_time)
+        self.clock.now().max(self.last_time)
     }
 
     /// Appends an event to the batch, applies it to the writer's key state and returns it.

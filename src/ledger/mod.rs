@@ -12,6 +12,7 @@ pub use replay::{replay_log, replay_log_with, ReplayOutcome};
 pub use writer::MAX_BATCH_COMMANDS;
 
 use crate::chain::LedgerSigner;
+use crate::clock::SharedClock;
 use crate::error::{LedgerError, LedgerResult};
 use crate::metrics::Metrics;
 use crate::projection::{PendingAction, Projections};
@@ -98,6 +99,7 @@ pub struct Ledger {
     threads: Mutex<Vec<JoinHandle<()>>>,
     signers: SignerRegistry,
     signer_public_hex: String,
+    clock: SharedClock,
 }
 
 impl Ledger {
@@ -117,6 +119,16 @@ impl Ledger {
         store: Arc<dyn LogStore>,
         candidates: Vec<LedgerSigner>,
         config: crate::config::AnalysisConfig,
+    ) -> LedgerResult<Self> {
+        Self::open_with_clock(store, candidates, config, crate::clock::system())
+    }
+
+    /// [`Ledger::open_with`], taking the time of new events from `clock`.
+    pub fn open_with_clock(
+        store: Arc<dyn LogStore>,
+        candidates: Vec<LedgerSigner>,
+        config: crate::config::AnalysisConfig,
+        clock: SharedClock,
     ) -> LedgerResult<Self> {
         let interval = std::time::Duration::from_secs(config.checkpoints.interval_secs);
         let anchor_config = config.anchor.clone();
@@ -148,6 +160,7 @@ impl Ledger {
             next_seq: head.map_or(1, |h| h.seq + 1),
             last_time: head.map_or(crate::time::LedgerTime::MIN, |h| h.time),
             prev_hash: head.map_or(crate::chain::GENESIS_PREV, |h| h.hash),
+            clock: clock.clone(),
         };
         let durable = head.map_or(0, |h| h.seq);
         let (committed, _) = watch::channel(durable);
@@ -195,6 +208,7 @@ impl Ledger {
             threads: Mutex::new(threads),
             signers: replayed.signers,
             signer_public_hex,
+            clock,
         })
     }
 
@@ -285,6 +299,11 @@ impl Ledger {
     /// A receiver that changes whenever a batch becomes durable (its value is the new last seq).
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.shared.committed.subscribe()
+    }
+
+    /// The current time by the ledger's clock: what status, expiry and overlap are judged against.
+    pub fn now(&self) -> crate::time::LedgerTime {
+        self.clock.now()
     }
 
     pub fn metrics(&self) -> &Metrics {

@@ -12,6 +12,7 @@ use super::Shared;
 use crate::audit::anchor::AnchorSink;
 use crate::audit::tree::{node_key, Frontier};
 use crate::chain::{Hash32, LedgerSigner};
+use crate::clock::SharedClock;
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::{Actor, Event, EventData, KeySuspended};
 use crate::projection::{KeyState, KeyStatus, PendingAction};
@@ -84,6 +85,7 @@ pub(crate) struct WriterState {
     pub next_seq: u64,
     pub last_time: LedgerTime,
     pub prev_hash: Hash32,
+    pub clock: SharedClock,
 }
 
 /// A written batch on its way to durability.
@@ -150,6 +152,7 @@ fn run_writer(
             next_seq: state.next_seq,
             last_time: state.last_time,
             prev_hash: state.prev_hash,
+            clock: state.clock.as_ref(),
         };
         // The batch ends at a signer rotation: nothing after it may be signed with the retiring key.
         let mut planned = jobs.len();
@@ -404,6 +407,7 @@ impl Command for RecordAction {
     fn plan(&mut self, ctx: &mut PlanContext<'_>) -> LedgerResult<()> {
         let now = ctx.now();
         let action = &self.0;
+        let mut anomaly = action.anomaly.clone();
         let suspend = action
             .suspend_for_secs
             .zip(action.anomaly.key_id)
@@ -412,11 +416,15 @@ impl Command for RecordAction {
                     .get(key_id)
                     .is_some_and(|key| key.status_at(now) == KeyStatus::Active)
             });
-        ctx.emit(
-            Actor::System,
-            None,
-            EventData::AnomalyDetected(action.anomaly.clone()),
-        )?;
+        // Never lock everyone out: the last usable admin key is flagged, not suspended.
+        let suspend = match suspend {
+            Some((_, key_id)) if crate::keys::guards::an_admin_remains(ctx, &[key_id]).is_err() => {
+                anomaly.action = Some("alert_only (the last active ledger:admin key)".into());
+                None
+            }
+            other => other,
+        };
+        ctx.emit(Actor::System, None, EventData::AnomalyDetected(anomaly))?;
         if let Some((secs, key_id)) = suspend {
             let data = EventData::KeySuspended(KeySuspended {
                 key_id,

@@ -4,11 +4,21 @@
 //! only events inside them, and the per-key sets of networks and hours are capped.
 
 use crate::config::AnomalyConfig;
-use crate::event::{AnomalyDetected, Event, EventData, KeyUsed, VerifyCode};
+use crate::event::{AnomalyDetected, AnomalyPolicy, Event, EventData, KeyUsed, VerifyCode};
 use crate::time::LedgerTime;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use uuid::Uuid;
+
+/// The rules judged per key, which a key's anomaly policy may tune or disable (`probing` is per source IP).
+pub const KEY_RULES: [&str; 6] = [
+    "dead_key_use",
+    "distinct_ips",
+    "denied_rate",
+    "rate_spike",
+    "new_network",
+    "unusual_hour",
+];
 
 /// Networks remembered per key for the new-network rule; past this, new networks are not reported.
 const MAX_NETWORKS: usize = 256;
@@ -90,10 +100,11 @@ impl AnomalyState {
         &self.found
     }
 
-    /// Applies an event; returns the anomalies it caused (for actions).
-    pub fn apply(&mut self, event: &Event) -> Vec<AnomalyDetected> {
+    /// Applies an event, judging a key use by the used key's own `policy` on top of the defaults; returns the
+    /// anomalies it caused (for actions).
+    pub fn apply(&mut self, event: &Event, policy: Option<&AnomalyPolicy>) -> Vec<AnomalyDetected> {
         match &event.data {
-            EventData::KeyUsed(used) => self.on_use(event, used),
+            EventData::KeyUsed(used) => self.on_use(event, used, policy),
             EventData::AnomalyDetected(detected) => {
                 match self.ids.get(&detected.anomaly_id) {
                     Some(&index) => self.found[index].recorded = true,
@@ -107,7 +118,12 @@ impl AnomalyState {
         }
     }
 
-    fn on_use(&mut self, event: &Event, used: &KeyUsed) -> Vec<AnomalyDetected> {
+    fn on_use(
+        &mut self,
+        event: &Event,
+        used: &KeyUsed,
+        policy: Option<&AnomalyPolicy>,
+    ) -> Vec<AnomalyDetected> {
         let mut fired = Vec::new();
         let Some(key_id) = used.key_id else {
             if let Some(ip) = &used.ip {
@@ -116,6 +132,13 @@ impl AnomalyState {
             return self.record(event, fired);
         };
         let c = &self.config;
+        let distinct_ips_max = policy
+            .and_then(|p| p.distinct_ips_max)
+            .unwrap_or(c.distinct_ips_max);
+        let denied_percent = policy
+            .and_then(|p| p.denied_percent)
+            .unwrap_or(c.denied_percent);
+        let rate_factor = policy.and_then(|p| p.rate_factor).unwrap_or(c.rate_factor);
         let t = event.time;
         let w = self.keys.entry(key_id).or_default();
         let ip = used.ip.clone().unwrap_or_default();
@@ -144,7 +167,7 @@ impl AnomalyState {
         w.uses.push_back((t, event.seq, ip.clone()));
         *w.ip_counts.entry(ip.clone()).or_default() += 1;
         let distinct = w.ip_counts.len() as u64;
-        if distinct > c.distinct_ips_max {
+        if distinct > distinct_ips_max {
             let evidence = w
                 .uses
                 .iter()
@@ -157,7 +180,7 @@ impl AnomalyState {
                 "high",
                 window_start,
                 distinct,
-                c.distinct_ips_max,
+                distinct_ips_max,
                 evidence,
             ));
         }
@@ -177,7 +200,7 @@ impl AnomalyState {
         w.outcomes.push_back((t, event.seq, denied));
         w.denied_in_window += u64::from(denied);
         let volume = w.outcomes.len() as u64;
-        if volume >= c.denied_min_volume && w.denied_in_window * 100 > c.denied_percent * volume {
+        if volume >= c.denied_min_volume && w.denied_in_window * 100 > denied_percent * volume {
             let evidence = w
                 .outcomes
                 .iter()
@@ -191,7 +214,7 @@ impl AnomalyState {
                 "medium",
                 denied_start,
                 w.denied_in_window * 100 / volume,
-                c.denied_percent,
+                denied_percent,
                 evidence,
             ));
         }
@@ -219,14 +242,14 @@ impl AnomalyState {
         if history.len() as u64 >= c.rate_min_baseline_buckets && current >= c.rate_min_volume {
             // Missing buckets in the trailing span count as zero uses.
             let baseline = (history.iter().sum::<u64>() / c.rate_baseline_buckets).max(1);
-            if current > c.rate_factor * baseline {
+            if current > rate_factor * baseline {
                 let start = LedgerTime::from_micros(bucket * c.rate_bucket_secs * 1_000_000);
                 candidates.push((
                     "rate_spike",
                     "medium",
                     start,
                     current,
-                    c.rate_factor * baseline,
+                    rate_factor * baseline,
                     vec![event.seq],
                 ));
             }
@@ -262,7 +285,12 @@ impl AnomalyState {
             }
         }
 
+        let disabled =
+            |rule: &str| policy.is_some_and(|p| p.disabled_rules.iter().any(|r| r == rule));
         for (rule, severity, window_start, observed, threshold, evidence) in candidates {
+            if disabled(rule) {
+                continue;
+            }
             // One finding per rule and key per window: quiet until the window that fired has passed.
             if w.cooldown.get(rule).is_some_and(|until| t < *until) {
                 continue;

@@ -1,11 +1,11 @@
 //! Key state "as of" a past time. Every event except `key.used` is listed in the store's lifecycle index, so an
 //! as-of query replays only the lifecycle events up to that time — work proportional to the number of key
-//! changes, not to the length of the log (which is mostly uses). Usage fields (`last_used_at`, `last_used_ip`)
-//! are therefore not part of an as-of answer; usage as of a time is a usage query over a window.
+//! changes, not to the length of the log (which is mostly uses). The usage fields (`last_used_at`,
+//! `last_used_ip`) are then filled in from each key's index read backwards to its last allowed use.
 
 use super::KeyState;
 use crate::error::{LedgerError, LedgerResult};
-use crate::event::Event;
+use crate::event::{Event, EventData};
 use crate::store::LogStore;
 use crate::time::LedgerTime;
 
@@ -28,5 +28,33 @@ pub fn keys_as_of(
             Event::decode(&record.body).map_err(|source| LedgerError::Decode { seq, source })?;
         state.apply(&event);
     }
-    Ok((state, end.saturating_sub(1)))
+    let last = end.saturating_sub(1);
+    let ids: Vec<_> = state.iter().map(|k| k.key_id).collect();
+    for key_id in ids {
+        if let Some((at, ip)) = last_allowed_use(store, &mut reader, key_id, end)? {
+            state.set_last_use(key_id, at, ip);
+        }
+    }
+    Ok((state, last))
+}
+
+/// The time and client IP of the key's newest allowed use before seq `end`.
+fn last_allowed_use(
+    store: &dyn LogStore,
+    reader: &mut crate::store::CheckedReader<'_>,
+    key_id: uuid::Uuid,
+    end: u64,
+) -> LedgerResult<Option<(LedgerTime, Option<String>)>> {
+    for seq in store.key_seqs_rev(key_id, 1, end) {
+        let seq = seq?;
+        let record = reader.get_indexed(seq)?;
+        let event =
+            Event::decode(&record.body).map_err(|source| LedgerError::Decode { seq, source })?;
+        if let EventData::KeyUsed(used) = &event.data {
+            if used.key_id == Some(key_id) && used.outcome.is_allowed() {
+                return Ok(Some((event.time, used.ip.clone())));
+            }
+        }
+    }
+    Ok(None)
 }

@@ -1,6 +1,6 @@
 //! The key-state projection: every key's configuration, status and links, replayed from key events.
 
-use crate::event::{Event, EventData, KeyConfig, KeyPatch, VerifyCode};
+use crate::event::{ClearableField, Event, EventData, KeyConfig, KeyPatch, VerifyCode};
 use crate::time::LedgerTime;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -149,19 +149,49 @@ impl KeyRecord {
         ip.is_some_and(|ip| self.allow_nets.iter().any(|net| net.contains(&ip)))
     }
 
-    /// True when the key's scopes grant `required`: the same scope, `*`, or a `prefix:*` wildcard.
+    /// True when the key's scopes grant `required` (see [`crate::keys::scope`] for the grammar).
     pub fn grants_scope(&self, required: &str) -> bool {
-        self.config.scopes.iter().any(|scope| {
-            scope == required
-                || scope == "*"
-                || scope
-                    .strip_suffix('*')
-                    .is_some_and(|prefix| prefix.ends_with(':') && required.starts_with(prefix))
-        })
+        crate::keys::scope::any_grants(&self.config.scopes, required)
+    }
+
+    /// True when a request for `project` may use the key: a key bound to projects (`project_ids`) works only
+    /// for requests that name one of them; an unbound key works for any request.
+    pub fn project_allowed(&self, project: Option<&str>) -> bool {
+        self.config.project_ids.is_empty()
+            || project.is_some_and(|p| self.config.project_ids.iter().any(|id| id == p))
+    }
+
+    /// True when the key could authenticate an administrator of the ledger at `now`: active, granting
+    /// `ledger:admin`, and not bound to projects (ledger requests name no project).
+    pub fn is_usable_admin(&self, now: LedgerTime) -> bool {
+        self.status_at(now) == KeyStatus::Active
+            && self.rotated_to.is_none()
+            && self.grants_scope(crate::keys::scope::LEDGER_ADMIN)
+            && self.config.project_ids.is_empty()
+    }
+
+    /// The key as it would be after `patch` (for checking an update before it is recorded).
+    pub fn patched(&self, patch: &KeyPatch) -> KeyRecord {
+        let mut key = self.clone();
+        key.apply_patch(patch);
+        key.refresh_derived();
+        key
     }
 
     fn apply_patch(&mut self, patch: &KeyPatch) {
         let config = &mut self.config;
+        for field in &patch.clear {
+            match field {
+                ClearableField::Description => config.description.clear(),
+                ClearableField::ProjectIds => config.project_ids.clear(),
+                ClearableField::Metadata => config.metadata.clear(),
+                ClearableField::IpAllowlist => config.ip_allowlist.clear(),
+                ClearableField::RateLimitPerMinute => config.rate_limit_per_minute = None,
+                ClearableField::RotationPolicy => config.rotation_policy = None,
+                ClearableField::ExpiresAt => config.expires_at = None,
+                ClearableField::AnomalyPolicy => config.anomaly_policy = None,
+            }
+        }
         if let Some(v) = &patch.description {
             config.description = v.clone();
         }
@@ -188,6 +218,9 @@ impl KeyRecord {
         }
         if let Some(v) = patch.expires_at {
             config.expires_at = Some(v);
+        }
+        if let Some(v) = &patch.anomaly_policy {
+            config.anomaly_policy = Some(v.clone());
         }
     }
 }
@@ -227,6 +260,14 @@ impl KeyState {
 
     pub fn iter(&self) -> impl Iterator<Item = &KeyRecord> {
         self.keys.values()
+    }
+
+    /// Sets a key's last allowed use (for states rebuilt from lifecycle events only).
+    pub fn set_last_use(&mut self, key_id: Uuid, at: LedgerTime, ip: Option<String>) {
+        if let Some(key) = self.keys.get_mut(&key_id) {
+            key.last_used_at = Some(at);
+            key.last_used_ip = ip;
+        }
     }
 
     /// Every key with the fields its public form leaves out: a complete, comparable picture of the state.
@@ -325,9 +366,12 @@ impl KeyState {
         }
     }
 
+    /// The one path by which an event changes a key: whatever changed, what verification derives from the
+    /// configuration is recomputed, so no derived copy can go stale.
     fn with_key(&mut self, key_id: Uuid, at: LedgerTime, change: impl FnOnce(&mut KeyRecord)) {
         if let Some(key) = self.keys.get_mut(&key_id) {
             change(key);
+            key.refresh_derived();
             key.updated_at = at;
         }
     }

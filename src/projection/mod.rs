@@ -27,6 +27,30 @@ pub struct PendingAction {
     pub suspend_for_secs: Option<u32>,
 }
 
+/// How long a firing of `rule` suspends `key`, if at all: the key's own policy decides when it says; otherwise
+/// the `[anomaly]` defaults, except that keys holding keyledger's own scopes (`ledger:*`, `*`) are never
+/// suspended by default, since suspending a gateway's or an administrator's key is an outage of its own.
+fn suspension_for(key: &KeyRecord, rule: &str, config: &AnalysisConfig) -> Option<u32> {
+    let policy = key.config.anomaly_policy.as_ref();
+    let suspend_on = match policy.and_then(|p| p.suspend_on.as_ref()) {
+        Some(rules) => rules,
+        None if key
+            .config
+            .scopes
+            .iter()
+            .any(|s| crate::keys::scope::reaches_ledger(s)) =>
+        {
+            return None
+        }
+        None => &config.anomaly.suspend_on,
+    };
+    suspend_on.iter().any(|r| r == rule).then(|| {
+        policy
+            .and_then(|p| p.suspend_for_secs)
+            .unwrap_or(config.anomaly.suspend_for_secs)
+    })
+}
+
 /// Every projection readers can query, as of the last durable event.
 #[derive(Clone, Debug, Default)]
 pub struct Projections {
@@ -51,11 +75,17 @@ impl Projections {
     pub fn apply(&mut self, event: &Event) {
         self.keys.apply(event);
         self.usage.apply(event);
-        let fired = self.anomalies.apply(event);
-        let suspend_on = &self.config.anomaly.suspend_on;
+        let used_key = match &event.data {
+            EventData::KeyUsed(used) => used.key_id.and_then(|id| self.keys.get(&id)),
+            _ => None,
+        };
+        let fired = self.anomalies.apply(
+            event,
+            used_key.and_then(|k| k.config.anomaly_policy.as_ref()),
+        );
         for finding in fired {
-            if finding.key_id.is_some() && suspend_on.contains(&finding.rule) {
-                let secs = self.config.anomaly.suspend_for_secs;
+            let key = finding.key_id.and_then(|id| self.keys.get(&id));
+            if let Some(secs) = key.and_then(|k| suspension_for(k, &finding.rule, &self.config)) {
                 let anomaly = AnomalyDetected {
                     action: Some(format!("suspend_key for {secs}s")),
                     ..finding

@@ -89,6 +89,8 @@ pub trait LogStore: Send + Sync + 'static {
     fn first_seq_at_or_after(&self, time: LedgerTime) -> StoreResult<u64>;
     /// Seqs of events concerning `key`, with `from <= seq < to`, ascending.
     fn key_seqs(&self, key: Uuid, from: u64, to: u64) -> StoreIter<'_, u64>;
+    /// [`LogStore::key_seqs`] newest first (e.g. to find a key's last use without reading its history).
+    fn key_seqs_rev(&self, key: Uuid, from: u64, to: u64) -> StoreIter<'_, u64>;
     /// Every key index entry, ordered by key then seq.
     fn key_index(&self) -> StoreIter<'_, (Uuid, u64)>;
     /// Seqs of lifecycle events (every type but `key.used`) with `from <= seq < to`, ascending.

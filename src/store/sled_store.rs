@@ -308,6 +308,17 @@ impl LogStore for SledStore {
         )
     }
 
+    fn key_seqs_rev(&self, key: Uuid, from: u64, to: u64) -> StoreIter<'_, u64> {
+        if from >= to {
+            return Box::new(std::iter::empty());
+        }
+        let range = key_index_key(&key, from).to_vec()..key_index_key(&key, to).to_vec();
+        Box::new(self.tree.range(range).rev().map(|item| {
+            let (raw, _) = item.map_err(backend)?;
+            be_u64(&raw[17..])
+        }))
+    }
+
     fn lifecycle_seqs(&self, from: u64, to: u64) -> StoreIter<'_, u64> {
         if from >= to {
             return Box::new(std::iter::empty());

@@ -20,6 +20,7 @@ pub fn used(key: Option<Uuid>, tag: &str) -> EventData {
         ip: Some("198.51.100.7".into()),
         user_agent: Some(tag.to_string()),
         scope: Some("read".into()),
+        project: None,
         overlap: false,
     })
 }

@@ -1,0 +1,166 @@
+//! The JSON bodies of the key-changing routes and how they become commands' input: unknown fields refused by
+//! name, `null` in an update clearing an optional field, the immutable fields refused with a reason.
+
+use super::error::{ApiError, ApiResult};
+use crate::event::{AnomalyPolicy, ClearableField, KeyConfig, KeyPatch, RotationPolicy};
+use crate::time::LedgerTime;
+use axum::http::StatusCode;
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// A create body: the key configuration.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    name: String,
+    #[serde(default)]
+    description: String,
+    owner: String,
+    scopes: Vec<String>,
+    environment: String,
+    #[serde(default)]
+    project_ids: Vec<String>,
+    expires_at: Option<LedgerTime>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    ip_allowlist: Vec<String>,
+    rate_limit_per_minute: Option<u32>,
+    rotation_policy: Option<RotationPolicy>,
+    anomaly_policy: Option<AnomalyPolicy>,
+}
+
+impl From<CreateBody> for KeyConfig {
+    fn from(b: CreateBody) -> Self {
+        KeyConfig {
+            name: b.name,
+            description: b.description,
+            owner: b.owner,
+            scopes: b.scopes,
+            environment: b.environment,
+            project_ids: b.project_ids,
+            expires_at: b.expires_at,
+            metadata: b.metadata,
+            ip_allowlist: b.ip_allowlist,
+            rate_limit_per_minute: b.rate_limit_per_minute,
+            rotation_policy: b.rotation_policy,
+            anomaly_policy: b.anomaly_policy,
+        }
+    }
+}
+
+/// Absent stays `None`; a present `null` becomes `Some(None)`.
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// An update body. Every field is optional; `null` clears an optional field; `name` and `environment` are
+/// accepted only to be refused by name.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBody {
+    #[serde(default)]
+    name: Option<Value>,
+    #[serde(default)]
+    environment: Option<Value>,
+    #[serde(default, deserialize_with = "nullable")]
+    description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    owner: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    scopes: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    project_ids: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    metadata: Option<Option<BTreeMap<String, String>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    ip_allowlist: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    rate_limit_per_minute: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "nullable")]
+    rotation_policy: Option<Option<RotationPolicy>>,
+    #[serde(default, deserialize_with = "nullable")]
+    expires_at: Option<Option<LedgerTime>>,
+    #[serde(default, deserialize_with = "nullable")]
+    anomaly_policy: Option<Option<AnomalyPolicy>>,
+}
+
+/// Splits a nullable field into its new value and whether it is cleared.
+fn split<T>(
+    value: Option<Option<T>>,
+    field: ClearableField,
+    clear: &mut Vec<ClearableField>,
+) -> Option<T> {
+    match value {
+        Some(None) => {
+            clear.push(field);
+            None
+        }
+        Some(Some(v)) => Some(v),
+        None => None,
+    }
+}
+
+fn required<T>(value: Option<Option<T>>, field: &str) -> ApiResult<Option<T>> {
+    match value {
+        Some(None) => Err(ApiError::bad_request(
+            field,
+            "cannot be null: every key has one; give a new value",
+        )),
+        Some(Some(v)) => Ok(Some(v)),
+        None => Ok(None),
+    }
+}
+
+impl UpdateBody {
+    /// The patch this body asks for (validated later by the command).
+    pub fn into_patch(self) -> ApiResult<KeyPatch> {
+        for (field, given) in [("name", &self.name), ("environment", &self.environment)] {
+            if given.is_some() {
+                return Err(ApiError::bad_request(
+                    field,
+                    "cannot be changed; issue a new key instead",
+                ));
+            }
+        }
+        let mut clear = Vec::new();
+        use ClearableField as F;
+        Ok(KeyPatch {
+            owner: required(self.owner, "owner")?,
+            scopes: required(self.scopes, "scopes")?,
+            description: split(self.description, F::Description, &mut clear),
+            project_ids: split(self.project_ids, F::ProjectIds, &mut clear),
+            metadata: split(self.metadata, F::Metadata, &mut clear),
+            ip_allowlist: split(self.ip_allowlist, F::IpAllowlist, &mut clear),
+            rate_limit_per_minute: split(
+                self.rate_limit_per_minute,
+                F::RateLimitPerMinute,
+                &mut clear,
+            ),
+            rotation_policy: split(self.rotation_policy, F::RotationPolicy, &mut clear),
+            expires_at: split(self.expires_at, F::ExpiresAt, &mut clear),
+            anomaly_policy: split(self.anomaly_policy, F::AnomalyPolicy, &mut clear),
+            clear,
+        })
+    }
+}
+
+/// The optional body of suspend, reactivate and revoke.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StatusBody {
+    pub reason: Option<String>,
+    pub until: Option<String>,
+}
+
+/// An optional JSON body: empty means defaults; otherwise it must parse, unknown fields refused.
+pub fn status_body(body: &[u8]) -> ApiResult<StatusBody> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(StatusBody::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))
+}
