@@ -62,3 +62,75 @@ pub fn assert_verifies(
     assert!(report.is_ok(), "{:?}", report.problems);
     report
 }
+
+/// A fresh ledger whose time stands still until the test moves the returned clock.
+pub fn clocked_ledger() -> (
+    TempDir,
+    DataDir,
+    Ledger,
+    std::sync::Arc<keyledger::clock::ManualClock>,
+) {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let clock = keyledger::clock::ManualClock::starting_at(
+        keyledger::time::LedgerTime::parse("2026-11-24T02:10:00Z").expect("a time"),
+    );
+    let dir = DataDir::new(tmp.path().join("data")).with_clock(clock.clone());
+    let (ledger, _) = dir.init(None).expect("init");
+    (tmp, dir, ledger, clock)
+}
+
+/// A key configuration in `production` owned by `team-a`.
+pub fn key_config(name: &str, scopes: &[&str]) -> keyledger::event::KeyConfig {
+    keyledger::event::KeyConfig {
+        name: name.into(),
+        owner: "team-a".into(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        environment: "production".into(),
+        ..Default::default()
+    }
+}
+
+/// The local operator, as the CLI on the server acts.
+pub fn operator() -> keyledger::keys::Requester {
+    keyledger::keys::Requester::new(Actor::local_operator(), None)
+}
+
+/// A request authenticated with `key` (as the HTTP API makes them).
+pub fn as_key(key: Uuid) -> keyledger::keys::Requester {
+    keyledger::keys::Requester::new(Actor::Key { key_id: key }, Some("req-test".into()))
+}
+
+pub fn create_key(
+    ledger: &Ledger,
+    config: &keyledger::event::KeyConfig,
+) -> keyledger::keys::IssuedKey {
+    ledger
+        .submit_blocking(keyledger::keys::CreateKey::new(operator(), config).expect("valid config"))
+        .expect("created")
+}
+
+/// Verifies `secret` from `ip` for `scope` (and `project`), recorded like a gateway's call.
+pub fn verify_as(
+    ledger: &Ledger,
+    secret: &str,
+    ip: &str,
+    scope: Option<&str>,
+    project: Option<&str>,
+) -> keyledger::keys::VerifyAnswer {
+    ledger
+        .submit_blocking(
+            keyledger::keys::VerifyKey::new(
+                secret,
+                Some(ip.parse().expect("an IP")),
+                scope.map(str::to_string),
+                None,
+            )
+            .for_project(project.map(str::to_string)),
+        )
+        .expect("verification recorded")
+}
+
+/// The stable code of a refused command.
+pub fn refusal_code(error: keyledger::LedgerError) -> &'static str {
+    error.code()
+}
