@@ -3,112 +3,17 @@
 //! refused on its very next request, and the OpenAPI document covering every route.
 
 mod common;
+#[path = "common/server.rs"]
+mod server;
 
-use keyledger::api::{serve, AppState, ROUTES};
+use server::*;
+
+use keyledger::api::ROUTES;
 use keyledger::audit::verify_export::verify_export;
-use keyledger::event::{Actor, KeyConfig};
-use keyledger::keys::{CreateKey, Requester};
-use reqwest::{Client, StatusCode};
+use keyledger::event::Actor;
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::HashSet;
-use std::sync::Arc;
-
-struct Server {
-    base: String,
-    admin: String,
-    ledger: Arc<keyledger::ledger::Ledger>,
-    anchor: ed25519_dalek::VerifyingKey,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    _tmp: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-async fn start() -> Server {
-    let (tmp, dir, ledger) = tokio::task::spawn_blocking(common::fresh_ledger)
-        .await
-        .unwrap();
-    let config = KeyConfig {
-        name: "admin".into(),
-        owner: "ops".into(),
-        scopes: [
-            "ledger:admin",
-            "ledger:read",
-            "ledger:audit",
-            "ledger:verify",
-        ]
-        .map(String::from)
-        .to_vec(),
-        environment: "keyledger".into(),
-        ..Default::default()
-    };
-    let admin = ledger
-        .submit(CreateKey::new(Requester::new(Actor::System, None), &config).unwrap())
-        .await
-        .unwrap();
-    let ledger = Arc::new(ledger);
-    let identity = dir.identity().unwrap();
-    let anchor = dir.anchor_public_key().unwrap();
-    let state = AppState {
-        ledger: ledger.clone(),
-        anchor,
-        origin: identity.origin,
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, state, async move {
-        let _ = stopped.await;
-    }));
-    Server {
-        base,
-        admin: admin.secret.expose().to_string(),
-        ledger,
-        anchor,
-        stop: Some(stop),
-        _tmp: tmp,
-    }
-}
-
-fn client() -> Client {
-    Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
-async fn call(
-    c: &Client,
-    method: reqwest::Method,
-    url: String,
-    key: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = c.request(method, url);
-    if let Some(key) = key {
-        request = request.bearer_auth(key);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-fn code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or("")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_scopes_and_the_key_lifecycle_over_http() {

@@ -1,0 +1,357 @@
+//! Key semantics over HTTP: one event per gateway verification from many hosts, project binding, PATCH with
+//! null, DELETE with a reason, offboarding an owner, and the lockout and escalation refusals.
+
+mod common;
+#[path = "common/server.rs"]
+mod server;
+
+use keyledger::event::{Actor, EventData};
+use reqwest::Method as M;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use server::*;
+use std::net::IpAddr;
+
+async fn new_key(s: &Server, body: Value) -> (String, String) {
+    let (status, created) = call(
+        &client(),
+        M::POST,
+        format!("{}/v1/keys", s.base),
+        Some(&s.admin),
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    (
+        created["key"]["key_id"].as_str().unwrap().to_string(),
+        created["secret"].as_str().unwrap().to_string(),
+    )
+}
+
+/// A client whose connections come from `local` (any 127.0.0.0/8 address works on loopback).
+fn client_from(local: IpAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(local)
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+fn last_event(s: &Server) -> keyledger::event::Event {
+    let record = s
+        .ledger
+        .store()
+        .get(s.ledger.durable_seq())
+        .unwrap()
+        .unwrap();
+    keyledger::event::Event::decode(&record.body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_on_many_hosts_records_one_event_per_call_and_keeps_working() {
+    let s = start().await;
+    let (gateway_id, gateway) = new_key(
+        &s,
+        json!({"name": "edge", "owner": "platform", "scopes": ["ledger:verify"], "environment": "keyledger"}),
+    )
+    .await;
+    let (service_id, service) = new_key(
+        &s,
+        json!({"name": "svc", "owner": "o", "scopes": ["orders:read"], "environment": "prod"}),
+    )
+    .await;
+    for round in 0..3 {
+        for host in 2..=9u8 {
+            let c = client_from(IpAddr::from([127, 0, 0, host]));
+            let before = s.ledger.durable_seq();
+            let (status, answer) = call(
+                &c,
+                M::POST,
+                format!("{}/v1/verify", s.base),
+                Some(&gateway),
+                Some(json!({"secret": service, "ip": "203.0.113.9", "scope": "orders:read"})),
+            )
+            .await;
+            assert_eq!(
+                (status, answer["code"].as_str()),
+                (StatusCode::OK, Some("valid")),
+                "round {round}, host {host}: {answer}"
+            );
+            let after = s.ledger.durable_seq();
+            assert_eq!(after, before + 1, "exactly one event per verification");
+            let event = last_event(&s);
+            assert_eq!(
+                event.actor.key_id().map(|k| k.to_string()),
+                Some(gateway_id.clone())
+            );
+            match event.data {
+                EventData::KeyUsed(used) => {
+                    assert_eq!(used.key_id.map(|k| k.to_string()), Some(service_id.clone()));
+                    assert_eq!(used.ip.as_deref(), Some("203.0.113.9"));
+                }
+                other => panic!("expected key.used, got {other:?}"),
+            }
+        }
+    }
+    // A refused gateway is recorded as its own use, and nothing is verified.
+    let (status, body) = call(
+        &client(),
+        M::POST,
+        format!("{}/v1/verify", s.base),
+        Some(&service),
+        Some(json!({"secret": service})),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::FORBIDDEN, "insufficient_scope")
+    );
+    match last_event(&s).data {
+        EventData::KeyUsed(used) => {
+            assert_eq!(used.key_id.map(|k| k.to_string()), Some(service_id));
+            assert_eq!(used.scope.as_deref(), Some("ledger:verify"));
+            assert_eq!(last_event(&s).actor, Actor::System);
+        }
+        other => panic!("expected key.used, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_over_http_are_enforced_on_the_next_verification() {
+    let s = start().await;
+    let c = client();
+    let (id, secret) = new_key(
+        &s,
+        json!({"name": "svc", "owner": "o", "scopes": ["orders:read"], "environment": "prod",
+               "ip_allowlist": ["10.0.0.0/8"], "project_ids": ["shop"], "rate_limit_per_minute": 100,
+               "expires_at": "2099-01-01T00:00:00Z"}),
+    )
+    .await;
+    let verify = |body: Value| {
+        let c = c.clone();
+        let url = format!("{}/v1/verify", s.base);
+        let admin = s.admin.clone();
+        async move {
+            call(&c, M::POST, url, Some(&admin), Some(body)).await.1["code"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        }
+    };
+    assert_eq!(
+        verify(json!({"secret": secret, "ip": "10.2.0.1", "project": "shop"})).await,
+        "valid"
+    );
+    assert_eq!(
+        verify(json!({"secret": secret, "ip": "10.2.0.1"})).await,
+        "project_not_allowed"
+    );
+    assert_eq!(
+        verify(json!({"secret": secret, "ip": "10.2.0.1", "project": "blog"})).await,
+        "project_not_allowed"
+    );
+    let (status, key) = call(
+        &c,
+        M::PATCH,
+        format!("{}/v1/keys/{id}", s.base),
+        Some(&s.admin),
+        Some(json!({"ip_allowlist": ["10.1.0.0/16"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{key}");
+    assert_eq!(
+        verify(json!({"secret": secret, "ip": "10.2.0.1", "project": "shop"})).await,
+        "ip_not_allowed"
+    );
+    let (status, key) = call(
+        &c,
+        M::PATCH,
+        format!("{}/v1/keys/{id}", s.base),
+        Some(&s.admin),
+        Some(json!({"ip_allowlist": null, "project_ids": null, "expires_at": null, "rate_limit_per_minute": null, "description": "cleared"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{key}");
+    for field in [
+        "ip_allowlist",
+        "project_ids",
+        "expires_at",
+        "rate_limit_per_minute",
+    ] {
+        assert!(key.get(field).is_none(), "{field} cleared: {key}");
+    }
+    assert_eq!(
+        verify(json!({"secret": secret, "ip": "192.0.2.1"})).await,
+        "valid"
+    );
+    for (body, field) in [
+        (json!({"owner": null}), "owner"),
+        (json!({"scopes": null}), "scopes"),
+        (json!({"name": "x"}), "name"),
+    ] {
+        let (status, error) = call(
+            &c,
+            M::PATCH,
+            format!("{}/v1/keys/{id}", s.base),
+            Some(&s.admin),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {error}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains(field),
+            "{body}: {error}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_keeps_the_reason_and_owners_are_offboarded_in_one_request() {
+    let s = start().await;
+    let c = client();
+    let (id, _) = new_key(
+        &s,
+        json!({"name": "a", "owner": "mallory", "scopes": ["read"], "environment": "prod"}),
+    )
+    .await;
+    let (status, key) = call(
+        &c,
+        M::DELETE,
+        format!("{}/v1/keys/{id}?reason=rotated%20out", s.base),
+        Some(&s.admin),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, key["status_reason"].as_str()),
+        (StatusCode::OK, Some("rotated out"))
+    );
+    let (id, _) = new_key(
+        &s,
+        json!({"name": "b", "owner": "mallory", "scopes": ["read"], "environment": "prod"}),
+    )
+    .await;
+    let (status, key) = call(
+        &c,
+        M::DELETE,
+        format!("{}/v1/keys/{id}", s.base),
+        Some(&s.admin),
+        Some(json!({"reason": "leaked"})),
+    )
+    .await;
+    assert_eq!(
+        (status, key["status_reason"].as_str()),
+        (StatusCode::OK, Some("leaked"))
+    );
+    new_key(
+        &s,
+        json!({"name": "c", "owner": "mallory", "scopes": ["read"], "environment": "prod"}),
+    )
+    .await;
+    new_key(
+        &s,
+        json!({"name": "d", "owner": "mallory", "scopes": ["read"], "environment": "staging"}),
+    )
+    .await;
+    let (status, answer) = call(
+        &c,
+        M::POST,
+        format!("{}/v1/owners/mallory/revoke", s.base),
+        Some(&s.admin),
+        Some(json!({"reason": "left the company"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let revoked = answer["revoked"].as_array().unwrap();
+    assert_eq!(revoked.len(), 2, "{answer}");
+    assert!(revoked
+        .iter()
+        .all(|k| k["status"] == "revoked" && k["status_reason"] == "left the company"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_cannot_lock_itself_out_or_mint_more_than_it_holds_over_http() {
+    let s = start().await;
+    let c = client();
+    let admin_id = {
+        let (_, me) = call(
+            &c,
+            M::POST,
+            format!("{}/v1/keys/find", s.base),
+            Some(&s.admin),
+            Some(json!({"secret": s.admin})),
+        )
+        .await;
+        me["key"]["key_id"].as_str().unwrap().to_string()
+    };
+    let (status, body) = call(
+        &c,
+        M::POST,
+        format!("{}/v1/keys/{admin_id}/suspend", s.base),
+        Some(&s.admin),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "cannot_suspend_own_key")
+    );
+    let (status, body) = call(
+        &c,
+        M::PATCH,
+        format!("{}/v1/keys/{admin_id}", s.base),
+        Some(&s.admin),
+        Some(json!({"scopes": ["ledger:read"]})),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "cannot_remove_own_admin")
+    );
+    let (status, body) = call(
+        &c,
+        M::POST,
+        format!("{}/v1/keys", s.base),
+        Some(&s.admin),
+        Some(json!({"name": "god", "owner": "o", "scopes": ["*"], "environment": "prod"})),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::FORBIDDEN, "scope_not_held")
+    );
+    let (status, body) = call(&c, M::POST, format!("{}/v1/keys", s.base), Some(&s.admin),
+        Some(json!({"name": "exp", "owner": "o", "scopes": ["experiments.*"], "environment": "prod"}))).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_request"),
+        "{body}"
+    );
+    new_key(
+        &s,
+        json!({"name": "dup", "owner": "o", "scopes": ["read"], "environment": "prod"}),
+    )
+    .await;
+    let (status, body) = call(
+        &c,
+        M::POST,
+        format!("{}/v1/keys", s.base),
+        Some(&s.admin),
+        Some(json!({"name": "dup", "owner": "o", "scopes": ["read"], "environment": "prod"})),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "name_taken"));
+    // Still an administrator after all of that.
+    let (status, _) = call(
+        &c,
+        M::GET,
+        format!("{}/v1/keys", s.base),
+        Some(&s.admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
