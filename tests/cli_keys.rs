@@ -1,0 +1,160 @@
+//! The key commands as an operator runs them: `last used` shown, offboarding an owner, recovery of an admin
+//! key, project-bound verification and no overlap advice for a refused key.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+fn cli(data: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_keyledger"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("KEYLEDGER_SIGNING_KEY")
+        .env_remove("KEYLEDGER_SIGNING_KEY_FILE")
+        .output()
+        .expect("run keyledger");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn ok_json(data: &Path, args: &[&str]) -> Value {
+    let (code, text) = cli(data, args);
+    assert_eq!(code, 0, "{args:?}: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"))
+}
+
+fn ledger() -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (code, text) = cli(&data, &["init"]);
+    assert_eq!(code, 0, "{text}");
+    (tmp, data)
+}
+
+fn create(data: &Path, name: &str, owner: &str, extra: &[&str]) -> (String, String) {
+    let mut args = vec![
+        "key", "create", "--name", name, "--env", "prod", "--owner", owner, "--scope", "read",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let created = ok_json(data, &args);
+    (
+        created["key"]["key_id"].as_str().unwrap().to_string(),
+        created["secret"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn key_show_and_list_report_the_last_use() {
+    let (_tmp, data) = ledger();
+    let (id, secret) = create(&data, "svc", "team-a", &[]);
+    for _ in 0..5 {
+        let (code, text) = cli(&data, &["key", "verify", &secret, "--ip", "198.51.100.4"]);
+        assert_eq!(code, 0, "{text}");
+    }
+    let (code, shown) = cli(&data, &["key", "show", &id]);
+    assert_eq!(code, 0, "{shown}");
+    let line = shown.lines().find(|l| l.contains("last used")).unwrap();
+    assert!(
+        line.contains("198.51.100.4") && !line.contains("never"),
+        "{shown}"
+    );
+    let listed = ok_json(&data, &["key", "list", "--json"]);
+    let key = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key_id"] == id.as_str())
+        .unwrap();
+    assert!(key["last_used_at"].is_string(), "{key}");
+    assert_eq!(key["last_used_ip"], "198.51.100.4");
+    let at = key["last_used_at"].as_str().unwrap().to_string();
+    let past = ok_json(&data, &["key", "show", &id, "--as-of", &at, "--json"]);
+    assert_eq!(
+        past["last_used_at"].as_str(),
+        Some(at.as_str()),
+        "as of the last use"
+    );
+}
+
+#[test]
+fn revoking_by_owner_revokes_and_prints_every_live_key_of_the_owner() {
+    let (_tmp, data) = ledger();
+    let (a, _) = create(&data, "a", "mallory", &[]);
+    let (b, _) = create(&data, "b", "mallory", &[]);
+    let (other, _) = create(&data, "c", "alice", &[]);
+    let (code, text) = cli(
+        &data,
+        &["key", "revoke", "--owner", "mallory", "--reason", "left"],
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("Revoked 2 key(s) of mallory") && text.contains(&a) && text.contains(&b),
+        "{text}"
+    );
+    assert!(!text.contains(&other), "{text}");
+    let (code, text) = cli(&data, &["key", "revoke", "--owner", "mallory"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("nothing was revoked"), "{text}");
+    let (code, text) = cli(&data, &["key", "revoke"]);
+    assert_ne!(code, 0, "a key id or --owner is required: {text}");
+}
+
+#[test]
+fn admin_recover_issues_a_new_admin_key_on_the_record() {
+    let (_tmp, data) = ledger();
+    let recovered = ok_json(
+        &data,
+        &[
+            "admin",
+            "recover",
+            "--reason",
+            "lost the bootstrap key",
+            "--json",
+        ],
+    );
+    let id = recovered["key"]["key_id"].as_str().unwrap();
+    let scopes: Vec<&str> = recovered["key"]["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(scopes.contains(&"ledger:admin"), "{recovered}");
+    assert!(recovered["secret"]
+        .as_str()
+        .unwrap()
+        .starts_with("kl_keyledger_"));
+    let history = ok_json(&data, &["history", id, "--json"]);
+    let created = &history.as_array().unwrap()[0];
+    assert_eq!(created["type"], "key.created", "{created}");
+    assert_eq!(created["request_id"], "admin-recover", "{created}");
+    assert_eq!(created["actor"]["kind"], "operator", "{created}");
+    // A second recovery gets a name of its own.
+    let again = ok_json(&data, &["admin", "recover", "--json"]);
+    assert_ne!(again["key"]["name"], recovered["key"]["name"]);
+}
+
+#[test]
+fn verify_names_the_project_and_gives_no_overlap_advice_for_a_refused_key() {
+    let (_tmp, data) = ledger();
+    let (id, secret) = create(&data, "bound", "team-a", &["--project", "shop"]);
+    let (code, text) = cli(&data, &["key", "verify", &secret, "--project", "shop"]);
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = cli(&data, &["key", "verify", &secret, "--project", "blog"]);
+    assert_eq!(code, 5, "{text}");
+    assert!(text.contains("project_not_allowed"), "{text}");
+    let (code, text) = cli(&data, &["key", "rotate", &id, "--overlap", "1h"]);
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = cli(&data, &["key", "revoke", &id]);
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = cli(&data, &["key", "verify", &secret, "--project", "shop"]);
+    assert_eq!(code, 5, "{text}");
+    assert!(text.contains("DENIED: revoked"), "{text}");
+    assert!(!text.contains("switch to its successor"), "{text}");
+}
