@@ -1,4 +1,5 @@
-//! The key lifecycle rules, each on its permitted path and its refused one, through a real ledger.
+//! The key lifecycle rules, each on its permitted path and its refused one, through a real ledger whose clock the
+//! tests move (no sleeping against the real clock).
 
 mod common;
 
@@ -7,10 +8,9 @@ use keyledger::keys::*;
 use keyledger::ledger::Ledger;
 use keyledger::projection::KeyStatus;
 use keyledger::secret::Secret;
-use keyledger::time::LedgerTime;
 use keyledger::LedgerError;
 use std::net::IpAddr;
-use std::time::Duration;
+use keyledger::clock::Clock;
 use uuid::Uuid;
 
 fn who() -> Requester {
@@ -60,7 +60,7 @@ fn conflict_code(error: LedgerError) -> &'static str {
 
 #[test]
 fn verification_codes_cover_scope_ip_format_and_unknown_keys() {
-    let (_tmp, _dir, ledger) = common::fresh_ledger();
+    let (_tmp, _dir, ledger, clock) = common::clocked_ledger();
     let issued = create(&ledger, &config());
     assert!(issued.secret.expose().starts_with("kl_production_"));
     let ok = verify(&ledger, &issued.secret, "10.9.8.7", Some("payments:read"));
@@ -103,7 +103,7 @@ fn verification_codes_cover_scope_ip_format_and_unknown_keys() {
 
 #[test]
 fn update_changes_what_may_change_and_refuses_the_rest() {
-    let (_tmp, _dir, ledger) = common::fresh_ledger();
+    let (_tmp, _dir, ledger, clock) = common::clocked_ledger();
     let issued = create(&ledger, &config());
     let id = issued.key.key_id;
     let patch = KeyPatch {
@@ -155,7 +155,7 @@ fn update_changes_what_may_change_and_refuses_the_rest() {
 
 #[test]
 fn revocation_is_final_and_takes_effect_on_the_next_verification() {
-    let (_tmp, _dir, ledger) = common::fresh_ledger();
+    let (_tmp, _dir, ledger, clock) = common::clocked_ledger();
     let issued = create(&ledger, &config());
     let id = issued.key.key_id;
     assert!(verify(&ledger, &issued.secret, "10.0.0.1", None).valid);
@@ -175,7 +175,7 @@ fn revocation_is_final_and_takes_effect_on_the_next_verification() {
             reason: Some("leaked".into()),
         })
         .unwrap();
-    assert_eq!(revoked.status_at(LedgerTime::now()), KeyStatus::Revoked);
+    assert_eq!(revoked.status_at(clock.now()), KeyStatus::Revoked);
     assert_eq!(
         verify(&ledger, &issued.secret, "10.0.0.1", None).code,
         VerifyCode::Revoked
@@ -224,7 +224,7 @@ fn revocation_is_final_and_takes_effect_on_the_next_verification() {
 
 #[test]
 fn suspension_blocks_until_reactivated_or_until_its_end() {
-    let (_tmp, _dir, ledger) = common::fresh_ledger();
+    let (_tmp, _dir, ledger, clock) = common::clocked_ledger();
     let issued = create(&ledger, &config());
     let id = issued.key.key_id;
     let reactivate = || ReactivateKey {
@@ -263,7 +263,7 @@ fn suspension_blocks_until_reactivated_or_until_its_end() {
         verify(&ledger, &issued.secret, "10.0.0.1", None).code,
         VerifyCode::Valid
     );
-    let until = LedgerTime::now().plus_micros(400_000);
+    let until = clock.now().plus_micros(400_000);
     ledger
         .submit_blocking(SuspendKey {
             who: who(),
@@ -276,7 +276,7 @@ fn suspension_blocks_until_reactivated_or_until_its_end() {
         verify(&ledger, &issued.secret, "10.0.0.1", None).code,
         VerifyCode::Suspended
     );
-    std::thread::sleep(Duration::from_millis(500));
+    clock.advance_micros(500_000);
     assert_eq!(
         verify(&ledger, &issued.secret, "10.0.0.1", None).code,
         VerifyCode::Valid,
@@ -286,7 +286,7 @@ fn suspension_blocks_until_reactivated_or_until_its_end() {
 
 #[test]
 fn rotation_overlap_lets_the_old_key_work_until_the_window_ends_and_not_after() {
-    let (_tmp, _dir, ledger) = common::fresh_ledger();
+    let (_tmp, _dir, ledger, clock) = common::clocked_ledger();
     let old = create(&ledger, &config());
     let new = ledger
         .submit_blocking(RotateKey {
@@ -323,7 +323,7 @@ fn rotation_overlap_lets_the_old_key_work_until_the_window_ends_and_not_after() 
         conflict_code(ledger.submit_blocking(twice).unwrap_err()),
         "already_rotated"
     );
-    std::thread::sleep(Duration::from_millis(1100));
+    clock.advance_micros(1_100_000);
     assert_eq!(
         verify(&ledger, &old.secret, "10.0.0.1", None).code,
         VerifyCode::Retired
@@ -349,18 +349,18 @@ fn rotation_overlap_lets_the_old_key_work_until_the_window_ends_and_not_after() 
 
 #[test]
 fn expiry_refuses_at_once_and_the_sweep_records_it_once() {
-    let (_tmp, _dir, ledger) = common::fresh_ledger();
+    let (_tmp, _dir, ledger, clock) = common::clocked_ledger();
     let mut expiring = config();
-    expiring.expires_at = Some(LedgerTime::now().plus_micros(300_000));
+    expiring.expires_at = Some(clock.now().plus_micros(300_000));
     let issued = create(&ledger, &expiring);
     let mut past = config();
-    past.expires_at = Some(LedgerTime::now().plus_secs(-1));
+    past.expires_at = Some(clock.now().plus_secs(-1));
     let err = ledger
         .submit_blocking(CreateKey::new(who(), &past).unwrap())
         .unwrap_err();
     assert!(err.to_string().contains("expires_at"));
     assert!(verify(&ledger, &issued.secret, "10.0.0.1", None).valid);
-    std::thread::sleep(Duration::from_millis(350));
+    clock.advance_micros(350_000);
     assert_eq!(
         verify(&ledger, &issued.secret, "10.0.0.1", None).code,
         VerifyCode::Expired
@@ -394,7 +394,7 @@ fn expiry_refuses_at_once_and_the_sweep_records_it_once() {
 
 #[test]
 fn a_leaked_secret_or_its_hash_finds_the_key() {
-    let (_tmp, _dir, ledger) = common::fresh_ledger();
+    let (_tmp, _dir, ledger, clock) = common::clocked_ledger();
     let issued = create(&ledger, &config());
     let by_secret = hash_of_leak(issued.secret.expose()).unwrap();
     let by_hash = hash_of_leak(&issued.secret.hash_hex()).unwrap();
