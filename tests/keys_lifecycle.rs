@@ -60,7 +60,7 @@ fn conflict_code(error: LedgerError) -> &'static str {
 
 #[test]
 fn verification_codes_cover_scope_ip_format_and_unknown_keys() {
-    let (_tmp, _dir, ledger, clock) = common::clocked_ledger();
+    let (_tmp, _dir, ledger, _clock) = common::clocked_ledger();
     let issued = create(&ledger, &config());
     assert!(issued.secret.expose().starts_with("kl_production_"));
     let ok = verify(&ledger, &issued.secret, "10.9.8.7", Some("payments:read"));
@@ -103,7 +103,7 @@ fn verification_codes_cover_scope_ip_format_and_unknown_keys() {
 
 #[test]
 fn update_changes_what_may_change_and_refuses_the_rest() {
-    let (_tmp, _dir, ledger, clock) = common::clocked_ledger();
+    let (_tmp, _dir, ledger, _clock) = common::clocked_ledger();
     let issued = create(&ledger, &config());
     let id = issued.key.key_id;
     let patch = KeyPatch {
@@ -394,7 +394,7 @@ fn expiry_refuses_at_once_and_the_sweep_records_it_once() {
 
 #[test]
 fn a_leaked_secret_or_its_hash_finds_the_key() {
-    let (_tmp, _dir, ledger, clock) = common::clocked_ledger();
+    let (_tmp, _dir, ledger, _clock) = common::clocked_ledger();
     let issued = create(&ledger, &config());
     let by_secret = hash_of_leak(issued.secret.expose()).unwrap();
     let by_hash = hash_of_leak(&issued.secret.hash_hex()).unwrap();
