@@ -3,6 +3,7 @@
 
 mod common;
 
+use keyledger::clock::Clock;
 use keyledger::event::{Actor, KeyConfig, KeyPatch, VerifyCode};
 use keyledger::keys::*;
 use keyledger::ledger::Ledger;
@@ -10,7 +11,6 @@ use keyledger::projection::KeyStatus;
 use keyledger::secret::Secret;
 use keyledger::LedgerError;
 use std::net::IpAddr;
-use keyledger::clock::Clock;
 use uuid::Uuid;
 
 fn who() -> Requester {
