@@ -162,6 +162,7 @@ fn main() {
                     user_agent: Some("bench/1.0".into()),
                     scope: Some("payments:read".into()),
                     project: None,
+                    gateway_ip: None,
                     overlap: false,
                 })
             })

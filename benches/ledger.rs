@@ -26,6 +26,7 @@ fn key_used(n: u64) -> EventData {
         user_agent: Some("billing-service/2.14.1 (linux; x86_64) reqwest/0.12".into()),
         scope: Some("payments:write".into()),
         project: None,
+        gateway_ip: None,
         overlap: false,
     })
 }

@@ -36,6 +36,7 @@ fn use_at(seq: u64, time: LedgerTime, key: Option<Uuid>, ip: &str, outcome: Veri
             user_agent: None,
             scope: None,
             project: None,
+            gateway_ip: None,
             overlap: false,
         }),
     }

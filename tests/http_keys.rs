@@ -88,11 +88,43 @@ async fn a_gateway_on_many_hosts_records_one_event_per_call_and_keeps_working() 
                 EventData::KeyUsed(used) => {
                     assert_eq!(used.key_id.map(|k| k.to_string()), Some(service_id.clone()));
                     assert_eq!(used.ip.as_deref(), Some("203.0.113.9"));
+                    assert_eq!(used.gateway_ip, Some(format!("127.0.0.{host}")));
                 }
                 other => panic!("expected key.used, got {other:?}"),
             }
         }
     }
+    let gateway_key = s
+        .ledger
+        .projections()
+        .keys
+        .get(&gateway_id.parse().unwrap())
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        gateway_key.last_used_ip.as_deref(),
+        Some("127.0.0.9"),
+        "the gateway's own use is on the record"
+    );
+    // The gateway key's own rate limit holds, counted from the same single events.
+    let (limited_id, limited) = new_key(
+        &s,
+        json!({"name": "edge-2", "owner": "platform", "scopes": ["ledger:verify"], "environment": "keyledger", "rate_limit_per_minute": 3}),
+    )
+    .await;
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        let (status, _) = call(
+            &client(),
+            M::POST,
+            format!("{}/v1/verify", s.base),
+            Some(&limited),
+            Some(json!({"secret": service})),
+        )
+        .await;
+        codes.push(status.as_u16());
+    }
+    assert_eq!(codes, vec![200, 200, 200, 429], "{limited_id}");
     // A refused gateway is recorded as its own use, and nothing is verified.
     let (status, body) = call(
         &client(),
@@ -188,6 +220,7 @@ async fn changes_over_http_are_enforced_on_the_next_verification() {
         (json!({"owner": null}), "owner"),
         (json!({"scopes": null}), "scopes"),
         (json!({"name": "x"}), "name"),
+        (json!({"environment": null}), "environment"),
     ] {
         let (status, error) = call(
             &c,

@@ -104,6 +104,11 @@ pub fn refusal(code: VerifyCode, scope: &str) -> Result<(), ApiError> {
             "ip_not_allowed",
             "this key may not be used from this address",
         )),
+        VerifyCode::ProjectNotAllowed => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "project_not_allowed",
+            "this key is bound to projects and cannot authenticate to the ledger's own API",
+        )),
         VerifyCode::RateLimited => Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",

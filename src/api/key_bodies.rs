@@ -62,10 +62,10 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateBody {
-    #[serde(default)]
-    name: Option<Value>,
-    #[serde(default)]
-    environment: Option<Value>,
+    #[serde(default, deserialize_with = "nullable")]
+    name: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "nullable")]
+    environment: Option<Option<Value>>,
     #[serde(default, deserialize_with = "nullable")]
     description: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]

@@ -34,6 +34,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/keys"),
     ("post", "/v1/keys"),
     ("post", "/v1/keys/find"),
+    ("post", "/v1/owners/{owner}/revoke"),
     ("get", "/v1/keys/{id}"),
     ("patch", "/v1/keys/{id}"),
     ("delete", "/v1/keys/{id}"),

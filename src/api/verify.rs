@@ -49,6 +49,7 @@ impl Command for AuthenticatedVerify {
         self.target.actor = Actor::Key {
             key_id: gateway_key,
         };
+        self.target.gateway_ip = self.auth.ip;
         let answer = self.target.plan(ctx)?;
         Ok((gateway.code, Some(answer)))
     }

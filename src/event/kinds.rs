@@ -271,6 +271,9 @@ pub struct KeyUsed {
     /// The project the request was for, when it named one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    /// The address of the gateway that asked (`POST /v1/verify`), whose key is the event's actor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_ip: Option<String>,
     /// True when an old key was used during its rotation overlap window.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub overlap: bool,

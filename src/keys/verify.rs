@@ -113,6 +113,8 @@ pub struct VerifyKey {
     pub scope: Option<String>,
     pub project: Option<String>,
     pub user_agent: Option<String>,
+    /// Set when a gateway asks on behalf of a client: the gateway's own address.
+    pub gateway_ip: Option<IpAddr>,
 }
 
 impl VerifyKey {
@@ -136,6 +138,7 @@ impl VerifyKey {
             scope,
             project: None,
             user_agent,
+            gateway_ip: None,
         }
     }
 
@@ -187,6 +190,7 @@ impl Command for VerifyKey {
             user_agent: self.user_agent.take(),
             scope: self.scope.take(),
             project: self.project.take(),
+            gateway_ip: self.gateway_ip.map(|ip| ip.to_string()),
             overlap: decision.overlap,
         });
         answer.seq = ctx

@@ -358,6 +358,13 @@ impl KeyState {
                         key.last_used_ip = used.ip.clone();
                     }
                 }
+                // A key use whose actor is a key (a gateway's verification) is also an allowed use of that key:
+                // it authenticated the request, so its rate limit and last use move too.
+                if let Some(gateway) = event.actor.key_id().and_then(|id| self.keys.get_mut(&id)) {
+                    gateway.record_allowed_use(at);
+                    gateway.last_used_at = Some(at);
+                    gateway.last_used_ip = used.gateway_ip.clone();
+                }
             }
             EventData::PolicySet(_)
             | EventData::AnomalyDetected(_)

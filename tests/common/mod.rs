@@ -21,6 +21,7 @@ pub fn used(key: Option<Uuid>, tag: &str) -> EventData {
         user_agent: Some(tag.to_string()),
         scope: Some("read".into()),
         project: None,
+        gateway_ip: None,
         overlap: false,
     })
 }
