@@ -33,6 +33,97 @@ fn signing_floor() -> (f64, f64) {
     (single, all)
 }
 
+/// Latencies of one load run.
+struct Run {
+    latencies: Vec<Duration>,
+    elapsed: f64,
+}
+
+impl Run {
+    fn print(mut self, what: &str, note: &str) {
+        self.latencies.sort();
+        let n = self.latencies.len();
+        let pct = |p: f64| self.latencies[((n as f64 * p) as usize).min(n - 1)];
+        println!(
+            "{what}: {n} requests in {:.2}s = {:.0} req/s; p50 {:.2?}, p99 {:.2?} ({note})",
+            self.elapsed,
+            n as f64 / self.elapsed,
+            pct(0.50),
+            pct(0.99)
+        );
+    }
+}
+
+/// 64 concurrent connections calling `url` (POST with `body`, else GET) for `run_for`.
+async fn drive(
+    client: &reqwest::Client,
+    url: String,
+    key: &str,
+    body: Option<serde_json::Value>,
+    run_for: Duration,
+) -> Run {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (client, url, key, body) = (client.clone(), url.clone(), key.to_string(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while started.elapsed() < run_for {
+                let sent = Instant::now();
+                let request = match &body {
+                    Some(body) => client.post(&url).json(body),
+                    None => client.get(&url),
+                };
+                let response = request.bearer_auth(&key).send().await.expect("request");
+                assert!(response.status().is_success());
+                let _ = response.bytes().await;
+                latencies.push(sent.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.expect("task"));
+    }
+    Run {
+        latencies,
+        elapsed: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// Verifications per second submitted straight to the ledger by 64 tasks: everything but HTTP.
+async fn submit_floor(
+    ledger: &Arc<keyledger::ledger::Ledger>,
+    secret: &str,
+    run_for: Duration,
+) -> f64 {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (ledger, secret) = (ledger.clone(), secret.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0u64;
+            while started.elapsed() < run_for {
+                let command = keyledger::keys::VerifyKey::new(
+                    &secret,
+                    "10.1.2.3".parse().ok(),
+                    Some("orders:read".into()),
+                    None,
+                );
+                ledger.submit(command).await.expect("verify");
+                done += 1;
+            }
+            done
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.expect("task");
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
 fn main() {
     let (single, all) = signing_floor();
     println!(
@@ -87,40 +178,19 @@ fn main() {
             let _ = stopped.await;
         }));
         let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client");
-        let run_for = Duration::from_secs(8);
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for _ in 0..64 {
-            let (client, base, gateway, service) = (client.clone(), base.clone(), gateway.clone(), service.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let body = serde_json::json!({ "secret": service, "ip": "10.1.2.3", "scope": "orders:read" });
-                while started.elapsed() < run_for {
-                    let sent = Instant::now();
-                    let response = client.post(format!("{base}/v1/verify")).bearer_auth(&gateway).json(&body).send().await.expect("request");
-                    assert!(response.status().is_success());
-                    let _ = response.bytes().await;
-                    latencies.push(sent.elapsed());
-                }
-                latencies
-            }));
-        }
-        let mut latencies = Vec::new();
-        for task in tasks {
-            latencies.extend(task.await.expect("task"));
-        }
-        let elapsed = started.elapsed().as_secs_f64();
-        latencies.sort();
-        let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+        let body = serde_json::json!({ "secret": service, "ip": "10.1.2.3", "scope": "orders:read" });
+        let verify = drive(&client, format!("{base}/v1/verify"), &gateway, Some(body), Duration::from_secs(8)).await;
+        verify.print("POST /v1/verify, 64 connections", "one durable key.used each, the gateway's auth folded in");
+        let health = drive(&client, format!("{base}/healthz"), &gateway, None, Duration::from_secs(4)).await;
+        health.print("GET /healthz, 64 connections", "HTTP and client floor on the same cores: no ledger work");
+        let in_process = submit_floor(&ledger, &service, Duration::from_secs(4)).await;
         println!(
-            "POST /v1/verify, 64 connections: {} requests in {elapsed:.2}s = {:.0} req/s; p50 {:.2?}, p99 {:.2?} (one durable key.used each, the gateway's auth folded in)",
-            latencies.len(),
-            latencies.len() as f64 / elapsed,
-            pct(0.50),
-            pct(0.99)
+            "in-process VerifyKey submits, 64 tasks, no HTTP: {in_process:.0}/s (the ledger's own floor: decide, sign, group commit, fsync)"
         );
 
         let target: u64 = std::env::var("KEYLEDGER_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+        // The load runs above already wrote events; the window must start past them.
+        let target = target.max(2 * ledger.durable_seq() + 10_000);
         let fill_started = Instant::now();
         let mut window = None;
         while ledger.durable_seq() < target {

@@ -1,25 +1,13 @@
 //! The key commands as an operator runs them: `last used` shown, offboarding an owner, recovery of an admin
 //! key, project-bound verification and no overlap advice for a refused key.
 
+mod common;
+
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
 
 fn cli(data: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_keyledger"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("KEYLEDGER_SIGNING_KEY")
-        .env_remove("KEYLEDGER_SIGNING_KEY_FILE")
-        .output()
-        .expect("run keyledger");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    common::run_cli(data, args)
 }
 
 fn ok_json(data: &Path, args: &[&str]) -> Value {

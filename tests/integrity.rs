@@ -14,26 +14,12 @@ use keyledger::store::{
 };
 use keyledger::time::LedgerTime;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use uuid::Uuid;
 
 fn cli(data: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_keyledger"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("KEYLEDGER_SIGNING_KEY")
-        .env_remove("KEYLEDGER_SIGNING_KEY_FILE")
-        .output()
-        .expect("run keyledger");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    common::run_cli(data, args)
 }
 
 fn append_uses(ledger: &Ledger, n: usize, per_batch: usize) {

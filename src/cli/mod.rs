@@ -9,6 +9,7 @@ mod audit_cmd;
 pub mod demo;
 
 mod events_cmd;
+mod key_args;
 mod key_cmd;
 pub mod key_output;
 mod progress;
@@ -52,9 +53,9 @@ pub enum Command {
     Events(events_cmd::EventsArgs),
     /// Issue and manage API keys.
     #[command(subcommand)]
-    Key(Box<key_cmd::KeyCommand>),
+    Key(Box<key_args::KeyCommand>),
     /// Every event concerning one key.
-    History(key_cmd::HistoryArgs),
+    History(key_args::HistoryArgs),
     /// Usage over a time window, grouped by key, IP, user agent, scope or owner.
     Usage(analysis_cmd::UsageArgs),
     /// Anomalies found by the rules (replayed from the log).

@@ -1,6 +1,7 @@
 //! API keys: lifecycle commands, input validation, the verification hot path, and lookups (by id, by leaked
 //! secret or its hash, a key's history, listing with filters, state as of a past time).
 
+pub mod bulk;
 pub mod commands;
 pub mod guards;
 pub mod scope;
@@ -8,6 +9,7 @@ pub mod validate;
 pub mod verify;
 pub mod view;
 
+pub use bulk::*;
 pub use commands::*;
 pub use verify::{decide, Decision, Request, VerifyAnswer, VerifyKey};
 

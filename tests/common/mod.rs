@@ -135,3 +135,22 @@ pub fn verify_as(
 pub fn refusal_code(error: keyledger::LedgerError) -> &'static str {
     error.code()
 }
+
+/// Runs the `keyledger` binary on `data` (without signing-key variables from the environment); returns its exit
+/// code and stdout followed by stderr.
+pub fn run_cli(data: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyledger"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("KEYLEDGER_SIGNING_KEY")
+        .env_remove("KEYLEDGER_SIGNING_KEY_FILE")
+        .output()
+        .expect("run keyledger");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}

@@ -1,0 +1,229 @@
+//! The arguments of `keyledger key …` and `keyledger history`, and the parsers for their values.
+
+use crate::event::{AnomalyPolicy, ClearableField};
+use crate::projection::KeyStatus;
+use crate::time::LedgerTime;
+use clap::{Args, Subcommand};
+use std::net::IpAddr;
+use uuid::Uuid;
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Issue a new key; its secret is printed once.
+    Create(CreateArgs),
+    /// List keys, optionally filtered, or as they were at a past time.
+    List(ListArgs),
+    /// Show one key with its links.
+    Show(ShowArgs),
+    /// Change what may change (not name or environment).
+    Update(UpdateArgs),
+    /// Replace a key; the old one keeps working for the overlap window.
+    Rotate(RotateArgs),
+    /// Revoke a key for good, or (`--owner`) every active or suspended key of an owner.
+    Revoke(RevokeArgs),
+    /// Suspend a key, for a while or until reactivated.
+    Suspend(SuspendArgs),
+    /// Reactivate a suspended key.
+    Reactivate(StatusArgs),
+    /// Check a secret as a gateway would (recorded as a key use); exit 5 when denied.
+    Verify(VerifyArgs),
+    /// Find the key of a leaked secret (or its SHA-256), show its history, optionally revoke it.
+    Find(FindArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ConfigArgs {
+    #[arg(long)]
+    pub description: Option<String>,
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// A scope the key grants (repeat for several).
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    #[arg(long = "project")]
+    pub projects: Vec<String>,
+    /// Metadata as key=value (repeat for several).
+    #[arg(long = "meta", value_parser = parse_meta)]
+    pub metadata: Vec<(String, String)>,
+    /// Allowed client network as a CIDR or address (repeat for several).
+    #[arg(long = "allow-ip")]
+    pub ip_allowlist: Vec<String>,
+    #[arg(long)]
+    pub rate_limit: Option<u32>,
+    #[arg(long)]
+    pub rotate_every_days: Option<u32>,
+    #[arg(long, default_value_t = 14)]
+    pub notify_days_before: u32,
+    /// Expiry time (RFC 3339 or YYYY-MM-DD).
+    #[arg(long)]
+    pub expires: Option<LedgerTime>,
+    /// This key's anomaly policy as JSON, e.g. '{"suspend_on":[]}' (alert only) or
+    /// '{"distinct_ips_max":20,"disabled_rules":["unusual_hour"]}'; see docs/ANOMALIES.md.
+    #[arg(long, value_parser = parse_anomaly_policy)]
+    pub anomaly_policy: Option<AnomalyPolicy>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_anomaly_policy(text: &str) -> Result<AnomalyPolicy, String> {
+    serde_json::from_str(text).map_err(|e| format!("not an anomaly policy: {e}"))
+}
+
+fn parse_clear(text: &str) -> Result<ClearableField, String> {
+    ClearableField::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = ClearableField::ALL.iter().map(|f| f.as_str()).collect();
+        format!("{text:?} cannot be cleared; one of {}", names.join(", "))
+    })
+}
+
+fn parse_meta(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{text:?} is not key=value"))
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    #[arg(long)]
+    pub name: String,
+    #[arg(long = "env")]
+    pub environment: String,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[arg(long = "env")]
+    pub environment: Option<String>,
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// active, suspended, revoked, expired or retired.
+    #[arg(long, value_parser = parse_status)]
+    pub status: Option<KeyStatus>,
+    #[arg(long)]
+    pub project: Option<String>,
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// Show the keys as they were at this time.
+    #[arg(long)]
+    pub as_of: Option<LedgerTime>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_status(text: &str) -> Result<KeyStatus, String> {
+    KeyStatus::parse(text).ok_or_else(|| {
+        format!("{text:?} is not one of active, suspended, revoked, expired, retired")
+    })
+}
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    pub key_id: Uuid,
+    #[arg(long)]
+    pub as_of: Option<LedgerTime>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    pub key_id: Uuid,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Reset an optional field to "not set" (repeat for several), e.g. --clear expires_at.
+    #[arg(long = "clear", value_parser = parse_clear)]
+    pub clear: Vec<ClearableField>,
+}
+
+#[derive(Args, Debug)]
+pub struct RotateArgs {
+    pub key_id: Uuid,
+    /// How long the old key keeps working, e.g. 0, 90s, 1h, 7d.
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    pub overlap: u32,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_duration(text: &str) -> Result<u32, String> {
+    if let Ok(secs) = text.parse::<u32>() {
+        return Ok(secs);
+    }
+    let duration = humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))?;
+    u32::try_from(duration.as_secs()).map_err(|_| format!("{text:?} is too long"))
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    pub key_id: Uuid,
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RevokeArgs {
+    #[arg(required_unless_present = "owner", conflicts_with = "owner")]
+    pub key_id: Option<Uuid>,
+    /// Revoke every active or suspended key of this owner (offboarding), one event each.
+    #[arg(long)]
+    pub owner: Option<String>,
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SuspendArgs {
+    pub key_id: Uuid,
+    /// Suspend for this long (e.g. 30m, 2h).
+    #[arg(long = "for", value_parser = parse_duration, conflicts_with = "until")]
+    pub for_secs: Option<u32>,
+    #[arg(long)]
+    pub until: Option<LedgerTime>,
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The secret, or `-` to read it from standard input (keeps it out of the process list).
+    pub secret: String,
+    #[arg(long)]
+    pub ip: Option<IpAddr>,
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// The project the request is for (a key bound to projects works only for those).
+    #[arg(long)]
+    pub project: Option<String>,
+    #[arg(long)]
+    pub user_agent: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct FindArgs {
+    /// The leaked secret or its SHA-256 in hex, or `-` to read it from standard input.
+    pub secret_or_hash: String,
+    /// Revoke the key in the same step.
+    #[arg(long)]
+    pub revoke: bool,
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    pub key_id: Uuid,
+    #[arg(long)]
+    pub json: bool,
+}
