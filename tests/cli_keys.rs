@@ -52,6 +52,13 @@ fn key_show_and_list_report_the_last_use() {
         line.contains("198.51.100.4") && !line.contains("never"),
         "{shown}"
     );
+    let (code, table) = cli(&data, &["key", "list"]);
+    assert_eq!(code, 0, "{table}");
+    let row = table.lines().find(|l| l.contains(&id)).unwrap();
+    assert!(
+        table.contains("LAST USED") && !row.contains("never"),
+        "{table}"
+    );
     let listed = ok_json(&data, &["key", "list", "--json"]);
     let key = listed
         .as_array()

@@ -80,17 +80,21 @@ pub fn print_key(key: &KeyRecord, now: LedgerTime) {
 
 pub fn print_key_table(keys: &[KeyRecord], now: LedgerTime) {
     println!(
-        "{:<36}  {:<24}  {:<12}  {:<10}  {:<16}  PREFIX",
-        "KEY ID", "NAME", "ENVIRONMENT", "STATUS", "OWNER"
+        "{:<36}  {:<24}  {:<12}  {:<10}  {:<16}  {:<20}  PREFIX",
+        "KEY ID", "NAME", "ENVIRONMENT", "STATUS", "OWNER", "LAST USED"
     );
     for key in keys {
         println!(
-            "{:<36}  {:<24}  {:<12}  {:<10}  {:<16}  {}",
+            "{:<36}  {:<24}  {:<12}  {:<10}  {:<16}  {:<20}  {}",
             key.key_id,
             truncate(&key.config.name, 24),
             truncate(&key.config.environment, 12),
             key.status_at(now).as_str(),
             truncate(&key.config.owner, 16),
+            key.last_used_at.map_or_else(
+                || "never".to_string(),
+                |at| at.to_datetime().format("%Y-%m-%d %H:%M:%SZ").to_string()
+            ),
             key.prefix
         );
     }
