@@ -153,3 +153,43 @@ fn verify_names_the_project_and_gives_no_overlap_advice_for_a_refused_key() {
     assert!(text.contains("DENIED: revoked"), "{text}");
     assert!(!text.contains("switch to its successor"), "{text}");
 }
+
+#[test]
+fn an_anomaly_policy_is_set_and_cleared_from_the_command_line() {
+    let (_tmp, data) = ledger();
+    let (id, _) = create(
+        &data,
+        "gw",
+        "edge",
+        &[
+            "--anomaly-policy",
+            r#"{"suspend_on":[],"distinct_ips_max":50}"#,
+        ],
+    );
+    let shown = ok_json(&data, &["key", "show", &id, "--json"]);
+    assert_eq!(shown["anomaly_policy"]["distinct_ips_max"], 50, "{shown}");
+    assert_eq!(
+        shown["anomaly_policy"]["suspend_on"],
+        serde_json::json!([]),
+        "{shown}"
+    );
+    let (code, text) = cli(
+        &data,
+        &[
+            "key",
+            "update",
+            &id,
+            "--anomaly-policy",
+            r#"{"suspend_on":["nonsense"]}"#,
+        ],
+    );
+    assert_ne!(code, 0, "an unknown rule is refused: {text}");
+    assert!(text.contains("anomaly_policy.suspend_on"), "{text}");
+    let updated = ok_json(
+        &data,
+        &["key", "update", &id, "--clear", "anomaly_policy", "--json"],
+    );
+    assert!(updated.get("anomaly_policy").is_none(), "{updated}");
+    let (code, text) = cli(&data, &["key", "update", &id, "--clear", "name"]);
+    assert_eq!(code, 2, "name cannot be cleared: {text}");
+}
