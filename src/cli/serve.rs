@@ -34,7 +34,7 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
             .await
             .map_err(|e| CliError::new(EXIT_FAILED, format!("binding {}: {e}", args.addr)))?;
         eprintln!(
-            "keyledger serving {} on http://{} (Ctrl-C to stop)",
+            "keyledger serving {} on http://{} (Ctrl-C or SIGTERM to stop)",
             dir.root().display(),
             args.addr
         );
@@ -54,8 +54,8 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
             }
         });
         let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-            eprintln!("shutting down: finishing in-flight requests");
+            stop_signal().await;
+            eprintln!("shutting down: finishing in-flight requests, then a final checkpoint");
         };
         serve(listener, state, shutdown)
             .await
@@ -64,8 +64,35 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
         Ok::<(), CliError>(())
     })?;
     drop(runtime);
-    if let Ok(mut ledger) = Arc::try_unwrap(ledger) {
-        ledger.close();
+    match Arc::try_unwrap(ledger) {
+        // Closing drains the writer, which signs and fsyncs a final checkpoint.
+        Ok(mut ledger) => ledger.close(),
+        Err(_) => tracing::warn!("the ledger is still shared at shutdown; it closes when released"),
     }
+    eprintln!("stopped");
     Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, what process managers and Kubernetes send to stop a service.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server gracefully");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
