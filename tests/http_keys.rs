@@ -388,3 +388,69 @@ async fn an_admin_cannot_lock_itself_out_or_mint_more_than_it_holds_over_http() 
     .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_carries_a_request_id_no_store_and_json_errors() {
+    let s = start().await;
+    let c = client();
+    let health = c
+        .get(format!("{}/healthz", s.base))
+        .header("x-request-id", "probe-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.headers()["x-request-id"], "probe-1");
+    assert_eq!(health.headers()["cache-control"], "no-store");
+    let denied = c.get(format!("{}/v1/keys", s.base)).send().await.unwrap();
+    assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
+    assert!(denied.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
+    let generated = denied.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(!generated.is_empty());
+    for (method, path, status, error) in [
+        (
+            M::PUT,
+            "/v1/keys",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            M::GET,
+            "/v1/nothing-here",
+            StatusCode::NOT_FOUND,
+            "no_route",
+        ),
+    ] {
+        let response = c
+            .request(method, format!("{}{path}", s.base))
+            .bearer_auth(&s.admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status);
+        assert!(response.headers().contains_key("x-request-id"));
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(code(&body), error, "{body}");
+    }
+    // The request id a caller sends is the one recorded with its key use.
+    let (status, _) = {
+        let response = c
+            .get(format!("{}/v1/keys", s.base))
+            .bearer_auth(&s.admin)
+            .header("x-request-id", "trace-77")
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status(),
+            response.headers()["x-request-id"].clone(),
+        )
+    };
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(last_event(&s).request_id.as_deref(), Some("trace-77"));
+}

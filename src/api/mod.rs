@@ -4,6 +4,7 @@
 pub mod analysis;
 pub mod audit;
 pub mod auth;
+pub mod conventions;
 pub mod error;
 pub mod events;
 pub mod key_bodies;
@@ -138,10 +139,16 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), stop_on_integrity_failure))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-            // Method and path only: never headers (keys) or bodies (secrets).
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
-        }))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(|request: &axum::http::Request<_>| {
+                    // Method, path and request id only: never other headers (keys) or bodies (secrets).
+                    let id = request.headers().get(conventions::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+                })
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(tower_http::LatencyUnit::Micros)),
+        )
+        .layer(axum::middleware::from_fn(conventions::conventions))
         .with_state(state)
 }
 

@@ -1,0 +1,91 @@
+//! The conventions every response follows, whichever layer produced it: an `X-Request-Id` (the caller's when
+//! sane, else a new one, also handed to the handler), `Cache-Control: no-store` (answers carry key material and
+//! secrets), `WWW-Authenticate` on 401, and a JSON error body with a stable code on every error status, including
+//! those made by the router (404, 405) and by the limit and timeout layers (413, 408).
+
+use super::auth::request_id;
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The stable code of an error status that no handler named.
+fn code_for(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthenticated",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::URI_TOO_LONG => "uri_too_long",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid_body",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        status if status.is_server_error() => "internal_error",
+        _ => "error",
+    }
+}
+
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// The middleware; install it outermost so it sees every response.
+pub async fn conventions(mut request: Request, next: Next) -> Response {
+    let id = request_id(request.headers());
+    // The handler's authentication reads the same header, so the recorded request id is the one echoed.
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        request.headers_mut().insert(REQUEST_ID, value);
+    }
+    let mut response = next.run(request).await;
+    let status = response.status();
+    if (status.is_client_error() || status.is_server_error()) && !is_json(&response) {
+        let message = status
+            .canonical_reason()
+            .unwrap_or("the request failed")
+            .to_string();
+        let body = serde_json::json!({ "error": { "code": code_for(status), "message": message } });
+        let headers = std::mem::take(response.headers_mut());
+        response = (status, axum::Json(body)).into_response();
+        for (name, value) in headers.iter() {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                response.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+    }
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        headers.insert(REQUEST_ID, value);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if status == StatusCode::UNAUTHORIZED {
+        headers.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"keyledger\""),
+        );
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_status_has_a_code() {
+        for status in [405u16, 408, 413, 414, 431, 500, 503] {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert_ne!(code_for(status), "error", "{status}");
+        }
+    }
+}
