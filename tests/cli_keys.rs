@@ -193,3 +193,38 @@ fn an_anomaly_policy_is_set_and_cleared_from_the_command_line() {
     let (code, text) = cli(&data, &["key", "update", &id, "--clear", "name"]);
     assert_eq!(code, 2, "name cannot be cleared: {text}");
 }
+
+#[test]
+#[cfg(unix)]
+fn a_closed_pipe_ends_a_listing_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    let (_tmp, dir) = common::ledger_with_uses(3_000, &[uuid::Uuid::from_u128(7)]);
+    for args in [
+        vec!["events"],
+        vec!["history", "00000000-0000-0000-0000-000000000007"],
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keyledger"))
+            .arg("--data")
+            .arg(dir.root())
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(!first.is_empty());
+        // The reader is dropped here: the pipe closes with most of the output unread.
+        let out = child.wait_with_output().unwrap();
+        let status = out.status;
+        assert!(
+            status.success() || status.signal() == Some(13),
+            "{args:?}: {status:?} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    }
+}

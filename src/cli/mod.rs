@@ -129,6 +129,9 @@ impl Cli {
 pub fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        quiet_on_closed_pipe();
+    }
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -152,6 +155,17 @@ fn run(cli: &Cli) -> CliResult {
         Command::Demo(args) => demo::run(cli, args),
         Command::Admin(command) => admin_cmd::run(cli, command),
         Command::Serve(args) => serve::run(cli, args),
+    }
+}
+
+/// A command whose output is cut short by a closed pipe (`keyledger events | head -1`) ends as a Unix filter
+/// does, by SIGPIPE (exit 141 in a shell), instead of panicking in `println!`. Not for `serve`, whose sockets
+/// must keep reporting a closed peer as an error.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called once at start-up before any other thread exists; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
