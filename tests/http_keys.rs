@@ -454,3 +454,84 @@ async fn every_response_carries_a_request_id_no_store_and_json_errors() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(last_event(&s).request_id.as_deref(), Some("trace-77"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_carries_its_query_and_refuses_other_filters() {
+    let s = start().await;
+    let c = client();
+    let (mine, my_secret) = new_key(
+        &s,
+        json!({"name": "mine", "owner": "o", "scopes": ["read"], "environment": "prod"}),
+    )
+    .await;
+    let (_, other_secret) = new_key(
+        &s,
+        json!({"name": "other", "owner": "o", "scopes": ["read"], "environment": "prod"}),
+    )
+    .await;
+    for _ in 0..6 {
+        for secret in [&my_secret, &other_secret] {
+            call(
+                &c,
+                M::POST,
+                format!("{}/v1/verify", s.base),
+                Some(&s.admin),
+                Some(json!({"secret": secret})),
+            )
+            .await;
+        }
+    }
+    let mut url = format!("{}/v1/events?key_id={mine}&type=key.used&limit=2", s.base);
+    let mut seen = 0;
+    loop {
+        let (status, page) = call(&c, M::GET, url.clone(), Some(&s.admin), None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        for item in page["events"].as_array().unwrap() {
+            let event: Value = item["event"].clone();
+            assert_eq!(
+                event["data"]["key_id"],
+                mine.as_str(),
+                "only the filtered key on every page: {event}"
+            );
+            seen += 1;
+        }
+        match page["next_cursor"].as_str() {
+            // The next page with the cursor alone, as the docs show.
+            Some(cursor) => url = format!("{}/v1/events?cursor={cursor}", s.base),
+            None => break,
+        }
+    }
+    assert_eq!(seen, 6);
+    let (_, first) = call(
+        &c,
+        M::GET,
+        format!("{}/v1/events?key_id={mine}&limit=2", s.base),
+        Some(&s.admin),
+        None,
+    )
+    .await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (status, body) = call(
+        &c,
+        M::GET,
+        format!("{}/v1/events?cursor={cursor}&type=key.created", s.base),
+        Some(&s.admin),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "cursor_mismatch")
+    );
+    for bad in ["ip=999.1.1.1", "actor=key:bad", "cursor=1.2"] {
+        let (status, body) = call(
+            &c,
+            M::GET,
+            format!("{}/v1/events?{bad}", s.base),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+}

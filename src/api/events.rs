@@ -1,5 +1,7 @@
-//! `GET /v1/events`: a time window with filters and cursor paging that stays stable while appends continue
-//! (the cursor pins the window's last seq at the first page).
+//! `GET /v1/events`: a time window with filters and cursor paging that stays stable while appends continue.
+//! The cursor is opaque (base64url JSON) and carries the query it continues: the window's seqs (pinned at the
+//! first page), the filters and the limit. A next page needs only the cursor; a cursor sent with other filters is
+//! refused. Store reads run off the async runtime.
 
 use super::auth::{authenticate, READ};
 use super::error::{time_param, uuid_param, ApiError, ApiResult};
@@ -10,7 +12,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 
@@ -24,7 +26,7 @@ struct Page {
     event: Box<serde_json::value::RawValue>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize, Clone, Default, PartialEq, Eq, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     from: Option<String>,
@@ -36,7 +38,89 @@ pub struct EventsQuery {
     actor: Option<String>,
     request_id: Option<String>,
     limit: Option<usize>,
+    #[serde(skip_serializing)]
     cursor: Option<String>,
+}
+
+/// What a cursor carries: where the last page ended, the window's last seq, and the query it continues.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct Continuation {
+    after: u64,
+    window_end: u64,
+    query: EventsQuery,
+}
+
+impl Continuation {
+    fn encode(&self) -> String {
+        use base64::Engine;
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    }
+
+    fn decode(text: &str) -> ApiResult<Self> {
+        use base64::Engine;
+        let bad = || ApiError::bad_request("cursor", "not a cursor returned by this endpoint");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(|_| bad())?;
+        serde_json::from_slice(&bytes).map_err(|_| bad())
+    }
+}
+
+/// The query a request stands for: its own, or (with only a cursor, or a cursor and the same filters) the one the
+/// cursor continues. Different filters beside a cursor are refused rather than silently mixed.
+fn resolve(q: EventsQuery) -> ApiResult<(EventsQuery, Option<(u64, u64)>)> {
+    let Some(cursor) = q.cursor.clone() else {
+        return Ok((q, None));
+    };
+    let continued = Continuation::decode(&cursor)?;
+    let given = EventsQuery {
+        cursor: None,
+        limit: None,
+        ..q.clone()
+    };
+    let carried = EventsQuery {
+        cursor: None,
+        limit: None,
+        ..continued.query.clone()
+    };
+    if given != EventsQuery::default() && given != carried {
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "cursor_mismatch",
+            "this cursor continues a query with other filters; send the cursor alone (or with the same filters)",
+        ));
+    }
+    let mut query = continued.query;
+    query.limit = q.limit.or(query.limit);
+    Ok((query, Some((continued.after, continued.window_end))))
+}
+
+/// Refuses filters that could never match, naming them.
+fn check_filters(q: &EventsQuery) -> ApiResult<()> {
+    if let Some(ip) = &q.ip {
+        if ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(ApiError::bad_request("ip", "not an IP address"));
+        }
+    }
+    if let Some(actor) = &q.actor {
+        let ok = actor == "system"
+            || actor
+                .strip_prefix("key:")
+                .is_some_and(|id| uuid::Uuid::parse_str(id).is_ok())
+            || uuid::Uuid::parse_str(actor).is_ok()
+            || actor
+                .strip_prefix("operator:")
+                .is_some_and(|n| !n.is_empty());
+        if !ok {
+            return Err(ApiError::bad_request(
+                "actor",
+                "one of system, key:UUID, a key UUID, or operator:NAME",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn matches(event: &Event, q: &EventsQuery) -> bool {
@@ -66,6 +150,8 @@ pub async fn list(
 ) -> ApiResult<Json<Value>> {
     authenticate(&state, &headers, peer, READ).await?;
     let Query(q) = query?;
+    let (q, resumed) = resolve(q)?;
+    check_filters(&q)?;
     let limit = q.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(ApiError::bad_request(
@@ -85,25 +171,49 @@ pub async fn list(
         }
     }
     let key_id = uuid_param("key_id", &q.key_id)?;
-    let store = state.ledger.store().as_ref();
-    // The cursor is "<last seq returned>.<last seq of the window>".
-    let (after, window_end) = match &q.cursor {
-        Some(cursor) => {
-            let parsed = cursor
-                .split_once('.')
-                .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)));
-            parsed.ok_or_else(|| {
-                ApiError::bad_request("cursor", "not a cursor returned by this endpoint")
-            })?
-        }
+    let from = time_param("from", &q.from)?;
+    let to = time_param("to", &q.to)?;
+    let store = state.ledger.store().clone();
+    let durable = state.ledger.durable_seq();
+    let page = tokio::task::spawn_blocking(move || {
+        read_page(
+            store.as_ref(),
+            q,
+            resumed,
+            key_id,
+            (from, to),
+            limit,
+            durable,
+        )
+    })
+    .await
+    .map_err(|_| crate::LedgerError::WriterStopped)??;
+    Ok(Json(page))
+}
+
+/// Reads one page (blocking store work).
+fn read_page(
+    store: &dyn crate::store::LogStore,
+    q: EventsQuery,
+    resumed: Option<(u64, u64)>,
+    key_id: Option<uuid::Uuid>,
+    (from, to): (
+        Option<crate::time::LedgerTime>,
+        Option<crate::time::LedgerTime>,
+    ),
+    limit: usize,
+    durable: u64,
+) -> ApiResult<Value> {
+    let (after, window_end) = match resumed {
+        Some(resumed) => resumed,
         None => {
             let filter = EventFilter {
-                from: time_param("from", &q.from)?,
-                to: time_param("to", &q.to)?,
+                from,
+                to,
                 key_id,
                 after_seq: None,
             };
-            let (start, end) = seq_range(store, &filter, state.ledger.durable_seq())?;
+            let (start, end) = seq_range(store, &filter, durable)?;
             (start.saturating_sub(1), end.saturating_sub(1))
         }
     };
@@ -151,8 +261,16 @@ pub async fn list(
             event: raw,
         });
     }
-    let next = more.then(|| format!("{last}.{window_end}"));
-    Ok(Json(
-        json!({ "events": events, "next_cursor": next, "window_last_seq": window_end }),
-    ))
+    let next = more.then(|| {
+        Continuation {
+            after: last,
+            window_end,
+            query: EventsQuery {
+                limit: Some(limit),
+                ..q.clone()
+            },
+        }
+        .encode()
+    });
+    Ok(json!({ "events": events, "next_cursor": next, "window_last_seq": window_end }))
 }
