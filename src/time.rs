@@ -12,7 +12,8 @@ pub struct LedgerTime(i64);
 /// Why a piece of text is not a time.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "invalid time {input:?}: expected RFC 3339 (e.g. 2026-11-24T02:10:00Z) or a date (2026-11-24)"
+    "invalid time {input:?}: expected RFC 3339 (e.g. 2026-11-24T02:10:00Z), a date (2026-11-24), `now`, or a time \
+     relative to now (-1h, -90m, +2d)"
 )]
 pub struct TimeParseError {
     pub input: String,
@@ -70,6 +71,32 @@ impl LedgerTime {
         Ok(Self(Utc.from_utc_datetime(&midnight).timestamp_micros()))
     }
 
+    /// [`LedgerTime::parse`], plus what people type: `now`, or a signed duration from `now` (`-1h`, `-15m`,
+    /// `+2d`, any unit humantime knows). Only for input; stored events always carry absolute times.
+    pub fn parse_at(input: &str, now: LedgerTime) -> Result<Self, TimeParseError> {
+        let trimmed = input.trim();
+        if trimmed == "now" {
+            return Ok(now);
+        }
+        let signed = trimmed
+            .strip_prefix('-')
+            .map(|rest| (-1i64, rest))
+            .or_else(|| trimmed.strip_prefix('+').map(|rest| (1, rest)));
+        match signed {
+            Some((sign, rest)) => {
+                let duration =
+                    humantime::parse_duration(rest.trim()).map_err(|_| TimeParseError {
+                        input: input.to_string(),
+                    })?;
+                let micros = i64::try_from(duration.as_micros()).map_err(|_| TimeParseError {
+                    input: input.to_string(),
+                })?;
+                Ok(now.plus_micros(sign * micros))
+            }
+            None => Self::parse(trimmed),
+        }
+    }
+
     /// Hour of the day (0-23, UTC).
     pub fn hour_of_day(self) -> u32 {
         (self.0.div_euclid(3_600_000_000).rem_euclid(24)) as u32
@@ -86,10 +113,11 @@ impl fmt::Display for LedgerTime {
     }
 }
 
+/// Command-line input: absolute, `now` or relative to the system clock.
 impl std::str::FromStr for LedgerTime {
     type Err = TimeParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
+        Self::parse_at(s, Self::now())
     }
 }
 
@@ -125,6 +153,31 @@ mod tests {
     fn rejects_garbage_and_names_it() {
         let err = LedgerTime::parse("yesterday").unwrap_err();
         assert!(err.to_string().contains("yesterday"));
+    }
+
+    #[test]
+    fn now_and_relative_times_are_input_only() {
+        let now = LedgerTime::parse("2026-11-24T02:10:00Z").unwrap();
+        assert_eq!(LedgerTime::parse_at("now", now).unwrap(), now);
+        assert_eq!(
+            LedgerTime::parse_at("-1h", now).unwrap(),
+            now.plus_secs(-3600)
+        );
+        assert_eq!(
+            LedgerTime::parse_at("+90m", now).unwrap(),
+            now.plus_secs(5400)
+        );
+        assert_eq!(
+            LedgerTime::parse_at("2026-11-24", now)
+                .unwrap()
+                .hour_of_day(),
+            0
+        );
+        assert!(LedgerTime::parse_at("-soon", now).is_err());
+        assert!(
+            LedgerTime::parse("-1h").is_err(),
+            "stored times are absolute"
+        );
     }
 
     #[test]

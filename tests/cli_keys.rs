@@ -228,3 +228,62 @@ fn a_closed_pipe_ends_a_listing_quietly() {
         assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
     }
 }
+
+#[test]
+fn the_cli_refuses_what_the_api_refuses() {
+    let (_tmp, data) = ledger();
+    let (_, secret) = create(&data, "svc", "team-a", &[]);
+    let long_agent = "u".repeat(600);
+    for (args, field) in [
+        (
+            vec![
+                "key",
+                "create",
+                "--name",
+                "a",
+                "--env",
+                "prod",
+                "--owner",
+                "o",
+                "--scope",
+                "read",
+                "--rotate-every-days",
+                "30",
+                "--notify-days-before",
+                "100000",
+            ],
+            "rotation_policy.notify_days_before",
+        ),
+        (
+            vec![
+                "key",
+                "create",
+                "--name",
+                "b",
+                "--env",
+                "prod",
+                "--owner",
+                "o",
+                "--scope",
+                "read",
+                "--allow-ip",
+                "10.0.0.1/8",
+            ],
+            "ip_allowlist",
+        ),
+        (
+            vec!["key", "verify", &secret, "--user-agent", &long_agent],
+            "user_agent",
+        ),
+    ] {
+        let (code, text) = cli(&data, &args);
+        assert_ne!(code, 0, "{args:?}: {text}");
+        assert!(text.contains(field), "{args:?}: {text}");
+    }
+    let (code, text) = cli(&data, &["events", "--from", "-1h"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("key.created"),
+        "relative times work on the command line: {text}"
+    );
+}

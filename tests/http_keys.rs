@@ -535,3 +535,77 @@ async fn a_cursor_carries_its_query_and_refuses_other_filters() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inputs_that_could_never_be_right_are_refused_by_name() {
+    let s = start().await;
+    let c = client();
+    let (id, secret) = new_key(
+        &s,
+        json!({"name": "svc", "owner": "o", "scopes": ["read"], "environment": "prod"}),
+    )
+    .await;
+    for (method, path, body, field) in [
+        (
+            M::GET,
+            "/v1/reports/stale?days=-1".to_string(),
+            None,
+            "days",
+        ),
+        (
+            M::GET,
+            "/v1/reports/credentials?format=xml".to_string(),
+            None,
+            "format",
+        ),
+        (
+            M::POST,
+            "/v1/keys/find".to_string(),
+            Some(json!({"secret": secret, "sha256": "ab"})),
+            "secret",
+        ),
+        (
+            M::PATCH,
+            format!("/v1/keys/{id}"),
+            Some(json!({"ip_allowlist": ["10.0.0.1/8"]})),
+            "ip_allowlist",
+        ),
+        (
+            M::POST,
+            "/v1/verify".to_string(),
+            Some(json!({"secret": secret, "user_agent": "u".repeat(600)})),
+            "user_agent",
+        ),
+        (M::GET, "/v1/events?from=-soon".to_string(), None, "from"),
+    ] {
+        let (status, error) = call(
+            &c,
+            method,
+            format!("{}{path}", s.base),
+            Some(&s.admin),
+            body,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {error}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with(field),
+            "{path}: {error}"
+        );
+    }
+    let (status, page) = call(
+        &c,
+        M::GET,
+        format!("{}/v1/events?from=-1h&to=now", s.base),
+        Some(&s.admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        !page["events"].as_array().unwrap().is_empty(),
+        "relative times cover what just happened"
+    );
+}

@@ -113,6 +113,15 @@ pub async fn reports(
     authenticate(&state, &headers, peer, READ).await?;
     let Path(name) = path?;
     let Query(q) = query?;
+    if q.days.is_some_and(|d| !(1..=3650).contains(&d)) {
+        return Err(ApiError::bad_request("days", "must be 1..=3650"));
+    }
+    if q.format
+        .as_deref()
+        .is_some_and(|f| f != "json" && f != "csv")
+    {
+        return Err(ApiError::bad_request("format", "json (default) or csv"));
+    }
     let kind = ReportKind::parse(&name, q.days, q.owner.as_deref()).ok_or_else(|| {
         ApiError::bad_request(
             "name",

@@ -125,7 +125,10 @@ pub fn time_param(
     text: &Option<String>,
 ) -> ApiResult<Option<crate::time::LedgerTime>> {
     text.as_deref()
-        .map(|t| crate::time::LedgerTime::parse(t).map_err(|e| ApiError::bad_request(field, e)))
+        .map(|t| {
+            crate::time::LedgerTime::parse_at(t, crate::time::LedgerTime::now())
+                .map_err(|e| ApiError::bad_request(field, e))
+        })
         .transpose()
 }
 

@@ -342,6 +342,12 @@ pub async fn find(
         if body.revoke { ADMIN } else { READ },
     )
     .await?;
+    if body.secret.is_some() && body.sha256.is_some() {
+        return Err(ApiError::bad_request(
+            "secret",
+            "give `secret` or `sha256`, not both",
+        ));
+    }
     let text = body
         .secret
         .or(body.sha256)

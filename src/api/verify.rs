@@ -71,24 +71,11 @@ pub async fn verify(
                 .map_err(|_| ApiError::bad_request("ip", format!("{ip:?} is not an IP address")))
         })
         .transpose()?;
-    if body
-        .project
-        .as_ref()
-        .is_some_and(|p| p.is_empty() || p.len() > 64 || p.chars().any(char::is_control))
-    {
-        return Err(ApiError::bad_request(
-            "project",
-            "1-64 characters, no control characters",
-        ));
-    }
-    if body.user_agent.as_ref().is_some_and(|ua| ua.len() > 512)
-        || body.scope.as_ref().is_some_and(|s| s.len() > 128)
-    {
-        return Err(ApiError::bad_request(
-            "user_agent",
-            "user_agent at most 512 bytes, scope at most 128",
-        ));
-    }
+    crate::keys::check_request(
+        body.scope.as_deref(),
+        body.user_agent.as_deref(),
+        body.project.as_deref(),
+    )?;
     let request_id = body
         .request_id
         .filter(|r| r.len() <= 128)

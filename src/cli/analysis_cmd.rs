@@ -15,9 +15,9 @@ use uuid::Uuid;
 
 #[derive(Args, Debug)]
 pub struct UsageArgs {
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub from: Option<LedgerTime>,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub to: Option<LedgerTime>,
     #[arg(long)]
     pub key: Option<Uuid>,
@@ -32,9 +32,9 @@ pub struct UsageArgs {
 
 #[derive(Args, Debug)]
 pub struct AnomaliesArgs {
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub from: Option<LedgerTime>,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub to: Option<LedgerTime>,
     #[arg(long)]
     pub key: Option<Uuid>,
@@ -52,7 +52,7 @@ pub struct ReportArgs {
     #[arg(long)]
     pub days: Option<i64>,
     /// Evaluate as of this time instead of now.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub now: Option<LedgerTime>,
     /// CSV output (credentials report).
     #[arg(long)]
@@ -64,7 +64,7 @@ pub struct ReportArgs {
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
     /// Rebuild the projections as they were at this time.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub as_of: Option<LedgerTime>,
     #[arg(long)]
     pub json: bool,

@@ -28,10 +28,10 @@ pub enum AuditCommand {
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
     /// Verify events at or after this time.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub from: Option<LedgerTime>,
     /// Verify events before this time.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub to: Option<LedgerTime>,
     /// Print the report as JSON.
     #[arg(long)]

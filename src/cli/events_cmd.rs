@@ -70,10 +70,10 @@ pub fn init(cli: &Cli, args: &InitArgs) -> CliResult {
 #[derive(Args, Debug)]
 pub struct EventsArgs {
     /// Start of the window (RFC 3339 or YYYY-MM-DD), inclusive.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub from: Option<LedgerTime>,
     /// End of the window, exclusive.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub to: Option<LedgerTime>,
     /// Only events concerning this key id.
     #[arg(long)]

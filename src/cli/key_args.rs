@@ -52,10 +52,11 @@ pub struct ConfigArgs {
     pub rate_limit: Option<u32>,
     #[arg(long)]
     pub rotate_every_days: Option<u32>,
-    #[arg(long, default_value_t = 14)]
-    pub notify_days_before: u32,
-    /// Expiry time (RFC 3339 or YYYY-MM-DD).
+    /// Warn this many days before a rotation is due (default 14, shortened for shorter periods).
     #[arg(long)]
+    pub notify_days_before: Option<u32>,
+    /// Expiry time (RFC 3339 or YYYY-MM-DD).
+    #[arg(long, allow_hyphen_values = true)]
     pub expires: Option<LedgerTime>,
     /// This key's anomaly policy as JSON, e.g. '{"suspend_on":[]}' (alert only) or
     /// '{"distinct_ips_max":20,"disabled_rules":["unusual_hour"]}'; see docs/ANOMALIES.md.
@@ -64,6 +65,9 @@ pub struct ConfigArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+/// The rotation notice when `--notify-days-before` is not given.
+pub const DEFAULT_NOTIFY_DAYS: u32 = 14;
 
 fn parse_anomaly_policy(text: &str) -> Result<AnomalyPolicy, String> {
     serde_json::from_str(text).map_err(|e| format!("not an anomaly policy: {e}"))
@@ -106,7 +110,7 @@ pub struct ListArgs {
     #[arg(long)]
     pub scope: Option<String>,
     /// Show the keys as they were at this time.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub as_of: Option<LedgerTime>,
     #[arg(long)]
     pub json: bool,
@@ -121,7 +125,7 @@ fn parse_status(text: &str) -> Result<KeyStatus, String> {
 #[derive(Args, Debug)]
 pub struct ShowArgs {
     pub key_id: Uuid,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub as_of: Option<LedgerTime>,
     #[arg(long)]
     pub json: bool,
@@ -183,7 +187,7 @@ pub struct SuspendArgs {
     /// Suspend for this long (e.g. 30m, 2h).
     #[arg(long = "for", value_parser = parse_duration, conflicts_with = "until")]
     pub for_secs: Option<u32>,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub until: Option<LedgerTime>,
     #[arg(long)]
     pub reason: Option<String>,

@@ -30,10 +30,14 @@ fn open(cli: &Cli) -> Result<Ledger, CliError> {
     Ok(cli.data_dir().open(&cli.key_source())?)
 }
 
+/// The rotation policy the flags ask for; the default notice is shortened to fit a short period, but an
+/// explicit notice as long as the period is refused by validation, as the API refuses it.
 fn policy(args: &ConfigArgs) -> Option<RotationPolicy> {
     args.rotate_every_days.map(|every_days| RotationPolicy {
         every_days,
-        notify_days_before: args.notify_days_before.min(every_days.saturating_sub(1)),
+        notify_days_before: args
+            .notify_days_before
+            .unwrap_or(DEFAULT_NOTIFY_DAYS.min(every_days.saturating_sub(1))),
     })
 }
 
@@ -147,6 +151,11 @@ pub fn run(cli: &Cli, command: &KeyCommand) -> CliResult {
             show(&key, args.json, now)
         }
         KeyCommand::Verify(args) => {
+            check_request(
+                args.scope.as_deref(),
+                args.user_agent.as_deref(),
+                args.project.as_deref(),
+            )?;
             let secret = read_secret_arg(&args.secret)?;
             let command = VerifyKey::new(
                 &secret,

@@ -20,9 +20,9 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub from: Option<LedgerTime>,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub to: Option<LedgerTime>,
     /// Write to this file instead of standard output.
     #[arg(short = 'o', long)]

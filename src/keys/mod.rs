@@ -11,7 +11,7 @@ pub mod view;
 
 pub use bulk::*;
 pub use commands::*;
-pub use verify::{decide, Decision, Request, VerifyAnswer, VerifyKey};
+pub use verify::{check_request, decide, Decision, Request, VerifyAnswer, VerifyKey};
 
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::Event;

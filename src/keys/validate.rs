@@ -114,7 +114,16 @@ pub fn ip_allowlist(values: &[String]) -> LedgerResult<Vec<String>> {
                 ),
             )
         })?;
-        let canonical = net.trunc().to_string();
+        if net.trunc() != net {
+            return invalid(
+                "ip_allowlist",
+                format!(
+                    "{value:?} has bits set past its prefix length; did you mean {}?",
+                    net.trunc()
+                ),
+            );
+        }
+        let canonical = net.to_string();
         if !out.contains(&canonical) {
             out.push(canonical);
         }
@@ -322,11 +331,15 @@ mod tests {
 
     #[test]
     fn cidrs_are_parsed_and_normalised_and_bad_ones_named() {
-        let nets = ip_allowlist(&["10.1.2.3/8".into(), "2001:db8::1".into()]).unwrap();
+        let nets = ip_allowlist(&["10.0.0.0/8".into(), "2001:db8::1".into()]).unwrap();
         assert_eq!(
             nets,
             vec!["10.0.0.0/8".to_string(), "2001:db8::1/128".to_string()]
         );
+        let err = ip_allowlist(&["10.0.0.1/8".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("did you mean 10.0.0.0/8"), "{err}");
         let err = ip_allowlist(&["10.0.0.0/33".into()]).unwrap_err();
         assert!(
             err.to_string().contains("ip_allowlist") && err.to_string().contains("10.0.0.0/33")

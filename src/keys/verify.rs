@@ -20,6 +20,35 @@ pub struct Decision {
     pub overlap: bool,
 }
 
+pub const MAX_REQUIRED_SCOPE: usize = 128;
+pub const MAX_USER_AGENT: usize = 512;
+pub const MAX_PROJECT: usize = 64;
+
+/// The limits on what a verification request records, the same for the API and the CLI: the required scope (at
+/// most 128 bytes), the user agent (512) and the project (1-64), none with control characters.
+pub fn check_request(
+    scope: Option<&str>,
+    user_agent: Option<&str>,
+    project: Option<&str>,
+) -> crate::error::LedgerResult<()> {
+    let fields = [
+        ("scope", scope, 1, MAX_REQUIRED_SCOPE),
+        ("user_agent", user_agent, 0, MAX_USER_AGENT),
+        ("project", project, 1, MAX_PROJECT),
+    ];
+    for (field, value, min, max) in fields {
+        if let Some(value) = value {
+            if value.len() < min || value.len() > max || value.chars().any(char::is_control) {
+                return Err(crate::error::LedgerError::invalid(
+                    field,
+                    format!("{min}-{max} bytes, no control characters"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// What a verification asks about the presented key besides its secret.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Request<'a> {
