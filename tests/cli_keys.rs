@@ -287,3 +287,23 @@ fn the_cli_refuses_what_the_api_refuses() {
         "relative times work on the command line: {text}"
     );
 }
+
+#[test]
+fn the_operator_is_named_even_without_user_in_the_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyledger"))
+        .arg("--data")
+        .arg(&data)
+        .arg("init")
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let (code, text) = cli(&data, &["events"]);
+    assert_eq!(code, 0, "{text}");
+    let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let name = first["actor"]["name"].as_str().unwrap();
+    assert!(!name.is_empty() && name != "unknown", "{first}");
+}

@@ -33,10 +33,14 @@ pub enum Actor {
 
 impl Actor {
     /// The CLI's operator: the OS user running the command.
+    /// The operating-system user running the CLI: `$USER`, `$LOGNAME`, else the account of the process's uid
+    /// (containers often set neither variable), else `uid:N`.
     pub fn local_operator() -> Self {
         let name = std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| "unknown".to_string());
+            .ok()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(account_name);
         Actor::Operator { name }
     }
 
@@ -209,6 +213,31 @@ impl Event {
 
     pub fn type_name(&self) -> &'static str {
         self.data.type_name()
+    }
+}
+
+/// The account name of the process's uid from the password database, or `uid:N`.
+fn account_name() -> String {
+    #[cfg(unix)]
+    {
+        // SAFETY: getuid cannot fail; getpwuid returns null or a pointer to a static record whose pw_name is a
+        // NUL-terminated string, copied out at once (the CLI reads it from one thread).
+        unsafe {
+            let uid = libc::getuid();
+            let entry = libc::getpwuid(uid);
+            if !entry.is_null() && !(*entry).pw_name.is_null() {
+                if let Ok(name) = std::ffi::CStr::from_ptr((*entry).pw_name).to_str() {
+                    if !name.is_empty() {
+                        return name.to_string();
+                    }
+                }
+            }
+            format!("uid:{uid}")
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        "unknown".to_string()
     }
 }
 
