@@ -609,3 +609,65 @@ async fn inputs_that_could_never_be_right_are_refused_by_name() {
         "relative times cover what just happened"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_are_read_after_auth_and_errors_never_echo_a_secret() {
+    let s = start().await;
+    let c = client();
+    let (id, secret) = new_key(
+        &s,
+        json!({"name": "svc", "owner": "o", "scopes": ["read"], "environment": "prod"}),
+    )
+    .await;
+    // No key: 401 whatever the body, before it is looked at.
+    let response = c
+        .post(format!("{}/v1/keys/{id}/rotate", s.base))
+        .body("{not json")
+        .header("content-type", "text/plain")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let response = c
+        .post(format!("{}/v1/keys/{id}/rotate", s.base))
+        .bearer_auth(&s.admin)
+        .json(&json!([1]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::BAD_REQUEST,
+        "an array is not a rotate body"
+    );
+    let response = c
+        .post(format!("{}/v1/keys/{id}/suspend", s.base))
+        .bearer_auth(&s.admin)
+        .body("{\"reason\":\"x\"}")
+        .header("content-type", "text/plain")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(code(&body), "unsupported_media_type");
+    for body in [
+        json!({"secret": secret, "ip": secret}),
+        json!({"secret": 5, "ip": secret}),
+        json!({"secret": [secret]}),
+    ] {
+        let (status, error) = call(
+            &c,
+            M::POST,
+            format!("{}/v1/verify", s.base),
+            Some(&s.admin),
+            Some(body),
+        )
+        .await;
+        assert!(status.is_client_error(), "{error}");
+        assert!(
+            !error.to_string().contains(&secret),
+            "the secret is not echoed: {error}"
+        );
+    }
+}

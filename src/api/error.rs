@@ -102,12 +102,35 @@ impl From<axum::extract::rejection::PathRejection> for ApiError {
 #[derive(Clone, Debug)]
 pub struct IntegrityFailure(pub String);
 
+/// Anything in `text` shaped like a keyledger secret (`kl_…` with a long body) replaced by a marker, so that no
+/// error answer echoes a secret sent in the wrong field (e.g. `{"ip": "kl_production_…"}`).
+pub fn redact_secrets(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("kl_") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let run = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        if run >= 20 {
+            out.push_str("kl_…(redacted)");
+        } else {
+            out.push_str(&tail[..run]);
+        }
+        rest = &tail[run..];
+    }
+    out.push_str(rest);
+    out
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let failure = (self.code == "log_corrupt").then(|| IntegrityFailure(self.message.clone()));
+        let message = redact_secrets(&self.message);
         let mut response = (
             self.status,
-            Json(json!({ "error": { "code": self.code, "message": self.message } })),
+            Json(json!({ "error": { "code": self.code, "message": message } })),
         )
             .into_response();
         if let Some(failure) = failure {

@@ -156,11 +156,41 @@ pub struct StatusBody {
     pub until: Option<String>,
 }
 
-/// An optional JSON body: empty means defaults; otherwise it must parse, unknown fields refused.
-pub fn status_body(body: &[u8]) -> ApiResult<StatusBody> {
+/// An optional JSON body, read after authentication: empty means defaults; otherwise it must be sent as
+/// `application/json` (415), be a JSON object (an array is not a struct here, 400) and name only known fields.
+pub fn optional_body<T: serde::de::DeserializeOwned + Default>(
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> ApiResult<T> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(StatusBody::default());
+        return Ok(T::default());
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as Content-Type: application/json (or send no body)",
+        ));
+    }
+    let invalid = |e: serde_json::Error| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string())
+    };
+    let value: Value = serde_json::from_slice(body).map_err(invalid)?;
+    if !value.is_object() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "the body must be a JSON object",
+        ));
+    }
+    serde_json::from_value(value).map_err(invalid)
+}
+
+/// The optional body of suspend, reactivate and revoke.
+pub fn status_body(headers: &axum::http::HeaderMap, body: &[u8]) -> ApiResult<StatusBody> {
+    optional_body(headers, body)
 }

@@ -2,7 +2,7 @@
 
 use super::auth::{authenticate, Caller, ADMIN, READ};
 use super::error::{time_param, ApiError, ApiResult};
-use super::key_bodies::{status_body, CreateBody, UpdateBody};
+use super::key_bodies::{optional_body, status_body, CreateBody, UpdateBody};
 use super::AppState;
 use crate::keys::view::key_json;
 use crate::keys::*;
@@ -185,11 +185,11 @@ pub async fn rotate(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     path: Result<Path<Uuid>, PathRejection>,
-    body: Option<Json<RotateBody>>,
+    body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let caller = authenticate(&state, &headers, peer, ADMIN).await?;
     let id = key_id(path)?;
-    let overlap_seconds = body.map_or(0, |Json(b)| b.overlap_seconds);
+    let overlap_seconds = optional_body::<RotateBody>(&headers, &body)?.overlap_seconds;
     let issued = state
         .ledger
         .submit(RotateKey {
@@ -213,7 +213,7 @@ fn revocation_reason(
     headers: &HeaderMap,
     body: &[u8],
 ) -> ApiResult<Option<String>> {
-    let body = status_body(body)?;
+    let body = status_body(headers, body)?;
     if body.until.is_some() {
         return Err(ApiError::bad_request("until", "a revocation has no end"));
     }
@@ -257,7 +257,7 @@ pub async fn suspend(
 ) -> ApiResult<Json<Value>> {
     let caller = authenticate(&state, &headers, peer, ADMIN).await?;
     let id = key_id(path)?;
-    let body = status_body(&body)?;
+    let body = status_body(&headers, &body)?;
     let until = time_param("until", &body.until)?;
     let key = state
         .ledger
@@ -280,7 +280,7 @@ pub async fn reactivate(
 ) -> ApiResult<Json<Value>> {
     let caller = authenticate(&state, &headers, peer, ADMIN).await?;
     let id = key_id(path)?;
-    let body = status_body(&body)?;
+    let body = status_body(&headers, &body)?;
     let key = state
         .ledger
         .submit(ReactivateKey {

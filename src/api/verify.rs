@@ -68,7 +68,7 @@ pub async fn verify(
         .as_deref()
         .map(|ip| {
             ip.parse::<IpAddr>()
-                .map_err(|_| ApiError::bad_request("ip", format!("{ip:?} is not an IP address")))
+                .map_err(|_| ApiError::bad_request("ip", "not an IP address"))
         })
         .transpose()?;
     crate::keys::check_request(
