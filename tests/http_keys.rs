@@ -125,6 +125,20 @@ async fn a_gateway_on_many_hosts_records_one_event_per_call_and_keeps_working() 
         codes.push(status.as_u16());
     }
     assert_eq!(codes, vec![200, 200, 200, 429], "{limited_id}");
+    let response = client()
+        .post(format!("{}/v1/verify", s.base))
+        .bearer_auth(&limited)
+        .json(&json!({"secret": service}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "Retry-After {wait}");
     // A refused gateway is recorded as its own use, and nothing is verified.
     let (status, body) = call(
         &client(),

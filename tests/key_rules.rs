@@ -114,9 +114,18 @@ fn every_changeable_field_is_enforced_on_the_next_verification() {
         },
     );
     assert_eq!(check("payments:read", Some("proj-7")), VerifyCode::Valid);
+    let limited = verify_as(
+        &ledger,
+        &secret,
+        "10.0.0.1",
+        Some("payments:read"),
+        Some("proj-7"),
+    );
+    assert_eq!(limited.code, VerifyCode::RateLimited);
     assert_eq!(
-        check("payments:read", Some("proj-7")),
-        VerifyCode::RateLimited
+        limited.retry_after_secs,
+        Some(60),
+        "one use a minute: the next one in a minute"
     );
     update(
         &ledger,

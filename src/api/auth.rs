@@ -132,7 +132,7 @@ pub async fn authenticate(
     let auth = authentication(headers, peer, scope)?;
     let answer = state.ledger.submit(auth.command).await?;
     state.ledger.metrics().record_verify(answer.code);
-    refusal(answer.code, scope)?;
+    refusal(answer.code, scope).map_err(|e| e.retry_after(answer.retry_after_secs))?;
     let key_id = answer
         .key_id
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "not_found", "key refused"))?;

@@ -12,6 +12,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: String,
     pub message: String,
+    /// Seconds until a retry can succeed, sent as `Retry-After` (on 429).
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -20,7 +22,13 @@ impl ApiError {
             status,
             code: code.to_string(),
             message: message.into(),
+            retry_after_secs: None,
         }
+    }
+
+    pub fn retry_after(mut self, secs: Option<u64>) -> Self {
+        self.retry_after_secs = secs;
+        self
     }
 
     pub fn bad_request(field: &str, message: impl std::fmt::Display) -> Self {
@@ -44,11 +52,14 @@ impl From<LedgerError> for ApiError {
             }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        Self {
-            status,
-            code: error.code().to_string(),
-            message: error.to_string(),
-        }
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            // Internal detail (paths, storage messages) stays in the server's log.
+            tracing::error!(error = %error, "internal error answered as 500");
+            "internal error; the server log has the details".to_string()
+        } else {
+            error.to_string()
+        };
+        Self::new(status, error.code(), message)
     }
 }
 
@@ -135,6 +146,11 @@ impl IntoResponse for ApiError {
             .into_response();
         if let Some(failure) = failure {
             response.extensions_mut().insert(failure);
+        }
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         response
     }

@@ -34,8 +34,9 @@ struct AuthenticatedVerify {
     target: VerifyKey,
 }
 
-/// How the gateway fared, and the answer about the presented key when the gateway was let in.
-type GatewayOutcome = (VerifyCode, Option<VerifyAnswer>);
+/// How the gateway fared (its code, and when rate limited the seconds to wait), and the answer about the
+/// presented key when the gateway was let in.
+type GatewayOutcome = (VerifyCode, Option<u64>, Option<VerifyAnswer>);
 
 impl Command for AuthenticatedVerify {
     type Output = GatewayOutcome;
@@ -44,14 +45,14 @@ impl Command for AuthenticatedVerify {
         let gateway = self.auth.decide(ctx.state(), ctx.now());
         let Some(gateway_key) = gateway.key_id.filter(|_| gateway.code.is_allowed()) else {
             let refused = self.auth.plan(ctx)?;
-            return Ok((refused.code, None));
+            return Ok((refused.code, refused.retry_after_secs, None));
         };
         self.target.actor = Actor::Key {
             key_id: gateway_key,
         };
         self.target.gateway_ip = self.auth.ip;
         let answer = self.target.plan(ctx)?;
-        Ok((gateway.code, Some(answer)))
+        Ok((gateway.code, None, Some(answer)))
     }
 }
 
@@ -83,7 +84,7 @@ pub async fn verify(
     let target = VerifyKey::new(&body.secret, ip, body.scope, body.user_agent)
         .by(Actor::System, Some(request_id))
         .for_project(body.project);
-    let (gateway, answer) = state
+    let (gateway, retry_after, answer) = state
         .ledger
         .submit(AuthenticatedVerify {
             auth: auth.command,
@@ -91,7 +92,7 @@ pub async fn verify(
         })
         .await?;
     state.ledger.metrics().record_verify(gateway);
-    refusal(gateway, VERIFY)?;
+    refusal(gateway, VERIFY).map_err(|e| e.retry_after(retry_after))?;
     let answer = answer.ok_or_else(|| ApiError::from(crate::LedgerError::WriterStopped))?;
     state.ledger.metrics().record_verify(answer.code);
     Ok(Json(answer))

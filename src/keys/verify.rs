@@ -126,6 +126,9 @@ pub struct VerifyAnswer {
     pub overlap: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retires_at: Option<LedgerTime>,
+    /// When the answer is `rate_limited`: seconds until the key's limit lets a use through again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
     /// The seq of the `key.used` event that records this answer.
     pub seq: u64,
 }
@@ -209,6 +212,9 @@ impl Command for VerifyKey {
             scopes: key.map(|k| k.config.scopes.clone()).unwrap_or_default(),
             overlap: decision.overlap,
             retires_at: key.and_then(|k| k.retires_at).filter(|_| decision.overlap),
+            retry_after_secs: key
+                .filter(|_| decision.code == VerifyCode::RateLimited)
+                .and_then(|k| k.retry_after_secs(ctx.now())),
             seq: 0,
         };
         let event = EventData::KeyUsed(KeyUsed {

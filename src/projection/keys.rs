@@ -124,6 +124,18 @@ impl KeyRecord {
         self.rate_tat.max(now.as_micros()) - now.as_micros() > tolerance
     }
 
+    /// Whole seconds (at least 1) until a use would no longer be rate limited, when it is now.
+    pub fn retry_after_secs(&self, now: LedgerTime) -> Option<u64> {
+        let limit = self.config.rate_limit_per_minute.filter(|l| *l > 0)?;
+        if !self.rate_limited_at(now) {
+            return None;
+        }
+        let interval = MINUTE_MICROS / i64::from(limit);
+        let wait =
+            self.rate_tat.max(now.as_micros()) - now.as_micros() - (MINUTE_MICROS - interval);
+        Some(u64::try_from((wait + 999_999).div_euclid(1_000_000)).unwrap_or(1).max(1))
+    }
+
     fn record_allowed_use(&mut self, now: LedgerTime) {
         if let Some(limit) = self.config.rate_limit_per_minute.filter(|l| *l > 0) {
             let interval = MINUTE_MICROS / i64::from(limit);
