@@ -307,3 +307,26 @@ fn the_operator_is_named_even_without_user_in_the_environment() {
     let name = first["actor"]["name"].as_str().unwrap();
     assert!(!name.is_empty() && name != "unknown", "{first}");
 }
+
+#[test]
+fn a_missing_public_key_file_is_named_as_missing() {
+    let (_tmp, data) = ledger();
+    let export = data.parent().unwrap().join("window.jsonl");
+    let (code, text) = cli(&data, &["audit", "export", "-o", export.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = cli(
+        &data,
+        &[
+            "audit",
+            "verify-export",
+            export.to_str().unwrap(),
+            "--public-key",
+            "no-such/signing.pub",
+        ],
+    );
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("no-such/signing.pub") && text.contains("cannot be read"),
+        "{text}"
+    );
+}

@@ -160,10 +160,22 @@ pub fn export(cli: &Cli, args: &ExportArgs) -> CliResult {
 }
 
 pub fn verify_export_file(args: &VerifyExportArgs) -> CliResult {
-    let key_text =
-        std::fs::read_to_string(&args.public_key).unwrap_or_else(|_| args.public_key.clone());
+    let given = args.public_key.trim();
+    let looks_like_hex = given.len() == 64 && given.chars().all(|c| c.is_ascii_hexdigit());
+    let key_text = if looks_like_hex {
+        given.to_string()
+    } else {
+        std::fs::read_to_string(given).map_err(|e| {
+            CliError::new(
+                2,
+                format!(
+                    "--public-key {given}: not 64 hex digits, and the file cannot be read: {e}"
+                ),
+            )
+        })?
+    };
     let anchor = parse_public_key_hex(&key_text)
-        .map_err(|e| CliError::new(2, format!("--public-key: {e}")))?;
+        .map_err(|e| CliError::new(2, format!("--public-key {given}: {e}")))?;
     let older = match &args.checkpoint {
         Some(path) => Some(
             std::fs::read_to_string(path)

@@ -133,7 +133,11 @@ impl KeyRecord {
         let interval = MINUTE_MICROS / i64::from(limit);
         let wait =
             self.rate_tat.max(now.as_micros()) - now.as_micros() - (MINUTE_MICROS - interval);
-        Some(u64::try_from((wait + 999_999).div_euclid(1_000_000)).unwrap_or(1).max(1))
+        Some(
+            u64::try_from((wait + 999_999).div_euclid(1_000_000))
+                .unwrap_or(1)
+                .max(1),
+        )
     }
 
     fn record_allowed_use(&mut self, now: LedgerTime) {

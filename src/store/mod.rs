@@ -50,7 +50,10 @@ impl AppendBatch {
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("data directory {0} is in use by another keyledger process")]
+    #[error(
+        "data directory {0} is in use by another keyledger process (a running `keyledger serve`?): stop it, or \
+         ask the running server through its HTTP API (docs/API.md)"
+    )]
     InUse(PathBuf),
     #[error("storage error: {0}")]
     Backend(String),
