@@ -12,6 +12,16 @@ pub struct AnalysisConfig {
     pub rotation: RotationDefaults,
     pub checkpoints: CheckpointConfig,
     pub anchor: crate::audit::anchor::AnchorConfig,
+    pub http: HttpConfig,
+}
+
+/// The HTTP API's browser-facing settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Origins (`https://console.example.com`) whose pages may call the API from a browser. Empty (the default):
+    /// no CORS headers at all, so browsers refuse cross-origin calls.
+    pub cors_origins: Vec<String>,
 }
 
 /// When the writer signs and stores checkpoints besides every 1,024 events.
@@ -218,6 +228,16 @@ impl AnalysisConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.anomaly.validate()?;
         self.rotation.validate()?;
+        if let Some(bad) = self.http.cors_origins.iter().find(|o| {
+            !(o.starts_with("https://") || o.starts_with("http://"))
+                || o.ends_with('/')
+                || o.contains(char::is_whitespace)
+        }) {
+            return Err(format!(
+                "http.cors_origins: {bad:?} is not an origin like https://console.example.com (scheme and host, \
+                 no path)"
+            ));
+        }
         if !(1..=86_400).contains(&self.checkpoints.interval_secs) {
             return Err(format!(
                 "checkpoints.interval_secs = {} is outside 1..=86400",

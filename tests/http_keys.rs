@@ -685,3 +685,52 @@ async fn bodies_are_read_after_auth_and_errors_never_echo_a_secret() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_is_off_by_default_and_allows_only_configured_origins() {
+    let plain = start().await;
+    let c = client();
+    let response = c
+        .get(format!("{}/v1/keys", plain.base))
+        .bearer_auth(&plain.admin)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(!response
+        .headers()
+        .contains_key("access-control-allow-origin"));
+    let s = start_with_config("[http]\ncors_origins = [\"https://console.example\"]\n").await;
+    let preflight = c
+        .request(M::OPTIONS, format!("{}/v1/keys", s.base))
+        .header("origin", "https://console.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://console.example"
+    );
+    let other = c
+        .get(format!("{}/v1/keys", s.base))
+        .bearer_auth(&s.admin)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+    let allowed = c
+        .get(format!("{}/v1/keys", s.base))
+        .bearer_auth(&s.admin)
+        .header("origin", "https://console.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), StatusCode::OK);
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://console.example"
+    );
+}

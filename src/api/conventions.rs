@@ -77,6 +77,31 @@ pub async fn conventions(mut request: Request, next: Next) -> Response {
     response
 }
 
+/// The CORS layer for the configured origins, or none (the default: browsers may not call across origins).
+pub fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderName, Method};
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if allowed.is_empty() {
+        return None;
+    }
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(allowed)
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("x-api-key"),
+                HeaderName::from_static(REQUEST_ID),
+            ])
+            .expose_headers([HeaderName::from_static(REQUEST_ID), header::RETRY_AFTER])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -115,7 +115,7 @@ async fn stop_on_integrity_failure(
 
 /// The router with every route and layer.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi))
@@ -148,6 +148,13 @@ pub fn router(state: AppState) -> Router {
                 })
                 .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(tower_http::LatencyUnit::Micros)),
         )
+        ;
+    let origins = state.ledger.projections().config.http.cors_origins.clone();
+    let router = match conventions::cors(&origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
         .layer(axum::middleware::from_fn(conventions::conventions))
         .with_state(state)
 }

@@ -1,7 +1,6 @@
 //! A real server on an ephemeral loopback port over a fresh ledger with an admin key, and a JSON client for it.
 #![allow(dead_code)]
 
-use super::common;
 use keyledger::api::{serve, AppState};
 use keyledger::event::{Actor, KeyConfig};
 use keyledger::keys::{CreateKey, Requester};
@@ -27,9 +26,24 @@ impl Drop for Server {
 }
 
 pub async fn start() -> Server {
-    let (tmp, dir, ledger) = tokio::task::spawn_blocking(common::fresh_ledger)
-        .await
-        .unwrap();
+    start_with_config("").await
+}
+
+/// A server over a ledger whose `keyledger.toml` holds `toml`.
+pub async fn start_with_config(toml: &str) -> Server {
+    let toml = toml.to_string();
+    let (tmp, dir, ledger) = tokio::task::spawn_blocking(move || {
+        let tmp = tempfile::tempdir().expect("temporary directory");
+        let dir = keyledger::datadir::DataDir::new(tmp.path().join("data"));
+        std::fs::create_dir_all(dir.root()).expect("data directory");
+        if !toml.is_empty() {
+            std::fs::write(dir.config_path(), toml).expect("keyledger.toml");
+        }
+        let (ledger, _) = dir.init(None).expect("init");
+        (tmp, dir, ledger)
+    })
+    .await
+    .unwrap();
     let config = KeyConfig {
         name: "admin".into(),
         owner: "ops".into(),
