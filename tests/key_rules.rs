@@ -288,6 +288,10 @@ fn a_zero_divisor_or_out_of_range_value_in_keyledger_toml_is_refused_naming_the_
             "[rotation]\nproduction_days = 0\n",
             "rotation.production_days",
         ),
+        (
+            "[http]\ncors_origins = [\"console.example/\"]\n",
+            "http.cors_origins",
+        ),
     ] {
         std::fs::write(dir.config_path(), text).unwrap();
         let error = dir.open(&KeySource::Default).err().expect("refused");
