@@ -330,3 +330,20 @@ fn a_missing_public_key_file_is_named_as_missing() {
         "{text}"
     );
 }
+
+#[test]
+fn every_listing_takes_json() {
+    let (_tmp, data) = ledger();
+    let checkpoint = ok_json(&data, &["audit", "checkpoint", "--json"]);
+    assert!(checkpoint["size"].as_u64().unwrap() >= 2, "{checkpoint}");
+    assert_eq!(checkpoint["root"].as_str().unwrap().len(), 64);
+    assert!(checkpoint["note"]
+        .as_str()
+        .unwrap()
+        .contains(checkpoint["origin"].as_str().unwrap()));
+    let (code, text) = cli(&data, &["events", "--json"]);
+    assert_eq!(code, 0, "{text}");
+    for line in text.lines() {
+        serde_json::from_str::<Value>(line).unwrap();
+    }
+}

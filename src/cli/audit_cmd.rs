@@ -12,7 +12,7 @@ pub enum AuditCommand {
     /// Verify hashes, signatures, indexes and stored checkpoints; exit 3 on the first bad seq.
     Verify(VerifyArgs),
     /// Print a signed checkpoint of the log as it is now (keep it elsewhere).
-    Checkpoint,
+    Checkpoint(super::proof_cmd::CheckpointArgs),
     /// Export a time window as self-proving JSON lines.
     Export(super::proof_cmd::ExportArgs),
     /// Verify an export offline, with only the first public key (and an older checkpoint you kept).
@@ -45,7 +45,7 @@ pub struct VerifyArgs {
 pub fn run(cli: &Cli, command: &AuditCommand) -> CliResult {
     match command {
         AuditCommand::Verify(args) => verify(cli, args),
-        AuditCommand::Checkpoint => super::proof_cmd::checkpoint(cli),
+        AuditCommand::Checkpoint(args) => super::proof_cmd::checkpoint(cli, args),
         AuditCommand::Export(args) => super::proof_cmd::export(cli, args),
         AuditCommand::VerifyExport(args) => super::proof_cmd::verify_export_file(args),
         AuditCommand::Prove(args) => super::proof_cmd::prove(cli, args),

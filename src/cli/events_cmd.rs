@@ -78,6 +78,9 @@ pub struct EventsArgs {
     /// Only events concerning this key id.
     #[arg(long)]
     pub key: Option<Uuid>,
+    /// Accepted for symmetry with the other listings: events are always printed as JSON lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn events(cli: &Cli, args: &EventsArgs) -> CliResult {

@@ -92,16 +92,32 @@ impl Source {
     }
 }
 
-pub fn checkpoint(cli: &Cli) -> CliResult {
+#[derive(Args, Debug)]
+pub struct CheckpointArgs {
+    /// Print {"origin", "size", "root", "verifier_key", "note"} instead of the bare note.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn checkpoint(cli: &Cli, args: &CheckpointArgs) -> CliResult {
     let dir = cli.data_dir();
     let identity = dir.identity()?;
     let (checkpoint, note, source) = checkpoint_now(cli, &dir)?;
-    print!("{note}");
     let public = match &source {
         Source::Ledger(ledger) => parse_public_key_hex(ledger.signer_public_hex())
             .map_err(|e| CliError::new(EXIT_FAILED, e.to_string()))?,
         Source::Store(_) => dir.anchor_public_key()?,
     };
+    if args.json {
+        return super::key_output::print_json(&serde_json::json!({
+            "origin": identity.origin,
+            "size": checkpoint.size,
+            "root": hex::encode(checkpoint.root),
+            "verifier_key": verifier_key(&identity.origin, &public),
+            "note": note,
+        }));
+    }
+    print!("{note}");
     eprintln!(
         "checkpoint of {} events; verifier key: {}",
         checkpoint.size,
