@@ -243,7 +243,7 @@ async fn auth_scopes_and_the_key_lifecycle_over_http() {
         .as_array()
         .unwrap()
         .iter()
-        .any(|e| e["type"] == "key.revoked"));
+        .any(|e| e["event"]["type"] == "key.revoked"));
     for path in [
         "usage?group_by=ip",
         "anomalies",

@@ -516,6 +516,20 @@ async fn a_cursor_carries_its_query_and_refuses_other_filters() {
         }
     }
     assert_eq!(seen, 6);
+    // A key's history has the same shape and paging.
+    let mut url = format!("{}/v1/keys/{mine}/events?limit=3", s.base);
+    let mut history = 0;
+    loop {
+        let (status, page) = call(&c, M::GET, url.clone(), Some(&s.admin), None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["key_id"], mine.as_str());
+        history += page["events"].as_array().unwrap().len();
+        match page["next_cursor"].as_str() {
+            Some(cursor) => url = format!("{}/v1/keys/{mine}/events?cursor={cursor}", s.base),
+            None => break,
+        }
+    }
+    assert_eq!(history, 7, "key.created and six uses");
     let (_, first) = call(
         &c,
         M::GET,

@@ -150,6 +150,26 @@ pub async fn list(
 ) -> ApiResult<Json<Value>> {
     authenticate(&state, &headers, peer, READ).await?;
     let Query(q) = query?;
+    page(&state, q).await.map(Json)
+}
+
+/// `GET /v1/keys/{id}/events`: a key's history, in the same shape and with the same paging as `/v1/events`.
+pub async fn for_key(state: &AppState, key_id: uuid::Uuid, mut q: EventsQuery) -> ApiResult<Value> {
+    if q.key_id.is_some() {
+        return Err(ApiError::bad_request(
+            "key_id",
+            "the key is the one in the path",
+        ));
+    }
+    if q.cursor.is_none() {
+        q.key_id = Some(key_id.to_string());
+    }
+    let page = page(state, q).await?;
+    Ok(page)
+}
+
+/// One page of events for a query (or the query a cursor continues).
+async fn page(state: &AppState, q: EventsQuery) -> ApiResult<Value> {
     let (q, resumed) = resolve(q)?;
     check_filters(&q)?;
     let limit = q.limit.unwrap_or(100);
@@ -188,7 +208,7 @@ pub async fn list(
     })
     .await
     .map_err(|_| crate::LedgerError::WriterStopped)??;
-    Ok(Json(page))
+    Ok(page)
 }
 
 /// Reads one page (blocking store work).

@@ -115,20 +115,17 @@ pub async fn history(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     path: Result<Path<Uuid>, PathRejection>,
+    query: Result<Query<super::events::EventsQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     authenticate(&state, &headers, peer, READ).await?;
     let id = key_id(path)?;
+    let Query(q) = query?;
     if state.ledger.projections().keys.get(&id).is_none() {
         return Err(crate::LedgerError::not_found(format!("key {id}")).into());
     }
-    let events = key_history(
-        state.ledger.store().as_ref(),
-        id,
-        state.ledger.durable_seq(),
-    )?;
-    Ok(Json(
-        json!({ "key_id": id, "events": events.iter().filter_map(|e| e.body_value().ok()).collect::<Vec<_>>() }),
-    ))
+    let mut page = super::events::for_key(&state, id, q).await?;
+    page["key_id"] = json!(id);
+    Ok(Json(page))
 }
 
 fn issued_json(issued: &IssuedKey, state: &AppState) -> Value {
