@@ -748,3 +748,61 @@ async fn cors_is_off_by_default_and_allows_only_configured_origins() {
         "https://console.example"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_listed_in_pages_that_keep_their_filters() {
+    let s = start().await;
+    let c = client();
+    for i in 0..5 {
+        new_key(&s, json!({"name": format!("p{i}"), "owner": "o", "scopes": ["read"], "environment": "prod"})).await;
+        new_key(&s, json!({"name": format!("s{i}"), "owner": "o", "scopes": ["read"], "environment": "staging"})).await;
+    }
+    let mut url = format!("{}/v1/keys?environment=prod&limit=2", s.base);
+    let mut names = Vec::new();
+    loop {
+        let (status, page) = call(&c, M::GET, url.clone(), Some(&s.admin), None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let keys = page["keys"].as_array().unwrap();
+        assert!(keys.len() <= 2);
+        names.extend(keys.iter().map(|k| k["name"].as_str().unwrap().to_string()));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => url = format!("{}/v1/keys?cursor={cursor}", s.base),
+            None => break,
+        }
+    }
+    assert_eq!(
+        names,
+        vec!["p0", "p1", "p2", "p3", "p4"],
+        "oldest first, filter kept, nothing repeated"
+    );
+    let (_, first) = call(
+        &c,
+        M::GET,
+        format!("{}/v1/keys?environment=prod&limit=2", s.base),
+        Some(&s.admin),
+        None,
+    )
+    .await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (status, body) = call(
+        &c,
+        M::GET,
+        format!("{}/v1/keys?cursor={cursor}&environment=staging", s.base),
+        Some(&s.admin),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "cursor_mismatch")
+    );
+    let (status, _) = call(
+        &c,
+        M::GET,
+        format!("{}/v1/keys?limit=0", s.base),
+        Some(&s.admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

@@ -53,18 +53,11 @@ struct Continuation {
 
 impl Continuation {
     fn encode(&self) -> String {
-        use base64::Engine;
-        let json = serde_json::to_vec(self).unwrap_or_default();
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+        super::cursor::encode(self)
     }
 
     fn decode(text: &str) -> ApiResult<Self> {
-        use base64::Engine;
-        let bad = || ApiError::bad_request("cursor", "not a cursor returned by this endpoint");
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(text)
-            .map_err(|_| bad())?;
-        serde_json::from_slice(&bytes).map_err(|_| bad())
+        super::cursor::decode(text)
     }
 }
 
@@ -86,11 +79,7 @@ fn resolve(q: EventsQuery) -> ApiResult<(EventsQuery, Option<(u64, u64)>)> {
         ..continued.query.clone()
     };
     if given != EventsQuery::default() && given != carried {
-        return Err(ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "cursor_mismatch",
-            "this cursor continues a query with other filters; send the cursor alone (or with the same filters)",
-        ));
+        return Err(super::cursor::mismatch());
     }
     let mut query = continued.query;
     query.limit = q.limit.or(query.limit);

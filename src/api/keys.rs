@@ -1,4 +1,4 @@
-//! `/v1/keys`: list (filters, `as_of`), show, history, create, update, rotate, revoke, suspend, reactivate, find.
+//! `/v1/keys/…`: show, history, create, update, rotate, revoke, suspend, reactivate, find.
 
 use super::auth::{authenticate, Caller, ADMIN, READ};
 use super::error::{time_param, ApiError, ApiResult};
@@ -6,7 +6,6 @@ use super::key_bodies::{optional_body, status_body, CreateBody, UpdateBody};
 use super::AppState;
 use crate::keys::view::key_json;
 use crate::keys::*;
-use crate::projection::{keys_as_of, KeyStatus};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -16,79 +15,13 @@ use serde_json::{json, Value};
 use std::net::SocketAddr;
 use uuid::Uuid;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    environment: Option<String>,
-    owner: Option<String>,
-    status: Option<String>,
-    project: Option<String>,
-    scope: Option<String>,
-    as_of: Option<String>,
-}
-
-fn key_id(path: Result<Path<Uuid>, PathRejection>) -> ApiResult<Uuid> {
+pub(super) fn key_id(path: Result<Path<Uuid>, PathRejection>) -> ApiResult<Uuid> {
     path.map(|Path(id)| id).map_err(|_| {
         ApiError::bad_request(
             "id",
             "not a UUID (e.g. 01a20f98-88a2-77e4-aedc-722c469957f0)",
         )
     })
-}
-
-pub async fn list(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    query: Result<Query<ListQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
-    authenticate(&state, &headers, peer, READ).await?;
-    let Query(q) = query?;
-    let status = q
-        .status
-        .as_deref()
-        .map(|s| {
-            KeyStatus::parse(s).ok_or_else(|| {
-                ApiError::bad_request(
-                    "status",
-                    "one of active, suspended, revoked, expired, retired",
-                )
-            })
-        })
-        .transpose()?;
-    let filter = KeyFilter {
-        environment: q.environment,
-        owner: q.owner,
-        status,
-        project: q.project,
-        scope: q.scope,
-    };
-    let as_of = time_param("as_of", &q.as_of)?;
-    let (keys, at) = match as_of {
-        Some(at) => (
-            list_keys(
-                &keys_as_of(
-                    state.ledger.store().as_ref(),
-                    at,
-                    state.ledger.durable_seq(),
-                )?
-                .0,
-                &filter,
-                at,
-            ),
-            at,
-        ),
-        None => {
-            let now = state.ledger.now();
-            (
-                list_keys(&state.ledger.projections().keys, &filter, now),
-                now,
-            )
-        }
-    };
-    Ok(Json(
-        json!({ "as_of": at, "keys": keys.iter().map(|k| key_json(k, at)).collect::<Vec<_>>() }),
-    ))
 }
 
 pub async fn show(

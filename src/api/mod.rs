@@ -5,9 +5,11 @@ pub mod analysis;
 pub mod audit;
 pub mod auth;
 pub mod conventions;
+pub mod cursor;
 pub mod error;
 pub mod events;
 pub mod key_bodies;
+pub mod key_list;
 pub mod keys;
 pub mod verify;
 
@@ -119,7 +121,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi))
-        .route("/v1/keys", get(keys::list).post(keys::create))
+        .route("/v1/keys", get(key_list::list).post(keys::create))
         .route("/v1/keys/find", post(keys::find))
         .route("/v1/keys/{id}", get(keys::show).patch(keys::update).delete(keys::revoke))
         .route("/v1/keys/{id}/events", get(keys::history))
