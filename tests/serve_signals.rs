@@ -29,11 +29,14 @@ fn sigterm_under_load_drains_and_keeps_every_acknowledged_event() {
     let mut server = Command::new(env!("CARGO_BIN_EXE_keyledger"))
         .arg("--data")
         .arg(&data)
-        .args(["serve", "--addr", &addr])
+        .args(["--log-format", "json", "serve", "--addr", &addr])
         .env_remove("KEYLEDGER_SIGNING_KEY")
         .env_remove("KEYLEDGER_SIGNING_KEY_FILE")
+        .env("KEYLEDGER_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(tmp.path().join("serve.log")).unwrap(),
+        ))
         .spawn()
         .expect("serve starts");
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -113,4 +116,29 @@ fn sigterm_under_load_drains_and_keeps_every_acknowledged_event() {
         assert!(record.is_some(), "acknowledged event {seq} is in the log");
     }
     common::assert_verifies(store.as_ref(), &dir);
+    // `info` logs one JSON line per request with its request id; no colour codes off a terminal; no secrets.
+    let log = std::fs::read_to_string(tmp.path().join("serve.log")).unwrap();
+    assert!(!log.contains('\u{1b}'), "no ANSI escapes in a log file");
+    assert!(!log.contains(&admin), "no secret in the log");
+    let requests = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|entry| {
+            entry["span"]["request_id"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty())
+        })
+        .filter(|entry| {
+            entry["fields"]["status"].is_number()
+                || entry["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("response"))
+        })
+        .count();
+    assert!(
+        requests >= acknowledged.len(),
+        "{requests} request lines for {} answers:\n{}",
+        acknowledged.len(),
+        log.lines().take(3).collect::<Vec<_>>().join("\n")
+    );
 }

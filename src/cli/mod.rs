@@ -41,6 +41,9 @@ pub struct Cli {
     /// Signing key file (64 hex digits). Default: $KEYLEDGER_SIGNING_KEY, $KEYLEDGER_SIGNING_KEY_FILE, <data>/signing.key.
     #[arg(long, global = true)]
     pub signing_key: Option<PathBuf>,
+    /// Log lines (stderr, level from $KEYLEDGER_LOG, default warn) as text or as one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -74,6 +77,13 @@ pub enum Command {
     Admin(admin_cmd::AdminCommand),
     /// Run a guided tour on a fresh ledger (a new temporary directory unless --data is given).
     Demo(demo::DemoArgs),
+}
+
+/// How log lines are written.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// An error with the exit code it maps to.
@@ -127,8 +137,8 @@ impl Cli {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    init_tracing();
     let cli = Cli::parse();
+    init_tracing(cli.log_format);
     if !matches!(cli.command, Command::Serve(_)) {
         quiet_on_closed_pipe();
     }
@@ -169,12 +179,18 @@ fn quiet_on_closed_pipe() {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("KEYLEDGER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    // A second initialisation (in tests) is harmless; keep the first.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .try_init();
+        // Colour codes only for a person at a terminal, never in files or log collectors.
+        .with_ansi(std::io::stderr().is_terminal());
+    // A second initialisation (in tests) is harmless; keep the first.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
