@@ -19,6 +19,7 @@ pub struct RecoverArgs {
     /// Why, for the record (kept in the new key's description).
     #[arg(long, default_value = "locked out of every admin key")]
     pub reason: String,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }

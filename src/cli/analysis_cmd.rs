@@ -15,29 +15,38 @@ use uuid::Uuid;
 
 #[derive(Args, Debug)]
 pub struct UsageArgs {
+    /// Start of the window, inclusive (RFC 3339, a date, or relative like -1h).
     #[arg(long, allow_hyphen_values = true)]
     pub from: Option<LedgerTime>,
+    /// End of the window, exclusive (RFC 3339, a date, now, or relative like -10m).
     #[arg(long, allow_hyphen_values = true)]
     pub to: Option<LedgerTime>,
+    /// Only events concerning this key (its id).
     #[arg(long)]
     pub key: Option<Uuid>,
+    /// What one row counts: uses per key, client IP, user agent, scope or owner.
     #[arg(long, value_enum, default_value = "key")]
     pub group_by: GroupBy,
     /// Show the busiest N groups.
     #[arg(long, default_value_t = 20)]
     pub top: usize,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct AnomaliesArgs {
+    /// Start of the window, inclusive (RFC 3339, a date, or relative like -1h).
     #[arg(long, allow_hyphen_values = true)]
     pub from: Option<LedgerTime>,
+    /// End of the window, exclusive (RFC 3339, a date, now, or relative like -10m).
     #[arg(long, allow_hyphen_values = true)]
     pub to: Option<LedgerTime>,
+    /// Only events concerning this key (its id).
     #[arg(long)]
     pub key: Option<Uuid>,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -57,6 +66,7 @@ pub struct ReportArgs {
     /// CSV output (credentials report).
     #[arg(long)]
     pub csv: bool,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -66,6 +76,7 @@ pub struct ReplayArgs {
     /// Rebuild the projections as they were at this time.
     #[arg(long, allow_hyphen_values = true)]
     pub as_of: Option<LedgerTime>,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }

@@ -33,13 +33,16 @@ pub enum KeyCommand {
 
 #[derive(Args, Debug)]
 pub struct ConfigArgs {
+    /// Free text shown with the key (at most 1,024 characters).
     #[arg(long)]
     pub description: Option<String>,
+    /// Who is responsible for the key: a team or person (required on create).
     #[arg(long)]
     pub owner: Option<String>,
     /// A scope the key grants (repeat for several).
     #[arg(long = "scope")]
     pub scopes: Vec<String>,
+    /// Bind the key to a project (repeat for several): it then verifies only for requests naming one.
     #[arg(long = "project")]
     pub projects: Vec<String>,
     /// Metadata as key=value (repeat for several).
@@ -48,8 +51,10 @@ pub struct ConfigArgs {
     /// Allowed client network as a CIDR or address (repeat for several).
     #[arg(long = "allow-ip")]
     pub ip_allowlist: Vec<String>,
+    /// Allowed uses per minute (1-1,000,000); unset means no limit.
     #[arg(long)]
     pub rate_limit: Option<u32>,
+    /// Rotation period in days (1-3650); reports flag the key when it is due.
     #[arg(long)]
     pub rotate_every_days: Option<u32>,
     /// Warn this many days before a rotation is due (default 14, shortened for shorter periods).
@@ -62,6 +67,7 @@ pub struct ConfigArgs {
     /// '{"distinct_ips_max":20,"disabled_rules":["unusual_hour"]}'; see docs/ANOMALIES.md.
     #[arg(long, value_parser = parse_anomaly_policy)]
     pub anomaly_policy: Option<AnomalyPolicy>,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -88,8 +94,10 @@ fn parse_meta(text: &str) -> Result<(String, String), String> {
 
 #[derive(Args, Debug)]
 pub struct CreateArgs {
+    /// The key's name, unique among the live keys of its environment (1-128 characters).
     #[arg(long)]
     pub name: String,
+    /// Environment (e.g. production, staging): part of the secret's prefix; letters, digits, _ and -.
     #[arg(long = "env")]
     pub environment: String,
     #[command(flatten)]
@@ -98,20 +106,25 @@ pub struct CreateArgs {
 
 #[derive(Args, Debug)]
 pub struct ListArgs {
+    /// Only keys of this environment.
     #[arg(long = "env")]
     pub environment: Option<String>,
+    /// Who is responsible for the key: a team or person (required on create).
     #[arg(long)]
     pub owner: Option<String>,
     /// active, suspended, revoked, expired or retired.
     #[arg(long, value_parser = parse_status)]
     pub status: Option<KeyStatus>,
+    /// Only keys bound to this project.
     #[arg(long)]
     pub project: Option<String>,
+    /// The scope the request needs (e.g. payments:read).
     #[arg(long)]
     pub scope: Option<String>,
     /// Show the keys as they were at this time.
     #[arg(long, allow_hyphen_values = true)]
     pub as_of: Option<LedgerTime>,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -124,15 +137,19 @@ fn parse_status(text: &str) -> Result<KeyStatus, String> {
 
 #[derive(Args, Debug)]
 pub struct ShowArgs {
+    /// The key's id (a UUID, as `key list` shows).
     pub key_id: Uuid,
+    /// Show the state at this time (RFC 3339, a date, or relative like -1h).
     #[arg(long, allow_hyphen_values = true)]
     pub as_of: Option<LedgerTime>,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct UpdateArgs {
+    /// The key's id (a UUID, as `key list` shows).
     pub key_id: Uuid,
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -143,10 +160,12 @@ pub struct UpdateArgs {
 
 #[derive(Args, Debug)]
 pub struct RotateArgs {
+    /// The key's id (a UUID, as `key list` shows).
     pub key_id: Uuid,
     /// How long the old key keeps working, e.g. 0, 90s, 1h, 7d.
     #[arg(long, default_value = "0", value_parser = parse_duration)]
     pub overlap: u32,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -161,36 +180,46 @@ fn parse_duration(text: &str) -> Result<u32, String> {
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
+    /// The key's id (a UUID, as `key list` shows).
     pub key_id: Uuid,
+    /// Why, for the record (at most 512 characters).
     #[arg(long)]
     pub reason: Option<String>,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct RevokeArgs {
+    /// The key's id (a UUID, as `key list` shows).
     #[arg(required_unless_present = "owner", conflicts_with = "owner")]
     pub key_id: Option<Uuid>,
     /// Revoke every active or suspended key of this owner (offboarding), one event each.
     #[arg(long)]
     pub owner: Option<String>,
+    /// Why, for the record (at most 512 characters).
     #[arg(long)]
     pub reason: Option<String>,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct SuspendArgs {
+    /// The key's id (a UUID, as `key list` shows).
     pub key_id: Uuid,
     /// Suspend for this long (e.g. 30m, 2h).
     #[arg(long = "for", value_parser = parse_duration, conflicts_with = "until")]
     pub for_secs: Option<u32>,
+    /// Suspend until this time (RFC 3339, a date, or relative like +2h).
     #[arg(long, allow_hyphen_values = true)]
     pub until: Option<LedgerTime>,
+    /// Why, for the record (at most 512 characters).
     #[arg(long)]
     pub reason: Option<String>,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -199,15 +228,19 @@ pub struct SuspendArgs {
 pub struct VerifyArgs {
     /// The secret, or `-` to read it from standard input (keeps it out of the process list).
     pub secret: String,
+    /// The client's IP address, checked against the key's allowlist.
     #[arg(long)]
     pub ip: Option<IpAddr>,
+    /// The scope the request needs (e.g. payments:read).
     #[arg(long)]
     pub scope: Option<String>,
     /// The project the request is for (a key bound to projects works only for those).
     #[arg(long)]
     pub project: Option<String>,
+    /// The client's user agent, for the record (at most 512 bytes).
     #[arg(long)]
     pub user_agent: Option<String>,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -219,15 +252,19 @@ pub struct FindArgs {
     /// Revoke the key in the same step.
     #[arg(long)]
     pub revoke: bool,
+    /// Why, for the record (at most 512 characters).
     #[arg(long)]
     pub reason: Option<String>,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct HistoryArgs {
+    /// The key's id (a UUID, as `key list` shows).
     pub key_id: Uuid,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }

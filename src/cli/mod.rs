@@ -194,3 +194,28 @@ fn init_tracing(format: LogFormat) {
         LogFormat::Json => builder.json().try_init(),
     };
 }
+
+#[cfg(test)]
+mod help_tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    fn undocumented(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            let documented = arg.get_help().is_some() || arg.get_long_help().is_some();
+            if !documented && !matches!(arg.get_id().as_str(), "help" | "version") {
+                missing.push(format!("{path} --{}", arg.get_id()));
+            }
+        }
+        for sub in command.get_subcommands() {
+            undocumented(sub, &format!("{path} {}", sub.get_name()), missing);
+        }
+    }
+
+    #[test]
+    fn every_flag_of_every_command_has_help() {
+        let mut missing = Vec::new();
+        undocumented(&Cli::command(), "keyledger", &mut missing);
+        assert!(missing.is_empty(), "flags without help: {missing:#?}");
+    }
+}

@@ -20,8 +20,10 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
+    /// Start of the window, inclusive (RFC 3339, a date, or relative like -1h).
     #[arg(long, allow_hyphen_values = true)]
     pub from: Option<LedgerTime>,
+    /// End of the window, exclusive (RFC 3339, a date, now, or relative like -10m).
     #[arg(long, allow_hyphen_values = true)]
     pub to: Option<LedgerTime>,
     /// Write to this file instead of standard output.
@@ -34,6 +36,7 @@ pub struct ExportArgs {
 
 #[derive(Args, Debug)]
 pub struct VerifyExportArgs {
+    /// The export file (JSON lines, as `audit export` writes it).
     pub file: PathBuf,
     /// The ledger's first public key: 64 hex digits, or a file holding them (signing.pub).
     #[arg(long)]
@@ -41,12 +44,14 @@ pub struct VerifyExportArgs {
     /// An older checkpoint note kept elsewhere: the export must prove the log grew from it.
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct ProveArgs {
+    /// The seq of the event to prove.
     pub seq: u64,
     /// Tree size to prove against (default: the whole log).
     #[arg(long)]
@@ -55,12 +60,15 @@ pub struct ProveArgs {
 
 #[derive(Args, Debug)]
 pub struct ConsistencyArgs {
+    /// Size (event count) of the older checkpoint.
     pub old_size: u64,
+    /// Size of the newer one (default: the log as it is now).
     pub new_size: Option<u64>,
 }
 
 #[derive(Args, Debug)]
 pub struct RotateSignerArgs {
+    /// Why, for the record (kept in the `ledger.signer_rotated` event).
     #[arg(long)]
     pub reason: Option<String>,
 }
