@@ -347,3 +347,27 @@ fn every_listing_takes_json() {
         serde_json::from_str::<Value>(line).unwrap();
     }
 }
+
+#[test]
+fn usage_and_anomalies_name_the_key_and_give_units() {
+    let (_tmp, data) = ledger();
+    let (id, secret) = create(&data, "billing-api", "team-a", &[]);
+    for host in 1..=7 {
+        let ip = format!("192.0.2.{host}");
+        let (code, text) = cli(&data, &["key", "verify", &secret, "--ip", &ip]);
+        assert!(code == 0 || code == 5, "{text}");
+    }
+    let (code, usage) = cli(&data, &["usage"]);
+    assert_eq!(code, 0, "{usage}");
+    assert!(usage.contains(&format!("billing-api ({id})")), "{usage}");
+    let (code, anomalies) = cli(&data, &["anomalies"]);
+    assert_eq!(code, 0, "{anomalies}");
+    let line = anomalies
+        .lines()
+        .find(|l| l.contains("distinct_ips"))
+        .unwrap_or_else(|| panic!("{anomalies}"));
+    assert!(
+        line.contains("billing-api") && line.contains("distinct IPs (threshold 5)"),
+        "{line}"
+    );
+}

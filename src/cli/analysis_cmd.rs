@@ -120,8 +120,22 @@ pub fn usage(cli: &Cli, args: &UsageArgs) -> CliResult {
     if args.json {
         return print_json(&report);
     }
+    let label = |group: &str| match (report.group_by.as_str(), group.parse::<uuid::Uuid>()) {
+        ("key", Ok(id)) => keys.get(&id).map_or_else(
+            || group.to_string(),
+            |k| format!("{} ({id})", k.config.name),
+        ),
+        _ => group.to_string(),
+    };
+    let width = report
+        .rows
+        .iter()
+        .map(|row| label(&row.group).chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(report.group_by.len());
     println!(
-        "{:<40} {:>9} {:>9} {:>7} {:>5}  DENIED BY CODE",
+        "{:<width$} {:>9} {:>9} {:>7} {:>5}  DENIED BY CODE",
         report.group_by.to_uppercase(),
         "TOTAL",
         "ALLOWED",
@@ -136,8 +150,8 @@ pub fn usage(cli: &Cli, args: &UsageArgs) -> CliResult {
             .map(|(c, n)| format!("{} {n}", c.as_str()))
             .collect();
         println!(
-            "{:<40} {:>9} {:>9} {:>7} {:>5}  {}",
-            row.group,
+            "{:<width$} {:>9} {:>9} {:>7} {:>5}  {}",
+            label(&row.group),
             row.total,
             row.allowed,
             denied,
@@ -166,16 +180,21 @@ pub fn anomalies(cli: &Cli, args: &AnomaliesArgs) -> CliResult {
     }
     for a in &found {
         let f = &a.finding;
-        let subject = f
-            .key_id
-            .map_or_else(|| "(no key)".to_string(), |k| k.to_string());
+        let subject = f.key_id.map_or_else(
+            || "(no key)".to_string(),
+            |k| match outcome.projections.keys.get(&k) {
+                Some(key) => format!("{} ({k})", key.config.name),
+                None => k.to_string(),
+            },
+        );
+        let unit = crate::projection::anomaly::unit_of(&f.rule);
         let action = f
             .action
             .clone()
             .or_else(|| a.recorded.then(|| "recorded".into()))
             .unwrap_or_default();
         println!(
-            "{:<6} {:<13} {subject}  observed {} > {} in {}..{}  evidence {} seqs {action}",
+            "{:<6} {:<13} {subject}  observed {} {unit} (threshold {}) in {}..{}  evidence {} seqs {action}",
             f.severity,
             f.rule,
             f.observed,

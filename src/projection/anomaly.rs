@@ -20,6 +20,20 @@ pub const KEY_RULES: [&str; 6] = [
     "unusual_hour",
 ];
 
+/// What a finding's `observed` and `threshold` count, per rule (for people reading them).
+pub fn unit_of(rule: &str) -> &'static str {
+    match rule {
+        "distinct_ips" => "distinct IPs",
+        "denied_rate" => "% denied",
+        "rate_spike" => "uses in the bucket",
+        "dead_key_use" => "use(s) of a dead key",
+        "new_network" => "new network(s)",
+        "unusual_hour" => "(hour of day, UTC)",
+        "probing" => "failed attempts from one IP",
+        _ => "",
+    }
+}
+
 /// Networks remembered per key for the new-network rule; past this, new networks are not reported.
 const MAX_NETWORKS: usize = 256;
 /// Evidence seqs kept per finding.
