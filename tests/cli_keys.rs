@@ -360,6 +360,19 @@ fn usage_and_anomalies_name_the_key_and_give_units() {
     let (code, usage) = cli(&data, &["usage"]);
     assert_eq!(code, 0, "{usage}");
     assert!(usage.contains(&format!("billing-api ({id})")), "{usage}");
+    let (code, report) = cli(&data, &["report", "credentials"]);
+    assert_eq!(code, 0, "{report}");
+    let header = report.lines().next().unwrap();
+    assert!(
+        header.starts_with("KEY ID") && header.contains("LAST USED"),
+        "{report}"
+    );
+    let row = report.lines().find(|l| l.contains("billing-api")).unwrap();
+    assert_eq!(
+        row.find("team-a"),
+        header.find("OWNER"),
+        "columns line up:\n{report}"
+    );
     let (code, anomalies) = cli(&data, &["anomalies"]);
     assert_eq!(code, 0, "{anomalies}");
     let line = anomalies

@@ -225,18 +225,40 @@ pub fn run_report(cli: &Cli, args: &ReportArgs) -> CliResult {
     if args.json {
         return print_json(&rows);
     }
-    for r in &rows {
-        let last = r
-            .last_used_at
-            .map(|t| t.to_string())
-            .unwrap_or_else(|| "never".into());
+    let last_used = |r: &crate::projection::reports::ReportRow| {
+        r.last_used_at.map_or_else(
+            || "never".to_string(),
+            |t| t.to_datetime().format("%Y-%m-%d %H:%M:%SZ").to_string(),
+        )
+    };
+    let width = |column: &dyn Fn(&crate::projection::reports::ReportRow) -> String,
+                 header: &str| {
+        rows.iter()
+            .map(|r| column(r).chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(header.len())
+    };
+    let (wn, wo, we) = (
+        width(&|r| r.name.clone(), "NAME"),
+        width(&|r| r.owner.clone(), "OWNER"),
+        width(&|r| r.environment.clone(), "ENVIRONMENT"),
+    );
+    if !rows.is_empty() {
         println!(
-            "{}  {:<20} {:<14} {:<11} {:<9} last used {last}  {}",
+            "{:<36}  {:<wn$}  {:<wo$}  {:<we$}  {:<9}  {:<20}  FINDING",
+            "KEY ID", "NAME", "OWNER", "ENVIRONMENT", "STATUS", "LAST USED"
+        );
+    }
+    for r in &rows {
+        println!(
+            "{:<36}  {:<wn$}  {:<wo$}  {:<we$}  {:<9}  {:<20}  {}",
             r.key_id,
             r.name,
             r.owner,
             r.environment,
             r.status.as_str(),
+            last_used(r),
             r.finding
         );
         for (ip, n) in &r.overlap_ips {
