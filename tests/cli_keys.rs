@@ -280,6 +280,28 @@ fn the_cli_refuses_what_the_api_refuses() {
         assert_ne!(code, 0, "{args:?}: {text}");
         assert!(text.contains(field), "{args:?}: {text}");
     }
+    let (code, text) = cli(
+        &data,
+        &[
+            "key",
+            "create",
+            "--name",
+            "c",
+            "--environment",
+            "prod",
+            "--owner",
+            "o",
+            "--scope",
+            "read",
+            "--rate-limit-per-minute",
+            "0",
+        ],
+    );
+    assert_ne!(code, 0, "{text}");
+    assert!(
+        text.contains("--rate-limit (rate_limit_per_minute)"),
+        "refusals name the flag: {text}"
+    );
     let (code, text) = cli(&data, &["events", "--from", "-1h"]);
     assert_eq!(code, 0, "{text}");
     assert!(

@@ -52,7 +52,7 @@ pub struct ConfigArgs {
     #[arg(long = "allow-ip")]
     pub ip_allowlist: Vec<String>,
     /// Allowed uses per minute (1-1,000,000); unset means no limit.
-    #[arg(long)]
+    #[arg(long, visible_alias = "rate-limit-per-minute")]
     pub rate_limit: Option<u32>,
     /// Rotation period in days (1-3650); reports flag the key when it is due.
     #[arg(long)]
@@ -98,7 +98,7 @@ pub struct CreateArgs {
     #[arg(long)]
     pub name: String,
     /// Environment (e.g. production, staging): part of the secret's prefix; letters, digits, _ and -.
-    #[arg(long = "env")]
+    #[arg(long = "env", visible_alias = "environment")]
     pub environment: String,
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -107,7 +107,7 @@ pub struct CreateArgs {
 #[derive(Args, Debug)]
 pub struct ListArgs {
     /// Only keys of this environment.
-    #[arg(long = "env")]
+    #[arg(long = "env", visible_alias = "environment")]
     pub environment: Option<String>,
     /// Who is responsible for the key: a team or person (required on create).
     #[arg(long)]

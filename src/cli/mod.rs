@@ -100,11 +100,41 @@ impl From<LedgerError> for CliError {
             "log_corrupt" => EXIT_VERIFY_FAILED,
             _ => EXIT_FAILED,
         };
-        CliError {
-            code,
-            message: error.to_string(),
-        }
+        let message = match &error {
+            LedgerError::Invalid { field, message } => match flag_for(field) {
+                Some(flag) => format!("{flag} ({field}): {message}"),
+                None => error.to_string(),
+            },
+            _ => error.to_string(),
+        };
+        CliError { code, message }
     }
+}
+
+/// The command-line flag that sets a configuration field, so that a refusal speaks the operator's vocabulary.
+fn flag_for(field: &str) -> Option<&'static str> {
+    Some(match field.split('.').next().unwrap_or(field) {
+        "name" => "--name",
+        "environment" => "--env",
+        "owner" => "--owner",
+        "description" => "--description",
+        "scopes" => "--scope",
+        "project_ids" => "--project",
+        "metadata" => "--meta",
+        "ip_allowlist" => "--allow-ip",
+        "rate_limit_per_minute" => "--rate-limit",
+        "expires_at" => "--expires",
+        "anomaly_policy" => "--anomaly-policy",
+        "rotation_policy" if field.ends_with("notify_days_before") => "--notify-days-before",
+        "rotation_policy" => "--rotate-every-days",
+        "user_agent" => "--user-agent",
+        "scope" => "--scope",
+        "project" => "--project",
+        "until" => "--until",
+        "reason" => "--reason",
+        "overlap_seconds" => "--overlap",
+        _ => return None,
+    })
 }
 
 impl CliError {
