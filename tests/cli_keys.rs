@@ -406,3 +406,11 @@ fn usage_and_anomalies_name_the_key_and_give_units() {
         "{line}"
     );
 }
+
+#[test]
+fn serve_refuses_plain_http_off_loopback_unless_told() {
+    let (_tmp, data) = ledger();
+    let (code, text) = cli(&data, &["serve", "--addr", "0.0.0.0:0"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("--allow-plain-http"), "{text}");
+}

@@ -14,9 +14,24 @@ pub struct ServeArgs {
     /// Address to listen on (loopback by default).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
+    /// Listen on a non-loopback address over plain HTTP, e.g. behind a proxy that terminates TLS on the same
+    /// host or network. Without it such an address is refused: bearer keys would cross the network in clear.
+    #[arg(long)]
+    pub allow_plain_http: bool,
 }
 
 pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
+    if !args.addr.ip().is_loopback() && !args.allow_plain_http {
+        return Err(CliError::new(
+            2,
+            format!(
+                "refusing to serve plain HTTP on {}: keys are bearer tokens and would cross the network in clear. \
+                 Put a TLS-terminating proxy in front (docs/OPERATIONS.md) and pass --allow-plain-http, or listen on \
+                 127.0.0.1",
+                args.addr
+            ),
+        ));
+    }
     let dir = cli.data_dir();
     let identity = dir.identity()?;
     let ledger = Arc::new(dir.open(&cli.key_source())?);
