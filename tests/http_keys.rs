@@ -797,3 +797,49 @@ async fn keys_are_listed_in_pages_that_keep_their_filters() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_answers_carry_the_presented_keys_rate_limit() {
+    let s = start().await;
+    let c = client();
+    let (_, secret) = new_key(&s, json!({"name": "metered", "owner": "o", "scopes": ["read"], "environment": "prod", "rate_limit_per_minute": 3})).await;
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let response = c
+            .post(format!("{}/v1/verify", s.base))
+            .bearer_auth(&s.admin)
+            .json(&json!({"secret": secret}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        let (limit, remaining, retry) = (
+            header("ratelimit-limit"),
+            header("ratelimit-remaining"),
+            header("retry-after"),
+        );
+        let body: Value = response.json().await.unwrap();
+        seen.push((
+            body["code"].as_str().unwrap().to_string(),
+            limit,
+            remaining,
+            retry.is_some(),
+        ));
+    }
+    let three = Some("3".to_string());
+    assert_eq!(
+        seen,
+        vec![
+            ("valid".into(), three.clone(), Some("2".into()), false),
+            ("valid".into(), three.clone(), Some("1".into()), false),
+            ("valid".into(), three.clone(), Some("0".into()), false),
+            ("rate_limited".into(), three, Some("0".into()), true),
+        ]
+    );
+}

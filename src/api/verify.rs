@@ -61,7 +61,7 @@ pub async fn verify(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Json<VerifyBody>, JsonRejection>,
-) -> ApiResult<Json<VerifyAnswer>> {
+) -> ApiResult<axum::response::Response> {
     let auth = authentication(&headers, peer, VERIFY)?;
     let Json(body) = body?;
     let ip = body
@@ -95,5 +95,22 @@ pub async fn verify(
     refusal(gateway, VERIFY).map_err(|e| e.retry_after(retry_after))?;
     let answer = answer.ok_or_else(|| ApiError::from(crate::LedgerError::WriterStopped))?;
     state.ledger.metrics().record_verify(answer.code);
-    Ok(Json(answer))
+    Ok(with_rate_headers(&answer))
+}
+
+/// The answer, with the presented key's limit as IETF `RateLimit-Limit`/`-Remaining`/`-Reset` headers (keys with
+/// a limit only) and `Retry-After` when the answer is `rate_limited`.
+fn with_rate_headers(answer: &VerifyAnswer) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut response = Json(answer).into_response();
+    let headers = response.headers_mut();
+    if let Some(rate) = answer.rate_limit {
+        headers.insert("ratelimit-limit", rate.limit.into());
+        headers.insert("ratelimit-remaining", rate.remaining.into());
+        headers.insert("ratelimit-reset", rate.reset_secs.into());
+    }
+    if let Some(secs) = answer.retry_after_secs {
+        headers.insert(axum::http::header::RETRY_AFTER, secs.into());
+    }
+    response
 }

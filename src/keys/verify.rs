@@ -126,6 +126,9 @@ pub struct VerifyAnswer {
     pub overlap: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retires_at: Option<LedgerTime>,
+    /// The presented key's rate limit after this use (keys with a limit only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<crate::projection::RateStatus>,
     /// When the answer is `rate_limited`: seconds until the key's limit lets a use through again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after_secs: Option<u64>,
@@ -215,6 +218,7 @@ impl Command for VerifyKey {
             retry_after_secs: key
                 .filter(|_| decision.code == VerifyCode::RateLimited)
                 .and_then(|k| k.retry_after_secs(ctx.now())),
+            rate_limit: None,
             seq: 0,
         };
         let event = EventData::KeyUsed(KeyUsed {
@@ -228,9 +232,13 @@ impl Command for VerifyKey {
             gateway_ip: self.gateway_ip.map(|ip| ip.to_string()),
             overlap: decision.overlap,
         });
-        answer.seq = ctx
-            .emit(self.actor.clone(), self.request_id.take(), event)?
-            .seq;
+        let recorded = ctx.emit(self.actor.clone(), self.request_id.take(), event)?;
+        let (seq, at) = (recorded.seq, recorded.time);
+        answer.seq = seq;
+        answer.rate_limit = decision
+            .key_id
+            .and_then(|id| ctx.state().get(&id))
+            .and_then(|k| k.rate_status(at));
         Ok(answer)
     }
 }

@@ -43,6 +43,17 @@ impl KeyStatus {
     }
 }
 
+/// A key's rate limit at one moment, for `RateLimit-*` headers and answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct RateStatus {
+    /// Uses allowed per minute.
+    pub limit: u32,
+    /// Uses that would be allowed right now, back to back.
+    pub remaining: u32,
+    /// Seconds until the whole allowance is available again.
+    pub reset_secs: u64,
+}
+
 /// One key as the log describes it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct KeyRecord {
@@ -122,6 +133,21 @@ impl KeyRecord {
         let interval = MINUTE_MICROS / i64::from(limit);
         let tolerance = MINUTE_MICROS - interval;
         self.rate_tat.max(now.as_micros()) - now.as_micros() > tolerance
+    }
+
+    /// The key's rate limit as it stands at `now`: its size, the uses left in the current allowance, and the
+    /// seconds until the allowance is full again. `None` for a key without a limit.
+    pub fn rate_status(&self, now: LedgerTime) -> Option<RateStatus> {
+        let limit = self.config.rate_limit_per_minute.filter(|l| *l > 0)?;
+        let interval = MINUTE_MICROS / i64::from(limit);
+        let backlog = (self.rate_tat - now.as_micros()).max(0);
+        let spare = MINUTE_MICROS - interval - backlog;
+        let remaining = if spare < 0 { 0 } else { spare / interval + 1 };
+        Some(RateStatus {
+            limit,
+            remaining: u32::try_from(remaining.min(i64::from(limit))).unwrap_or(0),
+            reset_secs: u64::try_from((backlog + 999_999) / 1_000_000).unwrap_or(0),
+        })
     }
 
     /// Whole seconds (at least 1) until a use would no longer be rate limited, when it is now.

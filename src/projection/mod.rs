@@ -9,7 +9,7 @@ pub mod reports;
 pub mod usage;
 
 pub use as_of::keys_as_of;
-pub use keys::{KeyRecord, KeyState, KeyStatus, SnapshotEntry};
+pub use keys::{KeyRecord, KeyState, KeyStatus, RateStatus, SnapshotEntry};
 
 use crate::config::AnalysisConfig;
 use crate::event::{AnomalyDetected, Event, EventData};
