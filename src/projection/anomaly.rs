@@ -24,7 +24,7 @@ pub const KEY_RULES: [&str; 6] = [
 pub fn unit_of(rule: &str) -> &'static str {
     match rule {
         "distinct_ips" => "distinct IPs",
-        "denied_rate" => "% denied",
+        "denied_rate" => "percent denied",
         "rate_spike" => "uses in the bucket",
         "dead_key_use" => "use(s) of a dead key",
         "new_network" => "new network(s)",
