@@ -6,7 +6,6 @@
 
 mod common;
 
-use keyledger::audit::{verify_log, VerifyRange};
 use keyledger::datadir::{DataDir, KeySource};
 use keyledger::event::{Actor, Event, EventData};
 use keyledger::ledger::AppendEvents;
@@ -114,14 +113,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_event() {
         let ledger = dir
             .open(&KeySource::Default)
             .unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
-        let report = verify_log(
-            ledger.store().as_ref(),
-            dir.anchor_public_key().unwrap(),
-            VerifyRange::default(),
-            None,
-        )
-        .unwrap();
-        assert!(report.is_ok(), "round {round}: {:?}", report.problems);
+        common::assert_verifies(ledger.store().as_ref(), &dir);
         for (seq, tag) in &acknowledged {
             let record = ledger
                 .store()
@@ -209,14 +201,7 @@ fn sigkill_while_opening_leaves_a_ledger_that_opens_and_verifies() {
         let ledger = dir
             .open(&KeySource::Default)
             .unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
-        let report = verify_log(
-            ledger.store().as_ref(),
-            dir.anchor_public_key().unwrap(),
-            VerifyRange::default(),
-            None,
-        )
-        .unwrap();
-        assert!(report.is_ok(), "round {round}: {:?}", report.problems);
+        let report = common::assert_verifies(ledger.store().as_ref(), &dir);
         assert!(
             report.checkpoints_checked > 0,
             "round {round}: checkpoints survive the kills"

@@ -127,6 +127,33 @@ async fn a_gateway_on_many_hosts_records_one_event_per_call_and_keeps_working() 
         Some("127.0.0.9"),
         "the gateway's own use is on the record"
     );
+    // The same from the log alone (what `key show`, `key list` and `?as_of=` read): the by-key index names the
+    // gateway on the uses it asked about.
+    let (past, _) = keyledger::projection::keys_as_of(
+        s.ledger.store().as_ref(),
+        s.ledger.now(),
+        s.ledger.durable_seq(),
+    )
+    .unwrap();
+    let gateway_uuid = gateway_id.parse().unwrap();
+    assert_eq!(
+        past.get(&gateway_uuid).unwrap().last_used_ip.as_deref(),
+        Some("127.0.0.9")
+    );
+    let history = keyledger::keys::key_history(
+        s.ledger.store().as_ref(),
+        gateway_uuid,
+        s.ledger.durable_seq(),
+    )
+    .unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .filter(|e| e.type_name() == "key.used")
+            .count(),
+        24,
+        "every call it made"
+    );
     // The gateway key's own rate limit holds, counted from the same single events.
     let (limited_id, limited) = new_key(
         &s,

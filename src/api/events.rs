@@ -153,8 +153,7 @@ pub async fn for_key(state: &AppState, key_id: uuid::Uuid, mut q: EventsQuery) -
     if q.cursor.is_none() {
         q.key_id = Some(key_id.to_string());
     }
-    let page = page(state, q).await?;
-    Ok(page)
+    page(state, q).await
 }
 
 /// One page of events for a query (or the query a cursor continues).

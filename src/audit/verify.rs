@@ -349,7 +349,7 @@ fn check_body(record: &StoredRecord, link: &Hash32) -> Result<Checked, Problem> 
             "stored time differs from the body's time",
         ));
     }
-    let keys = event.data.key_ids();
+    let keys = event.key_ids();
     let lifecycle = event.data.is_lifecycle();
     let rotation = matches!(
         event.data,

@@ -74,7 +74,7 @@ pub(super) fn check_indexes(
             let names_key = store
                 .get(seq)?
                 .and_then(|r| Event::decode(&r.body).ok())
-                .is_some_and(|e| e.data.key_ids().contains(&Some(key)));
+                .is_some_and(|e| e.key_ids().contains(&Some(key)));
             if !names_key {
                 strays.insert((seq, key));
             }

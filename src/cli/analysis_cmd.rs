@@ -4,7 +4,7 @@ use super::key_output::print_json;
 use super::progress::events_bar;
 use super::{Cli, CliError, CliResult};
 use crate::ledger::{replay_log_with, ReplayOutcome};
-use crate::projection::keys_as_of;
+use crate::projection::lifecycle_as_of;
 use crate::projection::reports::{credentials_csv, report, ReportKind};
 use crate::projection::usage::{usage_report, GroupBy};
 use crate::query::EventFilter;
@@ -102,7 +102,7 @@ pub fn usage(cli: &Cli, args: &UsageArgs) -> CliResult {
         .head()
         .map_err(LedgerError::from)?
         .map_or(0, |h| h.seq);
-    let (keys, _) = keys_as_of(store.as_ref(), LedgerTime::MAX.plus_micros(-1), durable)?;
+    let (keys, _) = lifecycle_as_of(store.as_ref(), LedgerTime::MAX.plus_micros(-1), durable)?;
     let filter = EventFilter {
         from: args.from,
         to: args.to,

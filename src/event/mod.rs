@@ -174,6 +174,17 @@ struct RawBody<'a> {
 }
 
 impl Event {
+    /// The keys this event concerns, for the by-key index: those its data names, and for a `key.used` whose
+    /// actor is a key (a gateway's verification) that key too, since the call was also a use of it.
+    pub fn key_ids(&self) -> [Option<Uuid>; 2] {
+        match (&self.data, self.actor.key_id()) {
+            (EventData::KeyUsed(used), Some(actor)) if used.key_id != Some(actor) => {
+                [used.key_id, Some(actor)]
+            }
+            _ => self.data.key_ids(),
+        }
+    }
+
     /// The body as a JSON value (the object that is canonicalized for hashing).
     pub fn body_value(&self) -> Result<Value, CanonicalError> {
         let mut body = Map::new();

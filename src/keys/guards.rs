@@ -10,11 +10,6 @@ use uuid::Uuid;
 
 use super::scope;
 
-/// The key a request authenticates with, when it comes over the API (the CLI operator has none).
-pub fn acting_key(actor: &Actor) -> Option<Uuid> {
-    actor.key_id()
-}
-
 /// Refuses a change that would leave no usable `ledger:admin` key, when there is one now. `losing` lists the
 /// keys that stop being usable administrators through the change.
 pub fn an_admin_remains(ctx: &PlanContext<'_>, losing: &[Uuid]) -> LedgerResult<()> {
@@ -37,14 +32,9 @@ pub fn an_admin_remains(ctx: &PlanContext<'_>, losing: &[Uuid]) -> LedgerResult<
     ))
 }
 
-/// Whether `key` is a usable administrator that `new_scopes` would no longer make one.
-pub fn loses_admin(key: &KeyRecord, new_scopes: &[String], ctx: &PlanContext<'_>) -> bool {
-    key.is_usable_admin(ctx.now()) && !scope::any_grants(new_scopes, scope::LEDGER_ADMIN)
-}
-
-/// A request may not take away its own key's ability to administer the ledger.
+/// A request may not revoke, suspend or demote the key it authenticates with (the CLI operator has no key).
 pub fn not_self(actor: &Actor, key_id: Uuid, code: &'static str, what: &str) -> LedgerResult<()> {
-    if acting_key(actor) == Some(key_id) {
+    if actor.key_id() == Some(key_id) {
         return Err(LedgerError::conflict(
             code,
             format!(
@@ -58,7 +48,7 @@ pub fn not_self(actor: &Actor, key_id: Uuid, code: &'static str, what: &str) -> 
 /// A key may hand out keyledger's own scopes (`ledger:…`, `ledger:*`, `*`) only if it holds them itself; any
 /// other scope is the administrator's to grant. The CLI operator on the server is not limited.
 pub fn may_grant(ctx: &PlanContext<'_>, actor: &Actor, scopes: &[String]) -> LedgerResult<()> {
-    let Some(issuer) = acting_key(actor).and_then(|id| ctx.state().get(&id)) else {
+    let Some(issuer) = actor.key_id().and_then(|id| ctx.state().get(&id)) else {
         return Ok(());
     };
     match scopes

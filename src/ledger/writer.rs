@@ -252,7 +252,7 @@ fn write(
         if position % TIME_INDEX_STRIDE == 0 {
             batch.time_index.push((event.time, event.seq));
         }
-        for key in event.data.key_ids().into_iter().flatten() {
+        for key in event.key_ids().into_iter().flatten() {
             batch.key_index.push((key, event.seq));
         }
         if event.data.is_lifecycle() {

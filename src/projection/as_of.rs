@@ -9,9 +9,27 @@ use crate::event::{Event, EventData};
 use crate::store::LogStore;
 use crate::time::LedgerTime;
 
-/// The key state after every lifecycle event at or before `time` (and at or before `durable_seq`), and the last
-/// seq that state covers.
+/// The key state after every lifecycle event at or before `time` (and at or before `durable_seq`), with each
+/// key's last allowed use, and the last seq that state covers.
 pub fn keys_as_of(
+    store: &dyn LogStore,
+    time: LedgerTime,
+    durable_seq: u64,
+) -> LedgerResult<(KeyState, u64)> {
+    let (mut state, last) = lifecycle_as_of(store, time, durable_seq)?;
+    let mut reader = crate::store::CheckedReader::new(store);
+    let ids: Vec<_> = state.iter().map(|k| k.key_id).collect();
+    for key_id in ids {
+        if let Some((at, ip)) = last_allowed_use(store, &mut reader, key_id, last + 1)? {
+            state.set_last_use(key_id, at, ip);
+        }
+    }
+    Ok((state, last))
+}
+
+/// [`keys_as_of`] without the usage fields: configuration and status only, for callers that need no more (e.g.
+/// names for a report), reading lifecycle events alone.
+pub fn lifecycle_as_of(
     store: &dyn LogStore,
     time: LedgerTime,
     durable_seq: u64,
@@ -28,14 +46,7 @@ pub fn keys_as_of(
             Event::decode(&record.body).map_err(|source| LedgerError::Decode { seq, source })?;
         state.apply(&event);
     }
-    let last = end.saturating_sub(1);
-    let ids: Vec<_> = state.iter().map(|k| k.key_id).collect();
-    for key_id in ids {
-        if let Some((at, ip)) = last_allowed_use(store, &mut reader, key_id, end)? {
-            state.set_last_use(key_id, at, ip);
-        }
-    }
-    Ok((state, last))
+    Ok((state, end.saturating_sub(1)))
 }
 
 /// The time and client IP of the key's newest allowed use before seq `end`.
@@ -53,6 +64,10 @@ fn last_allowed_use(
         if let EventData::KeyUsed(used) = &event.data {
             if used.key_id == Some(key_id) && used.outcome.is_allowed() {
                 return Ok(Some((event.time, used.ip.clone())));
+            }
+            // A gateway's verification is a use of the gateway's key, from the gateway's address.
+            if event.actor.key_id() == Some(key_id) {
+                return Ok(Some((event.time, used.gateway_ip.clone())));
             }
         }
     }

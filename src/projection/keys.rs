@@ -127,19 +127,29 @@ impl KeyRecord {
     /// use advances the theoretical arrival time by 60 s / limit; a use is refused while that time is more than
     /// a minute (less one interval) ahead of now. O(1) state, and exact on replay since times come from events.
     pub fn rate_limited_at(&self, now: LedgerTime) -> bool {
-        let Some(limit) = self.config.rate_limit_per_minute.filter(|l| *l > 0) else {
-            return false;
-        };
-        let interval = MINUTE_MICROS / i64::from(limit);
-        let tolerance = MINUTE_MICROS - interval;
-        self.rate_tat.max(now.as_micros()) - now.as_micros() > tolerance
+        self.rate_wait_micros(now).is_some_and(|wait| wait > 0)
+    }
+
+    /// Microseconds between uses allowed by the key's limit, if it has one.
+    fn rate_interval_micros(&self) -> Option<i64> {
+        self.config
+            .rate_limit_per_minute
+            .filter(|l| *l > 0)
+            .map(|limit| MINUTE_MICROS / i64::from(limit))
+    }
+
+    /// How long a use at `now` must wait for the limiter (zero or less: it may go now); `None` without a limit.
+    fn rate_wait_micros(&self, now: LedgerTime) -> Option<i64> {
+        let interval = self.rate_interval_micros()?;
+        let now = now.as_micros();
+        Some(self.rate_tat.max(now) - now - (MINUTE_MICROS - interval))
     }
 
     /// The key's rate limit as it stands at `now`: its size, the uses left in the current allowance, and the
     /// seconds until the allowance is full again. `None` for a key without a limit.
     pub fn rate_status(&self, now: LedgerTime) -> Option<RateStatus> {
-        let limit = self.config.rate_limit_per_minute.filter(|l| *l > 0)?;
-        let interval = MINUTE_MICROS / i64::from(limit);
+        let interval = self.rate_interval_micros()?;
+        let limit = self.config.rate_limit_per_minute.unwrap_or(0);
         let backlog = (self.rate_tat - now.as_micros()).max(0);
         let spare = MINUTE_MICROS - interval - backlog;
         let remaining = if spare < 0 { 0 } else { spare / interval + 1 };
@@ -152,23 +162,16 @@ impl KeyRecord {
 
     /// Whole seconds (at least 1) until a use would no longer be rate limited, when it is now.
     pub fn retry_after_secs(&self, now: LedgerTime) -> Option<u64> {
-        let limit = self.config.rate_limit_per_minute.filter(|l| *l > 0)?;
-        if !self.rate_limited_at(now) {
-            return None;
-        }
-        let interval = MINUTE_MICROS / i64::from(limit);
-        let wait =
-            self.rate_tat.max(now.as_micros()) - now.as_micros() - (MINUTE_MICROS - interval);
+        let wait = self.rate_wait_micros(now).filter(|wait| *wait > 0)?;
         Some(
-            u64::try_from((wait + 999_999).div_euclid(1_000_000))
+            u64::try_from((wait + 999_999) / 1_000_000)
                 .unwrap_or(1)
                 .max(1),
         )
     }
 
     fn record_allowed_use(&mut self, now: LedgerTime) {
-        if let Some(limit) = self.config.rate_limit_per_minute.filter(|l| *l > 0) {
-            let interval = MINUTE_MICROS / i64::from(limit);
+        if let Some(interval) = self.rate_interval_micros() {
             self.rate_tat = self.rate_tat.max(now.as_micros()) + interval;
         }
     }
@@ -402,7 +405,8 @@ impl KeyState {
                 }
                 // A key use whose actor is a key (a gateway's verification) is also an allowed use of that key:
                 // it authenticated the request, so its rate limit and last use move too.
-                if let Some(gateway) = event.actor.key_id().and_then(|id| self.keys.get_mut(&id)) {
+                let gateway = event.actor.key_id().filter(|id| used.key_id != Some(*id));
+                if let Some(gateway) = gateway.and_then(|id| self.keys.get_mut(&id)) {
                     gateway.record_allowed_use(at);
                     gateway.last_used_at = Some(at);
                     gateway.last_used_ip = used.gateway_ip.clone();

@@ -8,7 +8,7 @@ mod keys;
 pub mod reports;
 pub mod usage;
 
-pub use as_of::keys_as_of;
+pub use as_of::{keys_as_of, lifecycle_as_of};
 pub use keys::{KeyRecord, KeyState, KeyStatus, RateStatus, SnapshotEntry};
 
 use crate::config::AnalysisConfig;
