@@ -165,11 +165,11 @@ fn main() {
         .expose()
         .to_string();
     let ledger = Arc::new(ledger);
-    let state = AppState {
-        ledger: ledger.clone(),
-        anchor: dir.anchor_public_key().expect("anchor"),
-        origin: identity.origin,
-    };
+    let state = AppState::new(
+        ledger.clone(),
+        dir.anchor_public_key().expect("anchor"),
+        identity.origin,
+    );
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));

@@ -492,6 +492,9 @@ impl LogStore for FaultyStore {
     fn put_side(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> StoreResult<()> {
         self.inner.put_side(entries)
     }
+    fn remove_side(&self, keys: &[Vec<u8>]) -> StoreResult<()> {
+        self.inner.remove_side(keys)
+    }
     fn size_on_disk(&self) -> StoreResult<u64> {
         self.inner.size_on_disk()
     }

@@ -42,7 +42,8 @@ pub fn request_id(headers: &HeaderMap) -> String {
         .map_or_else(|| Uuid::now_v7().to_string(), str::to_string)
 }
 
-fn presented(headers: &HeaderMap) -> Option<String> {
+/// The credential a request presents, if any.
+pub(crate) fn presented(headers: &HeaderMap) -> Option<String> {
     if let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
         return value.strip_prefix("Bearer ").map(|s| s.trim().to_string());
     }

@@ -96,8 +96,13 @@ pub fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
                 header::CONTENT_TYPE,
                 HeaderName::from_static("x-api-key"),
                 HeaderName::from_static(REQUEST_ID),
+                HeaderName::from_static(super::idempotency::HEADER),
             ])
-            .expose_headers([HeaderName::from_static(REQUEST_ID), header::RETRY_AFTER])
+            .expose_headers([
+                HeaderName::from_static(REQUEST_ID),
+                HeaderName::from_static(super::idempotency::REPLAYED),
+                header::RETRY_AFTER,
+            ])
             .max_age(std::time::Duration::from_secs(600)),
     )
 }

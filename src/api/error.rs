@@ -26,6 +26,16 @@ impl ApiError {
         }
     }
 
+    /// A 500 whose detail goes to the server's log only.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error answered as 500");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal error; the server log has the details",
+        )
+    }
+
     pub fn retry_after(mut self, secs: Option<u64>) -> Self {
         self.retry_after_secs = secs;
         self

@@ -8,6 +8,7 @@ pub mod conventions;
 pub mod cursor;
 pub mod error;
 pub mod events;
+pub mod idempotency;
 pub mod key_bodies;
 pub mod key_list;
 pub mod keys;
@@ -65,6 +66,18 @@ pub struct AppState {
     /// The ledger's first public key (trust anchor).
     pub anchor: VerifyingKey,
     pub origin: String,
+    pub in_flight: Arc<idempotency::InFlight>,
+}
+
+impl AppState {
+    pub fn new(ledger: Arc<Ledger>, anchor: VerifyingKey, origin: String) -> Self {
+        Self {
+            ledger,
+            anchor,
+            origin,
+            in_flight: Arc::default(),
+        }
+    }
 }
 
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
@@ -138,6 +151,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/checkpoint", get(audit::checkpoint))
         .route("/v1/audit/export", get(audit::export))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::idempotency))
         .layer(axum::middleware::from_fn_with_state(state.clone(), stop_on_integrity_failure))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))

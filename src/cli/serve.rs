@@ -35,11 +35,7 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
     let dir = cli.data_dir();
     let identity = dir.identity()?;
     let ledger = Arc::new(dir.open(&cli.key_source())?);
-    let state = AppState {
-        ledger: ledger.clone(),
-        anchor: dir.anchor_public_key()?,
-        origin: identity.origin,
-    };
+    let state = AppState::new(ledger.clone(), dir.anchor_public_key()?, identity.origin);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -65,6 +61,16 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
                     .await
                 {
                     tracing::warn!(%error, "expiry sweep failed");
+                }
+                let store = sweeper.clone();
+                match tokio::task::spawn_blocking(move || {
+                    crate::api::idempotency::purge_expired(&store)
+                })
+                .await
+                {
+                    Ok(Err(error)) => tracing::warn!(%error, "purging idempotency records failed"),
+                    Err(error) => tracing::warn!(%error, "purging idempotency records failed"),
+                    Ok(Ok(_)) => {}
                 }
             }
         });

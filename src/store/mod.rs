@@ -105,6 +105,8 @@ pub trait LogStore: Send + Sync + 'static {
     fn scan_side(&self, prefix: &[u8]) -> StoreIter<'_, (Vec<u8>, Vec<u8>)>;
     /// Writes derived side entries durably, outside any event batch (e.g. projection snapshots).
     fn put_side(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> StoreResult<()>;
+    /// Removes side entries durably, outside any event batch (e.g. expired idempotency records).
+    fn remove_side(&self, keys: &[Vec<u8>]) -> StoreResult<()>;
     /// Bytes the store occupies on disk.
     fn size_on_disk(&self) -> StoreResult<u64>;
 }

@@ -383,6 +383,16 @@ impl LogStore for SledStore {
         Ok(())
     }
 
+    fn remove_side(&self, keys: &[Vec<u8>]) -> StoreResult<()> {
+        let mut writes = sled::Batch::default();
+        for key in keys {
+            writes.remove(side_key(key));
+        }
+        self.tree.apply_batch(writes).map_err(backend)?;
+        self.db.flush().map_err(backend)?;
+        Ok(())
+    }
+
     fn size_on_disk(&self) -> StoreResult<u64> {
         self.db.size_on_disk().map_err(backend)
     }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use keyledger::api::{serve, AppState};
+use keyledger::datadir::DataDir;
 use keyledger::event::{Actor, KeyConfig};
 use keyledger::keys::{CreateKey, Requester};
 use reqwest::{Client, StatusCode};
@@ -13,8 +14,10 @@ pub struct Server {
     pub admin: String,
     pub ledger: Arc<keyledger::ledger::Ledger>,
     pub anchor: ed25519_dalek::VerifyingKey,
+    pub dir: DataDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    _tmp: tempfile::TempDir,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _tmp: Arc<tempfile::TempDir>,
 }
 
 impl Drop for Server {
@@ -31,10 +34,22 @@ pub async fn start() -> Server {
 
 /// A server over a ledger whose `keyledger.toml` holds `toml`.
 pub async fn start_with_config(toml: &str) -> Server {
+    start_with(toml, None).await
+}
+
+/// A server over a ledger whose clock is `clock`.
+pub async fn start_clocked(clock: Arc<keyledger::clock::ManualClock>) -> Server {
+    start_with("", Some(clock)).await
+}
+
+async fn start_with(toml: &str, clock: Option<Arc<keyledger::clock::ManualClock>>) -> Server {
     let toml = toml.to_string();
     let (tmp, dir, ledger) = tokio::task::spawn_blocking(move || {
         let tmp = tempfile::tempdir().expect("temporary directory");
-        let dir = keyledger::datadir::DataDir::new(tmp.path().join("data"));
+        let mut dir = DataDir::new(tmp.path().join("data"));
+        if let Some(clock) = clock {
+            dir = dir.with_clock(clock);
+        }
         std::fs::create_dir_all(dir.root()).expect("data directory");
         if !toml.is_empty() {
             std::fs::write(dir.config_path(), toml).expect("keyledger.toml");
@@ -62,27 +77,71 @@ pub async fn start_with_config(toml: &str) -> Server {
         .submit(CreateKey::new(Requester::new(Actor::System, None), &config).unwrap())
         .await
         .unwrap();
-    let ledger = Arc::new(ledger);
+    listen(
+        Arc::new(ledger),
+        dir,
+        admin.secret.expose().to_string(),
+        Arc::new(tmp),
+    )
+    .await
+}
+
+async fn listen(
+    ledger: Arc<keyledger::ledger::Ledger>,
+    dir: DataDir,
+    admin: String,
+    tmp: Arc<tempfile::TempDir>,
+) -> Server {
     let identity = dir.identity().unwrap();
     let anchor = dir.anchor_public_key().unwrap();
-    let state = AppState {
-        ledger: ledger.clone(),
-        anchor,
-        origin: identity.origin,
-    };
+    let state = AppState::new(ledger.clone(), anchor, identity.origin);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, state, async move {
+    let task = tokio::spawn(serve(listener, state, async move {
         let _ = stopped.await;
     }));
     Server {
         base,
-        admin: admin.secret.expose().to_string(),
+        admin,
         ledger,
         anchor,
+        dir,
         stop: Some(stop),
+        task: Some(task),
         _tmp: tmp,
+    }
+}
+
+impl Server {
+    /// Stops the server, closes the ledger (final checkpoint, fsync) and serves the same data directory again.
+    pub async fn restart(mut self) -> Server {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        let (dir, admin, tmp, ledger) = (
+            self.dir.clone(),
+            self.admin.clone(),
+            self._tmp.clone(),
+            self.ledger.clone(),
+        );
+        drop(self);
+        let reopen_dir = dir.clone();
+        let reopened = tokio::task::spawn_blocking(move || {
+            let mut ledger =
+                Arc::try_unwrap(ledger).unwrap_or_else(|_| panic!("the ledger is still shared"));
+            ledger.close();
+            drop(ledger);
+            reopen_dir
+                .open(&keyledger::datadir::KeySource::default())
+                .expect("reopen")
+        })
+        .await
+        .unwrap();
+        listen(Arc::new(reopened), dir, admin, tmp).await
     }
 }
 
