@@ -37,6 +37,14 @@ fn create_body(name: &str) -> Value {
     json!({ "name": name, "owner": "team-a", "environment": "production", "scopes": ["payments:read"] })
 }
 
+/// A second admin key: (secret, id).
+async fn another_admin(s: &Server, name: &str) -> (String, String) {
+    let body = json!({ "name": name, "owner": "ops", "environment": "keyledger", "scopes": ["ledger:admin"] });
+    let (_, _, created) = post(s, "/v1/keys", &s.admin, None, &body).await;
+    let id = created["key"]["key_id"].as_str().unwrap().to_string();
+    (created["secret"].as_str().unwrap().to_string(), id)
+}
+
 fn live_keys(s: &Server) -> usize {
     s.ledger.projections().keys.len()
 }
@@ -116,15 +124,7 @@ async fn an_answer_is_replayed_after_a_restart_and_the_disk_never_holds_the_secr
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_caller_with_the_same_idempotency_key_acts_for_itself() {
     let s = start().await;
-    let (_, _, created) = post(
-        &s,
-        "/v1/keys",
-        &s.admin,
-        None,
-        &json!({ "name": "second-admin", "owner": "ops", "environment": "keyledger", "scopes": ["ledger:admin"] }),
-    )
-    .await;
-    let other_admin = created["secret"].as_str().unwrap().to_string();
+    let (other_admin, _) = another_admin(&s, "second-admin").await;
     let body = create_body("shared-name-a");
     post(&s, "/v1/keys", &s.admin, Some("same"), &body).await;
     let (status, replayed, _) = post(
@@ -141,16 +141,7 @@ async fn another_caller_with_the_same_idempotency_key_acts_for_itself() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_caller_cannot_fetch_its_earlier_answer() {
     let s = start().await;
-    let (_, _, created) = post(
-        &s,
-        "/v1/keys",
-        &s.admin,
-        None,
-        &json!({ "name": "temp-admin", "owner": "ops", "environment": "keyledger", "scopes": ["ledger:admin"] }),
-    )
-    .await;
-    let temp = created["secret"].as_str().unwrap().to_string();
-    let temp_id = created["key"]["key_id"].as_str().unwrap().to_string();
+    let (temp, temp_id) = another_admin(&s, "temp-admin").await;
     let body = create_body("made-by-temp");
     let (status, _, _) = post(&s, "/v1/keys", &temp, Some("mine"), &body).await;
     assert_eq!(status, StatusCode::CREATED);
