@@ -3,16 +3,12 @@
 #![cfg(unix)]
 
 mod common;
+#[path = "common/process.rs"]
+mod process;
+use process::free_port;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 #[test]
 fn sigterm_under_load_drains_and_keeps_every_acknowledged_event() {

@@ -186,3 +186,24 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
 }
+
+/// [`serve`] over TLS (rustls): `tls` may be reloaded while serving. On `shutdown`, connections get up to
+/// [`REQUEST_TIMEOUT`] to finish.
+pub async fn serve_tls(
+    listener: std::net::TcpListener,
+    state: AppState,
+    tls: axum_server::tls_rustls::RustlsConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(REQUEST_TIMEOUT));
+    });
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum_server::from_tcp_rustls(listener, tls)?
+        .handle(handle)
+        .serve(app)
+        .await
+}

@@ -1,11 +1,13 @@
 //! `keyledger serve`: the HTTP API over the data directory, with the expiry sweep running every minute.
 
 use super::{Cli, CliError, CliResult, EXIT_FAILED};
-use crate::api::{serve, AppState};
+use crate::api::{serve, serve_tls, AppState};
 use crate::event::Actor;
 use crate::keys::{Requester, SweepExpired};
+use axum_server::tls_rustls::RustlsConfig;
 use clap::Args;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,16 +20,39 @@ pub struct ServeArgs {
     /// host or network. Without it such an address is refused: bearer keys would cross the network in clear.
     #[arg(long)]
     pub allow_plain_http: bool,
+    /// Serve HTTPS with this certificate chain (PEM). Needs --tls-key; reloaded on SIGHUP.
+    #[arg(
+        long,
+        env = "KEYLEDGER_TLS_CERT",
+        requires = "tls_key",
+        value_name = "PEM_FILE"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM, PKCS#8, PKCS#1 or SEC1) of --tls-cert. Reloaded on SIGHUP.
+    #[arg(
+        long,
+        env = "KEYLEDGER_TLS_KEY",
+        requires = "tls_cert",
+        value_name = "PEM_FILE"
+    )]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    fn tls_files(&self) -> Option<(PathBuf, PathBuf)> {
+        Some((self.tls_cert.clone()?, self.tls_key.clone()?))
+    }
 }
 
 pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
-    if !args.addr.ip().is_loopback() && !args.allow_plain_http {
+    let tls = args.tls_files();
+    if tls.is_none() && !args.addr.ip().is_loopback() && !args.allow_plain_http {
         return Err(CliError::new(
             2,
             format!(
                 "refusing to serve plain HTTP on {}: keys are bearer tokens and would cross the network in clear. \
-                 Put a TLS-terminating proxy in front (docs/OPERATIONS.md) and pass --allow-plain-http, or listen on \
-                 127.0.0.1",
+                 Serve HTTPS with --tls-cert and --tls-key, or put a TLS-terminating proxy in front (docs/OPERATIONS.md) \
+                 and pass --allow-plain-http, or listen on 127.0.0.1",
                 args.addr
             ),
         ));
@@ -41,13 +66,23 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
         .build()
         .map_err(|e| CliError::new(EXIT_FAILED, e.to_string()))?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.addr)
-            .await
+        let listener = std::net::TcpListener::bind(args.addr)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .map_err(|e| CliError::new(EXIT_FAILED, format!("binding {}: {e}", args.addr)))?;
+        let tls_config = match &tls {
+            Some((cert, key)) => Some(load_tls(cert, key).await?),
+            None => None,
+        };
         eprintln!(
-            "keyledger serving {} on http://{} (Ctrl-C or SIGTERM to stop)",
+            "keyledger serving {} on {}://{} (Ctrl-C or SIGTERM to stop{})",
             dir.root().display(),
-            args.addr
+            if tls.is_some() { "https" } else { "http" },
+            args.addr,
+            if tls.is_some() {
+                "; SIGHUP reloads the certificate"
+            } else {
+                ""
+            }
         );
         let sweeper = ledger.clone();
         let sweep = tokio::spawn(async move {
@@ -78,9 +113,19 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
             stop_signal().await;
             eprintln!("shutting down: finishing in-flight requests, then a final checkpoint");
         };
-        serve(listener, state, shutdown)
-            .await
-            .map_err(|e| CliError::new(EXIT_FAILED, e.to_string()))?;
+        let served = match (tls_config, tls) {
+            (Some(config), Some((cert, key))) => {
+                let reload = tokio::spawn(reload_on_sighup(config.clone(), cert, key));
+                let served = serve_tls(listener, state, config, shutdown).await;
+                reload.abort();
+                served
+            }
+            _ => match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => serve(listener, state, shutdown).await,
+                Err(error) => Err(error),
+            },
+        };
+        served.map_err(|e| CliError::new(EXIT_FAILED, e.to_string()))?;
         sweep.abort();
         Ok::<(), CliError>(())
     })?;
@@ -116,4 +161,39 @@ async fn stop_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+async fn load_tls(cert: &Path, key: &Path) -> Result<RustlsConfig, CliError> {
+    RustlsConfig::from_pem_file(cert, key).await.map_err(|e| {
+        CliError::new(
+            EXIT_FAILED,
+            format!(
+                "loading the TLS certificate {} and key {}: {e}",
+                cert.display(),
+                key.display()
+            ),
+        )
+    })
+}
+
+/// Reloads the certificate and key on every SIGHUP (after a renewal); a failed reload keeps the current pair.
+async fn reload_on_sighup(config: RustlsConfig, cert: PathBuf, key: PathBuf) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; restart to load a renewed certificate");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match config.reload_from_pem_file(&cert, &key).await {
+                Ok(()) => eprintln!("reloaded the TLS certificate from {}", cert.display()),
+                Err(error) => eprintln!(
+                    "could not reload the TLS certificate ({error}); still serving the previous one"
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (config, cert, key);
 }
