@@ -6,12 +6,15 @@
 #   KEYLEDGER_BINARY    default: $KEYLEDGER_BIN, else target/release/keyledger (relative to the repo root)
 # Environment:
 #   SCHEMATHESIS_VENV          venv holding schemathesis (default target/schemathesis-venv); created if missing
-#   SCHEMATHESIS_MAX_EXAMPLES  test cases per operation and phase (default 200: about 1.5 minutes on 2 cores)
+#   SCHEMATHESIS_MAX_EXAMPLES  test cases per operation and phase (default 100: about 2 minutes on 2 cores)
 #   SCHEMATHESIS_SEED          seed (default 20251125)
 #   SCHEMATHESIS_WORKERS       concurrent workers (default 1: deterministic order for a given seed)
 #   SCHEMATHESIS_TIMEOUT       hard wall-clock limit of the schemathesis run, seconds (default 480)
 #   SCHEMATHESIS_REPORT_DIR    where junit/ndjson reports, the console output and the server log go
 #                              (default target/schemathesis-report)
+#   SCHEMATHESIS_SCHEMA        a local OpenAPI file to test against instead of the document the binary serves
+#                              (e.g. docs/openapi.json while editing it, without rebuilding); passed to
+#                              `st run` with `--url` set to the server's base URL
 # The admin key belongs to a throwaway ledger deleted at exit, so output is not sanitized: the
 # reproducing curl lines keep every header and query value (key_id, secret...) as sent.
 # Exit status: schemathesis's own (non-zero on any failure or error), or non-zero if setup failed.
@@ -47,7 +50,7 @@ case "$VENV" in
   /*) ;;
   *) VENV="$ROOT/$VENV" ;;
 esac
-MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-200}"
+MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-100}"
 SEED="${SCHEMATHESIS_SEED:-20251125}"
 WORKERS="${SCHEMATHESIS_WORKERS:-1}"
 ST_TIMEOUT="${SCHEMATHESIS_TIMEOUT:-480}"
@@ -56,6 +59,17 @@ case "$REPORT_DIR" in
   /*) ;;
   *) REPORT_DIR="$ROOT/$REPORT_DIR" ;;
 esac
+SCHEMA_FILE="${SCHEMATHESIS_SCHEMA:-}"
+if [[ -n "$SCHEMA_FILE" ]]; then
+  case "$SCHEMA_FILE" in
+    /*) ;;
+    *) SCHEMA_FILE="$ROOT/$SCHEMA_FILE" ;;
+  esac
+  if [[ ! -f "$SCHEMA_FILE" ]]; then
+    echo "schemathesis.sh: SCHEMATHESIS_SCHEMA is not a file: $SCHEMA_FILE" >&2
+    exit 2
+  fi
+fi
 
 # --- schemathesis, pinned, in its own venv --------------------------------------------------------
 if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "version $ST_VERSION\$"; then
@@ -133,10 +147,24 @@ fi
 echo "== keyledger serving a fresh ledger at $BASE (pid $SERVER_PID)"
 
 # --- schemathesis ---------------------------------------------------------------------------------
+# Hooks for what a real client does and JSON Schema cannot say (fresh Idempotency-Keys, future times...).
+cp "$ROOT/.ci/schemathesis_hooks.py" "$WORK/keyledger_st_hooks.py"
+export KEYLEDGER_ST_ADMIN="$ADMIN_KEY"
+KEYLEDGER_ST_ADMIN_ID="$(curl -fsS -H "Authorization: Bearer $ADMIN_KEY" -H 'Content-Type: application/json' \
+  -d "{\"secret\": \"$ADMIN_KEY\"}" "$BASE/v1/keys/find" | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["key"]["key_id"])')"
+export KEYLEDGER_ST_ADMIN_ID
+export PYTHONPATH="$WORK${PYTHONPATH:+:$PYTHONPATH}"
+export SCHEMATHESIS_HOOKS=keyledger_st_hooks
+
 rm -rf "$REPORT_DIR"
 mkdir -p "$REPORT_DIR"
+if [[ -n "$SCHEMA_FILE" ]]; then
+  LOCATION=("$SCHEMA_FILE" --url "$BASE")
+else
+  LOCATION=("$BASE/v1/openapi.json")
+fi
 CMD=(
-  "$VENV/bin/st" run "$BASE/v1/openapi.json"
+  "$VENV/bin/st" run "${LOCATION[@]}"
   --checks all
   --phases examples,coverage,fuzzing,stateful
   --mode all

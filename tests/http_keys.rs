@@ -394,6 +394,21 @@ async fn an_admin_cannot_lock_itself_out_or_mint_more_than_it_holds_over_http() 
         (status, code(&body)),
         (StatusCode::CONFLICT, "cannot_suspend_own_key")
     );
+    // Found by schemathesis: rotating its own key without an overlap retired the caller's credential at once.
+    for overlap in [0, 3600] {
+        let (status, body) = call(
+            &c,
+            M::POST,
+            format!("{}/v1/keys/{admin_id}/rotate", s.base),
+            Some(&s.admin),
+            Some(json!({ "overlap_seconds": overlap })),
+        )
+        .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::CONFLICT, "cannot_rotate_own_key")
+        );
+    }
     let (status, body) = call(
         &c,
         M::PATCH,

@@ -3,6 +3,7 @@
 use super::auth::{authenticate, READ};
 use super::error::{time_param, uuid_param, ApiError, ApiResult};
 use super::AppState;
+use crate::projection::listing::list_anomalies;
 use crate::projection::reports::{credentials_csv, report, ReportKind};
 use crate::projection::usage::{usage_report, GroupBy};
 use crate::query::EventFilter;
@@ -42,7 +43,10 @@ pub async fn usage(
     };
     let ledger = state.ledger.clone();
     let group_by = q.group_by.unwrap_or(GroupBy::Key);
-    let top = q.top.unwrap_or(50).min(1000);
+    let top = q.top.unwrap_or(50);
+    if !(1..=1000).contains(&top) {
+        return Err(ApiError::bad_request("top", "must be 1..=1000"));
+    }
     let report = tokio::task::spawn_blocking(move || {
         let keys = ledger.projections().keys.clone();
         usage_report(
@@ -81,16 +85,13 @@ pub async fn anomalies(
         uuid_param("key_id", &q.key_id)?,
     );
     let projections = state.ledger.projections();
-    let found: Vec<_> = projections
-        .anomalies
-        .all()
-        .iter()
-        .filter(|a| {
-            key.is_none_or(|k| a.finding.key_id == Some(k))
-                && from.is_none_or(|t| a.finding.window_end >= t)
-                && to.is_none_or(|t| a.finding.window_end < t)
-        })
-        .collect();
+    let found = list_anomalies(
+        projections.anomalies.all(),
+        &projections.keys,
+        key,
+        from,
+        to,
+    );
     Ok(Json(json!({ "anomalies": found })))
 }
 

@@ -50,9 +50,15 @@ pub async fn checkpoint(
 ) -> ApiResult<Json<Value>> {
     authenticate(&state, &headers, peer, AUDIT).await?;
     let (checkpoint, note) = state.ledger.checkpoint().await?;
-    Ok(Json(
-        json!({ "size": checkpoint.size, "root": hex::encode(checkpoint.root), "note": note }),
-    ))
+    let public = crate::chain::parse_public_key_hex(state.ledger.signer_public_hex())
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Json(json!({
+        "origin": state.origin,
+        "size": checkpoint.size,
+        "root": hex::encode(checkpoint.root),
+        "verifier_key": crate::audit::checkpoint::verifier_key(&state.origin, &public),
+        "note": note,
+    })))
 }
 
 #[derive(Deserialize)]

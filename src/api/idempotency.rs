@@ -105,7 +105,10 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
     let Some(key) = raw
         .to_str()
         .ok()
-        .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)
+        // Visible ASCII and spaces only: a tab or a control character is a client bug, not a key.
+        .filter(|k| {
+            !k.is_empty() && k.len() <= MAX_KEY_LEN && k.bytes().all(|b| (b' '..=b'~').contains(&b))
+        })
         .map(str::to_string)
     else {
         return invalid_key().into_response();

@@ -1,9 +1,9 @@
 //! What verification reports: the problems found (the seq, what kind, in words) and the counts of what was checked.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What is wrong at a seq.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProblemKind {
     /// The stored hash is not SHA-256(domain ‖ previous hash ‖ body): the body was changed, or the event before
@@ -27,7 +27,7 @@ pub enum ProblemKind {
     StorageCorrupt,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     pub seq: u64,
     pub kind: ProblemKind,
@@ -41,7 +41,7 @@ pub struct VerifyRange {
     pub to: Option<u64>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct VerifyReport {
     pub from_seq: u64,
     pub to_seq: u64,

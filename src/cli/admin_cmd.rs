@@ -44,5 +44,11 @@ pub fn run(cli: &Cli, command: &AdminCommand) -> CliResult {
             issued.seq
         );
     }
-    print_issued(&issued, args.json, now)
+    print_issued(
+        &issued.key,
+        issued.secret.expose(),
+        issued.seq,
+        args.json,
+        now,
+    )
 }

@@ -1,12 +1,15 @@
 //! `keyledger usage`, `anomalies`, `report` and `replay`: views derived from the log by replaying it.
 
+use super::analysis_output::{print_anomalies, print_report, print_usage};
 use super::key_output::print_json;
 use super::progress::events_bar;
+use super::remote::{window_query, Remote};
 use super::{Cli, CliError, CliResult};
 use crate::ledger::{replay_log_with, ReplayOutcome};
 use crate::projection::lifecycle_as_of;
-use crate::projection::reports::{credentials_csv, report, ReportKind};
-use crate::projection::usage::{usage_report, GroupBy};
+use crate::projection::listing::{list_anomalies, AnomalyListing};
+use crate::projection::reports::{credentials_csv, report, ReportKind, ReportRow};
+use crate::projection::usage::{usage_report, GroupBy, UsageReport};
 use crate::query::EventFilter;
 use crate::time::LedgerTime;
 use crate::LedgerError;
@@ -27,8 +30,8 @@ pub struct UsageArgs {
     /// What one row counts: uses per key, client IP, user agent, scope or owner.
     #[arg(long, value_enum, default_value = "key")]
     pub group_by: GroupBy,
-    /// Show the busiest N groups.
-    #[arg(long, default_value_t = 20)]
+    /// Show the busiest N groups (1 to 1000, as the API allows).
+    #[arg(long, default_value_t = 20, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
     pub top: usize,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -97,6 +100,13 @@ fn replay(cli: &Cli, as_of: Option<LedgerTime>) -> Result<ReplayOutcome, CliErro
 }
 
 pub fn usage(cli: &Cli, args: &UsageArgs) -> CliResult {
+    if let Some(remote) = Remote::from_cli(cli)? {
+        let mut query = window_query(args.from, args.to, args.key);
+        query.push(("group_by", args.group_by.as_str().to_string()));
+        query.push(("top", args.top.to_string()));
+        let report: UsageReport = remote.get("/v1/usage", &query)?;
+        return print_usage(&report, args.json);
+    }
     let store = cli.data_dir().open_store()?;
     let durable = store
         .head()
@@ -117,104 +127,56 @@ pub fn usage(cli: &Cli, args: &UsageArgs) -> CliResult {
         args.group_by,
         args.top,
     )?;
-    if args.json {
-        return print_json(&report);
-    }
-    let label = |group: &str| match (report.group_by.as_str(), group.parse::<uuid::Uuid>()) {
-        ("key", Ok(id)) => keys.get(&id).map_or_else(
-            || group.to_string(),
-            |k| format!("{} ({id})", k.config.name),
-        ),
-        _ => group.to_string(),
-    };
-    let width = report
-        .rows
-        .iter()
-        .map(|row| label(&row.group).chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(report.group_by.len());
-    println!(
-        "{:<width$} {:>9} {:>9} {:>7} {:>5}  DENIED BY CODE",
-        report.group_by.to_uppercase(),
-        "TOTAL",
-        "ALLOWED",
-        "DENIED",
-        "IPS"
-    );
-    for row in &report.rows {
-        let denied: u64 = row.denied.values().sum();
-        let codes: Vec<String> = row
-            .denied
-            .iter()
-            .map(|(c, n)| format!("{} {n}", c.as_str()))
-            .collect();
-        println!(
-            "{:<width$} {:>9} {:>9} {:>7} {:>5}  {}",
-            label(&row.group),
-            row.total,
-            row.allowed,
-            denied,
-            row.distinct_ips,
-            codes.join(", ")
-        );
-    }
-    println!("{} uses scanned", report.events_scanned);
-    Ok(())
+    print_usage(&report, args.json)
 }
 
 pub fn anomalies(cli: &Cli, args: &AnomaliesArgs) -> CliResult {
+    if let Some(remote) = Remote::from_cli(cli)? {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            anomalies: Vec<AnomalyListing>,
+        }
+        let answer: Answer =
+            remote.get("/v1/anomalies", &window_query(args.from, args.to, args.key))?;
+        return print_anomalies(&answer.anomalies, args.json);
+    }
     let outcome = replay(cli, None)?;
-    let found: Vec<_> = outcome
-        .projections
-        .anomalies
-        .all()
-        .iter()
-        .filter(|a| args.key.is_none_or(|k| a.finding.key_id == Some(k)))
-        .filter(|a| args.from.is_none_or(|t| a.finding.window_end >= t))
-        .filter(|a| args.to.is_none_or(|t| a.finding.window_end < t))
-        .cloned()
-        .collect();
-    if args.json {
-        return print_json(&found);
-    }
-    for a in &found {
-        let f = &a.finding;
-        let subject = f.key_id.map_or_else(
-            || "(no key)".to_string(),
-            |k| match outcome.projections.keys.get(&k) {
-                Some(key) => format!("{} ({k})", key.config.name),
-                None => k.to_string(),
-            },
-        );
-        let unit = crate::projection::anomaly::unit_of(&f.rule);
-        let action = f
-            .action
-            .clone()
-            .or_else(|| a.recorded.then(|| "recorded".into()))
-            .unwrap_or_default();
-        println!(
-            "{:<6} {:<13} {subject}  observed {} {unit} (threshold {}) in {}..{}  evidence {} seqs {action}",
-            f.severity,
-            f.rule,
-            f.observed,
-            f.threshold,
-            f.window_start,
-            f.window_end,
-            f.evidence.len()
-        );
-    }
-    println!(
-        "{} anomal{}",
-        found.len(),
-        if found.len() == 1 { "y" } else { "ies" }
-    );
-    Ok(())
+    let p = &outcome.projections;
+    let found = list_anomalies(p.anomalies.all(), &p.keys, args.key, args.from, args.to);
+    print_anomalies(&found, args.json)
 }
 
 pub fn run_report(cli: &Cli, args: &ReportArgs) -> CliResult {
     let kind = ReportKind::parse(&args.name, args.days, args.owner.as_deref())
         .ok_or_else(|| CliError::new(2, format!("unknown report {:?} (stale, rotation, expiring, overlap, owner OWNER, credentials)", args.name)))?;
+    if let Some(remote) = Remote::from_cli(cli)? {
+        let mut query = Vec::new();
+        if let Some(days) = args.days {
+            query.push(("days", days.to_string()));
+        }
+        if let Some(owner) = &args.owner {
+            query.push(("owner", owner.clone()));
+        }
+        if let Some(now) = args.now {
+            query.push(("now", now.to_string()));
+        }
+        let path = format!("/v1/reports/{}", args.name);
+        if args.csv {
+            query.push(("format", "csv".to_string()));
+            let text = remote
+                .get_text(&path, &query)?
+                .text()
+                .map_err(|e| CliError::new(super::EXIT_FAILED, e.to_string()))?;
+            print!("{text}");
+            return Ok(());
+        }
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            rows: Vec<ReportRow>,
+        }
+        let answer: Answer = remote.get(&path, &query)?;
+        return print_report(&answer.rows, args.json);
+    }
     let outcome = replay(cli, args.now)?;
     let now = args.now.unwrap_or_else(LedgerTime::now);
     let rows = report(&outcome.projections, &kind, now);
@@ -222,51 +184,7 @@ pub fn run_report(cli: &Cli, args: &ReportArgs) -> CliResult {
         print!("{}", credentials_csv(&rows));
         return Ok(());
     }
-    if args.json {
-        return print_json(&rows);
-    }
-    let last_used = |r: &crate::projection::reports::ReportRow| {
-        r.last_used_at.map_or_else(
-            || "never".to_string(),
-            |t| t.to_datetime().format("%Y-%m-%d %H:%M:%SZ").to_string(),
-        )
-    };
-    let width = |column: &dyn Fn(&crate::projection::reports::ReportRow) -> String,
-                 header: &str| {
-        rows.iter()
-            .map(|r| column(r).chars().count())
-            .max()
-            .unwrap_or(0)
-            .max(header.len())
-    };
-    let (wn, wo, we) = (
-        width(&|r| r.name.clone(), "NAME"),
-        width(&|r| r.owner.clone(), "OWNER"),
-        width(&|r| r.environment.clone(), "ENVIRONMENT"),
-    );
-    if !rows.is_empty() {
-        println!(
-            "{:<36}  {:<wn$}  {:<wo$}  {:<we$}  {:<9}  {:<20}  FINDING",
-            "KEY ID", "NAME", "OWNER", "ENVIRONMENT", "STATUS", "LAST USED"
-        );
-    }
-    for r in &rows {
-        println!(
-            "{:<36}  {:<wn$}  {:<wo$}  {:<we$}  {:<9}  {:<20}  {}",
-            r.key_id,
-            r.name,
-            r.owner,
-            r.environment,
-            r.status.as_str(),
-            last_used(r),
-            r.finding
-        );
-        for (ip, n) in &r.overlap_ips {
-            println!("      {ip:<40} {n} uses of the old key");
-        }
-    }
-    println!("{} key(s)", rows.len());
-    Ok(())
+    print_report(&rows, args.json)
 }
 
 pub fn run_replay(cli: &Cli, args: &ReplayArgs) -> CliResult {

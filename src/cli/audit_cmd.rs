@@ -1,8 +1,9 @@
 //! `keyledger audit …`: verification of the stored chain.
 
 use super::progress::events_bar;
+use super::remote::{local_only, Remote};
 use super::{Cli, CliError, CliResult, EXIT_VERIFY_FAILED};
-use crate::audit::{verify_log, VerifyRange};
+use crate::audit::{verify_log, VerifyRange, VerifyReport};
 use crate::time::LedgerTime;
 use crate::LedgerError;
 use clap::{Args, Subcommand};
@@ -45,16 +46,34 @@ pub struct VerifyArgs {
 pub fn run(cli: &Cli, command: &AuditCommand) -> CliResult {
     match command {
         AuditCommand::Verify(args) => verify(cli, args),
-        AuditCommand::Checkpoint(args) => super::proof_cmd::checkpoint(cli, args),
-        AuditCommand::Export(args) => super::proof_cmd::export(cli, args),
+        AuditCommand::Checkpoint(args) => match Remote::from_cli(cli)? {
+            Some(remote) => super::remote_audit::checkpoint(&remote, args),
+            None => super::proof_cmd::checkpoint(cli, args),
+        },
+        AuditCommand::Export(args) => match Remote::from_cli(cli)? {
+            Some(remote) => super::remote_audit::export(&remote, args),
+            None => super::proof_cmd::export(cli, args),
+        },
         AuditCommand::VerifyExport(args) => super::proof_cmd::verify_export_file(args),
-        AuditCommand::Prove(args) => super::proof_cmd::prove(cli, args),
-        AuditCommand::Consistency(args) => super::proof_cmd::consistency(cli, args),
-        AuditCommand::RotateSigner(args) => super::proof_cmd::rotate_signer(cli, args),
+        AuditCommand::Prove(args) => {
+            local_only(cli, "audit prove")?;
+            super::proof_cmd::prove(cli, args)
+        }
+        AuditCommand::Consistency(args) => {
+            local_only(cli, "audit consistency")?;
+            super::proof_cmd::consistency(cli, args)
+        }
+        AuditCommand::RotateSigner(args) => {
+            local_only(cli, "audit rotate-signer")?;
+            super::proof_cmd::rotate_signer(cli, args)
+        }
     }
 }
 
 fn verify(cli: &Cli, args: &VerifyArgs) -> CliResult {
+    if let Some(remote) = Remote::from_cli(cli)? {
+        return super::remote_audit::verify(&remote, args);
+    }
     let dir = cli.data_dir();
     let kept = match &args.anchor {
         Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
@@ -94,11 +113,23 @@ fn verify(cli: &Cli, args: &VerifyArgs) -> CliResult {
         Some(&update),
     )?;
     bar.finish_and_clear();
-    let elapsed = started.elapsed();
-    if args.json {
-        let text =
-            serde_json::to_string_pretty(&report).map_err(|e| CliError::new(1, e.to_string()))?;
-        println!("{text}");
+    print_verify_report(&report, args.json, started.elapsed())?;
+    if let Some(kept) = kept {
+        let origin = dir.identity()?.origin;
+        let size = crate::audit::anchor::check_log_against(store.as_ref(), anchor, &origin, &kept)?;
+        println!("OK: the log extends the newest checkpoint kept outside ({size} events)");
+    }
+    Ok(())
+}
+
+/// Prints a verification report (JSON, or one line when it passed); a problem is exit code 3.
+pub(super) fn print_verify_report(
+    report: &VerifyReport,
+    json: bool,
+    elapsed: std::time::Duration,
+) -> CliResult {
+    if json {
+        super::key_output::print_json(report)?;
     } else if report.is_ok() {
         println!(
             "OK: events {}..={} verify ({} events, {} signatures, {} index entries, {:.2}s)",
@@ -111,19 +142,7 @@ fn verify(cli: &Cli, args: &VerifyArgs) -> CliResult {
         );
     }
     match report.first_problem() {
-        None => {
-            if let Some(kept) = kept {
-                let origin = dir.identity()?.origin;
-                let size = crate::audit::anchor::check_log_against(
-                    store.as_ref(),
-                    anchor,
-                    &origin,
-                    &kept,
-                )?;
-                println!("OK: the log extends the newest checkpoint kept outside ({size} events)");
-            }
-            Ok(())
-        }
+        None => Ok(()),
         Some(problem) => Err(CliError::new(
             EXIT_VERIFY_FAILED,
             format!(

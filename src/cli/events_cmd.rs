@@ -1,5 +1,6 @@
 //! `keyledger init` and `keyledger events`.
 
+use super::remote::{window_query, Remote};
 use super::{Cli, CliError, CliResult, EXIT_FAILED};
 use crate::chain::LedgerSigner;
 use crate::datadir::SIGNING_KEY_ENV;
@@ -69,10 +70,10 @@ pub fn init(cli: &Cli, args: &InitArgs) -> CliResult {
 
 #[derive(Args, Debug)]
 pub struct EventsArgs {
-    /// Start of the window (RFC 3339 or YYYY-MM-DD), inclusive.
+    /// Start of the window, inclusive (RFC 3339, a date, or relative like -1h).
     #[arg(long, allow_hyphen_values = true)]
     pub from: Option<LedgerTime>,
-    /// End of the window, exclusive.
+    /// End of the window, exclusive (RFC 3339, a date, now, or relative like -10m).
     #[arg(long, allow_hyphen_values = true)]
     pub to: Option<LedgerTime>,
     /// Only events concerning this key id.
@@ -84,6 +85,9 @@ pub struct EventsArgs {
 }
 
 pub fn events(cli: &Cli, args: &EventsArgs) -> CliResult {
+    if let Some(remote) = Remote::from_cli(cli)? {
+        return remote_events(&remote, args);
+    }
     let store = cli.data_dir().open_store()?;
     let durable = store
         .head()
@@ -111,4 +115,36 @@ pub fn events(cli: &Cli, args: &EventsArgs) -> CliResult {
     }
     let _ = out.flush();
     Ok(())
+}
+
+/// The same JSON lines, fetched page by page from `GET /v1/events`.
+fn remote_events(remote: &Remote, args: &EventsArgs) -> CliResult {
+    let mut query = window_query(args.from, args.to, args.key);
+    query.push(("limit", "1000".to_string()));
+    #[derive(serde::Deserialize)]
+    struct Item {
+        event: Box<serde_json::value::RawValue>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Page {
+        events: Vec<Item>,
+        next_cursor: Option<String>,
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut page: Page = remote.get("/v1/events", &query)?;
+    loop {
+        for item in &page.events {
+            // The canonical body exactly as stored, as the local command prints it.
+            if writeln!(out, "{}", item.event.get()).is_err() {
+                // The reader went away (e.g. `| head`): stop quietly.
+                return Ok(());
+            }
+        }
+        let Some(cursor) = page.next_cursor.take() else {
+            let _ = out.flush();
+            return Ok(());
+        };
+        page = remote.get("/v1/events", &[("cursor", cursor)])?;
+    }
 }

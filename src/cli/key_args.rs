@@ -224,6 +224,14 @@ pub struct SuspendArgs {
     pub json: bool,
 }
 
+impl SuspendArgs {
+    /// The end of the suspension: `--until`, or `--for` from `now`; none means until reactivated.
+    pub fn end(&self, now: LedgerTime) -> Option<LedgerTime> {
+        self.until
+            .or_else(|| self.for_secs.map(|s| now.plus_secs(i64::from(s))))
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
     /// The secret, or `-` to read it from standard input (keeps it out of the process list).

@@ -2,7 +2,8 @@
 
 use super::key_args::*;
 use super::key_output::*;
-use super::{Cli, CliError, CliResult, EXIT_DENIED, EXIT_FAILED};
+use super::remote::Remote;
+use super::{Cli, CliError, CliResult, EXIT_FAILED};
 use crate::event::{Actor, KeyConfig, KeyPatch, RotationPolicy};
 use crate::keys::*;
 use crate::ledger::Ledger;
@@ -11,7 +12,17 @@ use crate::time::LedgerTime;
 use std::collections::BTreeMap;
 use std::io::Read;
 
-fn read_secret_arg(text: &str) -> Result<String, CliError> {
+/// The checked request fields of `key verify`, and the secret (read from stdin for `-`).
+pub(super) fn verify_request(args: &VerifyArgs) -> Result<String, CliError> {
+    check_request(
+        args.scope.as_deref(),
+        args.user_agent.as_deref(),
+        args.project.as_deref(),
+    )?;
+    read_secret_arg(&args.secret)
+}
+
+pub(super) fn read_secret_arg(text: &str) -> Result<String, CliError> {
     if text != "-" {
         return Ok(text.to_string());
     }
@@ -41,31 +52,64 @@ fn policy(args: &ConfigArgs) -> Option<RotationPolicy> {
     })
 }
 
+/// The configuration `key create` asks for.
+pub(super) fn config_of(args: &CreateArgs) -> Result<KeyConfig, CliError> {
+    let c = &args.config;
+    Ok(KeyConfig {
+        name: args.name.clone(),
+        description: c.description.clone().unwrap_or_default(),
+        owner: c
+            .owner
+            .clone()
+            .ok_or_else(|| CliError::new(2, "--owner is required"))?,
+        scopes: c.scopes.clone(),
+        environment: args.environment.clone(),
+        project_ids: c.projects.clone(),
+        expires_at: c.expires,
+        metadata: c.metadata.iter().cloned().collect(),
+        ip_allowlist: c.ip_allowlist.clone(),
+        rate_limit_per_minute: c.rate_limit,
+        rotation_policy: policy(c),
+        anomaly_policy: c.anomaly_policy.clone(),
+    })
+}
+
+/// The change `key update` asks for.
+pub(super) fn patch_of(args: &UpdateArgs) -> KeyPatch {
+    let c = &args.config;
+    KeyPatch {
+        description: c.description.clone(),
+        owner: c.owner.clone(),
+        scopes: (!c.scopes.is_empty()).then(|| c.scopes.clone()),
+        project_ids: (!c.projects.is_empty()).then(|| c.projects.clone()),
+        metadata: (!c.metadata.is_empty())
+            .then(|| c.metadata.iter().cloned().collect::<BTreeMap<_, _>>()),
+        ip_allowlist: (!c.ip_allowlist.is_empty()).then(|| c.ip_allowlist.clone()),
+        rate_limit_per_minute: c.rate_limit,
+        rotation_policy: policy(c),
+        expires_at: c.expires,
+        anomaly_policy: c.anomaly_policy.clone(),
+        clear: args.clear.clone(),
+    }
+}
+
 pub fn run(cli: &Cli, command: &KeyCommand) -> CliResult {
+    if let Some(remote) = Remote::from_cli(cli)? {
+        return super::remote_keys::run(&remote, command);
+    }
     let now = LedgerTime::now();
     match command {
         KeyCommand::Create(args) => {
-            let c = &args.config;
-            let config = KeyConfig {
-                name: args.name.clone(),
-                description: c.description.clone().unwrap_or_default(),
-                owner: c
-                    .owner
-                    .clone()
-                    .ok_or_else(|| CliError::new(2, "--owner is required"))?,
-                scopes: c.scopes.clone(),
-                environment: args.environment.clone(),
-                project_ids: c.projects.clone(),
-                expires_at: c.expires,
-                metadata: c.metadata.iter().cloned().collect(),
-                ip_allowlist: c.ip_allowlist.clone(),
-                rate_limit_per_minute: c.rate_limit,
-                rotation_policy: policy(c),
-                anomaly_policy: c.anomaly_policy.clone(),
-            };
+            let config = config_of(args)?;
             let ledger = open(cli)?;
             let issued = ledger.submit_blocking(CreateKey::new(operator(), &config)?)?;
-            print_issued(&issued, c.json, now)
+            print_issued(
+                &issued.key,
+                issued.secret.expose(),
+                issued.seq,
+                args.config.json,
+                now,
+            )
         }
         KeyCommand::List(args) => {
             let filter = KeyFilter {
@@ -95,24 +139,10 @@ pub fn run(cli: &Cli, command: &KeyCommand) -> CliResult {
             Ok(())
         }
         KeyCommand::Update(args) => {
-            let c = &args.config;
-            let patch = KeyPatch {
-                description: c.description.clone(),
-                owner: c.owner.clone(),
-                scopes: (!c.scopes.is_empty()).then(|| c.scopes.clone()),
-                project_ids: (!c.projects.is_empty()).then(|| c.projects.clone()),
-                metadata: (!c.metadata.is_empty())
-                    .then(|| c.metadata.iter().cloned().collect::<BTreeMap<_, _>>()),
-                ip_allowlist: (!c.ip_allowlist.is_empty()).then(|| c.ip_allowlist.clone()),
-                rate_limit_per_minute: c.rate_limit,
-                rotation_policy: policy(c),
-                expires_at: c.expires,
-                anomaly_policy: c.anomaly_policy.clone(),
-                clear: args.clear.clone(),
-            };
+            let patch = patch_of(args);
             let ledger = open(cli)?;
             let key = ledger.submit_blocking(UpdateKey::new(operator(), args.key_id, &patch)?)?;
-            show(&key, c.json, now)
+            show(&key, args.config.json, now)
         }
         KeyCommand::Rotate(args) => {
             let ledger = open(cli)?;
@@ -121,19 +151,19 @@ pub fn run(cli: &Cli, command: &KeyCommand) -> CliResult {
                 key_id: args.key_id,
                 overlap_seconds: args.overlap,
             })?;
-            if !args.json {
-                println!(
-                    "Rotated {} → {}; the old key works for {} more second(s).\n",
-                    args.key_id, issued.key.key_id, args.overlap
-                );
-            }
-            print_issued(&issued, args.json, now)
+            print_rotated(
+                args.key_id,
+                args.overlap,
+                &issued.key,
+                issued.secret.expose(),
+                issued.seq,
+                args.json,
+                now,
+            )
         }
         KeyCommand::Revoke(args) => revoke(cli, args, now),
         KeyCommand::Suspend(args) => {
-            let until = args
-                .until
-                .or_else(|| args.for_secs.map(|s| now.plus_secs(i64::from(s))));
+            let until = args.end(now);
             let key = open(cli)?.submit_blocking(SuspendKey {
                 who: operator(),
                 key_id: args.key_id,
@@ -151,12 +181,7 @@ pub fn run(cli: &Cli, command: &KeyCommand) -> CliResult {
             show(&key, args.json, now)
         }
         KeyCommand::Verify(args) => {
-            check_request(
-                args.scope.as_deref(),
-                args.user_agent.as_deref(),
-                args.project.as_deref(),
-            )?;
-            let secret = read_secret_arg(&args.secret)?;
+            let secret = verify_request(args)?;
             let command = VerifyKey::new(
                 &secret,
                 args.ip,
@@ -166,15 +191,7 @@ pub fn run(cli: &Cli, command: &KeyCommand) -> CliResult {
             .by(Actor::local_operator(), None)
             .for_project(args.project.clone());
             let answer = open(cli)?.submit_blocking(command)?;
-            print_verify(&answer, args.json)?;
-            if answer.valid {
-                Ok(())
-            } else {
-                Err(CliError::new(
-                    EXIT_DENIED,
-                    format!("denied: {}", answer.code.as_str()),
-                ))
-            }
+            print_verify(&answer, args.json)
         }
         KeyCommand::Find(args) => find(cli, args, now),
     }
@@ -198,16 +215,7 @@ fn revoke(cli: &Cli, args: &RevokeArgs, now: LedgerTime) -> CliResult {
         owner: owner.clone(),
         reason: args.reason.clone(),
     })?;
-    if args.json {
-        return print_json(&revoked.iter().map(|k| key_json(k, now)).collect::<Vec<_>>());
-    }
-    if revoked.is_empty() {
-        println!("{owner} has no active or suspended keys; nothing was revoked.");
-        return Ok(());
-    }
-    println!("Revoked {} key(s) of {owner}:", revoked.len());
-    print_key_table(&revoked, now);
-    Ok(())
+    print_owner_revoked(owner, &revoked, args.json, now)
 }
 
 fn show(key: &crate::projection::KeyRecord, json: bool, now: LedgerTime) -> CliResult {
@@ -259,21 +267,13 @@ fn find(cli: &Cli, args: &FindArgs, now: LedgerTime) -> CliResult {
         .or_else(|| ledger.projections().keys.get(&key_id).cloned())
         .ok_or_else(|| CliError::new(EXIT_FAILED, "key vanished"))?;
     let history = key_history(ledger.store().as_ref(), key_id, ledger.durable_seq())?;
-    if args.json {
-        let bodies: Vec<_> = history.iter().filter_map(|e| e.body_value().ok()).collect();
-        return print_json(
-            &serde_json::json!({ "key": key_json(&key, now), "revoked": args.revoke, "history": bodies }),
-        );
-    }
-    print_key(&key, now);
-    if args.revoke {
-        println!("\nRevoked: the next verification of this secret is refused.");
-    }
-    println!("\nHistory:");
-    print_history(&history, false)
+    print_found(&key, args.revoke, &history, args.json, now)
 }
 
 pub fn history(cli: &Cli, args: &HistoryArgs) -> CliResult {
+    if let Some(remote) = Remote::from_cli(cli)? {
+        return super::remote_keys::history(&remote, args);
+    }
     let store = cli.data_dir().open_store()?;
     let durable = store
         .head()

@@ -1,12 +1,13 @@
 //! How the key commands print: a readable table or block for people, JSON (`--json`) for scripts.
 
-use super::{CliError, CliResult, EXIT_FAILED};
+use super::{CliError, CliResult, EXIT_DENIED, EXIT_FAILED};
 use crate::event::Event;
-use crate::keys::{IssuedKey, VerifyAnswer};
+use crate::keys::VerifyAnswer;
 use crate::projection::KeyRecord;
 use crate::time::LedgerTime;
 use serde::Serialize;
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 pub use crate::keys::view::key_json;
 
@@ -110,15 +111,19 @@ fn truncate(text: &str, width: usize) -> String {
 }
 
 /// Prints a newly issued secret once, with the warning that it will not be shown again.
-pub fn print_issued(issued: &IssuedKey, json: bool, now: LedgerTime) -> CliResult {
+pub fn print_issued(
+    key: &KeyRecord,
+    secret: &str,
+    seq: u64,
+    json: bool,
+    now: LedgerTime,
+) -> CliResult {
     if json {
-        return print_json(
-            &json!({ "key": key_json(&issued.key, now), "secret": issued.secret.expose(), "seq": issued.seq }),
-        );
+        return print_json(&json!({ "key": key_json(key, now), "secret": secret, "seq": seq }));
     }
-    print_key(&issued.key, now);
+    print_key(key, now);
     println!();
-    println!("  secret       {}", issued.secret.expose());
+    println!("  secret       {secret}");
     println!();
     println!("  This secret is shown once and never again: keyledger keeps only its SHA-256. Store it now.");
     Ok(())
@@ -178,7 +183,79 @@ pub fn summary(event: &Event) -> String {
     }
 }
 
+/// Prints a verification's answer; a denial is exit code 5.
 pub fn print_verify(answer: &VerifyAnswer, json: bool) -> CliResult {
+    print_verify_answer(answer, json)?;
+    if answer.valid {
+        return Ok(());
+    }
+    Err(CliError::new(
+        EXIT_DENIED,
+        format!("denied: {}", answer.code.as_str()),
+    ))
+}
+
+/// The key a rotation issued, after a line saying how long the old one keeps working.
+pub fn print_rotated(
+    old: Uuid,
+    overlap_secs: u32,
+    new: &KeyRecord,
+    secret: &str,
+    seq: u64,
+    json: bool,
+    now: LedgerTime,
+) -> CliResult {
+    if !json {
+        println!(
+            "Rotated {old} → {}; the old key works for {overlap_secs} more second(s).\n",
+            new.key_id
+        );
+    }
+    print_issued(new, secret, seq, json, now)
+}
+
+/// The keys an owner's offboarding revoked.
+pub fn print_owner_revoked(
+    owner: &str,
+    revoked: &[KeyRecord],
+    json: bool,
+    now: LedgerTime,
+) -> CliResult {
+    if json {
+        return print_json(&revoked.iter().map(|k| key_json(k, now)).collect::<Vec<_>>());
+    }
+    if revoked.is_empty() {
+        println!("{owner} has no active or suspended keys; nothing was revoked.");
+        return Ok(());
+    }
+    println!("Revoked {} key(s) of {owner}:", revoked.len());
+    print_key_table(revoked, now);
+    Ok(())
+}
+
+/// The key a leaked secret belongs to, whether it was just revoked, and its history.
+pub fn print_found(
+    key: &KeyRecord,
+    revoked: bool,
+    history: &[Event],
+    json: bool,
+    now: LedgerTime,
+) -> CliResult {
+    if json {
+        let bodies: Vec<_> = history.iter().filter_map(|e| e.body_value().ok()).collect();
+        return print_json(
+            &json!({ "key": key_json(key, now), "revoked": revoked, "history": bodies }),
+        );
+    }
+    print_key(key, now);
+    if revoked {
+        println!("\nRevoked: the next verification of this secret is refused.");
+    }
+    println!("\nHistory:");
+    print_history(history, false)
+}
+
+fn print_verify_answer(answer: &VerifyAnswer, json: bool) -> CliResult {
     if json {
         return print_json(answer);
     }

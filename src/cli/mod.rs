@@ -5,6 +5,7 @@
 
 mod admin_cmd;
 mod analysis_cmd;
+mod analysis_output;
 mod audit_cmd;
 pub mod demo;
 
@@ -14,6 +15,9 @@ mod key_cmd;
 pub mod key_output;
 mod progress;
 mod proof_cmd;
+mod remote;
+mod remote_audit;
+mod remote_keys;
 mod serve;
 
 use crate::datadir::{DataDir, KeySource};
@@ -41,6 +45,13 @@ pub struct Cli {
     /// Signing key file (64 hex digits). Default: $KEYLEDGER_SIGNING_KEY, $KEYLEDGER_SIGNING_KEY_FILE, <data>/signing.key.
     #[arg(long, global = true)]
     pub signing_key: Option<PathBuf>,
+    /// Talk to a running `keyledger serve` at this URL instead of opening the data directory (client mode);
+    /// authenticates with the key in $KEYLEDGER_TOKEN.
+    #[arg(long, global = true, env = "KEYLEDGER_ADDR", value_name = "URL")]
+    pub server: Option<String>,
+    /// In client mode, trust this CA certificate (PEM) for the server's TLS certificate, beside the system roots.
+    #[arg(long, global = true, env = "KEYLEDGER_CACERT", value_name = "PEM_FILE")]
+    pub ca_cert: Option<PathBuf>,
     /// Log lines (stderr, level from $KEYLEDGER_LOG, default warn) as text or as one JSON object per line.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -176,12 +187,25 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {}", error.message);
+            if error.code == EXIT_IN_USE {
+                eprintln!("{}", in_use_hint(&cli));
+            }
             ExitCode::from(error.code)
         }
     }
 }
 
 fn run(cli: &Cli) -> CliResult {
+    let local = match &cli.command {
+        Command::Init(_) => Some("init"),
+        Command::Replay(_) => Some("replay"),
+        Command::Admin(_) => Some("admin"),
+        Command::Serve(_) => Some("serve"),
+        _ => None,
+    };
+    if let Some(command) = local {
+        remote::local_only(cli, command)?;
+    }
     match &cli.command {
         Command::Init(args) => events_cmd::init(cli, args),
         Command::Events(args) => events_cmd::events(cli, args),
@@ -196,6 +220,20 @@ fn run(cli: &Cli) -> CliResult {
         Command::Admin(command) => admin_cmd::run(cli, command),
         Command::Serve(args) => serve::run(cli, args),
     }
+}
+
+/// How to reach the process that holds the data directory: its server, through client mode.
+fn in_use_hint(cli: &Cli) -> String {
+    let url = std::fs::read_to_string(cli.data_dir().root().join(serve::SERVE_URL_FILE))
+        .ok()
+        .map(|text| text.trim().to_string())
+        .filter(|url| !url.is_empty());
+    let url = url.as_deref().unwrap_or("http://127.0.0.1:8080");
+    format!(
+        "hint: `keyledger serve` is probably running on this data directory; send the command to it instead:\n  \
+         export KEYLEDGER_ADDR={url} KEYLEDGER_TOKEN=<a key with the scopes the command needs>\n  \
+         (or pass --server {url})"
+    )
 }
 
 /// A command whose output is cut short by a closed pipe (`keyledger events | head -1`) ends as a Unix filter

@@ -11,6 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// While serving, the data directory holds the server's URL here, so that a command refused because the
+/// directory is in use can say where to send it instead.
+pub const SERVE_URL_FILE: &str = "serve.url";
+
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Address to listen on (loopback by default).
@@ -84,6 +88,11 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
                 ""
             }
         );
+        let url_file = dir.root().join(SERVE_URL_FILE);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        if let Err(error) = std::fs::write(&url_file, format!("{scheme}://{}\n", args.addr)) {
+            tracing::warn!(%error, "could not note the address in {}", url_file.display());
+        }
         let sweeper = ledger.clone();
         let sweep = tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(60));
@@ -125,6 +134,7 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
                 Err(error) => Err(error),
             },
         };
+        let _ = std::fs::remove_file(&url_file);
         served.map_err(|e| CliError::new(EXIT_FAILED, e.to_string()))?;
         sweep.abort();
         Ok::<(), CliError>(())

@@ -195,6 +195,14 @@ impl Command for RotateKey {
                 format!("at most {MAX_OVERLAP_SECONDS} (30 days)"),
             ));
         }
+        // Rotating its own key would retire the caller's credential (at once without an overlap), as revoking
+        // or suspending it would: refused alike.
+        guards::not_self(
+            &self.who.actor,
+            self.key_id,
+            "cannot_rotate_own_key",
+            "rotate",
+        )?;
         let old = key_for_change(ctx, &self.key_id, "rotated")?;
         if let Some(successor) = old.rotated_to {
             return Err(LedgerError::conflict(

@@ -110,7 +110,7 @@ pub fn decide(
 }
 
 /// The answer to a verification.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct VerifyAnswer {
     pub valid: bool,
     pub code: VerifyCode,
@@ -120,7 +120,7 @@ pub struct VerifyAnswer {
     pub owner: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
     /// The key was replaced by rotation and works only until `retires_at` (only on an allowed answer).
     pub overlap: bool,

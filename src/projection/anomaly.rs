@@ -45,7 +45,7 @@ const MAX_PROBE_SOURCES: usize = 10_000;
 type Candidate = (&'static str, &'static str, LedgerTime, u64, u64, Vec<u64>);
 
 /// One anomaly found by a rule.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Anomaly {
     #[serde(flatten)]
     pub finding: AnomalyDetected,

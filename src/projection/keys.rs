@@ -44,7 +44,7 @@ impl KeyStatus {
 }
 
 /// A key's rate limit at one moment, for `RateLimit-*` headers and answers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RateStatus {
     /// Uses allowed per minute.
     pub limit: u32,

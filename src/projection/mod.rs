@@ -5,6 +5,7 @@
 pub mod anomaly;
 pub mod as_of;
 mod keys;
+pub mod listing;
 pub mod reports;
 pub mod usage;
 

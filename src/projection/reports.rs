@@ -10,7 +10,7 @@ use uuid::Uuid;
 const DAY: i64 = 86_400;
 
 /// One row of any report: the key and what the report says about it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct ReportRow {
     pub key_id: Uuid,
     pub name: String,
@@ -26,7 +26,7 @@ pub struct ReportRow {
     pub expires_at: Option<LedgerTime>,
     /// What the report found, e.g. "unused for 41 days", "rotation overdue by 3 days".
     pub finding: String,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub overlap_ips: BTreeMap<String, u64>,
 }
 

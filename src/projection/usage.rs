@@ -77,15 +77,32 @@ impl UsageState {
 pub enum GroupBy {
     Key,
     Ip,
+    #[value(name = "user_agent", alias = "user-agent")]
     UserAgent,
     Scope,
     Owner,
 }
 
+impl GroupBy {
+    /// The name used in queries, flags and answers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupBy::Key => "key",
+            GroupBy::Ip => "ip",
+            GroupBy::UserAgent => "user_agent",
+            GroupBy::Scope => "scope",
+            GroupBy::Owner => "owner",
+        }
+    }
+}
+
 /// Usage of one group within a window.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct UsageRow {
     pub group: String,
+    /// The key's name, when rows are grouped by key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub total: u64,
     pub allowed: u64,
     pub denied: BTreeMap<VerifyCode, u64>,
@@ -96,7 +113,7 @@ pub struct UsageRow {
     ips: HashSet<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct UsageReport {
     pub from: Option<LedgerTime>,
     pub to: Option<LedgerTime>,
@@ -157,12 +174,20 @@ pub fn usage_report(
         .into_values()
         .map(|mut row| {
             row.distinct_ips = row.ips.len();
+            if group_by == GroupBy::Key {
+                row.name = row
+                    .group
+                    .parse::<Uuid>()
+                    .ok()
+                    .and_then(|id| keys.get(&id))
+                    .map(|k| k.config.name.clone());
+            }
             row
         })
         .collect();
     rows.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.group.cmp(&b.group)));
     rows.truncate(top);
-    let group_by = format!("{group_by:?}").to_lowercase();
+    let group_by = group_by.as_str().to_string();
     Ok(UsageReport {
         from: filter.from,
         to: filter.to,
