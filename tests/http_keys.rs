@@ -705,6 +705,18 @@ async fn bodies_are_read_after_auth_and_errors_never_echo_a_secret() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let response = c
+        .post(format!("{}/v1/keys/find", s.base))
+        .body("{not json")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "find, whose scope depends on its body, still authenticates first"
+    );
+    let response = c
         .post(format!("{}/v1/keys/{id}/rotate", s.base))
         .bearer_auth(&s.admin)
         .json(&json!([1]))

@@ -264,6 +264,8 @@ pub async fn find(
     headers: HeaderMap,
     body: Result<Json<FindBody>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
+    // The scope depends on the body (`revoke`), but a request without any key is a 401 before its body is read.
+    super::auth::authentication(&headers, peer, READ)?;
     let Json(body) = body?;
     let caller = authenticate(
         &state,
