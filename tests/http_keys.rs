@@ -12,22 +12,6 @@ use serde_json::{json, Value};
 use server::*;
 use std::net::IpAddr;
 
-async fn new_key(s: &Server, body: Value) -> (String, String) {
-    let (status, created) = call(
-        &client(),
-        M::POST,
-        format!("{}/v1/keys", s.base),
-        Some(&s.admin),
-        Some(body),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    (
-        created["key"]["key_id"].as_str().unwrap().to_string(),
-        created["secret"].as_str().unwrap().to_string(),
-    )
-}
-
 /// The first page of `first` gives a cursor; that cursor sent with `other` filters is refused.
 async fn refuses_cursor_with_other_filters(s: &Server, first: &str, other: &str) {
     let c = client();

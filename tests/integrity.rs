@@ -483,6 +483,12 @@ impl LogStore for FaultyStore {
     fn time_index(&self) -> StoreIter<'_, (LedgerTime, u64)> {
         self.inner.time_index()
     }
+    fn attribute_seqs(&self, digest: [u8; 16], from: u64, to: u64) -> StoreIter<'_, u64> {
+        self.inner.attribute_seqs(digest, from, to)
+    }
+    fn attribute_index(&self) -> StoreIter<'_, ([u8; 16], u64)> {
+        self.inner.attribute_index()
+    }
     fn get_side(&self, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
         self.inner.get_side(key)
     }

@@ -112,6 +112,78 @@ fn check_filters(q: &EventsQuery) -> ApiResult<()> {
     Ok(())
 }
 
+/// The index that narrows a filtered query most. Every filter is still applied to each event read; the index
+/// only decides which events are read.
+enum Narrowing {
+    /// The attribute index: a request id or a client IP.
+    Attribute([u8; 16]),
+    /// The key index: a key the events concern.
+    Key(uuid::Uuid),
+    /// A key as the actor: its uses as a gateway are in the key index under it, the changes it made among the
+    /// lifecycle events.
+    ActorKey(uuid::Uuid),
+    /// The lifecycle index: a type other than `key.used`.
+    Lifecycle,
+    /// No index helps (`type=key.used`, `actor=system`, an operator): read the window.
+    Window,
+}
+
+/// The union of two ascending seq streams, ascending, each seq once.
+fn merged<'a>(
+    a: crate::store::StoreIter<'a, u64>,
+    b: crate::store::StoreIter<'a, u64>,
+) -> impl Iterator<Item = crate::store::StoreResult<u64>> + Send + 'a {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || {
+        let next_a = match a.peek() {
+            Some(Ok(seq)) => Some(*seq),
+            Some(Err(_)) => return a.next(),
+            None => None,
+        };
+        let next_b = match b.peek() {
+            Some(Ok(seq)) => Some(*seq),
+            Some(Err(_)) => return b.next(),
+            None => None,
+        };
+        match (next_a, next_b) {
+            (Some(x), Some(y)) if x == y => {
+                b.next();
+                a.next()
+            }
+            (Some(x), Some(y)) if x < y => a.next(),
+            (Some(_), Some(_)) | (None, Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, None) => None,
+        }
+    })
+}
+
+fn narrowing(q: &EventsQuery, key_id: Option<uuid::Uuid>, attributes: bool) -> Narrowing {
+    use crate::event::attributes::{attribute_digest, Attribute};
+    if let Some(key) = key_id {
+        return Narrowing::Key(key);
+    }
+    if attributes {
+        if let Some(request_id) = &q.request_id {
+            return Narrowing::Attribute(attribute_digest(Attribute::RequestId, request_id));
+        }
+        if let Some(ip) = &q.ip {
+            return Narrowing::Attribute(attribute_digest(Attribute::Ip, ip));
+        }
+    }
+    let actor_key = q
+        .actor
+        .as_deref()
+        .and_then(|a| uuid::Uuid::parse_str(a.strip_prefix("key:").unwrap_or(a)).ok());
+    if let Some(key) = actor_key {
+        return Narrowing::ActorKey(key);
+    }
+    match q.event_type.as_deref() {
+        Some(t) if t != "key.used" => Narrowing::Lifecycle,
+        _ => Narrowing::Window,
+    }
+}
+
 fn matches(event: &Event, q: &EventsQuery) -> bool {
     let used = match &event.data {
         EventData::KeyUsed(used) => Some(used),
@@ -230,10 +302,19 @@ fn read_page(
     let mut events: Vec<Page> = Vec::new();
     let mut last = after;
     let mut more = false;
-    let seqs: Box<dyn Iterator<Item = crate::store::StoreResult<u64>> + Send + '_> = match key_id {
-        Some(key) => store.key_seqs(key, after + 1, window_end + 1),
-        None => Box::new((after + 1..=window_end).map(Ok)),
-    };
+    let attributes = crate::store::has_attribute_index(store)?;
+    let (from_seq, to_seq) = (after + 1, window_end + 1);
+    let seqs: Box<dyn Iterator<Item = crate::store::StoreResult<u64>> + Send + '_> =
+        match narrowing(&q, key_id, attributes) {
+            Narrowing::Key(key) => store.key_seqs(key, from_seq, to_seq),
+            Narrowing::ActorKey(key) => Box::new(merged(
+                store.key_seqs(key, from_seq, to_seq),
+                store.lifecycle_seqs(from_seq, to_seq),
+            )),
+            Narrowing::Attribute(digest) => store.attribute_seqs(digest, from_seq, to_seq),
+            Narrowing::Lifecycle => store.lifecycle_seqs(from_seq, to_seq),
+            Narrowing::Window => Box::new((from_seq..to_seq).map(Ok)),
+        };
     let mut reader = crate::store::CheckedReader::new(store);
     for seq in seqs {
         let seq = seq?;

@@ -5,8 +5,8 @@ use super::checkpoint::stored_checkpoints;
 use super::problem::{problem, Problem, ProblemKind, VerifyRange, VerifyReport};
 use super::tree::{node_key, Frontier};
 use super::verify_indexes::{
-    check_checkpoints, check_indexes, check_lifecycle_index, CheckpointBounds, EntryDigest,
-    IndexBounds,
+    check_attribute_index, check_checkpoints, check_indexes, check_lifecycle_index,
+    CheckpointBounds, EntryDigest, IndexBounds,
 };
 use crate::chain::{chain_hash, verify_hash_signature, Hash32, GENESIS_PREV};
 use crate::error::{LedgerError, LedgerResult};
@@ -24,6 +24,7 @@ const MAX_PROBLEMS: usize = 100;
 
 struct Checked {
     keys: [Option<uuid::Uuid>; 2],
+    attributes: Vec<[u8; 16]>,
     lifecycle: bool,
     rotation: Option<Event>,
 }
@@ -96,6 +97,7 @@ pub fn verify_log(
     let mut last_time = None;
     let mut expected_keys = EntryDigest::default();
     let mut expected_lifecycle = EntryDigest::default();
+    let mut expected_attributes = EntryDigest::default();
     let mut records = store.scan(from, to.saturating_add(1));
     let mut unreadable = false;
     while !unreadable {
@@ -178,6 +180,9 @@ pub fn verify_log(
                             });
                         }
                     }
+                    for digest in &checked.attributes {
+                        expected_attributes.add_bytes(digest, record.seq);
+                    }
                     if checked.lifecycle {
                         expected_lifecycle.add(&uuid::Uuid::nil(), record.seq);
                         if !indexed(store.lifecycle_seqs(record.seq, record.seq + 1)) {
@@ -216,6 +221,10 @@ pub fn verify_log(
         let bounds = IndexBounds { to };
         report.index_entries_checked = check_indexes(store, &expected_keys, bounds, &mut problems)?
             + check_lifecycle_index(store, &expected_lifecycle, bounds, &mut problems)?;
+        if crate::store::has_attribute_index(store)? {
+            report.index_entries_checked +=
+                check_attribute_index(store, &expected_attributes, bounds, &mut problems)?;
+        }
         report.checkpoints_checked = check_checkpoints(
             &checkpoints,
             &tree.roots,
@@ -350,6 +359,7 @@ fn check_body(record: &StoredRecord, link: &Hash32) -> Result<Checked, Problem> 
         ));
     }
     let keys = event.key_ids();
+    let attributes = event.attribute_digests();
     let lifecycle = event.data.is_lifecycle();
     let rotation = matches!(
         event.data,
@@ -358,6 +368,7 @@ fn check_body(record: &StoredRecord, link: &Hash32) -> Result<Checked, Problem> 
     .then_some(event);
     Ok(Checked {
         keys,
+        attributes,
         lifecycle,
         rotation,
     })

@@ -36,8 +36,12 @@ pub(super) struct EntryDigest {
 
 impl EntryDigest {
     pub(super) fn add(&mut self, key: &uuid::Uuid, seq: u64) {
+        self.add_bytes(key.as_bytes(), seq);
+    }
+
+    pub(super) fn add_bytes(&mut self, key: &[u8; 16], seq: u64) {
         let mut hasher = sha2::Sha256::new();
-        hasher.update(key.as_bytes());
+        hasher.update(key);
         hasher.update(seq.to_be_bytes());
         let digest = hasher.finalize();
         let mut prefix = [0u8; 16];
@@ -191,4 +195,60 @@ pub(super) fn check_checkpoints(
         }
     }
     checkpoints.len() as u64
+}
+
+/// Checks that the attribute index (ip, request id, type, actor) holds exactly the entries the events call for.
+/// Only on a mismatch is the log read again, to name the events whose entries are missing or stray.
+pub(super) fn check_attribute_index(
+    store: &dyn LogStore,
+    expected: &EntryDigest,
+    bounds: IndexBounds,
+    problems: &mut Vec<Problem>,
+) -> LedgerResult<u64> {
+    let mut stored = EntryDigest::default();
+    for entry in store.attribute_index() {
+        let (digest, seq) = entry?;
+        if seq <= bounds.to {
+            stored.add_bytes(&digest, seq);
+        }
+    }
+    if stored == *expected {
+        return Ok(stored.count);
+    }
+    let mut found = BTreeSet::new();
+    for entry in store.attribute_index() {
+        let (digest, seq) = entry?;
+        if seq > bounds.to {
+            continue;
+        }
+        let belongs = store
+            .get(seq)?
+            .and_then(|r| Event::decode(&r.body).ok())
+            .is_some_and(|e| e.attribute_digests().contains(&digest));
+        if !belongs {
+            found.insert((
+                seq,
+                "an attribute index entry points at this event, which does not have that attribute",
+            ));
+        }
+    }
+    for record in store.scan(1, bounds.to.saturating_add(1)) {
+        let record = record?;
+        let Ok(event) = Event::decode(&record.body) else {
+            continue;
+        };
+        for digest in event.attribute_digests() {
+            let mut entries = store.attribute_seqs(digest, record.seq, record.seq + 1);
+            if entries.next().transpose()?.is_none() {
+                found.insert((
+                    record.seq,
+                    "the attribute index misses an entry for this event",
+                ));
+            }
+        }
+    }
+    for (seq, detail) in found {
+        problems.push(problem(seq, ProblemKind::IndexMismatch, detail));
+    }
+    Ok(stored.count)
 }

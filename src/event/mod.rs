@@ -4,6 +4,7 @@
 //! `{"actor":…,"data":…,"id":…,"request_id":…,"seq":…,"time":…,"type":…,"v":1}` (`request_id` omitted when
 //! absent). `docs/FORMAT.md` is the normative description.
 
+pub mod attributes;
 mod kinds;
 
 pub use kinds::*;

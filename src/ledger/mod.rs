@@ -1,6 +1,7 @@
 //! The ledger: opens a data directory's log, replays it into projections (checking the chain), owns the single
 //! writer thread, and gives callers a handle to submit commands and to read durable state.
 
+mod backfill;
 mod checkpointer;
 mod command;
 mod replay;
@@ -133,6 +134,14 @@ impl Ledger {
         let interval = std::time::Duration::from_secs(config.checkpoints.interval_secs);
         let anchor_config = config.anchor.clone();
         let replayed = replay_log_with(store.as_ref(), None, None, config)?;
+        // After the replay, which has checked every record this reads.
+        let backfilled = backfill::ensure_attribute_index(store.as_ref())?;
+        if backfilled > 0 {
+            tracing::info!(
+                entries = backfilled,
+                "filed the existing events in the attribute index"
+            );
+        }
         let signer = match replayed.signers.current() {
             Some(current) => candidates
                 .into_iter()

@@ -258,6 +258,9 @@ fn write(
         if event.data.is_lifecycle() {
             batch.lifecycle_index.push(event.seq);
         }
+        for digest in event.attribute_digests() {
+            batch.attribute_index.push((digest, event.seq));
+        }
         if let EventData::LedgerInitialized(init) = &event.data {
             state
                 .checkpointer

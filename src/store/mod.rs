@@ -34,6 +34,8 @@ pub struct AppendBatch {
     pub time_index: Vec<(LedgerTime, u64)>,
     /// Seqs of lifecycle events (every type but `key.used`): what "as of" replays.
     pub lifecycle_index: Vec<u64>,
+    /// `(attribute digest, seq)`: ip, request id, type and actor of every event (event::attributes).
+    pub attribute_index: Vec<([u8; 16], u64)>,
     /// Derived data written in the same atomic step (Merkle nodes, checkpoints, signer registry).
     pub side: Vec<(Vec<u8>, Vec<u8>)>,
     /// Side entries removed in the same atomic step (a superseded checkpoint).
@@ -43,8 +45,20 @@ pub struct AppendBatch {
 impl AppendBatch {
     /// Whether the batch writes anything at all.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty() && self.side.is_empty() && self.side_removals.is_empty()
+        self.records.is_empty()
+            && self.side.is_empty()
+            && self.side_removals.is_empty()
+            && self.attribute_index.is_empty()
     }
+}
+
+/// Side entry present once the attribute index covers the whole log (new ledgers from their first event; older
+/// ones after the backfill at open). Without it, attribute filters scan and verification skips that index.
+pub const ATTRIBUTE_INDEX_MARKER: &[u8] = b"index/attributes-v1";
+
+/// Whether the attribute index covers the whole log.
+pub fn has_attribute_index(store: &dyn LogStore) -> StoreResult<bool> {
+    Ok(store.get_side(ATTRIBUTE_INDEX_MARKER)?.is_some())
 }
 
 /// Storage failures.
@@ -100,6 +114,10 @@ pub trait LogStore: Send + Sync + 'static {
     fn lifecycle_seqs(&self, from: u64, to: u64) -> StoreIter<'_, u64>;
     /// Every time index entry, ordered by time then seq.
     fn time_index(&self) -> StoreIter<'_, (LedgerTime, u64)>;
+    /// Seqs filed under an attribute digest, `from <= seq < to`, ascending.
+    fn attribute_seqs(&self, digest: [u8; 16], from: u64, to: u64) -> StoreIter<'_, u64>;
+    /// Every attribute index entry (for verification).
+    fn attribute_index(&self) -> StoreIter<'_, ([u8; 16], u64)>;
     fn get_side(&self, key: &[u8]) -> StoreResult<Option<Vec<u8>>>;
     /// Side entries whose key starts with `prefix`, in key order.
     fn scan_side(&self, prefix: &[u8]) -> StoreIter<'_, (Vec<u8>, Vec<u8>)>;

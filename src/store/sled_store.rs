@@ -2,8 +2,8 @@
 //!
 //! All entries live in a single tree so that a group commit is one atomic `apply_batch` (sled makes batches atomic
 //! within a tree; multi-tree transactions are slower and cannot iterate). Key layout:
-//! `e‖seq` → record, `k‖key id‖seq` → ∅, `t‖time‖seq` → ∅, `l‖seq` → ∅ (lifecycle events), `h` → head,
-//! `s‖name` → side entries.
+//! `e‖seq` → record, `k‖key id‖seq` → ∅, `t‖time‖seq` → ∅, `l‖seq` → ∅ (lifecycle events),
+//! `a‖attribute digest‖seq` → ∅, `h` → head, `s‖name` → side entries.
 
 use super::{AppendBatch, Head, LogStore, StoreError, StoreIter, StoreResult, StoredRecord};
 use crate::time::LedgerTime;
@@ -16,6 +16,7 @@ const TIME_INDEX: u8 = b't';
 const LIFECYCLE_INDEX: u8 = b'l';
 const HEAD: &[u8] = b"h";
 const SIDE: u8 = b's';
+const ATTRIBUTE_INDEX: u8 = b'a';
 
 /// The sled-backed log store.
 pub struct SledStore {
@@ -52,6 +53,14 @@ fn key_index_key(key: &Uuid, seq: u64) -> [u8; 25] {
     let mut out = [0u8; 25];
     out[0] = KEY_INDEX;
     out[1..17].copy_from_slice(key.as_bytes());
+    out[17..].copy_from_slice(&seq.to_be_bytes());
+    out
+}
+
+fn attribute_key(digest: &[u8; 16], seq: u64) -> [u8; 25] {
+    let mut out = [0u8; 25];
+    out[0] = ATTRIBUTE_INDEX;
+    out[1..17].copy_from_slice(digest);
     out[17..].copy_from_slice(&seq.to_be_bytes());
     out
 }
@@ -175,6 +184,11 @@ impl SledStore {
         seq_key(LIFECYCLE_INDEX, seq).to_vec()
     }
 
+    /// Raw key of an attribute-index entry (for tamper tests).
+    pub fn raw_attribute_key(digest: &[u8; 16], seq: u64) -> Vec<u8> {
+        attribute_key(digest, seq).to_vec()
+    }
+
     /// Raw key of a key-index entry (for tamper tests).
     pub fn raw_key_index_key(key: &Uuid, seq: u64) -> Vec<u8> {
         key_index_key(key, seq).to_vec()
@@ -211,6 +225,9 @@ impl LogStore for SledStore {
         }
         for seq in &batch.lifecycle_index {
             writes.insert(&seq_key(LIFECYCLE_INDEX, *seq), &[]);
+        }
+        for (digest, seq) in &batch.attribute_index {
+            writes.insert(&attribute_key(digest, *seq), &[]);
         }
         for key in &batch.side_removals {
             writes.remove(side_key(key));
@@ -341,6 +358,31 @@ impl LogStore for SledStore {
             let key =
                 Uuid::from_slice(&raw[1..17]).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             Ok((key, be_u64(&raw[17..])?))
+        }))
+    }
+
+    fn attribute_seqs(&self, digest: [u8; 16], from: u64, to: u64) -> StoreIter<'_, u64> {
+        if from >= to {
+            return Box::new(std::iter::empty());
+        }
+        self.range_iter(
+            attribute_key(&digest, from).to_vec(),
+            attribute_key(&digest, to).to_vec(),
+            |raw, _| be_u64(&raw[17..]),
+        )
+    }
+
+    fn attribute_index(&self) -> StoreIter<'_, ([u8; 16], u64)> {
+        Box::new(self.tree.scan_prefix([ATTRIBUTE_INDEX]).map(|item| {
+            let (raw, _) = item.map_err(backend)?;
+            if raw.len() != 25 {
+                return Err(StoreError::Corrupt(
+                    "attribute index entry has the wrong length".into(),
+                ));
+            }
+            let mut digest = [0u8; 16];
+            digest.copy_from_slice(&raw[1..17]);
+            Ok((digest, be_u64(&raw[17..])?))
         }))
     }
 

@@ -178,3 +178,20 @@ pub async fn call(
 pub fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("")
 }
+
+/// Creates a key through the API as the admin; returns its id and secret.
+pub async fn new_key(s: &Server, body: Value) -> (String, String) {
+    let (status, created) = call(
+        &client(),
+        reqwest::Method::POST,
+        format!("{}/v1/keys", s.base),
+        Some(&s.admin),
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    (
+        created["key"]["key_id"].as_str().unwrap().to_string(),
+        created["secret"].as_str().unwrap().to_string(),
+    )
+}

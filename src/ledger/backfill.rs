@@ -1,0 +1,39 @@
+//! Brings the attribute index of a log written before that index existed up to date, once, when the writer opens
+//! the store; a crash part-way leaves no marker, so the next open simply files the entries again.
+
+use crate::error::{LedgerError, LedgerResult};
+use crate::event::Event;
+use crate::store::{has_attribute_index, AppendBatch, LogStore, ATTRIBUTE_INDEX_MARKER};
+
+/// Entries written per batch while backfilling.
+const BACKFILL_BATCH: usize = 100_000;
+
+/// Files every stored event under its attributes unless the index already covers the log; returns how many
+/// entries were written.
+pub fn ensure_attribute_index(store: &dyn LogStore) -> LedgerResult<u64> {
+    if has_attribute_index(store)? {
+        return Ok(0);
+    }
+    let head = store.head()?.map_or(0, |h| h.seq);
+    let mut batch = AppendBatch::default();
+    let mut filed = 0u64;
+    for record in store.scan(1, head.saturating_add(1)) {
+        let record = record?;
+        let seq = record.seq;
+        let event =
+            Event::decode(&record.body).map_err(|source| LedgerError::Decode { seq, source })?;
+        for digest in event.attribute_digests() {
+            batch.attribute_index.push((digest, seq));
+        }
+        if batch.attribute_index.len() >= BACKFILL_BATCH {
+            filed += batch.attribute_index.len() as u64;
+            store.write_batch(&std::mem::take(&mut batch))?;
+        }
+    }
+    filed += batch.attribute_index.len() as u64;
+    batch
+        .side
+        .push((ATTRIBUTE_INDEX_MARKER.to_vec(), b"1".to_vec()));
+    store.append(&batch)?;
+    Ok(filed)
+}
