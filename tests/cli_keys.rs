@@ -414,27 +414,3 @@ fn serve_refuses_plain_http_off_loopback_unless_told() {
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("--allow-plain-http"), "{text}");
 }
-
-#[test]
-fn verify_export_names_a_public_key_file_it_cannot_read() {
-    let (tmp, data) = ledger();
-    let export = tmp.path().join("all.jsonl");
-    let (code, text) = cli(&data, &["audit", "export", "-o", export.to_str().unwrap()]);
-    assert_eq!(code, 0, "{text}");
-    // Run from elsewhere, `signing.pub` is not there: the message says so instead of only "64 hex digits".
-    let (code, text) = cli(
-        &data,
-        &[
-            "audit",
-            "verify-export",
-            export.to_str().unwrap(),
-            "--public-key",
-            "no-such-dir/signing.pub",
-        ],
-    );
-    assert_eq!(code, 2, "a bad --public-key is a usage error: {text}");
-    assert!(
-        text.contains("no-such-dir/signing.pub") && text.contains("cannot be read"),
-        "{text}"
-    );
-}

@@ -51,6 +51,22 @@ impl EntryDigest {
     }
 }
 
+/// The digest of a stored index's `(16-byte key, seq)` entries up to the verified seq.
+fn stored_digest<K>(
+    entries: crate::store::StoreIter<'_, (K, u64)>,
+    bytes: impl Fn(&K) -> [u8; 16],
+    bounds: IndexBounds,
+) -> LedgerResult<EntryDigest> {
+    let mut stored = EntryDigest::default();
+    for entry in entries {
+        let (key, seq) = entry?;
+        if seq <= bounds.to {
+            stored.add_bytes(&bytes(&key), seq);
+        }
+    }
+    Ok(stored)
+}
+
 /// Checks that the key index holds exactly the entries the events call for, and that every time index entry
 /// points at an event with that time. Returns how many entries were read.
 pub(super) fn check_indexes(
@@ -59,13 +75,7 @@ pub(super) fn check_indexes(
     bounds: IndexBounds,
     problems: &mut Vec<Problem>,
 ) -> LedgerResult<u64> {
-    let mut stored = EntryDigest::default();
-    for entry in store.key_index() {
-        let (key, seq) = entry?;
-        if seq <= bounds.to {
-            stored.add(&key, seq);
-        }
-    }
+    let stored = stored_digest(store.key_index(), |key| *key.as_bytes(), bounds)?;
     let mut checked = stored.count;
     if stored != *expected {
         // Only on failure: find the entries whose event does not name their key.
@@ -197,7 +207,7 @@ pub(super) fn check_checkpoints(
     checkpoints.len() as u64
 }
 
-/// Checks that the attribute index (ip, request id, type, actor) holds exactly the entries the events call for.
+/// Checks that the attribute index (ip, request id) holds exactly the entries the events call for.
 /// Only on a mismatch is the log read again, to name the events whose entries are missing or stray.
 pub(super) fn check_attribute_index(
     store: &dyn LogStore,
@@ -205,13 +215,7 @@ pub(super) fn check_attribute_index(
     bounds: IndexBounds,
     problems: &mut Vec<Problem>,
 ) -> LedgerResult<u64> {
-    let mut stored = EntryDigest::default();
-    for entry in store.attribute_index() {
-        let (digest, seq) = entry?;
-        if seq <= bounds.to {
-            stored.add_bytes(&digest, seq);
-        }
-    }
+    let stored = stored_digest(store.attribute_index(), |digest| *digest, bounds)?;
     if stored == *expected {
         return Ok(stored.count);
     }

@@ -1,7 +1,7 @@
 //! How usage, anomalies and reports print as aligned tables with headers, from the same values whether they were
 //! computed here or fetched from a server.
 
-use super::key_output::print_json;
+use super::key_output::{last_used_column, print_json};
 use super::CliResult;
 use crate::projection::anomaly::unit_of;
 use crate::projection::listing::AnomalyListing;
@@ -93,12 +93,6 @@ pub fn print_report(rows: &[ReportRow], json: bool) -> CliResult {
     if json {
         return print_json(rows);
     }
-    let last_used = |r: &ReportRow| {
-        r.last_used_at.map_or_else(
-            || "never".to_string(),
-            |t| t.to_datetime().format("%Y-%m-%d %H:%M:%SZ").to_string(),
-        )
-    };
     let width = |column: &dyn Fn(&ReportRow) -> String, header: &str| {
         rows.iter()
             .map(|r| column(r).chars().count())
@@ -125,7 +119,7 @@ pub fn print_report(rows: &[ReportRow], json: bool) -> CliResult {
             r.owner,
             r.environment,
             r.status.as_str(),
-            last_used(r),
+            last_used_column(r.last_used_at),
             r.finding
         );
         for (ip, n) in &r.overlap_ips {

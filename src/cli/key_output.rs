@@ -92,14 +92,19 @@ pub fn print_key_table(keys: &[KeyRecord], now: LedgerTime) {
             truncate(&key.config.environment, 12),
             key.status_at(now).as_str(),
             truncate(&key.config.owner, 16),
-            key.last_used_at.map_or_else(
-                || "never".to_string(),
-                |at| at.to_datetime().format("%Y-%m-%d %H:%M:%SZ").to_string()
-            ),
+            last_used_column(key.last_used_at),
             key.prefix
         );
     }
     println!("{} key(s)", keys.len());
+}
+
+/// A LAST USED table cell: the time to the second, or "never".
+pub fn last_used_column(at: Option<LedgerTime>) -> String {
+    at.map_or_else(
+        || "never".to_string(),
+        |t| t.to_datetime().format("%Y-%m-%d %H:%M:%SZ").to_string(),
+    )
 }
 
 fn truncate(text: &str, width: usize) -> String {
