@@ -2,12 +2,14 @@
 //! bytes on disk per event — each beside the machine's own floor measured in the same run.
 //! Run: `cargo bench --bench ledger` (figures go into docs/PERFORMANCE.md).
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+#[path = "shared/floors.rs"]
+mod floors;
+
+use ed25519_dalek::{Signer, SigningKey};
 use keyledger::audit::{verify_log, VerifyRange};
 use keyledger::datadir::DataDir;
 use keyledger::event::{Actor, EventData, KeyUsed, VerifyCode};
 use keyledger::ledger::AppendEvents;
-use rayon::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,23 +44,6 @@ fn sign_floor() -> f64 {
         n += 1000;
     }
     n as f64 / started.elapsed().as_secs_f64()
-}
-
-fn batch_verify_floor_two_cores() -> f64 {
-    let key = SigningKey::from_bytes(&[9u8; 32]);
-    let public: VerifyingKey = key.verifying_key();
-    let messages: Vec<[u8; 32]> = (0..65_536u32).map(|i| [(i % 251) as u8; 32]).collect();
-    let signatures: Vec<Signature> = messages.iter().map(|m| key.sign(m)).collect();
-    let started = Instant::now();
-    messages
-        .par_chunks(256)
-        .zip(signatures.par_chunks(256))
-        .for_each(|(m, s)| {
-            let refs: Vec<&[u8]> = m.iter().map(|x| x.as_slice()).collect();
-            let keys = vec![public; m.len()];
-            ed25519_dalek::verify_batch(&refs, s, &keys).expect("valid batch");
-        });
-    messages.len() as f64 / started.elapsed().as_secs_f64()
 }
 
 fn appends(writers: usize, runtime: &tokio::runtime::Runtime) -> (f64, u64, u64) {
@@ -152,7 +137,7 @@ static VERIFY_RATE: AtomicU64 = AtomicU64::new(0);
 fn main() {
     let sign = sign_floor();
     println!("floor: Ed25519 sign on one core = {sign:.0}/s");
-    let batch = batch_verify_floor_two_cores();
+    let batch = floors::batch_verify_floor_two_cores();
     println!("floor: Ed25519 batch verify on both cores = {batch:.0}/s");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -96,6 +96,11 @@ impl LedgerSigner {
         Zeroizing::new(hex::encode(self.key.to_bytes()))
     }
 
+    /// A second handle on the same key (for a thread that signs besides the writer, e.g. snapshots).
+    pub(crate) fn duplicate(&self) -> Self {
+        Self::from_key(self.key.clone())
+    }
+
     pub fn id(&self) -> SignerId {
         self.id
     }

@@ -11,6 +11,7 @@ pub struct AnalysisConfig {
     pub anomaly: AnomalyConfig,
     pub rotation: RotationDefaults,
     pub checkpoints: CheckpointConfig,
+    pub snapshots: SnapshotConfig,
     pub anchor: crate::audit::anchor::AnchorConfig,
     pub http: HttpConfig,
 }
@@ -35,6 +36,20 @@ pub struct CheckpointConfig {
 impl Default for CheckpointConfig {
     fn default() -> Self {
         Self { interval_secs: 60 }
+    }
+}
+
+/// How often a serving ledger persists its projection state, so that the next start replays only the tail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SnapshotConfig {
+    /// Seconds between snapshots while events arrive (one is also written at clean shutdown); 1..=86400.
+    pub interval_secs: u64,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        Self { interval_secs: 300 }
     }
 }
 
@@ -242,6 +257,12 @@ impl AnalysisConfig {
             return Err(format!(
                 "checkpoints.interval_secs = {} is outside 1..=86400",
                 self.checkpoints.interval_secs
+            ));
+        }
+        if !(1..=86_400).contains(&self.snapshots.interval_secs) {
+            return Err(format!(
+                "snapshots.interval_secs = {} is outside 1..=86400",
+                self.snapshots.interval_secs
             ));
         }
         if self

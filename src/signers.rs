@@ -42,6 +42,30 @@ impl SignerRegistry {
         }
     }
 
+    /// The registry as `(public key hex, first seq)` pairs, for persisting it (ledger::snapshot).
+    pub fn to_persisted(&self) -> Vec<(String, u64)> {
+        self.entries
+            .iter()
+            .map(|entry| (hex::encode(entry.key.as_bytes()), entry.from_seq))
+            .collect()
+    }
+
+    /// Reads [`SignerRegistry::to_persisted`] back; `None` if a key is malformed.
+    pub fn from_persisted(entries: &[(String, u64)]) -> Option<Self> {
+        let entries = entries
+            .iter()
+            .map(|(key, from_seq)| {
+                let key = parse_public_key_hex(key).ok()?;
+                Some(SignerEntry {
+                    id: SignerId::of(&key),
+                    key,
+                    from_seq: *from_seq,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Self { entries })
+    }
+
     pub fn entries(&self) -> &[SignerEntry] {
         &self.entries
     }

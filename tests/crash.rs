@@ -8,7 +8,7 @@ mod common;
 
 use keyledger::datadir::{DataDir, KeySource};
 use keyledger::event::{Actor, Event, EventData};
-use keyledger::ledger::AppendEvents;
+use keyledger::ledger::{replay_from_snapshot, replay_log_with, AppendEvents, Startup};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -49,6 +49,22 @@ fn crash_child() {
     });
 }
 
+/// Re-runs this test binary as the child test `name`, with `env` pointing it at the data directory.
+fn spawn_child(
+    name: &str,
+    env: &str,
+    root: &std::path::Path,
+    stdout: Stdio,
+) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads", "1"])
+        .env(env, root)
+        .stdout(stdout)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// A small deterministic generator for kill delays, so a failing round can be reproduced from its seed.
 fn next_delay(state: &mut u64) -> Duration {
     *state = state
@@ -70,19 +86,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_event() {
     eprintln!("crash test seed {seed}");
     let mut acknowledged: Vec<(u64, String)> = Vec::new();
     for round in 0..ROUNDS {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "crash_child",
-                "--exact",
-                "--nocapture",
-                "--test-threads",
-                "1",
-            ])
-            .env(CHILD_ENV, &root)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_child("crash_child", CHILD_ENV, &root, Stdio::piped());
         let stdout = child.stdout.take().unwrap();
         let reader = std::thread::spawn(move || {
             BufReader::new(stdout)
@@ -182,19 +186,7 @@ fn sigkill_while_opening_leaves_a_ledger_that_opens_and_verifies() {
     drop(ledger);
     let mut seed = 0x5eed_u64;
     for round in 0..6 {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "crash_open_child",
-                "--exact",
-                "--nocapture",
-                "--test-threads",
-                "1",
-            ])
-            .env(OPEN_CHILD_ENV, &root)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_child("crash_open_child", OPEN_CHILD_ENV, &root, Stdio::null());
         std::thread::sleep(next_delay(&mut seed));
         child.kill().unwrap();
         child.wait().unwrap();
@@ -207,4 +199,99 @@ fn sigkill_while_opening_leaves_a_ledger_that_opens_and_verifies() {
             "round {round}: checkpoints survive the kills"
         );
     }
+}
+
+const SNAPSHOT_CHILD_ENV: &str = "KEYLEDGER_CRASH_SNAPSHOT_DIR";
+
+/// Not a test on its own: opens from the snapshot (as `serve` does) and appends uses of a few keys until killed,
+/// with a snapshot written every second.
+#[test]
+fn crash_snapshot_child() {
+    let Ok(root) = std::env::var(SNAPSHOT_CHILD_ENV) else {
+        return;
+    };
+    let ledger = DataDir::new(root)
+        .open_with(&KeySource::Default, Startup::Snapshot)
+        .expect("child opens the ledger");
+    let key = common::create_key(
+        &ledger,
+        &common::key_config(&format!("k-{}", std::process::id()), &["read"]),
+    )
+    .key
+    .key_id;
+    std::thread::scope(|scope| {
+        for thread in 0..4 {
+            let ledger = &ledger;
+            scope.spawn(move || {
+                for n in 0.. {
+                    let events = (0..8)
+                        .map(|i| common::used(Some(key), &format!("t{thread}-{n}-{i}")))
+                        .collect();
+                    ledger
+                        .submit_blocking(AppendEvents {
+                            actor: Actor::System,
+                            request_id: None,
+                            events,
+                        })
+                        .expect("append");
+                }
+            });
+        }
+    });
+}
+
+/// Issue 13: kill -9 at random moments of a ledger that persists its projections; after each kill the state
+/// rebuilt from the newest snapshot plus the tail equals a full replay, and the ledger opens from it and verifies.
+#[test]
+fn sigkill_with_persisted_state_reopens_equal_to_a_full_replay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("data");
+    let dir = DataDir::new(&root);
+    drop(dir.init(None).unwrap());
+    std::fs::write(
+        dir.config_path(),
+        "[snapshots]\ninterval_secs = 1\n[checkpoints]\ninterval_secs = 1\n",
+    )
+    .unwrap();
+    let mut seed = 0x5eed_5a17_u64;
+    let mut resumed_rounds = 0;
+    for round in 0..8 {
+        let mut child = spawn_child(
+            "crash_snapshot_child",
+            SNAPSHOT_CHILD_ENV,
+            &root,
+            Stdio::null(),
+        );
+        std::thread::sleep(Duration::from_millis(600) + 4 * next_delay(&mut seed));
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let store = dir.open_store().unwrap();
+        let signer = dir.load_signer(&KeySource::Default).unwrap();
+        let config = dir.config().unwrap();
+        let full = replay_log_with(store.as_ref(), None, None, config.clone())
+            .unwrap_or_else(|e| panic!("round {round}: full replay failed: {e}"));
+        if let Ok(resumed) = replay_from_snapshot(store.as_ref(), &[signer], &config).unwrap() {
+            resumed_rounds += 1;
+            assert_eq!(resumed.head, full.head, "round {round}");
+            assert_eq!(
+                resumed.frontier.root(),
+                full.frontier.root(),
+                "round {round}"
+            );
+            assert!(
+                resumed.projections == full.projections,
+                "round {round}: persisted state + tail differs from a full replay"
+            );
+        }
+        drop(store);
+        let ledger = dir
+            .open_with(&KeySource::Default, Startup::Snapshot)
+            .unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
+        common::assert_verifies(ledger.store().as_ref(), &dir);
+    }
+    assert!(
+        resumed_rounds >= 4,
+        "snapshots were usable after only {resumed_rounds} of 8 kills"
+    );
 }

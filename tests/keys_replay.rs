@@ -3,9 +3,11 @@
 
 mod common;
 
+use keyledger::config::AnalysisConfig;
+use keyledger::datadir::KeySource;
 use keyledger::event::{Actor, KeyConfig, KeyPatch};
 use keyledger::keys::*;
-use keyledger::ledger::{replay_log, Ledger};
+use keyledger::ledger::{replay_from_snapshot, replay_log, Ledger};
 use keyledger::projection::{keys_as_of, KeyState, KeyStatus};
 use keyledger::time::LedgerTime;
 use proptest::prelude::*;
@@ -169,9 +171,15 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn run_ops(ledger: &Ledger, ops: &[Op]) {
+    run_ops_calling(ledger, ops, |_| {});
+}
+
+/// [`run_ops`], calling `before_op` with each op's position before running it.
+fn run_ops_calling(ledger: &Ledger, ops: &[Op], mut before_op: impl FnMut(usize)) {
     let mut keys: Vec<(Uuid, String)> = Vec::new();
     let pick = |keys: &Vec<(Uuid, String)>, i: usize| keys.get(i % keys.len().max(1)).cloned();
-    for op in ops {
+    for (position, op) in ops.iter().enumerate() {
+        before_op(position);
         // Refusals are part of the test: the rules decide, the projection must follow either way.
         match op.clone() {
             Op::Create => {
@@ -260,6 +268,36 @@ proptest! {
         let live = fingerprint(&ledger.projections().keys);
         let replayed = replay_log(ledger.store().as_ref(), None, None).unwrap();
         prop_assert_eq!(live, fingerprint(&replayed.projections.keys));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+    /// Issue 13: start-up from persisted state (a snapshot taken anywhere, then the tail) gives exactly the
+    /// projections a replay from seq 1 gives: keys, usage, anomaly windows and pending actions.
+    #[test]
+    fn persisted_state_plus_tail_equals_a_full_replay(
+        ops in prop::collection::vec(op(), 1..50),
+        split in 0..50usize,
+    ) {
+        let (_tmp, dir, ledger) = common::fresh_ledger();
+        let mut taken = None;
+        run_ops_calling(&ledger, &ops, |position| {
+            if position == split.min(ops.len() - 1) {
+                taken = Some((ledger.write_snapshot().unwrap(), ledger.durable_seq()));
+            }
+        });
+        let (written, durable) = taken.expect("the hook ran");
+        prop_assert_eq!(written, Some(durable));
+        let signer = dir.load_signer(&KeySource::Default).unwrap();
+        let store = ledger.store().as_ref();
+        let resumed = replay_from_snapshot(store, &[signer], &AnalysisConfig::default())
+            .unwrap()
+            .expect("the snapshot is usable");
+        let full = replay_log(store, None, None).unwrap();
+        prop_assert_eq!(resumed.head, full.head);
+        prop_assert_eq!(resumed.frontier.root(), full.frontier.root());
+        prop_assert_eq!(resumed.projections, full.projections);
     }
 }
 

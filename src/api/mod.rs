@@ -84,7 +84,15 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     match state.ledger.failure() {
         None => (
             StatusCode::OK,
-            Json(json!({ "status": "ok", "durable_seq": state.ledger.durable_seq() })),
+            Json(json!({
+                "status": "ok",
+                "durable_seq": state.ledger.durable_seq(),
+                "startup_check": match state.ledger.startup_check() {
+                    crate::ledger::StartupCheck::Running { upto } => json!({ "state": "running", "upto": upto }),
+                    crate::ledger::StartupCheck::Passed => json!({ "state": "passed" }),
+                    crate::ledger::StartupCheck::Failed(reason) => json!({ "state": "failed", "reason": reason }),
+                },
+            })),
         ),
         Some(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -63,7 +63,7 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
     }
     let dir = cli.data_dir();
     let identity = dir.identity()?;
-    let ledger = Arc::new(dir.open(&cli.key_source())?);
+    let ledger = Arc::new(dir.open_with(&cli.key_source(), crate::ledger::Startup::Snapshot)?);
     let state = AppState::new(ledger.clone(), dir.anchor_public_key()?, identity.origin);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -9,7 +9,7 @@ use crate::chain::{parse_public_key_hex, LedgerSigner};
 use crate::clock::SharedClock;
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::{Actor, EventData, LedgerInitialized};
-use crate::ledger::{AppendEvents, Ledger};
+use crate::ledger::{AppendEvents, Ledger, Startup};
 use crate::store::{LogStore, SledStore};
 use crate::time::LedgerTime;
 use ed25519_dalek::VerifyingKey;
@@ -213,11 +213,17 @@ impl DataDir {
     /// Opens an initialized ledger with the signing key from `source` (or, after a signer rotation that was
     /// interrupted before its key files were moved into place, with the pending new key: see [`rotation`]).
     pub fn open(&self, source: &KeySource) -> LedgerResult<Ledger> {
+        self.open_with(source, Startup::Full)
+    }
+
+    /// [`DataDir::open`], building the projections as `startup` says (`serve` starts from the snapshot).
+    pub fn open_with(&self, source: &KeySource, startup: Startup) -> LedgerResult<Ledger> {
         let store = self.open_store()?;
         let config = self.config()?;
         let mut candidates = vec![self.load_signer(source)?];
         candidates.extend(rotation::pending_signers(self)?);
-        let ledger = Ledger::open_with_clock(store, candidates, config, self.clock.clone())?;
+        let ledger =
+            Ledger::open_with_startup(store, candidates, config, self.clock.clone(), startup)?;
         rotation::finish_if_pending(self, source, ledger.signer_public_hex())?;
         Ok(ledger)
     }

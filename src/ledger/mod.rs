@@ -5,11 +5,14 @@ mod backfill;
 mod checkpointer;
 mod command;
 mod replay;
+mod snapshot;
+mod startup;
 mod writer;
 
 pub use checkpointer::SignedCheckpoint;
 pub use command::{AppendEvents, Command, PlanContext};
 pub use replay::{replay_log, replay_log_with, ReplayOutcome};
+pub use startup::{replay_from_snapshot, Startup, StartupCheck};
 pub use writer::MAX_BATCH_COMMANDS;
 
 use crate::chain::LedgerSigner;
@@ -47,6 +50,9 @@ pub(crate) struct Shared {
     failed: OnceLock<String>,
     /// Actions requested by projections, waiting for the writer.
     follow_ups: Mutex<Vec<PendingAction>>,
+    startup_check: Mutex<StartupCheck>,
+    /// Set when the ledger closes: background threads stop.
+    pub stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -81,6 +87,10 @@ impl Shared {
             .clone()
     }
 
+    pub fn set_startup_check(&self, check: StartupCheck) {
+        *self.startup_check.lock().unwrap_or_else(|p| p.into_inner()) = check;
+    }
+
     pub fn add_follow_ups(&self, actions: Vec<PendingAction>) {
         self.follow_ups
             .lock()
@@ -101,6 +111,8 @@ pub struct Ledger {
     signers: SignerRegistry,
     signer_public_hex: String,
     clock: SharedClock,
+    snapshotter: Option<Arc<startup::Snapshotter>>,
+    opened_from_snapshot: Option<u64>,
 }
 
 impl Ledger {
@@ -131,9 +143,23 @@ impl Ledger {
         config: crate::config::AnalysisConfig,
         clock: SharedClock,
     ) -> LedgerResult<Self> {
+        Self::open_with_startup(store, candidates, config, clock, Startup::Full)
+    }
+
+    /// [`Ledger::open_with_clock`], building the projections as `startup` says.
+    pub fn open_with_startup(
+        store: Arc<dyn LogStore>,
+        candidates: Vec<LedgerSigner>,
+        config: crate::config::AnalysisConfig,
+        clock: SharedClock,
+        startup: Startup,
+    ) -> LedgerResult<Self> {
         let interval = std::time::Duration::from_secs(config.checkpoints.interval_secs);
+        let snapshot_interval = std::time::Duration::from_secs(config.snapshots.interval_secs);
         let anchor_config = config.anchor.clone();
-        let replayed = replay_log_with(store.as_ref(), None, None, config)?;
+        let opened = startup::open_state(store.as_ref(), &candidates, &config, startup)?;
+        let replayed = opened.replayed;
+        let opened_from_snapshot = opened.unchecked_prefix.map(|(head, _)| head.seq);
         // After the replay, which has checked every record this reads.
         let backfilled = backfill::ensure_attribute_index(store.as_ref())?;
         if backfilled > 0 {
@@ -183,6 +209,14 @@ impl Ledger {
             committed,
             failed: OnceLock::new(),
             follow_ups: Mutex::new(leftover_actions),
+            startup_check: Mutex::new(StartupCheck::Passed),
+            stopping: std::sync::atomic::AtomicBool::new(false),
+        });
+        let snapshotter = Arc::new(startup::Snapshotter {
+            signer: signer.duplicate(),
+            signers: replayed.signers.clone(),
+            origin: replayed.origin.clone(),
+            opened_next_seq: durable + 1,
         });
         let (sender, receiver) = mpsc::channel(COMMAND_QUEUE);
         let signer_public_hex = signer.public_key_hex();
@@ -202,6 +236,13 @@ impl Ledger {
         )
         .map_err(start)?;
         threads.extend(anchor_thread);
+        if let Some((head, root)) = opened.unchecked_prefix {
+            threads.push(startup::spawn_prefix_check(shared.clone(), head, root).map_err(start)?);
+        }
+        threads.push(
+            startup::spawn_snapshots(shared.clone(), snapshotter.clone(), snapshot_interval)
+                .map_err(start)?,
+        );
         if !shared
             .follow_ups
             .lock()
@@ -218,7 +259,32 @@ impl Ledger {
             signers: replayed.signers,
             signer_public_hex,
             clock,
+            snapshotter: Some(snapshotter),
+            opened_from_snapshot,
         })
+    }
+
+    /// Persists the projections now (see ledger::snapshot); returns the seq covered, or `None` when nothing
+    /// needed writing.
+    pub fn write_snapshot(&self) -> LedgerResult<Option<u64>> {
+        match &self.snapshotter {
+            Some(snapshotter) => snapshotter.write(&self.shared),
+            None => Ok(None),
+        }
+    }
+
+    /// The seq of the snapshot this ledger started from (`None` after a full replay).
+    pub fn opened_from_snapshot(&self) -> Option<u64> {
+        self.opened_from_snapshot
+    }
+
+    /// Where the check of the events before the snapshot the ledger opened from stands.
+    pub fn startup_check(&self) -> StartupCheck {
+        self.shared
+            .startup_check
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// A signed checkpoint covering every event written so far, made by the writer and durable before it is
@@ -331,10 +397,18 @@ impl Ledger {
     /// Stops accepting commands, lets the writer finish what is queued and waits for it.
     pub fn close(&mut self) {
         self.commands.take();
+        self.shared.stopping.store(true, Ordering::Relaxed);
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
         for handle in threads {
+            handle.thread().unpark();
             // A panicked thread has nothing left to flush; its panic was already reported.
             let _ = handle.join();
+        }
+        // The next start replays only what comes after this.
+        if let Some(snapshotter) = self.snapshotter.take() {
+            if let Err(error) = snapshotter.write(&self.shared) {
+                tracing::warn!(error = %error, "could not persist a projection snapshot at shutdown");
+            }
         }
     }
 }

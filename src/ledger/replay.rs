@@ -51,6 +51,21 @@ pub fn replay_log_with(
     progress: Option<&dyn Fn(u64)>,
     config: AnalysisConfig,
 ) -> LedgerResult<ReplayOutcome> {
+    replay_from(
+        store,
+        as_of,
+        progress,
+        Resume::genesis(Projections::new(config)),
+    )
+}
+
+/// [`replay_log_with`] starting after `start` (genesis, or a loaded snapshot).
+pub(crate) fn replay_from(
+    store: &dyn LogStore,
+    as_of: Option<LedgerTime>,
+    progress: Option<&dyn Fn(u64)>,
+    start: Resume,
+) -> LedgerResult<ReplayOutcome> {
     let stored_head = store.head()?;
     let last = store.last_record()?;
     match (&stored_head, &last) {
@@ -75,20 +90,79 @@ pub fn replay_log_with(
         Some(time) => store.first_seq_at_or_after(time.plus_micros(1))?,
         None => stored_head.map_or(1, |h| h.seq + 1),
     };
-    let mut outcome = ReplayOutcome {
-        projections: Projections::new(config),
-        signers: SignerRegistry::default(),
-        head: None,
-        events: 0,
-        origin: None,
-        frontier: Frontier::default(),
-        latest_checkpoint: None,
-    };
-    let mut checkpoints = stored_checkpoints(store)?.into_iter().peekable();
-    let mut prev: Hash32 = GENESIS_PREV;
-    let mut expected = 1u64;
-    let mut records = store.scan(1, end);
+    let (outcome, unreached) = replay_range(store, start, end, Apply::Projections, progress, None)?;
+    if as_of.is_none() {
+        if let Some(size) = unreached {
+            let held = outcome.head.map_or(0, |h| h.seq);
+            return Err(LedgerError::Corrupt {
+                seq: held + 1,
+                problem: format!(
+                    "a stored checkpoint covers {size} events but the log holds {held}: its tail was cut"
+                ),
+            });
+        }
+        check_tail_signatures(store, &outcome)?;
+    }
+    Ok(outcome)
+}
+
+/// Where a replay starts: from genesis, or after a persisted state (ledger::snapshot) whose last event is `prev`.
+pub(crate) struct Resume {
+    pub outcome: ReplayOutcome,
+    pub prev: Hash32,
+}
+
+impl Resume {
+    pub fn genesis(projections: Projections) -> Self {
+        Self {
+            outcome: ReplayOutcome {
+                projections,
+                signers: SignerRegistry::default(),
+                head: None,
+                events: 0,
+                origin: None,
+                frontier: Frontier::default(),
+                latest_checkpoint: None,
+            },
+            prev: GENESIS_PREV,
+        }
+    }
+}
+
+/// Whether a replay feeds the projections or only checks the chain (the startup check of a snapshot's prefix).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Apply {
+    Projections,
+    ChainOnly,
+}
+
+/// Replays the records after `start` up to (not including) seq `end`, checking each link, each signer statement
+/// and each stored checkpoint the recomputed tree reaches. `cancel` stops a long check early (an `Err` is not
+/// returned for that: the outcome simply ends where it stopped). Also returns the size of the first stored
+/// checkpoint the replay did not reach, if any.
+pub(crate) fn replay_range(
+    store: &dyn LogStore,
+    start: Resume,
+    end: u64,
+    apply: Apply,
+    progress: Option<&dyn Fn(u64)>,
+    cancel: Option<&std::sync::atomic::AtomicBool>,
+) -> LedgerResult<(ReplayOutcome, Option<u64>)> {
+    let Resume {
+        mut outcome,
+        mut prev,
+    } = start;
+    let resumed_at = outcome.frontier.size();
+    let mut checkpoints = stored_checkpoints(store)?
+        .into_iter()
+        .filter(|(size, _)| *size > resumed_at)
+        .peekable();
+    let mut expected = resumed_at + 1;
+    let mut records = store.scan(expected, end.max(expected));
     loop {
+        if cancel.is_some_and(|flag| flag.load(std::sync::atomic::Ordering::Relaxed)) {
+            break;
+        }
         let chunk: Vec<StoredRecord> = records.by_ref().take(CHUNK).collect::<Result<_, _>>()?;
         if chunk.is_empty() {
             break;
@@ -140,7 +214,9 @@ pub fn replay_log_with(
             if let EventData::LedgerInitialized(init) = &event.data {
                 outcome.origin.get_or_insert_with(|| init.origin.clone());
             }
-            outcome.projections.apply(&event);
+            if apply == Apply::Projections {
+                outcome.projections.apply(&event);
+            }
             outcome.frontier.push(&record.hash);
             while let Some((size, note)) =
                 checkpoints.next_if(|(size, _)| *size <= outcome.frontier.size())
@@ -161,19 +237,8 @@ pub fn replay_log_with(
             report(expected - 1);
         }
     }
-    if as_of.is_none() {
-        if let Some((size, _)) = checkpoints.next() {
-            let held = outcome.head.map_or(0, |h| h.seq);
-            return Err(LedgerError::Corrupt {
-                seq: held + 1,
-                problem: format!(
-                    "a stored checkpoint covers {size} events but the log holds {held}: its tail was cut"
-                ),
-            });
-        }
-        check_tail_signatures(store, &outcome)?;
-    }
-    Ok(outcome)
+    let unreached = checkpoints.next().map(|(size, _)| size);
+    Ok((outcome, unreached))
 }
 
 /// A stored checkpoint of `size` events must be signed by the signer of event `size` (or of the next one) and

@@ -55,7 +55,7 @@ pub struct Anomaly {
     pub recorded: bool,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 struct KeyWindows {
     uses: VecDeque<(LedgerTime, u64, String)>,
     ip_counts: HashMap<String, u32>,
@@ -66,10 +66,10 @@ struct KeyWindows {
     hours: u32,
     first_use: Option<LedgerTime>,
     allowed_uses: u64,
-    cooldown: HashMap<&'static str, LedgerTime>,
+    cooldown: HashMap<String, LedgerTime>,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct AnomalyState {
     config: AnomalyConfig,
     keys: HashMap<Uuid, KeyWindows>,
@@ -315,7 +315,8 @@ impl AnomalyState {
                 "rate_spike" => c.rate_bucket_secs,
                 _ => 600,
             };
-            w.cooldown.insert(rule, t.plus_secs(window_secs));
+            w.cooldown
+                .insert(rule.to_string(), t.plus_secs(window_secs));
             fired.push(AnomalyDetected {
                 anomaly_id: format!("{rule}-{key_id}-{}", event.seq),
                 key_id: Some(key_id),

@@ -278,8 +278,31 @@ pub struct SnapshotEntry {
     pub rate_tat: i64,
 }
 
-/// All keys, with a lookup by secret hash for verification.
-#[derive(Clone, Debug, Default)]
+impl From<KeyState> for Vec<SnapshotEntry> {
+    fn from(state: KeyState) -> Self {
+        state.snapshot_entries()
+    }
+}
+
+impl From<Vec<SnapshotEntry>> for KeyState {
+    fn from(entries: Vec<SnapshotEntry>) -> Self {
+        let mut state = KeyState::default();
+        for entry in entries {
+            let mut key = entry.key;
+            // A malformed hash cannot match any secret; leave it zeroed (as `apply` does).
+            let _ = hex::decode_to_slice(&entry.secret_sha256, &mut key.secret_sha256);
+            key.rate_tat = entry.rate_tat;
+            key.refresh_derived();
+            state.by_hash.insert(key.secret_sha256, key.key_id);
+            state.keys.insert(key.key_id, key);
+        }
+        state
+    }
+}
+
+/// All keys, with a lookup by secret hash for verification. Persisted as its [`SnapshotEntry`] list.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(into = "Vec<SnapshotEntry>", from = "Vec<SnapshotEntry>")]
 pub struct KeyState {
     keys: HashMap<Uuid, KeyRecord>,
     by_hash: HashMap<[u8; 32], Uuid>,

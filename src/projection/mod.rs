@@ -21,7 +21,7 @@ use usage::UsageState;
 /// records it as `anomaly.detected` (with `action` set) followed by the action's own event, with the system as
 /// actor. A projection drops the request when it sees the `anomaly.detected` with the same `anomaly_id`, so a
 /// replay re-queues only actions that were never recorded (e.g. after a crash) and never repeats one.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PendingAction {
     pub anomaly: AnomalyDetected,
     /// Suspend `anomaly.key_id` for this many seconds.
@@ -52,12 +52,14 @@ fn suspension_for(key: &KeyRecord, rule: &str, config: &AnalysisConfig) -> Optio
     })
 }
 
-/// Every projection readers can query, as of the last durable event.
-#[derive(Clone, Debug, Default)]
+/// Every projection readers can query, as of the last durable event. Its serialised form is what a snapshot
+/// persists (ledger::snapshot); the configuration is not part of it but the anomaly rules it was built with are.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Projections {
     pub keys: KeyState,
     pub usage: UsageState,
     pub anomalies: AnomalyState,
+    #[serde(skip)]
     pub config: AnalysisConfig,
     /// The seq of the last event applied.
     pub applied_seq: u64,
@@ -102,6 +104,16 @@ impl Projections {
                 .retain(|action| action.anomaly.anomaly_id != recorded.anomaly_id);
         }
         self.applied_seq = event.seq;
+    }
+
+    /// Projections loaded from a snapshot, given the configuration in force; `None` when they were built under
+    /// other anomaly rules (a replay under the current rules would then give another state).
+    pub fn restored(mut self, config: AnalysisConfig) -> Option<Self> {
+        if self.anomalies.config() != &config.anomaly {
+            return None;
+        }
+        self.config = config;
+        Some(self)
     }
 
     /// Actions requested by projections and not yet recorded.

@@ -15,7 +15,7 @@ use uuid::Uuid;
 const MAX_STRAGGLER_IPS: usize = 16;
 
 /// All-time usage of one key.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct KeyUsage {
     pub total: u64,
     pub allowed: u64,
@@ -29,7 +29,7 @@ pub struct KeyUsage {
 }
 
 /// The usage projection: O(keys) memory.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct UsageState {
     keys: HashMap<Uuid, KeyUsage>,
     /// Attempts that matched no key (`not_found`, `bad_format`).

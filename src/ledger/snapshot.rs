@@ -1,0 +1,281 @@
+//! Persisted projection state: a signed snapshot of every projection as of one event, so that a serving ledger
+//! starts by replaying only the events after it (O(keys) + tail instead of O(events)). The log stays the only
+//! source of truth: a snapshot that is missing, unsigned, built under other anomaly rules or naming an event the
+//! log does not hold is ignored (a full replay follows), and the events before it are checked in the background
+//! (see [`check_prefix`]). Stored form: FORMAT.md §4.
+
+use super::replay::{replay_range, Apply, Resume};
+use super::ReplayOutcome;
+use crate::audit::checkpoint::{stored_checkpoints, Checkpoint};
+use crate::audit::tree::Frontier;
+use crate::chain::{verify_hash_signature, Hash32, LedgerSigner};
+use crate::config::AnalysisConfig;
+use crate::error::{LedgerError, LedgerResult};
+use crate::projection::Projections;
+use crate::signers::SignerRegistry;
+use crate::store::{Head, LogStore};
+use crate::time::LedgerTime;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::sync::atomic::AtomicBool;
+
+/// Side entry holding the snapshot's small header (read first, to decide whether the body is worth reading).
+pub const HEADER_KEY: &[u8] = b"snapshot/projections/header";
+/// Side entry holding the snapshot's body.
+pub const BODY_KEY: &[u8] = b"snapshot/projections/body";
+const FORMAT: &str = "keyledger-snapshot/1";
+/// Domain tag of the signed digest: SHA-256(tag ‖ body bytes).
+const DOMAIN: &[u8] = b"keyledger/snapshot/v1\n";
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    format: String,
+    seq: u64,
+    hash: String,
+    signer: String,
+    signature: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Body {
+    seq: u64,
+    hash: String,
+    time: LedgerTime,
+    origin: Option<String>,
+    /// `(public key hex, first seq)` of every signer up to `seq + 1`.
+    signers: Vec<(String, u64)>,
+    /// Root of the Merkle tree over the first `seq` events.
+    frontier_root: String,
+    /// The newest stored checkpoint covering at most `seq` events (its signed note).
+    latest_checkpoint: Option<String>,
+    projections: Projections,
+}
+
+/// What a loaded snapshot gives the opening ledger.
+pub(crate) struct Loaded {
+    pub resume: Resume,
+    /// The snapshot's last event, and the Merkle root over the events up to it: what the prefix check confirms.
+    pub head: Head,
+    pub root: Hash32,
+}
+
+fn digest(body: &[u8]) -> Hash32 {
+    let mut hasher = Sha256::new();
+    hasher.update(DOMAIN);
+    hasher.update(body);
+    hasher.finalize().into()
+}
+
+/// The seq the stored snapshot covers (0 when there is none or its header is unreadable).
+pub(crate) fn stored_seq(store: &dyn LogStore) -> LedgerResult<u64> {
+    let header = store.get_side(HEADER_KEY)?;
+    Ok(header
+        .and_then(|bytes| serde_json::from_slice::<Header>(&bytes).ok())
+        .map_or(0, |h| h.seq))
+}
+
+/// Persists `projections` (as of their `applied_seq`), signed by `signer`, which must be the signer in force
+/// after that event. Returns the seq written, or `None` when there was nothing to write.
+pub(crate) fn write(
+    store: &dyn LogStore,
+    signer: &LedgerSigner,
+    signers: &SignerRegistry,
+    origin: Option<String>,
+    projections: &Projections,
+) -> LedgerResult<Option<u64>> {
+    let seq = projections.applied_seq;
+    if seq == 0 || seq <= stored_seq(store)? {
+        return Ok(None);
+    }
+    if signers.signer_for(seq + 1).map(|s| s.key) != Some(signer.public_key()) {
+        return Ok(None);
+    }
+    let record = store.get(seq)?.ok_or_else(|| LedgerError::Corrupt {
+        seq,
+        problem: "the projections name an event the log does not hold".into(),
+    })?;
+    let latest_checkpoint = stored_checkpoints(store)?
+        .into_iter()
+        .rev()
+        .find(|(size, _)| *size <= seq)
+        .map(|(_, note)| note);
+    let body = Body {
+        seq,
+        hash: hex::encode(record.hash),
+        time: record.time,
+        origin,
+        signers: signers.to_persisted(),
+        frontier_root: hex::encode(Frontier::load(store, seq)?.root()),
+        latest_checkpoint,
+        projections: projections.clone(),
+    };
+    let body = serde_json::to_vec(&body).map_err(|e| LedgerError::Config(e.to_string()))?;
+    let header = Header {
+        format: FORMAT.into(),
+        seq,
+        hash: hex::encode(record.hash),
+        signer: signer.id().to_string(),
+        signature: hex::encode(signer.sign_hash(&digest(&body))),
+    };
+    let header = serde_json::to_vec(&header).map_err(|e| LedgerError::Config(e.to_string()))?;
+    store.put_side(&[(HEADER_KEY.to_vec(), header), (BODY_KEY.to_vec(), body)])?;
+    Ok(Some(seq))
+}
+
+/// Loads the stored snapshot if it can be trusted and used: signed by one of `signers` (the keys the ledger
+/// was opened with), built under the anomaly rules of `config`, and naming an event the log holds with the
+/// same hash and Merkle root. Otherwise says why (the caller replays the whole log instead).
+pub(crate) fn load(
+    store: &dyn LogStore,
+    signers: &[LedgerSigner],
+    config: &AnalysisConfig,
+) -> LedgerResult<Result<Loaded, String>> {
+    let Some(header) = store.get_side(HEADER_KEY)? else {
+        return Ok(Err("no snapshot is stored".into()));
+    };
+    let Ok(header) = serde_json::from_slice::<Header>(&header) else {
+        return Ok(Err("the snapshot header is unreadable".into()));
+    };
+    if header.format != FORMAT {
+        return Ok(Err(format!(
+            "snapshot format {} is not {FORMAT}",
+            header.format
+        )));
+    }
+    let Some(body) = store.get_side(BODY_KEY)? else {
+        return Ok(Err("the snapshot body is missing".into()));
+    };
+    let mut signature = [0u8; 64];
+    let signed = hex::decode_to_slice(&header.signature, &mut signature).is_ok()
+        && signers.iter().any(|s| {
+            s.id().to_string() == header.signer
+                && verify_hash_signature(&s.public_key(), &digest(&body), &signature)
+        });
+    if !signed {
+        return Ok(Err(
+            "the snapshot is not signed by this ledger's signing key".into(),
+        ));
+    }
+    let Ok(body) = serde_json::from_slice::<Body>(&body) else {
+        return Ok(Err("the snapshot body is unreadable".into()));
+    };
+    Ok(resume_from(store, &header, body, config))
+}
+
+fn resume_from(
+    store: &dyn LogStore,
+    header: &Header,
+    body: Body,
+    config: &AnalysisConfig,
+) -> Result<Loaded, String> {
+    let seq = body.seq;
+    let hash = parse_hash(&body.hash).ok_or("the snapshot's hash is malformed")?;
+    if seq != header.seq || body.hash != header.hash || body.projections.applied_seq != seq {
+        return Err("the snapshot's header and body disagree".into());
+    }
+    let record = store
+        .get(seq)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("the log does not hold event {seq}, the snapshot's last"))?;
+    if record.hash != hash {
+        return Err(format!(
+            "event {seq} no longer has the hash the snapshot names"
+        ));
+    }
+    let frontier = Frontier::load(store, seq).map_err(|e| e.to_string())?;
+    if Some(frontier.root()) != parse_hash(&body.frontier_root) {
+        return Err("the stored Merkle tree does not have the snapshot's root".into());
+    }
+    let signers = SignerRegistry::from_persisted(&body.signers).ok_or("a signer is malformed")?;
+    let latest_checkpoint = match body.latest_checkpoint {
+        Some(note) => Some((verify_checkpoint(&signers, &note)?, note)),
+        None => None,
+    };
+    let projections = body
+        .projections
+        .restored(config.clone())
+        .ok_or("the snapshot was built under other [anomaly] rules")?;
+    let root = frontier.root();
+    let head = Head {
+        seq,
+        hash,
+        time: body.time,
+    };
+    Ok(Loaded {
+        resume: Resume {
+            outcome: ReplayOutcome {
+                projections,
+                signers,
+                head: Some(head),
+                events: seq,
+                origin: body.origin,
+                frontier,
+                latest_checkpoint,
+            },
+            prev: hash,
+        },
+        head,
+        root,
+    })
+}
+
+fn verify_checkpoint(signers: &SignerRegistry, note: &str) -> Result<Checkpoint, String> {
+    let (unverified, _, _) = Checkpoint::parse_note(note).map_err(|e| e.to_string())?;
+    [unverified.size, unverified.size + 1]
+        .iter()
+        .filter_map(|seq| signers.signer_for(*seq))
+        .find_map(|signer| Checkpoint::verify_note(note, &signer.key).ok())
+        .ok_or_else(|| "the snapshot's checkpoint is not signed by the signer in force".into())
+}
+
+fn parse_hash(text: &str) -> Option<Hash32> {
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(text, &mut hash).ok().map(|_| hash)
+}
+
+/// Checks the events a snapshot stands for: the chain from genesis to `head`, every stored checkpoint within
+/// it, and that the recomputed Merkle root is the snapshot's. `Ok(false)` when cancelled before the end.
+pub(crate) fn check_prefix(
+    store: &dyn LogStore,
+    head: Head,
+    root: Hash32,
+    cancel: &AtomicBool,
+) -> LedgerResult<bool> {
+    let (outcome, _) = replay_range(
+        store,
+        Resume::genesis(Projections::default()),
+        head.seq + 1,
+        Apply::ChainOnly,
+        None,
+        Some(cancel),
+    )?;
+    let reached = outcome.head.map_or(0, |h| h.seq);
+    if reached < head.seq && cancel.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(false);
+    }
+    let corrupt = |problem: &str| LedgerError::Corrupt {
+        seq: head.seq,
+        problem: problem.into(),
+    };
+    if reached < head.seq {
+        return Err(LedgerError::Corrupt {
+            seq: reached + 1,
+            problem: format!(
+                "event {} is missing below the projection snapshot (taken at {})",
+                reached + 1,
+                head.seq
+            ),
+        });
+    }
+    if outcome.head.map(|h| h.hash) != Some(head.hash) {
+        return Err(corrupt(
+            "the chain no longer leads to the hash the projection snapshot was taken at",
+        ));
+    }
+    if outcome.frontier.root() != root {
+        return Err(corrupt(
+            "the events no longer have the Merkle root the projection snapshot was taken at",
+        ));
+    }
+    Ok(true)
+}

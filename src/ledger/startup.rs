@@ -1,0 +1,209 @@
+//! How a ledger gets its state when it opens (a full replay, or a snapshot plus the tail with the prefix checked
+//! in the background), and the thread that keeps persisting snapshots while it runs.
+
+use super::replay::replay_from;
+use super::snapshot;
+use super::{replay_log_with, ReplayOutcome, Shared};
+use crate::chain::LedgerSigner;
+use crate::config::AnalysisConfig;
+use crate::error::LedgerResult;
+use crate::signers::SignerRegistry;
+use crate::store::{Head, LogStore};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How an opening ledger builds its projections.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Startup {
+    /// Replay and check every event before answering anyone (CLI commands, `replay`).
+    #[default]
+    Full,
+    /// Load the persisted snapshot, replay and check only the events after it, and check the events before it in
+    /// the background; a problem found there stops the ledger (fail-stop). Falls back to `Full` when no usable
+    /// snapshot is stored. What `serve` uses: start-up costs O(keys + tail), not O(events).
+    Snapshot,
+}
+
+/// Where the background check of a snapshot's prefix stands (reported by `/healthz`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StartupCheck {
+    /// Every event was checked before the ledger opened, or the background check finished.
+    Passed,
+    /// Events up to `upto` (the snapshot's) are being checked in the background.
+    Running { upto: u64 },
+    /// The background check found a problem; the ledger stopped accepting writes.
+    Failed(String),
+}
+
+/// The replayed state, and the prefix still to check when it came from a snapshot.
+pub(crate) struct Opened {
+    pub replayed: ReplayOutcome,
+    pub unchecked_prefix: Option<(Head, crate::chain::Hash32)>,
+}
+
+pub(crate) fn open_state(
+    store: &dyn LogStore,
+    candidates: &[LedgerSigner],
+    config: &AnalysisConfig,
+    startup: Startup,
+) -> LedgerResult<Opened> {
+    if startup == Startup::Snapshot {
+        match snapshot::load(store, candidates, config)? {
+            Ok(loaded) => {
+                tracing::info!(
+                    seq = loaded.head.seq,
+                    "opening from the projection snapshot; replaying only the events after it"
+                );
+                let replayed = replay_from(store, None, None, loaded.resume)?;
+                return Ok(Opened {
+                    replayed,
+                    unchecked_prefix: Some((loaded.head, loaded.root)),
+                });
+            }
+            Err(why) => tracing::info!(reason = %why, "replaying the whole log"),
+        }
+    }
+    Ok(Opened {
+        replayed: replay_log_with(store, None, None, config.clone())?,
+        unchecked_prefix: None,
+    })
+}
+
+/// The state a [`Startup::Snapshot`] open builds (the stored snapshot plus the events after it), without
+/// opening a writer; `Err(reason)` inside when no usable snapshot is stored. For comparing it with a full replay.
+pub fn replay_from_snapshot(
+    store: &dyn LogStore,
+    signers: &[LedgerSigner],
+    config: &AnalysisConfig,
+) -> LedgerResult<Result<ReplayOutcome, String>> {
+    Ok(match snapshot::load(store, signers, config)? {
+        Ok(loaded) => Ok(replay_from(store, None, None, loaded.resume)?),
+        Err(why) => Err(why),
+    })
+}
+
+/// Checks the snapshot's prefix on a thread of its own; a problem stops the ledger.
+pub(crate) fn spawn_prefix_check(
+    shared: Arc<Shared>,
+    head: Head,
+    root: crate::chain::Hash32,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    shared.set_startup_check(StartupCheck::Running { upto: head.seq });
+    std::thread::Builder::new()
+        .name("keyledger-startup-check".into())
+        .spawn(move || {
+            let started = std::time::Instant::now();
+            match snapshot::check_prefix(shared.store.as_ref(), head, root, &shared.stopping) {
+                Ok(true) => {
+                    tracing::info!(
+                        events = head.seq,
+                        secs = started.elapsed().as_secs_f64(),
+                        "the events before the projection snapshot verify"
+                    );
+                    shared.set_startup_check(StartupCheck::Passed);
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    let reason = shared.fail(&error);
+                    shared.set_startup_check(StartupCheck::Failed(reason));
+                }
+            }
+        })
+}
+
+/// What persisting a snapshot needs besides the projections.
+pub(crate) struct Snapshotter {
+    pub signer: LedgerSigner,
+    pub signers: SignerRegistry,
+    pub origin: Option<String>,
+    /// The first seq this ledger wrote: a signer rotation at or after it retires `signer`.
+    pub opened_next_seq: u64,
+}
+
+impl Snapshotter {
+    /// Persists the current projections unless nothing changed since the stored snapshot, the ledger failed, or
+    /// the signer was rotated while open (the next open, with the new key, writes one).
+    pub fn write(&self, shared: &Shared) -> LedgerResult<Option<u64>> {
+        if shared.failure().is_some() || self.signer_rotated(shared.store.as_ref())? {
+            return Ok(None);
+        }
+        let durable = shared.durable_seq.load(Ordering::Acquire);
+        if durable == 0 || durable <= snapshot::stored_seq(shared.store.as_ref())? {
+            return Ok(None);
+        }
+        let (signers, origin) = match self.signers.current() {
+            Some(_) => (self.signers.clone(), self.origin.clone()),
+            None => from_genesis(shared.store.as_ref())?,
+        };
+        // A clone under the read lock (O(keys)), serialised after it is released.
+        let projections = shared.read_projections().clone();
+        snapshot::write(
+            shared.store.as_ref(),
+            &self.signer,
+            &signers,
+            origin,
+            &projections,
+        )
+    }
+
+    fn signer_rotated(&self, store: &dyn LogStore) -> LedgerResult<bool> {
+        for entry in store.scan_side(b"signer/") {
+            let (key, _) = entry?;
+            let seq = key
+                .get(b"signer/".len()..)
+                .and_then(|b| b.try_into().ok())
+                .map_or(u64::MAX, u64::from_be_bytes);
+            if seq >= self.opened_next_seq {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// The first signer and the origin, from the genesis event (for a ledger opened on an empty log).
+fn from_genesis(store: &dyn LogStore) -> LedgerResult<(SignerRegistry, Option<String>)> {
+    let mut signers = SignerRegistry::default();
+    let mut origin = None;
+    if let Some(record) = store.get(1)? {
+        let event = crate::event::Event::decode(&record.body)
+            .map_err(|source| crate::error::LedgerError::Decode { seq: 1, source })?;
+        signers
+            .observe(&event)
+            .map_err(|e| crate::error::LedgerError::Corrupt {
+                seq: 1,
+                problem: e.to_string(),
+            })?;
+        if let crate::event::EventData::LedgerInitialized(init) = &event.data {
+            origin = Some(init.origin.clone());
+        }
+    }
+    Ok((signers, origin))
+}
+
+/// Writes a snapshot every `interval` while the ledger runs.
+pub(crate) fn spawn_snapshots(
+    shared: Arc<Shared>,
+    snapshotter: Arc<Snapshotter>,
+    interval: Duration,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("keyledger-snapshots".into())
+        .spawn(move || loop {
+            let deadline = std::time::Instant::now() + interval;
+            while std::time::Instant::now() < deadline {
+                if shared.stopping.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::park_timeout(Duration::from_millis(200).min(interval));
+            }
+            match snapshotter.write(&shared) {
+                Ok(Some(seq)) => tracing::debug!(seq, "persisted a projection snapshot"),
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(error = %error, "could not persist a projection snapshot")
+                }
+            }
+        })
+}
