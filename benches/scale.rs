@@ -12,7 +12,6 @@ use keyledger::datadir::DataDir;
 use keyledger::event::{Actor, EventData, KeyConfig, KeyUsed, VerifyCode};
 use keyledger::keys::{CreateKey, Requester};
 use keyledger::ledger::{AppendEvents, Ledger};
-use rayon::prelude::*;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -47,14 +46,27 @@ fn create_keys(ledger: &Ledger, count: usize) -> (Vec<Uuid>, String, String) {
         "keyledger",
     ));
     let service = create(&make("svc".into(), &["orders:read"], "production"));
-    let keys: Vec<Uuid> = (0..count)
-        .into_par_iter()
-        .map(|i| {
-            create(&make(format!("svc-{i}"), &["orders:read"], "production"))
-                .key
-                .key_id
-        })
-        .collect();
+    let keys: Vec<Uuid> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..8)
+            .map(|worker| {
+                let (create, make) = (&create, &make);
+                scope.spawn(move || {
+                    (worker..count)
+                        .step_by(8)
+                        .map(|i| {
+                            create(&make(format!("svc-{i}"), &["orders:read"], "production"))
+                                .key
+                                .key_id
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("worker"))
+            .collect()
+    });
     (
         keys,
         gateway.secret.expose().to_string(),
@@ -102,8 +114,11 @@ fn fill_to(ledger: &Ledger, keys: &[Uuid], target: u64, batch_number: &mut u64) 
                 }
             })
             .collect();
-        commands.into_par_iter().for_each(|command| {
-            ledger.submit_blocking(command).expect("append");
+        // Plain threads: rayon's pool is the writer's, for signing large batches.
+        std::thread::scope(|scope| {
+            for command in commands {
+                scope.spawn(|| ledger.submit_blocking(command).expect("append"));
+            }
         });
     }
 }

@@ -72,3 +72,34 @@ async fn concurrent_appenders_get_one_gap_free_verifying_chain() {
         "appends were group-committed"
     );
 }
+
+/// Large batches are signed on a pool of the writer's own: callers blocked in `submit_blocking` on every thread
+/// of rayon's global pool used to leave it none, and the ledger hung.
+#[test]
+fn large_appends_from_every_rayon_thread_do_not_hang_the_writer() {
+    use rayon::prelude::*;
+    let (_tmp, _dir, ledger) = common::fresh_ledger();
+    let ledger = std::sync::Arc::new(ledger);
+    let callers = rayon::current_num_threads() * 2;
+    let (done, finished) = std::sync::mpsc::channel();
+    let appending = ledger.clone();
+    std::thread::spawn(move || {
+        (0..callers).into_par_iter().for_each(|caller| {
+            let events = (0..300)
+                .map(|n| common::used(None, &format!("c{caller}-{n}")))
+                .collect();
+            appending
+                .submit_blocking(keyledger::ledger::AppendEvents {
+                    actor: keyledger::event::Actor::System,
+                    request_id: None,
+                    events,
+                })
+                .expect("append");
+        });
+        let _ = done.send(());
+    });
+    finished
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the appends finish (the writer is not starved of signing threads)");
+    assert_eq!(ledger.durable_seq(), 1 + 300 * callers as u64);
+}

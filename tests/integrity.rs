@@ -504,6 +504,9 @@ impl LogStore for FaultyStore {
     fn size_on_disk(&self) -> StoreResult<u64> {
         self.inner.size_on_disk()
     }
+    fn prune_archived(&self, through: u64, keep: &[u64]) -> StoreResult<u64> {
+        self.inner.prune_archived(through, keep)
+    }
 }
 
 fn fail_stop_round(fail_write_at: u64, fail_sync_at: u64) {

@@ -125,6 +125,12 @@ fn run_writer(
     mut commands: mpsc::Receiver<Box<dyn Job>>,
     to_flusher: std_mpsc::SyncSender<Written>,
 ) {
+    // A pool of its own for signing large batches: callers blocked in `submit_blocking` on the global rayon
+    // pool's threads would otherwise leave the writer no thread to sign with (a deadlock).
+    let sign_pool = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("keyledger-sign-{i}"))
+        .build()
+        .ok();
     let mut staged: Vec<StagedEvent> = Vec::new();
     // After a signer rotation this key may sign nothing more: the ledger must be reopened with the new key.
     let mut signer_retired = false;
@@ -172,7 +178,14 @@ fn run_writer(
             (ctx.next_seq, ctx.last_time, ctx.prev_hash);
         let refused = jobs.split_off(planned);
         let forced = jobs.iter().any(|job| job.wants_checkpoint());
-        let outcome = write(&shared, &signer, &mut state, &mut staged, forced);
+        let outcome = write(
+            &shared,
+            &signer,
+            sign_pool.as_ref(),
+            &mut state,
+            &mut staged,
+            forced,
+        );
         refused
             .into_iter()
             .for_each(|job| job.finish(Some(SIGNER_RETIRED)));
@@ -207,7 +220,7 @@ fn run_writer(
     }
     // Clean shutdown: a last checkpoint covering everything written, unless the ledger failed.
     if shared.failure().is_none() {
-        if let Ok((wrote, notes)) = write(&shared, &signer, &mut state, &mut staged, true) {
+        if let Ok((wrote, notes)) = write(&shared, &signer, None, &mut state, &mut staged, true) {
             let _ = to_flusher.send(Written {
                 jobs: Vec::new(),
                 events: Vec::new(),
@@ -225,6 +238,7 @@ fn run_writer(
 fn write(
     shared: &Shared,
     signer: &LedgerSigner,
+    sign_pool: Option<&rayon::ThreadPool>,
     state: &mut WriterState,
     staged: &mut [StagedEvent],
     forced_checkpoint: bool,
@@ -237,11 +251,12 @@ fn write(
         signer: signer.id(),
         body: std::mem::take(&mut item.body),
     };
-    let records: Vec<StoredRecord> = if staged.len() >= PARALLEL_SIGN_MIN {
-        staged.par_iter_mut().map(to_record).collect()
-    } else {
-        staged.iter_mut().map(to_record).collect()
-    };
+    let records: Vec<StoredRecord> =
+        if let Some(pool) = sign_pool.filter(|_| staged.len() >= PARALLEL_SIGN_MIN) {
+            pool.install(|| staged.par_iter_mut().map(to_record).collect())
+        } else {
+            staged.iter_mut().map(to_record).collect()
+        };
     let mut batch = AppendBatch {
         records,
         ..Default::default()

@@ -5,6 +5,7 @@
 
 mod checked;
 mod record;
+mod sled_prune;
 mod sled_store;
 
 pub use checked::{check_record, CheckedReader};
@@ -127,4 +128,8 @@ pub trait LogStore: Send + Sync + 'static {
     fn remove_side(&self, keys: &[Vec<u8>]) -> StoreResult<()>;
     /// Bytes the store occupies on disk.
     fn size_on_disk(&self) -> StoreResult<u64>;
+    /// Archival: removes durably every record with `seq <= through` except the seqs in `keep`, and the index
+    /// entries of the removed ones. Idempotent (an interrupted call is finished by calling it again). Returns
+    /// how many records it removed.
+    fn prune_archived(&self, through: u64, keep: &[u64]) -> StoreResult<u64>;
 }

@@ -10,21 +10,21 @@ use crate::time::LedgerTime;
 use std::path::Path;
 use uuid::Uuid;
 
-const EVENT: u8 = b'e';
-const KEY_INDEX: u8 = b'k';
-const TIME_INDEX: u8 = b't';
-const LIFECYCLE_INDEX: u8 = b'l';
+pub(super) const EVENT: u8 = b'e';
+pub(super) const KEY_INDEX: u8 = b'k';
+pub(super) const TIME_INDEX: u8 = b't';
+pub(super) const LIFECYCLE_INDEX: u8 = b'l';
 const HEAD: &[u8] = b"h";
 const SIDE: u8 = b's';
-const ATTRIBUTE_INDEX: u8 = b'a';
+pub(super) const ATTRIBUTE_INDEX: u8 = b'a';
 
 /// The sled-backed log store.
 pub struct SledStore {
-    db: sled::Db,
-    tree: sled::Tree,
+    pub(super) db: sled::Db,
+    pub(super) tree: sled::Tree,
 }
 
-fn backend(err: sled::Error) -> StoreError {
+pub(super) fn backend(err: sled::Error) -> StoreError {
     match err {
         sled::Error::Corruption { .. } => {
             StoreError::Corrupt(format!("the store's files are damaged: {err}"))
@@ -33,7 +33,7 @@ fn backend(err: sled::Error) -> StoreError {
     }
 }
 
-fn seq_key(prefix: u8, seq: u64) -> [u8; 9] {
+pub(super) fn seq_key(prefix: u8, seq: u64) -> [u8; 9] {
     let mut key = [0u8; 9];
     key[0] = prefix;
     key[1..].copy_from_slice(&seq.to_be_bytes());
@@ -437,6 +437,10 @@ impl LogStore for SledStore {
 
     fn size_on_disk(&self) -> StoreResult<u64> {
         self.db.size_on_disk().map_err(backend)
+    }
+
+    fn prune_archived(&self, through: u64, keep: &[u64]) -> StoreResult<u64> {
+        self.prune(through, keep)
     }
 }
 
