@@ -303,7 +303,9 @@ fn main() {
     let floor = floors::batch_verify_floor_two_cores();
     println!("batch-verify floor (ed25519-dalek, both cores): {floor:.0} signatures/s");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let data = tmp.path().join("data");
+    // KEYLEDGER_SCALE_DIR keeps the grown ledger for a closer look (it must not exist yet).
+    let data = std::env::var_os("KEYLEDGER_SCALE_DIR")
+        .map_or_else(|| tmp.path().join("data"), std::path::PathBuf::from);
     let dir = DataDir::new(&data);
     let (ledger, _) = dir.init(None).expect("init");
     let started = Instant::now();

@@ -41,6 +41,9 @@ pub enum LedgerError {
     WriterStopped,
     #[error("{0}")]
     Config(String),
+    /// A question about events that were archived out of the live store (`keyledger audit archive`).
+    #[error("{message}")]
+    Archived { through: u64, message: String },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -96,6 +99,7 @@ impl LedgerError {
             LedgerError::WriteFailed(_) => "write_failed",
             LedgerError::WriterStopped => "unavailable",
             LedgerError::Config(_) => "config_error",
+            LedgerError::Archived { .. } => "archived",
             LedgerError::Io { .. } => "io_error",
         }
     }

@@ -90,6 +90,7 @@ fn window(f: &Fixture) -> ExportRequest {
         from: Some(f.t1),
         to: Some(f.t2),
         consistency_from: None,
+        first_seq: None,
     }
 }
 

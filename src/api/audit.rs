@@ -96,6 +96,7 @@ pub async fn export(
         from: time_param("from", &q.from)?,
         to: time_param("to", &q.to)?,
         consistency_from: q.consistency_from,
+        first_seq: None,
     };
     let (checkpoint, note) = state.ledger.checkpoint().await?;
     if let Some(old) = request

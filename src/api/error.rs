@@ -57,6 +57,7 @@ impl From<LedgerError> for ApiError {
             LedgerError::NotFound { .. } => StatusCode::NOT_FOUND,
             LedgerError::Conflict { .. } => StatusCode::CONFLICT,
             LedgerError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            LedgerError::Archived { .. } => StatusCode::GONE,
             LedgerError::WriteFailed(_) | LedgerError::WriterStopped => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

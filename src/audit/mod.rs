@@ -1,6 +1,7 @@
 //! Auditing the log: full or ranged verification of the chain, signatures and indexes.
 
 pub mod anchor;
+pub mod archive;
 pub mod checkpoint;
 pub mod export;
 mod export_lines;
@@ -10,6 +11,7 @@ pub mod tree;
 pub mod verify;
 pub mod verify_export;
 mod verify_indexes;
+mod verify_tree;
 
 pub use problem::{Problem, ProblemKind, VerifyRange, VerifyReport};
 pub use verify::verify_log;

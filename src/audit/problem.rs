@@ -51,6 +51,10 @@ pub struct VerifyReport {
     pub checkpoints_checked: u64,
     /// Stored Merkle nodes compared with the tree recomputed from the event hashes.
     pub merkle_nodes_checked: u64,
+    /// Events 1..=this were archived (`keyledger audit archive`): verification starts after them, from the
+    /// recorded hash and checkpoint of the prefix. 0 when nothing was archived.
+    #[serde(default)]
+    pub archived_through: u64,
     pub problems: Vec<Problem>,
 }
 

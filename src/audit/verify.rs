@@ -3,11 +3,12 @@
 
 use super::checkpoint::stored_checkpoints;
 use super::problem::{problem, Problem, ProblemKind, VerifyRange, VerifyReport};
-use super::tree::{node_key, Frontier};
+use super::tree::Frontier;
 use super::verify_indexes::{
     check_attribute_index, check_checkpoints, check_indexes, check_lifecycle_index,
     CheckpointBounds, EntryDigest, IndexBounds,
 };
+use super::verify_tree::{archived_frontier, TreeCheck};
 use crate::chain::{chain_hash, verify_hash_signature, Hash32, GENESIS_PREV};
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::{Event, EventData};
@@ -15,7 +16,7 @@ use crate::signers::SignerRegistry;
 use crate::store::{Head, LogStore, StoreError, StoredRecord};
 use ed25519_dalek::{Signature, VerifyingKey};
 use rayon::prelude::*;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 const CHUNK: usize = 8192;
 const SIGNATURE_BATCH: usize = 256;
@@ -38,14 +39,17 @@ pub fn verify_log(
     range: VerifyRange,
     progress: Option<&(dyn Fn(u64) + Sync)>,
 ) -> LedgerResult<VerifyReport> {
-    let from = range.from.max(1);
+    let archived = super::archive::archived_prefix(store)?;
+    let base = archived.as_ref().map_or(0, |p| p.size);
+    let from = range.from.max(base + 1);
     let (head, last) = match (store.head(), store.last_record()) {
         (Ok(head), Ok(last)) => (head, last),
         (Err(e), _) | (_, Err(e)) => return Ok(storage_failure(from, &e)),
     };
     let newest = last.as_ref().map_or(0, |r| r.seq);
     let to = range.to.unwrap_or(newest).min(newest);
-    let from_genesis = from == 1;
+    // From the first live event: the whole tree, the indexes and the checkpoints are checked too.
+    let from_genesis = from == base + 1;
     let mut problems = Vec::new();
     if from_genesis && to == newest {
         check_head(head.as_ref(), last.as_ref(), &mut problems);
@@ -81,15 +85,23 @@ pub fn verify_log(
         index_entries_checked: 0,
         checkpoints_checked: 0,
         merkle_nodes_checked: 0,
+        archived_through: base,
         problems: Vec::new(),
     };
-    let checkpoints = if from_genesis {
+    let checkpoints: Vec<(u64, String)> = if from_genesis {
         stored_checkpoints(store)?
+            .into_iter()
+            .filter(|(size, _)| *size > base)
+            .collect()
     } else {
         Vec::new()
     };
+    let frontier = match &archived {
+        Some(prefix) => archived_frontier(store, prefix, &signers, &mut problems)?,
+        None => Frontier::default(),
+    };
     let mut tree = TreeCheck {
-        frontier: Frontier::default(),
+        frontier,
         wanted: checkpoints.iter().map(|(size, _)| *size).collect(),
         roots: BTreeMap::new(),
     };
@@ -239,48 +251,6 @@ pub fn verify_log(
     Ok(report)
 }
 
-/// The Merkle tree recomputed from the event hashes, as verification walks them from seq 1.
-struct TreeCheck {
-    frontier: Frontier,
-    /// Sizes of stored checkpoints, whose roots are kept as the tree reaches them.
-    wanted: BTreeSet<u64>,
-    roots: BTreeMap<u64, Hash32>,
-}
-
-impl TreeCheck {
-    /// Adds the event's leaf; compares each subtree it completes with the stored node. Returns nodes compared.
-    fn push(
-        &mut self,
-        store: &dyn LogStore,
-        record: &StoredRecord,
-        problems: &mut Vec<Problem>,
-    ) -> u64 {
-        let completed = self.frontier.push(&record.hash);
-        for (level, index, hash) in &completed {
-            let wrong = match store.get_side(&node_key(*level, *index)) {
-                Ok(Some(stored)) if stored.as_slice() == hash.as_slice() => None,
-                Ok(Some(_)) => Some("differs from the one recomputed from the events"),
-                Ok(None) => Some("is missing"),
-                Err(_) => Some("cannot be read"),
-            };
-            if let Some(wrong) = wrong {
-                problems.push(Problem {
-                    seq: record.seq,
-                    kind: ProblemKind::IndexMismatch,
-                    detail: format!(
-                        "the stored Merkle node at level {level}, index {index} {wrong}"
-                    ),
-                });
-            }
-        }
-        let size = self.frontier.size();
-        if self.wanted.contains(&size) {
-            self.roots.insert(size, self.frontier.root());
-        }
-        completed.len() as u64
-    }
-}
-
 /// Whether an index lookup found its entry (an unreadable entry counts as missing).
 fn indexed(mut entries: crate::store::StoreIter<'_, u64>) -> bool {
     matches!(entries.next(), Some(Ok(_)))
@@ -327,6 +297,7 @@ fn storage_failure(from: u64, error: &StoreError) -> VerifyReport {
         index_entries_checked: 0,
         checkpoints_checked: 0,
         merkle_nodes_checked: 0,
+        archived_through: 0,
         problems: vec![storage_problem(from, error)],
     }
 }
@@ -419,15 +390,7 @@ pub(crate) fn signers_before(
     from: u64,
 ) -> LedgerResult<SignerRegistry> {
     let mut signers = SignerRegistry::anchored(anchor);
-    for entry in store.scan_side(b"signer/") {
-        let (key, _) = entry?;
-        let Some(seq) = key
-            .get(7..15)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_be_bytes)
-        else {
-            continue;
-        };
+    for seq in crate::ledger::rotation_seqs(store)? {
         if seq >= from {
             break;
         }

@@ -24,6 +24,8 @@ pub enum AuditCommand {
     Consistency(super::proof_cmd::ConsistencyArgs),
     /// Replace the ledger's signing key; the old key endorses the new one on the record.
     RotateSigner(super::proof_cmd::RotateSignerArgs),
+    /// Move the events older than a time out of the live store into a verifiable export file.
+    Archive(super::archive_cmd::ArchiveArgs),
 }
 
 #[derive(Args, Debug)]
@@ -63,6 +65,7 @@ pub fn run(cli: &Cli, command: &AuditCommand) -> CliResult {
             local_only(cli, "audit consistency")?;
             super::proof_cmd::consistency(cli, args)
         }
+        AuditCommand::Archive(args) => super::archive_cmd::archive(cli, args),
         AuditCommand::RotateSigner(args) => {
             local_only(cli, "audit rotate-signer")?;
             super::proof_cmd::rotate_signer(cli, args)

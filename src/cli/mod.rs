@@ -6,6 +6,7 @@
 mod admin_cmd;
 mod analysis_cmd;
 mod analysis_output;
+mod archive_cmd;
 mod audit_cmd;
 pub mod demo;
 

@@ -144,6 +144,7 @@ pub fn export(cli: &Cli, args: &ExportArgs) -> CliResult {
         from: args.from,
         to: args.to,
         consistency_from: args.consistency_from,
+        first_seq: None,
     };
     let bar = events_bar(checkpoint.size, "exporting");
     let update = |n: u64| bar.set_position(n);

@@ -5,13 +5,16 @@ mod backfill;
 mod checkpointer;
 mod command;
 mod replay;
-mod snapshot;
+mod shared;
+pub(crate) mod snapshot;
 mod startup;
 mod writer;
 
 pub use checkpointer::SignedCheckpoint;
 pub use command::{AppendEvents, Command, PlanContext};
 pub use replay::{replay_log, replay_log_with, ReplayOutcome};
+pub(crate) use replay::{replay_range, Apply, Resume};
+pub(crate) use shared::Shared;
 pub use startup::{replay_from_snapshot, Startup, StartupCheck};
 pub use writer::MAX_BATCH_COMMANDS;
 
@@ -19,11 +22,11 @@ use crate::chain::LedgerSigner;
 use crate::clock::SharedClock;
 use crate::error::{LedgerError, LedgerResult};
 use crate::metrics::Metrics;
-use crate::projection::{PendingAction, Projections};
+use crate::projection::Projections;
 use crate::signers::SignerRegistry;
 use crate::store::LogStore;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot, watch};
 use writer::{Job, PendingCommand, WriterState};
@@ -38,69 +41,20 @@ pub(crate) fn signer_side_key(seq: u64) -> Vec<u8> {
     key
 }
 
-/// State shared by the writer, the flusher and readers.
-pub(crate) struct Shared {
-    pub store: Arc<dyn LogStore>,
-    projections: RwLock<Projections>,
-    /// The last seq that is durable and applied to the projections; readers never look past it.
-    pub durable_seq: AtomicU64,
-    pub metrics: Metrics,
-    committed: watch::Sender<u64>,
-    /// Set once a write or fsync failed: the ledger then refuses every command (fail-stop).
-    failed: OnceLock<String>,
-    /// Actions requested by projections, waiting for the writer.
-    follow_ups: Mutex<Vec<PendingAction>>,
-    startup_check: Mutex<StartupCheck>,
-    /// Set when the ledger closes: background threads stop.
-    pub stopping: std::sync::atomic::AtomicBool,
-}
-
-impl Shared {
-    pub fn read_projections(&self) -> RwLockReadGuard<'_, Projections> {
-        // A panic while holding the lock leaves consistent data (apply is infallible); keep serving.
-        self.projections
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// The seqs of the signer rotations the store records (their side entries), ascending.
+pub(crate) fn rotation_seqs(store: &dyn LogStore) -> LedgerResult<Vec<u64>> {
+    let mut seqs = Vec::new();
+    for entry in store.scan_side(b"signer/") {
+        let (key, _) = entry?;
+        if let Some(seq) = key
+            .get(b"signer/".len()..)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+        {
+            seqs.push(seq);
+        }
     }
-
-    pub fn write_projections(&self) -> RwLockWriteGuard<'_, Projections> {
-        self.projections
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    pub fn notify_committed(&self, last_seq: u64) {
-        self.committed.send_replace(last_seq);
-    }
-
-    pub fn failure(&self) -> Option<String> {
-        self.failed.get().cloned()
-    }
-
-    /// Records the first failure and returns the reason every later command is refused with.
-    pub fn fail(&self, error: &LedgerError) -> String {
-        tracing::error!(error = %error, "the ledger stops accepting commands until reopened");
-        self.failed
-            .get_or_init(|| {
-                format!("{error}; the ledger stopped accepting writes and must be reopened")
-            })
-            .clone()
-    }
-
-    pub fn set_startup_check(&self, check: StartupCheck) {
-        *self.startup_check.lock().unwrap_or_else(|p| p.into_inner()) = check;
-    }
-
-    pub fn add_follow_ups(&self, actions: Vec<PendingAction>) {
-        self.follow_ups
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(actions);
-    }
-
-    pub fn take_follow_ups(&self) -> Vec<PendingAction> {
-        std::mem::take(&mut *self.follow_ups.lock().unwrap_or_else(|p| p.into_inner()))
-    }
+    Ok(seqs)
 }
 
 /// A handle on an open ledger. Dropping it stops the writer after the commands already queued.

@@ -51,12 +51,15 @@ pub fn replay_log_with(
     progress: Option<&dyn Fn(u64)>,
     config: AnalysisConfig,
 ) -> LedgerResult<ReplayOutcome> {
-    replay_from(
-        store,
-        as_of,
-        progress,
-        Resume::genesis(Projections::new(config)),
-    )
+    let start = crate::audit::archive::replay_start(store, config)?;
+    if let (Some(time), Some(base)) = (as_of, start.outcome.head) {
+        if time < base.time {
+            if let Some(prefix) = crate::audit::archive::archived_prefix(store)? {
+                return Err(prefix.reached(format!("the state as of {time}")));
+            }
+        }
+    }
+    replay_from(store, as_of, progress, start)
 }
 
 /// [`replay_log_with`] starting after `start` (genesis, or a loaded snapshot).

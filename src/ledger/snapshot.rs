@@ -8,21 +8,36 @@ use super::replay::{replay_range, Apply, Resume};
 use super::ReplayOutcome;
 use crate::audit::checkpoint::{stored_checkpoints, Checkpoint};
 use crate::audit::tree::Frontier;
-use crate::chain::{verify_hash_signature, Hash32, LedgerSigner};
+use crate::chain::{verify_hash_signature, Hash32, LedgerSigner, SignerId};
 use crate::config::AnalysisConfig;
 use crate::error::{LedgerError, LedgerResult};
 use crate::projection::Projections;
 use crate::signers::SignerRegistry;
 use crate::store::{Head, LogStore};
 use crate::time::LedgerTime;
+use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::sync::atomic::AtomicBool;
 
-/// Side entry holding the snapshot's small header (read first, to decide whether the body is worth reading).
-pub const HEADER_KEY: &[u8] = b"snapshot/projections/header";
-/// Side entry holding the snapshot's body.
-pub const BODY_KEY: &[u8] = b"snapshot/projections/body";
+/// Where a snapshot is kept: a small header (read first) and the body, as two side entries.
+#[derive(Clone, Copy)]
+pub(crate) struct Slot {
+    header: &'static [u8],
+    body: &'static [u8],
+}
+
+/// The state `serve` starts from.
+pub(crate) const SERVING: Slot = Slot {
+    header: b"snapshot/projections/header",
+    body: b"snapshot/projections/body",
+};
+
+/// The state after the archived prefix: where every replay starts once events were archived.
+pub(crate) const ARCHIVE_BASE: Slot = Slot {
+    header: b"archive/base/header",
+    body: b"archive/base/body",
+};
 const FORMAT: &str = "keyledger-snapshot/1";
 /// Domain tag of the signed digest: SHA-256(tag ‖ body bytes).
 const DOMAIN: &[u8] = b"keyledger/snapshot/v1\n";
@@ -66,30 +81,46 @@ fn digest(body: &[u8]) -> Hash32 {
     hasher.finalize().into()
 }
 
-/// The seq the stored snapshot covers (0 when there is none or its header is unreadable).
-pub(crate) fn stored_seq(store: &dyn LogStore) -> LedgerResult<u64> {
-    let header = store.get_side(HEADER_KEY)?;
+/// The seq the snapshot in `slot` covers (0 when there is none or its header is unreadable).
+pub(crate) fn stored_seq(store: &dyn LogStore, slot: Slot) -> LedgerResult<u64> {
+    let header = store.get_side(slot.header)?;
     Ok(header
         .and_then(|bytes| serde_json::from_slice::<Header>(&bytes).ok())
         .map_or(0, |h| h.seq))
 }
 
-/// Persists `projections` (as of their `applied_seq`), signed by `signer`, which must be the signer in force
-/// after that event. Returns the seq written, or `None` when there was nothing to write.
+/// Persists `projections` (as of their `applied_seq`) in `slot`, signed by `signer`, which must be the signer
+/// in force after that event. Returns the seq written, or `None` when there was nothing to write.
 pub(crate) fn write(
     store: &dyn LogStore,
+    slot: Slot,
     signer: &LedgerSigner,
     signers: &SignerRegistry,
     origin: Option<String>,
     projections: &Projections,
 ) -> LedgerResult<Option<u64>> {
     let seq = projections.applied_seq;
-    if seq == 0 || seq <= stored_seq(store)? {
+    if seq == 0 || seq <= stored_seq(store, slot)? {
         return Ok(None);
     }
     if signers.signer_for(seq + 1).map(|s| s.key) != Some(signer.public_key()) {
         return Ok(None);
     }
+    store.put_side(&encode(store, slot, signer, signers, origin, projections)?)?;
+    Ok(Some(seq))
+}
+
+/// The side entries that persist `projections` in `slot` (for a caller that stores them with others in one
+/// step), signed by `signer`.
+pub(crate) fn encode(
+    store: &dyn LogStore,
+    slot: Slot,
+    signer: &LedgerSigner,
+    signers: &SignerRegistry,
+    origin: Option<String>,
+    projections: &Projections,
+) -> LedgerResult<Vec<(Vec<u8>, Vec<u8>)>> {
+    let seq = projections.applied_seq;
     let record = store.get(seq)?.ok_or_else(|| LedgerError::Corrupt {
         seq,
         problem: "the projections name an event the log does not hold".into(),
@@ -118,8 +149,10 @@ pub(crate) fn write(
         signature: hex::encode(signer.sign_hash(&digest(&body))),
     };
     let header = serde_json::to_vec(&header).map_err(|e| LedgerError::Config(e.to_string()))?;
-    store.put_side(&[(HEADER_KEY.to_vec(), header), (BODY_KEY.to_vec(), body)])?;
-    Ok(Some(seq))
+    Ok(vec![
+        (slot.header.to_vec(), header),
+        (slot.body.to_vec(), body),
+    ])
 }
 
 /// Loads the stored snapshot if it can be trusted and used: signed by one of `signers` (the keys the ledger
@@ -127,10 +160,11 @@ pub(crate) fn write(
 /// same hash and Merkle root. Otherwise says why (the caller replays the whole log instead).
 pub(crate) fn load(
     store: &dyn LogStore,
-    signers: &[LedgerSigner],
+    slot: Slot,
+    keys: &[VerifyingKey],
     config: &AnalysisConfig,
 ) -> LedgerResult<Result<Loaded, String>> {
-    let Some(header) = store.get_side(HEADER_KEY)? else {
+    let Some(header) = store.get_side(slot.header)? else {
         return Ok(Err("no snapshot is stored".into()));
     };
     let Ok(header) = serde_json::from_slice::<Header>(&header) else {
@@ -142,14 +176,14 @@ pub(crate) fn load(
             header.format
         )));
     }
-    let Some(body) = store.get_side(BODY_KEY)? else {
+    let Some(body) = store.get_side(slot.body)? else {
         return Ok(Err("the snapshot body is missing".into()));
     };
     let mut signature = [0u8; 64];
     let signed = hex::decode_to_slice(&header.signature, &mut signature).is_ok()
-        && signers.iter().any(|s| {
-            s.id().to_string() == header.signer
-                && verify_hash_signature(&s.public_key(), &digest(&body), &signature)
+        && keys.iter().any(|key| {
+            SignerId::of(key).to_string() == header.signer
+                && verify_hash_signature(key, &digest(&body), &signature)
         });
     if !signed {
         return Ok(Err(
@@ -159,7 +193,7 @@ pub(crate) fn load(
     let Ok(body) = serde_json::from_slice::<Body>(&body) else {
         return Ok(Err("the snapshot body is unreadable".into()));
     };
-    Ok(resume_from(store, &header, body, config))
+    Ok(resume_from(store, &header, body, config, slot))
 }
 
 fn resume_from(
@@ -167,6 +201,7 @@ fn resume_from(
     header: &Header,
     body: Body,
     config: &AnalysisConfig,
+    slot: Slot,
 ) -> Result<Loaded, String> {
     let seq = body.seq;
     let hash = parse_hash(&body.hash).ok_or("the snapshot's hash is malformed")?;
@@ -191,10 +226,14 @@ fn resume_from(
         Some(note) => Some((verify_checkpoint(&signers, &note)?, note)),
         None => None,
     };
-    let projections = body
-        .projections
-        .restored(config.clone())
-        .ok_or("the snapshot was built under other [anomaly] rules")?;
+    let projections = if slot.body == ARCHIVE_BASE.body {
+        // No replay can rebuild the archived prefix under other rules: its state stands as recorded.
+        body.projections.restored_as_recorded(config.clone())
+    } else {
+        body.projections
+            .restored(config.clone())
+            .ok_or("the snapshot was built under other [anomaly] rules")?
+    };
     let root = frontier.root();
     let head = Head {
         seq,
@@ -241,9 +280,10 @@ pub(crate) fn check_prefix(
     root: Hash32,
     cancel: &AtomicBool,
 ) -> LedgerResult<bool> {
+    let start = crate::audit::archive::replay_start(store, AnalysisConfig::default())?;
     let (outcome, _) = replay_range(
         store,
-        Resume::genesis(Projections::default()),
+        start,
         head.seq + 1,
         Apply::ChainOnly,
         None,

@@ -49,7 +49,12 @@ pub(crate) fn open_state(
     startup: Startup,
 ) -> LedgerResult<Opened> {
     if startup == Startup::Snapshot {
-        match snapshot::load(store, candidates, config)? {
+        match snapshot::load(store, snapshot::SERVING, &public_keys(candidates), config)? {
+            Ok(loaded) if loaded.head.seq < crate::audit::archive::archived_size(store)? => {
+                tracing::info!(
+                    "the projection snapshot predates the archived prefix; replaying from its base"
+                );
+            }
             Ok(loaded) => {
                 tracing::info!(
                     seq = loaded.head.seq,
@@ -77,10 +82,16 @@ pub fn replay_from_snapshot(
     signers: &[LedgerSigner],
     config: &AnalysisConfig,
 ) -> LedgerResult<Result<ReplayOutcome, String>> {
-    Ok(match snapshot::load(store, signers, config)? {
-        Ok(loaded) => Ok(replay_from(store, None, None, loaded.resume)?),
-        Err(why) => Err(why),
-    })
+    Ok(
+        match snapshot::load(store, snapshot::SERVING, &public_keys(signers), config)? {
+            Ok(loaded) => Ok(replay_from(store, None, None, loaded.resume)?),
+            Err(why) => Err(why),
+        },
+    )
+}
+
+fn public_keys(signers: &[LedgerSigner]) -> Vec<ed25519_dalek::VerifyingKey> {
+    signers.iter().map(LedgerSigner::public_key).collect()
 }
 
 /// Checks the snapshot's prefix on a thread of its own; a problem stops the ledger.
@@ -129,7 +140,9 @@ impl Snapshotter {
             return Ok(None);
         }
         let durable = shared.durable_seq.load(Ordering::Acquire);
-        if durable == 0 || durable <= snapshot::stored_seq(shared.store.as_ref())? {
+        if durable == 0
+            || durable <= snapshot::stored_seq(shared.store.as_ref(), snapshot::SERVING)?
+        {
             return Ok(None);
         }
         let (signers, origin) = match self.signers.current() {
@@ -140,6 +153,7 @@ impl Snapshotter {
         let projections = shared.read_projections().clone();
         snapshot::write(
             shared.store.as_ref(),
+            snapshot::SERVING,
             &self.signer,
             &signers,
             origin,
@@ -148,17 +162,9 @@ impl Snapshotter {
     }
 
     fn signer_rotated(&self, store: &dyn LogStore) -> LedgerResult<bool> {
-        for entry in store.scan_side(b"signer/") {
-            let (key, _) = entry?;
-            let seq = key
-                .get(b"signer/".len()..)
-                .and_then(|b| b.try_into().ok())
-                .map_or(u64::MAX, u64::from_be_bytes);
-            if seq >= self.opened_next_seq {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        Ok(super::rotation_seqs(store)?
+            .iter()
+            .any(|seq| *seq >= self.opened_next_seq))
     }
 }
 

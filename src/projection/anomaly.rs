@@ -105,6 +105,10 @@ impl AnomalyState {
         }
     }
 
+    pub fn set_config(&mut self, config: AnomalyConfig) {
+        self.config = config;
+    }
+
     pub fn config(&self) -> &AnomalyConfig {
         &self.config
     }

@@ -37,9 +37,18 @@ pub fn lifecycle_as_of(
     let end = store
         .first_seq_at_or_after(time.plus_micros(1))?
         .min(durable_seq + 1);
-    let mut state = KeyState::default();
+    let (mut state, start) = match crate::audit::archive::archived_prefix(store)? {
+        None => (KeyState::default(), 1),
+        Some(prefix) if time < prefix.last_time => {
+            return Err(prefix.reached(format!("the key state as of {time}")))
+        }
+        Some(prefix) => {
+            let base = crate::audit::archive::replay_start(store, Default::default())?;
+            (base.outcome.projections.keys, prefix.size + 1)
+        }
+    };
     let mut reader = crate::store::CheckedReader::new(store);
-    for seq in store.lifecycle_seqs(1, end) {
+    for seq in store.lifecycle_seqs(start, end.max(start)) {
         let seq = seq?;
         let record = reader.get_indexed(seq)?;
         let event =

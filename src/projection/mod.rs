@@ -116,6 +116,14 @@ impl Projections {
         Some(self)
     }
 
+    /// Projections loaded from the archived prefix's base state: kept whatever the anomaly rules are now (new
+    /// events are judged by the configured rules; the windows carried over keep their state).
+    pub fn restored_as_recorded(mut self, config: AnalysisConfig) -> Self {
+        self.anomalies.set_config(config.anomaly.clone());
+        self.config = config;
+        self
+    }
+
     /// Actions requested by projections and not yet recorded.
     pub fn take_actions(&mut self) -> Vec<PendingAction> {
         std::mem::take(&mut self.pending_actions)

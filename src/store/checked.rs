@@ -68,15 +68,20 @@ impl<'a> CheckedReader<'a> {
         let prev = match self.last {
             Some((last, hash)) if last + 1 == seq => hash,
             _ if seq <= 1 => GENESIS_PREV,
-            _ => {
-                self.store
-                    .get(seq - 1)?
-                    .ok_or_else(|| LedgerError::Corrupt {
+            _ => match self.store.get(seq - 1)? {
+                Some(previous) => previous.hash,
+                None => {
+                    if let Some(prefix) = crate::audit::archive::archived_prefix(self.store)?
+                        .filter(|p| seq - 1 <= p.size)
+                    {
+                        return Err(prefix.reached(format!("event {seq}")));
+                    }
+                    return Err(LedgerError::Corrupt {
                         seq: seq - 1,
                         problem: format!("event {} is missing before event {seq}", seq - 1),
-                    })?
-                    .hash
-            }
+                    });
+                }
+            },
         };
         check_record(&record, &prev)?;
         self.last = Some((seq, record.hash));

@@ -128,8 +128,8 @@ pub trait LogStore: Send + Sync + 'static {
     fn remove_side(&self, keys: &[Vec<u8>]) -> StoreResult<()>;
     /// Bytes the store occupies on disk.
     fn size_on_disk(&self) -> StoreResult<u64>;
-    /// Archival: removes durably every record with `seq <= through` except the seqs in `keep`, and the index
-    /// entries of the removed ones. Idempotent (an interrupted call is finished by calling it again). Returns
+    /// Archival: removes durably every record with `seq <= through` except the seqs in `keep`, and every index
+    /// entry with `seq <= through`. Idempotent (an interrupted call is finished by calling it again). Returns
     /// how many records it removed.
     fn prune_archived(&self, through: u64, keep: &[u64]) -> StoreResult<u64>;
 }

@@ -1,5 +1,6 @@
 //! Archival pruning for the sled backend: removes the archived records and every index entry that names them,
-//! in bounded batches, then flushes. Kept seqs (the genesis, signer rotations, the last Merkle block) stay.
+//! in bounded batches, then flushes. Kept records (the genesis, signer rotations, the last Merkle block) stay,
+//! without index entries.
 
 use super::sled_store::{
     backend, seq_key, SledStore, ATTRIBUTE_INDEX, EVENT, KEY_INDEX, LIFECYCLE_INDEX, TIME_INDEX,
@@ -22,7 +23,9 @@ const SEQ_AT: [(u8, usize); 5] = [
 impl SledStore {
     pub(super) fn prune(&self, through: u64, keep: &[u64]) -> StoreResult<u64> {
         let keep: BTreeSet<u64> = keep.iter().copied().collect();
-        let doomed = |seq: u64| seq <= through && !keep.contains(&seq);
+        // Kept records lose their index entries too: readers start after `through`.
+        let doomed =
+            |prefix: u8, seq: u64| seq <= through && (prefix != EVENT || !keep.contains(&seq));
         let mut removed_records = 0u64;
         let mut batch = sled::Batch::default();
         let mut pending = 0usize;
@@ -44,7 +47,7 @@ impl SledStore {
                 else {
                     continue;
                 };
-                if !doomed(seq) {
+                if !doomed(prefix, seq) {
                     continue;
                 }
                 batch.remove(key);

@@ -507,6 +507,7 @@ pub fn run_demo(root: &Path, uses: usize, out: &mut dyn Write) -> Result<DemoSum
         from: Some(window_start),
         to: Some(window_end.plus_micros(1)),
         consistency_from: None,
+        first_seq: None,
     };
     let file = std::fs::File::create(&export_path)
         .map_err(|e| LedgerError::io("creating the export", e))?;

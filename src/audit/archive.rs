@@ -1,0 +1,312 @@
+//! Archival: the oldest events leave the live store as a verifiable export (FORMAT.md §9), while the chain, the
+//! Merkle tree and the projections continue from a signed base state at the cut. The store records the archived
+//! prefix (its size, the hash of its last event, the checkpoint covering it); replays and verification start
+//! from there, and a read that reaches into the prefix is an `archived` error naming the archive file.
+
+use super::checkpoint::{checkpoint_key, Checkpoint, CHECKPOINT_EVERY};
+use super::export::{write_export, ExportRequest};
+use super::tree::STORED_LEVEL;
+use super::verify::signers_before;
+use crate::chain::{parse_public_key_hex, LedgerSigner};
+use crate::config::AnalysisConfig;
+use crate::error::{LedgerError, LedgerResult};
+use crate::event::{Event, EventData};
+use crate::ledger::snapshot::{self, ARCHIVE_BASE};
+use crate::ledger::{replay_range, Apply, Ledger, Resume};
+use crate::store::LogStore;
+use crate::time::LedgerTime;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+/// Side entry describing the archived prefix.
+pub const PREFIX_KEY: &[u8] = b"archive/prefix";
+/// Records of a Merkle block stay together: proofs below the stored levels are computed from them.
+const BLOCK: u64 = 1 << STORED_LEVEL;
+
+/// What the store remembers of the archived events 1..=size.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ArchivedPrefix {
+    pub size: u64,
+    /// Hash of event `size`: what event `size + 1` chains from.
+    pub last_hash: String,
+    pub last_time: LedgerTime,
+    /// The signed checkpoint note of the first `size` events.
+    pub checkpoint: String,
+    /// The archive file as named when it was written, and the SHA-256 of its bytes.
+    pub file: String,
+    pub file_sha256: String,
+    pub archived_at: LedgerTime,
+    /// The size of the prefix archived before this one (its file holds events 1..=previous).
+    pub previous: u64,
+}
+
+impl ArchivedPrefix {
+    /// The error for a question about event `seq` or time `at` inside the prefix.
+    pub fn reached(&self, what: String) -> LedgerError {
+        LedgerError::Archived {
+            through: self.size,
+            message: format!(
+                "{what} reaches into the archived events 1..={} (older than {}): they are in {} (sha256 {}); \
+                 check them with `keyledger audit verify-export {}`",
+                self.size, self.last_time, self.file, self.file_sha256, self.file
+            ),
+        }
+    }
+}
+
+/// The archived prefix, if events were archived.
+pub fn archived_prefix(store: &dyn LogStore) -> LedgerResult<Option<ArchivedPrefix>> {
+    match store.get_side(PREFIX_KEY)? {
+        None => Ok(None),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| LedgerError::Corrupt {
+                seq: 0,
+                problem: format!("the archived prefix record is unreadable: {e}"),
+            }),
+    }
+}
+
+/// The size of the archived prefix (0 when nothing was archived).
+pub fn archived_size(store: &dyn LogStore) -> LedgerResult<u64> {
+    Ok(archived_prefix(store)?.map_or(0, |p| p.size))
+}
+
+/// Where every replay starts: the genesis, or the signed base state after the archived prefix.
+pub(crate) fn replay_start(store: &dyn LogStore, config: AnalysisConfig) -> LedgerResult<Resume> {
+    let Some(prefix) = archived_prefix(store)? else {
+        return Ok(Resume::genesis(crate::projection::Projections::new(config)));
+    };
+    let corrupt = |problem: String| LedgerError::Corrupt {
+        seq: prefix.size,
+        problem,
+    };
+    let genesis = store
+        .get(1)?
+        .ok_or_else(|| corrupt("the genesis event is missing".into()))?;
+    let event =
+        Event::decode(&genesis.body).map_err(|source| LedgerError::Decode { seq: 1, source })?;
+    let EventData::LedgerInitialized(init) = &event.data else {
+        return Err(corrupt("event 1 is not ledger.initialized".into()));
+    };
+    let anchor = parse_public_key_hex(&init.public_key)
+        .map_err(|_| corrupt("the genesis names an invalid public key".into()))?;
+    let signers = signers_before(store, anchor, u64::MAX)?;
+    let keys: Vec<_> = signers.entries().iter().map(|s| s.key).collect();
+    let loaded = snapshot::load(store, ARCHIVE_BASE, &keys, &config)?.map_err(|why| {
+        corrupt(format!(
+            "the state after the archived prefix cannot be used: {why}"
+        ))
+    })?;
+    let checkpoint = keys
+        .iter()
+        .find_map(|key| Checkpoint::verify_note(&prefix.checkpoint, key).ok())
+        .ok_or_else(|| {
+            corrupt("the archived prefix's checkpoint is not signed by this ledger".into())
+        })?;
+    if loaded.head.seq != prefix.size
+        || hex::encode(loaded.head.hash) != prefix.last_hash
+        || checkpoint.size != prefix.size
+        || checkpoint.root != loaded.root
+    {
+        return Err(corrupt(
+            "the state after the archived prefix does not match its checkpoint".into(),
+        ));
+    }
+    Ok(loaded.resume)
+}
+
+/// What `archive` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct ArchiveSummary {
+    pub from_seq: u64,
+    pub to_seq: u64,
+    pub events: u64,
+    pub bytes: u64,
+    pub file_sha256: String,
+    pub records_removed: u64,
+}
+
+/// Archives the events before `before`, cut at a multiple of 1,024 (where a checkpoint is stored), to `out` (a
+/// new file), checks the file as `verify-export` would, then records the prefix and its base state and removes
+/// the archived records from the live store. The genesis, signer rotations and the last Merkle block stay.
+pub fn archive(
+    ledger: &Ledger,
+    signer: &LedgerSigner,
+    before: LedgerTime,
+    out: &Path,
+    config: &AnalysisConfig,
+) -> LedgerResult<ArchiveSummary> {
+    let store = ledger.store().as_ref();
+    let previous = archived_size(store)?;
+    let older = store
+        .first_seq_at_or_after(before)?
+        .min(ledger.durable_seq() + 1)
+        .saturating_sub(1);
+    let mut size = older / CHECKPOINT_EVERY * CHECKPOINT_EVERY;
+    // The next archive's window starts at size + 1 and is stated by its time: the cut must fall where time steps.
+    while size > previous && !time_steps_after(store, size)? {
+        size -= CHECKPOINT_EVERY;
+    }
+    if size <= previous {
+        return Err(LedgerError::invalid(
+            "before",
+            format!(
+                "{older} events are older than {before}, {previous} are archived already, and archives are cut \
+                 at multiples of 1,024 events: nothing to archive"
+            ),
+        ));
+    }
+    let note = store
+        .get_side(&checkpoint_key(size))?
+        .ok_or_else(|| LedgerError::Config(format!("no checkpoint of {size} events is stored")))?;
+    let note = String::from_utf8_lossy(&note).into_owned();
+    let (checkpoint, _, _) = Checkpoint::parse_note(&note).map_err(|e| LedgerError::Corrupt {
+        seq: size,
+        problem: e.to_string(),
+    })?;
+    let written = write_file(ledger, &checkpoint, &note, previous, out)?;
+
+    let start = replay_start(store, config.clone())?;
+    let (base, _) = replay_range(store, start, size + 1, Apply::Projections, None, None)?;
+    let head = base.head.ok_or_else(|| LedgerError::Corrupt {
+        seq: size,
+        problem: "the replay to the cut found no events".into(),
+    })?;
+    let mut entries = snapshot::encode(
+        store,
+        ARCHIVE_BASE,
+        signer,
+        &base.signers,
+        base.origin.clone(),
+        &base.projections,
+    )?;
+    let prefix = ArchivedPrefix {
+        size,
+        last_hash: hex::encode(head.hash),
+        last_time: head.time,
+        checkpoint: note,
+        file: out.display().to_string(),
+        file_sha256: written.sha256.clone(),
+        archived_at: ledger.now(),
+        previous,
+    };
+    let prefix = serde_json::to_vec(&prefix).map_err(|e| LedgerError::Config(e.to_string()))?;
+    entries.push((PREFIX_KEY.to_vec(), prefix));
+    // Readers switch to the base with this one atomic step; the removal after it only frees space.
+    store.put_side(&entries)?;
+    let records_removed = store.prune_archived(size, &kept_records(store, size)?)?;
+    Ok(ArchiveSummary {
+        from_seq: previous + 1,
+        to_seq: size,
+        events: size - previous,
+        bytes: written.bytes,
+        file_sha256: written.sha256,
+        records_removed,
+    })
+}
+
+fn time_steps_after(store: &dyn LogStore, seq: u64) -> LedgerResult<bool> {
+    match (store.get(seq)?, store.get(seq + 1)?) {
+        (Some(last), Some(next)) => Ok(last.time < next.time),
+        _ => Ok(true),
+    }
+}
+
+struct Written {
+    bytes: u64,
+    sha256: String,
+}
+
+/// Writes events previous+1..=size with the checkpoint of `size` events to a new file, syncs it, and checks it
+/// with the offline verifier before anything is removed.
+fn write_file(
+    ledger: &Ledger,
+    checkpoint: &Checkpoint,
+    note: &str,
+    previous: u64,
+    out: &Path,
+) -> LedgerResult<Written> {
+    let io = |what: &str, e| LedgerError::io(format!("{what} {}", out.display()), e);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(out)
+        .map_err(|e| io("creating", e))?;
+    let mut writer = std::io::BufWriter::new(file);
+    let anchor = ledger
+        .signers()
+        .entries()
+        .first()
+        .map(|s| s.key)
+        .ok_or_else(|| LedgerError::Config("the ledger has no signer".into()))?;
+    let request = ExportRequest {
+        first_seq: Some(previous + 1),
+        ..Default::default()
+    };
+    let summary = write_export(
+        ledger.store().as_ref(),
+        &request,
+        checkpoint,
+        note,
+        &hex::encode(anchor.as_bytes()),
+        &mut writer,
+        None,
+    )?;
+    let file = writer
+        .into_inner()
+        .map_err(|e| io("writing", e.into_error()))?;
+    file.sync_all().map_err(|e| io("syncing", e))?;
+    let mut hasher = Sha256::new();
+    let mut reader = BufReader::new(std::fs::File::open(out).map_err(|e| io("reading", e))?);
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        let n = reader.read(&mut buffer).map_err(|e| io("reading", e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    let reader = BufReader::new(std::fs::File::open(out).map_err(|e| io("reading", e))?);
+    let check = super::verify_export::verify_export(reader, anchor, None).map_err(|failure| {
+        LedgerError::Config(format!(
+            "the archive written to {} does not verify (line {}: {}); nothing was removed",
+            out.display(),
+            failure.line,
+            failure.problem
+        ))
+    })?;
+    if check.events != summary.events || check.to_seq != checkpoint.size {
+        return Err(LedgerError::Config(format!(
+            "the archive written to {} holds {} events, not {}; nothing was removed",
+            out.display(),
+            check.events,
+            summary.events
+        )));
+    }
+    Ok(Written {
+        bytes: summary.bytes,
+        sha256: hex::encode(hasher.finalize()),
+    })
+}
+
+/// Records that stay after the cut: the genesis (pinned by ledger.json), the Merkle blocks around each signer
+/// rotation (exports carry them as endorsements, with proofs), and the last block before the cut (the boundary
+/// of the next export).
+fn kept_records(store: &dyn LogStore, size: u64) -> LedgerResult<Vec<u64>> {
+    let block_of = |seq: u64| {
+        let start = (seq - 1) / BLOCK * BLOCK + 1;
+        start..=start + BLOCK - 1
+    };
+    let mut keep: Vec<u64> = vec![1];
+    for seq in crate::ledger::rotation_seqs(store)? {
+        if seq <= size {
+            keep.extend(block_of(seq.saturating_sub(1).max(1)));
+            keep.extend(block_of(seq));
+        }
+    }
+    keep.extend(block_of(size));
+    Ok(keep)
+}
