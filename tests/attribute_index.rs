@@ -154,3 +154,48 @@ fn a_log_written_before_the_index_is_filed_when_the_writer_opens_it() {
     assert_index_is_exact(&store);
     assert_verifies(&store, &dir);
 }
+
+/// `keyledger events` takes the API's incident filters (issue 13): each answers exactly the events that match,
+/// and a filter that can never match is refused naming it.
+#[test]
+fn cli_events_filters_answer_exactly_the_matching_events() {
+    let (_tmp, dir) = ledger_with_varied_uses();
+    let store = SledStore::open(&dir.db_path()).unwrap();
+    let events: Vec<Event> = store
+        .scan(1, u64::MAX)
+        .map(|r| Event::decode(&r.unwrap().body).unwrap())
+        .collect();
+    drop(store);
+    let gateway = Uuid::from_u128(2);
+    let cases: [(&[&str], usize); 5] = [
+        (&["--ip", "203.0.113.3"], USES / 5),
+        (
+            &["--request-id", "r-4"],
+            (0..USES).filter(|i| i % 7 == 4).count(),
+        ),
+        (&["--type", "ledger.initialized"], 1),
+        (&["--actor", &format!("key:{gateway}")], USES / 3),
+        (
+            &["--ip", "203.0.113.3", "--request-id", "r-4"],
+            (0..USES).filter(|i| i % 5 == 3 && i % 7 == 4).count(),
+        ),
+    ];
+    for (filters, expected) in cases {
+        let mut args = vec!["events"];
+        args.extend_from_slice(filters);
+        let (code, out) = common::run_cli(dir.root(), &args);
+        assert_eq!(code, 0, "{filters:?}: {out}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), expected, "{filters:?}: {out}");
+        for line in lines {
+            let event = Event::decode(line.as_bytes()).unwrap();
+            assert!(
+                events.contains(&event),
+                "{filters:?}: an event the log holds"
+            );
+        }
+    }
+    let (code, out) = common::run_cli(dir.root(), &["events", "--ip", "not-an-ip"]);
+    assert_ne!(code, 0);
+    assert!(out.contains("ip: not an IP address"), "{out}");
+}

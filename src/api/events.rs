@@ -6,7 +6,7 @@
 use super::auth::{authenticate, READ};
 use super::error::{time_param, uuid_param, ApiError, ApiResult};
 use super::AppState;
-use crate::event::{Event, EventData};
+use crate::event::Event;
 use crate::query::{seq_range, EventFilter};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, Query, State};
@@ -86,121 +86,15 @@ fn resolve(q: EventsQuery) -> ApiResult<(EventsQuery, Option<(u64, u64)>)> {
     Ok((query, Some((continued.after, continued.window_end))))
 }
 
-/// Refuses filters that could never match, naming them.
-fn check_filters(q: &EventsQuery) -> ApiResult<()> {
-    if let Some(ip) = &q.ip {
-        if ip.parse::<std::net::IpAddr>().is_err() {
-            return Err(ApiError::bad_request("ip", "not an IP address"));
+impl EventsQuery {
+    fn incident(&self) -> crate::incident::IncidentFilter {
+        crate::incident::IncidentFilter {
+            event_type: self.event_type.clone(),
+            ip: self.ip.clone(),
+            actor: self.actor.clone(),
+            request_id: self.request_id.clone(),
         }
     }
-    if let Some(actor) = &q.actor {
-        let ok = actor == "system"
-            || actor
-                .strip_prefix("key:")
-                .is_some_and(|id| uuid::Uuid::parse_str(id).is_ok())
-            || uuid::Uuid::parse_str(actor).is_ok()
-            || actor
-                .strip_prefix("operator:")
-                .is_some_and(|n| !n.is_empty());
-        if !ok {
-            return Err(ApiError::bad_request(
-                "actor",
-                "one of system, key:UUID, a key UUID, or operator:NAME",
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The index that narrows a filtered query most. Every filter is still applied to each event read; the index
-/// only decides which events are read.
-enum Narrowing {
-    /// The attribute index: a request id or a client IP.
-    Attribute([u8; 16]),
-    /// The key index: a key the events concern.
-    Key(uuid::Uuid),
-    /// A key as the actor: its uses as a gateway are in the key index under it, the changes it made among the
-    /// lifecycle events.
-    ActorKey(uuid::Uuid),
-    /// The lifecycle index: a type other than `key.used`.
-    Lifecycle,
-    /// No index helps (`type=key.used`, `actor=system`, an operator): read the window.
-    Window,
-}
-
-/// The union of two ascending seq streams, ascending, each seq once.
-fn merged<'a>(
-    a: crate::store::StoreIter<'a, u64>,
-    b: crate::store::StoreIter<'a, u64>,
-) -> impl Iterator<Item = crate::store::StoreResult<u64>> + Send + 'a {
-    let (mut a, mut b) = (a.peekable(), b.peekable());
-    std::iter::from_fn(move || {
-        let next_a = match a.peek() {
-            Some(Ok(seq)) => Some(*seq),
-            Some(Err(_)) => return a.next(),
-            None => None,
-        };
-        let next_b = match b.peek() {
-            Some(Ok(seq)) => Some(*seq),
-            Some(Err(_)) => return b.next(),
-            None => None,
-        };
-        match (next_a, next_b) {
-            (Some(x), Some(y)) if x == y => {
-                b.next();
-                a.next()
-            }
-            (Some(x), Some(y)) if x < y => a.next(),
-            (Some(_), Some(_)) | (None, Some(_)) => b.next(),
-            (Some(_), None) => a.next(),
-            (None, None) => None,
-        }
-    })
-}
-
-fn narrowing(q: &EventsQuery, key_id: Option<uuid::Uuid>, attributes: bool) -> Narrowing {
-    use crate::event::attributes::{attribute_digest, Attribute};
-    if let Some(key) = key_id {
-        return Narrowing::Key(key);
-    }
-    if attributes {
-        if let Some(request_id) = &q.request_id {
-            return Narrowing::Attribute(attribute_digest(Attribute::RequestId, request_id));
-        }
-        if let Some(ip) = &q.ip {
-            return Narrowing::Attribute(attribute_digest(Attribute::Ip, ip));
-        }
-    }
-    let actor_key = q
-        .actor
-        .as_deref()
-        .and_then(|a| uuid::Uuid::parse_str(a.strip_prefix("key:").unwrap_or(a)).ok());
-    if let Some(key) = actor_key {
-        return Narrowing::ActorKey(key);
-    }
-    match q.event_type.as_deref() {
-        Some(t) if t != "key.used" => Narrowing::Lifecycle,
-        _ => Narrowing::Window,
-    }
-}
-
-fn matches(event: &Event, q: &EventsQuery) -> bool {
-    let used = match &event.data {
-        EventData::KeyUsed(used) => Some(used),
-        _ => None,
-    };
-    q.event_type
-        .as_deref()
-        .is_none_or(|t| event.type_name() == t)
-        && q.ip
-            .as_deref()
-            .is_none_or(|ip| used.and_then(|u| u.ip.as_deref()) == Some(ip))
-        && q.actor.as_deref().is_none_or(|a| {
-            event.actor.to_string() == a || event.actor.key_id().is_some_and(|k| k.to_string() == a)
-        })
-        && q.request_id
-            .as_deref()
-            .is_none_or(|r| event.request_id.as_deref() == Some(r))
 }
 
 pub async fn list(
@@ -231,24 +125,13 @@ pub async fn for_key(state: &AppState, key_id: uuid::Uuid, mut q: EventsQuery) -
 /// One page of events for a query (or the query a cursor continues).
 async fn page(state: &AppState, q: EventsQuery) -> ApiResult<Value> {
     let (q, resumed) = resolve(q)?;
-    check_filters(&q)?;
+    q.incident().check()?;
     let limit = q.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(ApiError::bad_request(
             "limit",
             format!("must be 1..={MAX_LIMIT}"),
         ));
-    }
-    if let Some(t) = &q.event_type {
-        if !EventData::TYPE_NAMES.contains(&t.as_str()) {
-            return Err(ApiError::bad_request(
-                "type",
-                format!(
-                    "unknown event type {t:?}; one of {}",
-                    EventData::TYPE_NAMES.join(", ")
-                ),
-            ));
-        }
     }
     let key_id = uuid_param("key_id", &q.key_id)?;
     let from = time_param("from", &q.from)?;
@@ -297,24 +180,11 @@ fn read_page(
             (start.saturating_sub(1), end.saturating_sub(1))
         }
     };
-    let filtered =
-        q.event_type.is_some() || q.ip.is_some() || q.actor.is_some() || q.request_id.is_some();
+    let incident = q.incident();
     let mut events: Vec<Page> = Vec::new();
     let mut last = after;
     let mut more = false;
-    let attributes = crate::store::has_attribute_index(store)?;
-    let (from_seq, to_seq) = (after + 1, window_end + 1);
-    let seqs: Box<dyn Iterator<Item = crate::store::StoreResult<u64>> + Send + '_> =
-        match narrowing(&q, key_id, attributes) {
-            Narrowing::Key(key) => store.key_seqs(key, from_seq, to_seq),
-            Narrowing::ActorKey(key) => Box::new(merged(
-                store.key_seqs(key, from_seq, to_seq),
-                store.lifecycle_seqs(from_seq, to_seq),
-            )),
-            Narrowing::Attribute(digest) => store.attribute_seqs(digest, from_seq, to_seq),
-            Narrowing::Lifecycle => store.lifecycle_seqs(from_seq, to_seq),
-            Narrowing::Window => Box::new((from_seq..to_seq).map(Ok)),
-        };
+    let seqs = incident.candidates(store, key_id, after + 1, window_end + 1)?;
     let mut reader = crate::store::CheckedReader::new(store);
     for seq in seqs {
         let seq = seq?;
@@ -326,10 +196,10 @@ fn read_page(
             break;
         };
         last = seq;
-        if filtered {
+        if !incident.is_empty() {
             let event = Event::decode(&record.body)
                 .map_err(|source| crate::LedgerError::Decode { seq, source })?;
-            if !matches(&event, &q) {
+            if !incident.matches(&event) {
                 continue;
             }
         }

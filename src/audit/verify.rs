@@ -129,18 +129,20 @@ pub fn verify_log(
             break;
         }
         let first_prev = prev;
-        let checked: Vec<Result<Checked, Problem>> = chunk
+        // Bodies, links and each event's own index entries are checked on all cores (the lookups are random
+        // reads); what depends on order (gaps, time, signers) follows in one pass.
+        let checked: Vec<Result<(Checked, Vec<Problem>), Problem>> = chunk
             .par_iter()
             .enumerate()
             .map(|(i, record)| {
-                check_body(
-                    record,
-                    if i == 0 {
-                        &first_prev
-                    } else {
-                        &chunk[i - 1].hash
-                    },
-                )
+                let link = if i == 0 {
+                    &first_prev
+                } else {
+                    &chunk[i - 1].hash
+                };
+                let checked = check_body(record, link)?;
+                let missing = missing_index_entries(store, record.seq, &checked);
+                Ok((checked, missing))
             })
             .collect();
         let mut to_sign: Vec<(usize, VerifyingKey)> = Vec::with_capacity(chunk.len());
@@ -181,29 +183,16 @@ pub fn verify_log(
                 )),
             }
             match checked {
-                Ok(checked) => {
+                Ok((checked, missing)) => {
+                    problems.extend(missing);
                     for key in checked.keys.into_iter().flatten() {
                         expected_keys.add(&key, record.seq);
-                        if !indexed(store.key_seqs(key, record.seq, record.seq + 1)) {
-                            problems.push(Problem {
-                                seq: record.seq,
-                                kind: ProblemKind::IndexMismatch,
-                                detail: format!("key index has no entry for key {key} at this seq"),
-                            });
-                        }
                     }
                     for digest in &checked.attributes {
                         expected_attributes.add_bytes(digest, record.seq);
                     }
                     if checked.lifecycle {
                         expected_lifecycle.add(&uuid::Uuid::nil(), record.seq);
-                        if !indexed(store.lifecycle_seqs(record.seq, record.seq + 1)) {
-                            problems.push(problem(
-                                record.seq,
-                                ProblemKind::IndexMismatch,
-                                "lifecycle index has no entry for this event",
-                            ));
-                        }
                     }
                     if let Some(rotation) = checked.rotation {
                         if let Err(e) = signers.observe(&rotation) {
@@ -249,6 +238,28 @@ pub fn verify_log(
     problems.truncate(MAX_PROBLEMS);
     report.problems = problems;
     Ok(report)
+}
+
+/// The key and lifecycle index entries event `seq` should have and has not.
+fn missing_index_entries(store: &dyn LogStore, seq: u64, checked: &Checked) -> Vec<Problem> {
+    let mut missing = Vec::new();
+    for key in checked.keys.iter().flatten() {
+        if !indexed(store.key_seqs(*key, seq, seq + 1)) {
+            missing.push(Problem {
+                seq,
+                kind: ProblemKind::IndexMismatch,
+                detail: format!("key index has no entry for key {key} at this seq"),
+            });
+        }
+    }
+    if checked.lifecycle && !indexed(store.lifecycle_seqs(seq, seq + 1)) {
+        missing.push(problem(
+            seq,
+            ProblemKind::IndexMismatch,
+            "lifecycle index has no entry for this event",
+        ));
+    }
+    missing
 }
 
 /// Whether an index lookup found its entry (an unreadable entry counts as missing).

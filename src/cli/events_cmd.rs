@@ -5,8 +5,10 @@ use super::{Cli, CliError, CliResult, EXIT_FAILED};
 use crate::chain::LedgerSigner;
 use crate::datadir::SIGNING_KEY_ENV;
 use crate::event::Actor;
+use crate::incident::IncidentFilter;
 use crate::keys::{CreateKey, Requester};
-use crate::query::{select_records, EventFilter};
+use crate::query::{seq_range, EventFilter};
+use crate::store::CheckedReader;
 use crate::time::LedgerTime;
 use clap::Args;
 use std::io::Write;
@@ -79,6 +81,18 @@ pub struct EventsArgs {
     /// Only events concerning this key id.
     #[arg(long)]
     pub key: Option<Uuid>,
+    /// Only events of this type (e.g. key.revoked, key.used).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub event_type: Option<String>,
+    /// Only key uses from this client IP.
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Only events by this actor: system, key:UUID (or a bare key id), operator:NAME.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only events carrying this request id.
+    #[arg(long)]
+    pub request_id: Option<String>,
     /// Accepted for symmetry with the other listings: events are always printed as JSON lines.
     #[arg(long)]
     pub json: bool,
@@ -99,12 +113,23 @@ pub fn events(cli: &Cli, args: &EventsArgs) -> CliResult {
         key_id: args.key,
         after_seq: None,
     };
-    let records =
-        select_records(store.as_ref(), &filter, durable).map_err(crate::LedgerError::from)?;
+    let incident = incident_filter(args);
+    incident.check()?;
+    let (start, end) =
+        seq_range(store.as_ref(), &filter, durable).map_err(crate::LedgerError::from)?;
+    let mut reader = CheckedReader::new(store.as_ref());
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for record in records {
-        let record = record?;
+    for seq in incident.candidates(store.as_ref(), args.key, start, end)? {
+        let seq = seq.map_err(crate::LedgerError::from)?;
+        let record = reader.get_indexed(seq)?;
+        if !incident.is_empty() {
+            let event = crate::event::Event::decode(&record.body)
+                .map_err(|source| crate::LedgerError::Decode { seq, source })?;
+            if !incident.matches(&event) {
+                continue;
+            }
+        }
         let written = out
             .write_all(&record.body)
             .and_then(|_| out.write_all(b"\n"));
@@ -117,9 +142,30 @@ pub fn events(cli: &Cli, args: &EventsArgs) -> CliResult {
     Ok(())
 }
 
+fn incident_filter(args: &EventsArgs) -> IncidentFilter {
+    IncidentFilter {
+        event_type: args.event_type.clone(),
+        ip: args.ip.clone(),
+        actor: args.actor.clone(),
+        request_id: args.request_id.clone(),
+    }
+}
+
 /// The same JSON lines, fetched page by page from `GET /v1/events`.
 fn remote_events(remote: &Remote, args: &EventsArgs) -> CliResult {
     let mut query = window_query(args.from, args.to, args.key);
+    let incident = incident_filter(args);
+    let filters = [
+        ("type", incident.event_type),
+        ("ip", incident.ip),
+        ("actor", incident.actor),
+        ("request_id", incident.request_id),
+    ];
+    query.extend(
+        filters
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value?))),
+    );
     query.push(("limit", "1000".to_string()));
     #[derive(serde::Deserialize)]
     struct Item {

@@ -14,6 +14,13 @@ use super::scope;
 /// keys that stop being usable administrators through the change.
 pub fn an_admin_remains(ctx: &PlanContext<'_>, losing: &[Uuid]) -> LedgerResult<()> {
     let now = ctx.now();
+    let loses_one = losing
+        .iter()
+        .any(|id| ctx.state().get(id).is_some_and(|k| k.is_usable_admin(now)));
+    if !loses_one {
+        // Most changes concern service keys: no need to look through every key (O(keys)).
+        return Ok(());
+    }
     let mut admins = ctx.state().iter().filter(|k| k.is_usable_admin(now));
     let Some(first) = admins.next() else {
         // No administrator to lose (e.g. a ledger administered only from the CLI).
@@ -78,9 +85,11 @@ fn holds_name(key: &KeyRecord, ctx: &PlanContext<'_>) -> bool {
 
 /// Names are unique among the live keys of an environment.
 pub fn name_free(ctx: &PlanContext<'_>, environment: &str, name: &str) -> LedgerResult<()> {
-    match ctx.state().iter().find(|k| {
-        k.config.environment == environment && k.config.name == name && holds_name(k, ctx)
-    }) {
+    match ctx
+        .state()
+        .named(environment, name)
+        .find(|k| k.config.environment == environment && k.config.name == name && holds_name(k, ctx))
+    {
         Some(taken) => Err(LedgerError::conflict(
             "name_taken",
             format!(

@@ -3,7 +3,7 @@
 use crate::event::{ClearableField, Event, EventData, KeyConfig, KeyPatch, VerifyCode};
 use crate::time::LedgerTime;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use uuid::Uuid;
 
 /// A key's lifecycle status as recorded by events. Time-based transitions (expiry, end of suspension, end of a
@@ -294,6 +294,7 @@ impl From<Vec<SnapshotEntry>> for KeyState {
             key.rate_tat = entry.rate_tat;
             key.refresh_derived();
             state.by_hash.insert(key.secret_sha256, key.key_id);
+            state.name_key(&key.config.environment, &key.config.name, key.key_id);
             state.keys.insert(key.key_id, key);
         }
         state
@@ -306,6 +307,8 @@ impl From<Vec<SnapshotEntry>> for KeyState {
 pub struct KeyState {
     keys: HashMap<Uuid, KeyRecord>,
     by_hash: HashMap<[u8; 32], Uuid>,
+    /// Every key ever given a name in an environment, so that checking a new name costs O(1), not O(keys).
+    by_name: HashMap<(String, String), BTreeSet<Uuid>>,
 }
 
 impl KeyState {
@@ -328,6 +331,26 @@ impl KeyState {
 
     pub fn iter(&self) -> impl Iterator<Item = &KeyRecord> {
         self.keys.values()
+    }
+
+    /// The keys that were ever named `name` in `environment` (whatever their status now).
+    pub fn named<'a>(
+        &'a self,
+        environment: &str,
+        name: &str,
+    ) -> impl Iterator<Item = &'a KeyRecord> + 'a {
+        self.by_name
+            .get(&(environment.to_string(), name.to_string()))
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.keys.get(id))
+    }
+
+    fn name_key(&mut self, environment: &str, name: &str, key_id: Uuid) {
+        self.by_name
+            .entry((environment.to_string(), name.to_string()))
+            .or_default()
+            .insert(key_id);
     }
 
     /// Sets a key's last allowed use (for states rebuilt from lifecycle events only).
@@ -385,6 +408,11 @@ impl KeyState {
                 if let Some(key) = self.keys.get_mut(&created.key_id) {
                     key.refresh_derived();
                 }
+                self.name_key(
+                    &created.config.environment,
+                    &created.config.name,
+                    created.key_id,
+                );
             }
             EventData::KeyUpdated(update) => {
                 self.with_key(update.key_id, at, |key| key.apply_patch(&update.changes))
@@ -446,9 +474,14 @@ impl KeyState {
     /// configuration is recomputed, so no derived copy can go stale.
     fn with_key(&mut self, key_id: Uuid, at: LedgerTime, change: impl FnOnce(&mut KeyRecord)) {
         if let Some(key) = self.keys.get_mut(&key_id) {
+            let named = (key.config.environment.clone(), key.config.name.clone());
             change(key);
             key.refresh_derived();
             key.updated_at = at;
+            if named != (key.config.environment.clone(), key.config.name.clone()) {
+                let renamed = (key.config.environment.clone(), key.config.name.clone());
+                self.by_name.entry(renamed).or_default().insert(key_id);
+            }
         }
     }
 }
