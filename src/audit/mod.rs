@@ -11,6 +11,7 @@ pub mod tree;
 pub mod verify;
 pub mod verify_export;
 mod verify_indexes;
+mod verify_rollups;
 mod verify_tree;
 
 pub use problem::{Problem, ProblemKind, VerifyRange, VerifyReport};

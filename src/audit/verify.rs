@@ -8,10 +8,11 @@ use super::verify_indexes::{
     check_attribute_index, check_checkpoints, check_indexes, check_lifecycle_index,
     CheckpointBounds, EntryDigest, IndexBounds,
 };
+use super::verify_rollups::RollupCheck;
 use super::verify_tree::{archived_frontier, TreeCheck};
 use crate::chain::{chain_hash, verify_hash_signature, Hash32, GENESIS_PREV};
 use crate::error::{LedgerError, LedgerResult};
-use crate::event::{Event, EventData};
+use crate::event::{Event, EventData, KeyUsed};
 use crate::signers::SignerRegistry;
 use crate::store::{Head, LogStore, StoreError, StoredRecord};
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -28,6 +29,7 @@ struct Checked {
     attributes: Vec<[u8; 16]>,
     lifecycle: bool,
     rotation: Option<Event>,
+    used: Option<KeyUsed>,
 }
 
 /// Verifies the log against `anchor`, the public key of its first signer. From seq 1, it also recomputes the
@@ -110,6 +112,10 @@ pub fn verify_log(
     let mut expected_keys = EntryDigest::default();
     let mut expected_lifecycle = EntryDigest::default();
     let mut expected_attributes = EntryDigest::default();
+    let mut rollups = match from_genesis {
+        true => RollupCheck::new(store, from)?,
+        false => None,
+    };
     let mut records = store.scan(from, to.saturating_add(1));
     let mut unreadable = false;
     while !unreadable {
@@ -194,6 +200,9 @@ pub fn verify_log(
                     if checked.lifecycle {
                         expected_lifecycle.add(&uuid::Uuid::nil(), record.seq);
                     }
+                    if let (Some(used), Some(rollups)) = (&checked.used, rollups.as_mut()) {
+                        rollups.push(store, record.seq, record.time, used);
+                    }
                     if let Some(rotation) = checked.rotation {
                         if let Err(e) = signers.observe(&rotation) {
                             problems.push(problem(
@@ -225,6 +234,9 @@ pub fn verify_log(
         if crate::store::has_attribute_index(store)? {
             report.index_entries_checked +=
                 check_attribute_index(store, &expected_attributes, bounds, &mut problems)?;
+        }
+        if let Some(rollups) = rollups {
+            report.index_entries_checked += rollups.finish(store, to, &mut problems);
         }
         report.checkpoints_checked = check_checkpoints(
             &checkpoints,
@@ -343,16 +355,17 @@ fn check_body(record: &StoredRecord, link: &Hash32) -> Result<Checked, Problem> 
     let keys = event.key_ids();
     let attributes = event.attribute_digests();
     let lifecycle = event.data.is_lifecycle();
-    let rotation = matches!(
-        event.data,
-        EventData::SignerRotated(_) | EventData::LedgerInitialized(_)
-    )
-    .then_some(event);
+    let (rotation, used) = match event.data {
+        EventData::SignerRotated(_) | EventData::LedgerInitialized(_) => (Some(event), None),
+        EventData::KeyUsed(used) => (None, Some(used)),
+        _ => (None, None),
+    };
     Ok(Checked {
         keys,
         attributes,
         lifecycle,
         rotation,
+        used,
     })
 }
 

@@ -1,8 +1,9 @@
-//! Brings the attribute index of a log written before that index existed up to date, once, when the writer opens
-//! the store; a crash part-way leaves no marker, so the next open simply files the entries again.
+//! Brings the attribute index and the usage rollups of a log written before they existed up to date, once, when
+//! the writer opens the store; a crash part-way leaves no marker, so the next open simply files the entries again.
 
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::Event;
+use crate::projection::rollup::{self, RollupCoverage, RollupWriter};
 use crate::store::{has_attribute_index, AppendBatch, LogStore, ATTRIBUTE_INDEX_MARKER};
 
 /// Entries written per batch while backfilling.
@@ -36,4 +37,44 @@ pub fn ensure_attribute_index(store: &dyn LogStore) -> LedgerResult<u64> {
         .push((ATTRIBUTE_INDEX_MARKER.to_vec(), b"1".to_vec()));
     store.append(&batch)?;
     Ok(filed)
+}
+
+/// Counts every stored event into the hourly usage rollups unless they already cover the log; returns how many
+/// events were counted. Cells are computed from scratch (never read back), so a crash part-way is repaired by
+/// the next open.
+pub fn ensure_rollups(store: &dyn LogStore) -> LedgerResult<u64> {
+    if rollup::coverage(store)?.is_some() {
+        return Ok(0);
+    }
+    let head = store.head()?.map_or(0, |h| h.seq);
+    let mut rollups = RollupWriter::new(None);
+    let mut coverage: Option<RollupCoverage> = None;
+    let mut counted = 0u64;
+    for record in store.scan(1, head.saturating_add(1)) {
+        let record = record?;
+        let seq = record.seq;
+        coverage.get_or_insert(RollupCoverage {
+            from_seq: seq,
+            from_micros: record.time.as_micros(),
+        });
+        let event =
+            Event::decode(&record.body).map_err(|source| LedgerError::Decode { seq, source })?;
+        rollups.add(store, &event)?;
+        counted += 1;
+        if rollups.pending() >= BACKFILL_BATCH {
+            let mut batch = AppendBatch::default();
+            rollups.write_into(&mut batch);
+            store.write_batch(&batch)?;
+        }
+    }
+    let mut batch = AppendBatch::default();
+    rollups.write_into(&mut batch);
+    batch
+        .side
+        .push(rollup::marker_entry(coverage.unwrap_or(RollupCoverage {
+            from_seq: 1,
+            from_micros: i64::MIN,
+        })));
+    store.append(&batch)?;
+    Ok(counted)
 }

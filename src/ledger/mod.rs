@@ -122,6 +122,13 @@ impl Ledger {
                 "filed the existing events in the attribute index"
             );
         }
+        let counted = backfill::ensure_rollups(store.as_ref())?;
+        if counted > 0 {
+            tracing::info!(
+                events = counted,
+                "counted the existing events into usage rollups"
+            );
+        }
         let signer = match replayed.signers.current() {
             Some(current) => candidates
                 .into_iter()
@@ -150,6 +157,7 @@ impl Ledger {
             last_time: head.map_or(crate::time::LedgerTime::MIN, |h| h.time),
             prev_hash: head.map_or(crate::chain::GENESIS_PREV, |h| h.hash),
             clock: clock.clone(),
+            rollups: crate::projection::rollup::RollupWriter::new(head.map(|h| h.time)),
         };
         let durable = head.map_or(0, |h| h.seq);
         let (committed, _) = watch::channel(durable);

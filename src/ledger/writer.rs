@@ -15,6 +15,7 @@ use crate::chain::{Hash32, LedgerSigner};
 use crate::clock::SharedClock;
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::{Actor, Event, EventData, KeySuspended};
+use crate::projection::rollup::RollupWriter;
 use crate::projection::{KeyState, KeyStatus, PendingAction};
 use crate::store::{AppendBatch, StoredRecord};
 use crate::time::LedgerTime;
@@ -86,6 +87,8 @@ pub(crate) struct WriterState {
     pub last_time: LedgerTime,
     pub prev_hash: Hash32,
     pub clock: SharedClock,
+    /// The current hour's usage rollup cells.
+    pub rollups: RollupWriter,
 }
 
 /// A written batch on its way to durability.
@@ -276,6 +279,7 @@ fn write(
         for digest in event.attribute_digests() {
             batch.attribute_index.push((digest, event.seq));
         }
+        state.rollups.add(shared.store.as_ref(), event)?;
         if let EventData::LedgerInitialized(init) = &event.data {
             state
                 .checkpointer
@@ -295,6 +299,7 @@ fn write(
             ));
         }
     }
+    state.rollups.write_into(&mut batch);
     state.checkpointer.at_batch_end(
         &state.frontier,
         signer,

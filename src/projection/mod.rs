@@ -7,7 +7,9 @@ pub mod as_of;
 mod keys;
 pub mod listing;
 pub mod reports;
+pub mod rollup;
 pub mod usage;
+mod usage_window;
 
 pub use as_of::{keys_as_of, lifecycle_as_of};
 pub use keys::{KeyRecord, KeyState, KeyStatus, RateStatus, SnapshotEntry};

@@ -52,6 +52,15 @@ pub fn ledger_with_uses(count: usize, keys: &[Uuid]) -> (TempDir, DataDir) {
     (tmp, dir)
 }
 
+/// Verifies the whole log against the directory's anchor and returns the report, problems and all.
+pub fn verify_report(
+    store: &dyn keyledger::store::LogStore,
+    dir: &DataDir,
+) -> keyledger::audit::VerifyReport {
+    let anchor = dir.anchor_public_key().expect("anchor public key");
+    keyledger::audit::verify_log(store, anchor, Default::default(), None).expect("verification runs")
+}
+
 /// Verifies the whole log against the directory's anchor, fails the test on any problem, and returns the report.
 pub fn assert_verifies(
     store: &dyn keyledger::store::LogStore,

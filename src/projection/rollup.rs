@@ -1,0 +1,273 @@
+//! Hourly usage rollups: for every hour, the `key.used` counts per key, IP, user agent and scope, stored as side
+//! entries in the same atomic batch as the events they count (FORMAT.md §4), so usage over a long window reads
+//! hours instead of events. The writer keeps only the current hour's cells in memory.
+
+use crate::event::{Event, EventData, KeyUsed, VerifyCode};
+use crate::store::{AppendBatch, LogStore, StoreError, StoreResult};
+use crate::time::LedgerTime;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+/// Side-entry prefix of every rollup cell: `rollup/h/` + hour number (u64 big-endian) + dimension byte + group.
+pub const ROLLUP_PREFIX: &[u8] = b"rollup/h/";
+/// Present once rollups cover the log from `RollupCoverage::from_seq` on.
+pub const ROLLUP_MARKER: &[u8] = b"rollup/hours-v1";
+pub const HOUR_MICROS: i64 = 3_600_000_000;
+/// Distinct IPs a cell remembers (a key's IPs, a user agent's, a scope's); past this it notes that there were more.
+pub const MAX_CELL_IPS: usize = 64;
+
+/// What a cell counts by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dim {
+    Key,
+    Ip,
+    UserAgent,
+    Scope,
+}
+
+impl Dim {
+    pub const ALL: [Dim; 4] = [Dim::Key, Dim::Ip, Dim::UserAgent, Dim::Scope];
+
+    fn byte(self) -> u8 {
+        match self {
+            Dim::Key => b'k',
+            Dim::Ip => b'i',
+            Dim::UserAgent => b'u',
+            Dim::Scope => b's',
+        }
+    }
+
+    /// The dimension's name in usage queries.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dim::Key => "key",
+            Dim::Ip => "ip",
+            Dim::UserAgent => "user_agent",
+            Dim::Scope => "scope",
+        }
+    }
+
+    /// The group a use falls in, spelled as usage answers spell it.
+    pub fn group_of(self, used: &KeyUsed) -> String {
+        match self {
+            Dim::Key => used
+                .key_id
+                .map_or_else(|| "(no key)".to_string(), |k| k.to_string()),
+            Dim::Ip => used.ip.clone().unwrap_or_else(|| "(none)".into()),
+            Dim::UserAgent => used.user_agent.clone().unwrap_or_else(|| "(none)".into()),
+            Dim::Scope => used.scope.clone().unwrap_or_else(|| "(none)".into()),
+        }
+    }
+}
+
+/// The hour number (hours since the Unix epoch) a time falls in.
+pub fn hour_of(time: LedgerTime) -> i64 {
+    time.as_micros().div_euclid(HOUR_MICROS)
+}
+
+/// The first instant of an hour.
+pub fn hour_start(hour: i64) -> LedgerTime {
+    LedgerTime::from_micros(hour.saturating_mul(HOUR_MICROS))
+}
+
+fn hour_bytes(hour: i64) -> [u8; 8] {
+    // Offset so that negative hours (before 1970) still sort before positive ones.
+    (hour as u64 ^ (1 << 63)).to_be_bytes()
+}
+
+/// The side key of every cell of `dim` in `hour`.
+pub fn hour_dim_prefix(hour: i64, dim: Dim) -> Vec<u8> {
+    let mut key = ROLLUP_PREFIX.to_vec();
+    key.extend_from_slice(&hour_bytes(hour));
+    key.push(dim.byte());
+    key
+}
+
+fn cell_key(hour: i64, dim: Dim, group: &str) -> Vec<u8> {
+    let mut key = hour_dim_prefix(hour, dim);
+    key.extend_from_slice(group.as_bytes());
+    key
+}
+
+/// The hour of a stored cell key.
+pub fn hour_of_key(key: &[u8]) -> Option<i64> {
+    let bytes: [u8; 8] = key
+        .get(ROLLUP_PREFIX.len()..ROLLUP_PREFIX.len() + 8)?
+        .try_into()
+        .ok()?;
+    Some((u64::from_be_bytes(bytes) ^ (1 << 63)) as i64)
+}
+
+/// The group of a stored cell key.
+pub fn group_of_key(key: &[u8]) -> Option<String> {
+    let group = key.get(ROLLUP_PREFIX.len() + 9..)?;
+    String::from_utf8(group.to_vec()).ok()
+}
+
+/// The uses of one group within one hour.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cell {
+    #[serde(rename = "n")]
+    pub total: u64,
+    #[serde(rename = "a")]
+    pub allowed: u64,
+    #[serde(rename = "d", default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub denied: BTreeMap<VerifyCode, u64>,
+    /// Times of the first and last use, in microseconds.
+    #[serde(rename = "f")]
+    pub first: i64,
+    #[serde(rename = "l")]
+    pub last: i64,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub ips: BTreeSet<String>,
+    /// Whether more distinct IPs were seen than `ips` holds.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more_ips: bool,
+}
+
+impl Cell {
+    pub(crate) fn add(&mut self, dim: Dim, time: LedgerTime, used: &KeyUsed) {
+        let time = time.as_micros();
+        if self.total == 0 {
+            self.first = time;
+        }
+        self.total += 1;
+        self.last = time;
+        if used.outcome == VerifyCode::Valid {
+            self.allowed += 1;
+        } else {
+            *self.denied.entry(used.outcome).or_default() += 1;
+        }
+        if dim == Dim::Ip {
+            return;
+        }
+        if let Some(ip) = &used.ip {
+            if self.ips.len() < MAX_CELL_IPS || self.ips.contains(ip) {
+                self.ips.insert(ip.clone());
+            } else {
+                self.more_ips = true;
+            }
+        }
+    }
+
+    pub fn decode(bytes: &[u8]) -> StoreResult<Self> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| StoreError::Corrupt(format!("usage rollup cell: {e}")))
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        // Serialising plain numbers, strings and maps with string keys cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// Which part of the log the rollups cover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollupCoverage {
+    /// The first seq the rollups count (1, or the first event kept when the log was archived before rollups).
+    pub from_seq: u64,
+    /// That event's time (microseconds).
+    pub from_micros: i64,
+}
+
+/// What the rollups cover, or `None` when the log has none yet.
+pub fn coverage(store: &dyn LogStore) -> StoreResult<Option<RollupCoverage>> {
+    store
+        .get_side(ROLLUP_MARKER)?
+        .map(|bytes| {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| StoreError::Corrupt(format!("usage rollup marker: {e}")))
+        })
+        .transpose()
+}
+
+/// The marker entry saying rollups cover the log from `coverage` on.
+pub fn marker_entry(coverage: RollupCoverage) -> (Vec<u8>, Vec<u8>) {
+    // A struct of two integers always serialises.
+    let value = serde_json::to_vec(&coverage).unwrap_or_default();
+    (ROLLUP_MARKER.to_vec(), value)
+}
+
+/// Maintains the current hour's cells and writes the ones a batch changed.
+#[derive(Debug)]
+pub struct RollupWriter {
+    hour: i64,
+    cells: HashMap<(Dim, String), Cell>,
+    touched: HashSet<(Dim, String)>,
+    /// Cells of hours after this one cannot be in the store yet, so they start empty without a read.
+    stored_through_hour: i64,
+    /// Encoded cells of an hour that ended inside the current batch.
+    finished: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl RollupWriter {
+    /// A writer continuing a log whose newest event is at `head_time`.
+    pub fn new(head_time: Option<LedgerTime>) -> Self {
+        Self {
+            hour: i64::MIN,
+            cells: HashMap::new(),
+            touched: HashSet::new(),
+            stored_through_hour: head_time.map_or(i64::MIN, hour_of),
+            finished: Vec::new(),
+        }
+    }
+
+    /// Counts one event (only `key.used` counts).
+    pub fn add(&mut self, store: &dyn LogStore, event: &Event) -> StoreResult<()> {
+        let EventData::KeyUsed(used) = &event.data else {
+            return Ok(());
+        };
+        let hour = hour_of(event.time);
+        if hour != self.hour {
+            self.finish_hour();
+            self.hour = hour;
+        }
+        for dim in Dim::ALL {
+            let slot = (dim, dim.group_of(used));
+            if !self.cells.contains_key(&slot) {
+                let stored = if hour <= self.stored_through_hour {
+                    store
+                        .get_side(&cell_key(hour, dim, &slot.1))?
+                        .map(|bytes| Cell::decode(&bytes))
+                        .transpose()?
+                } else {
+                    None
+                };
+                self.cells.insert(slot.clone(), stored.unwrap_or_default());
+            }
+            if let Some(cell) = self.cells.get_mut(&slot) {
+                cell.add(dim, event.time, used);
+            }
+            self.touched.insert(slot);
+        }
+        Ok(())
+    }
+
+    fn finish_hour(&mut self) {
+        let hour = self.hour;
+        for slot in self.touched.drain() {
+            if let Some(cell) = self.cells.get(&slot) {
+                self.finished
+                    .push((cell_key(hour, slot.0, &slot.1), cell.encode()));
+            }
+        }
+        self.cells.clear();
+    }
+
+    /// Moves every cell changed since the last call into the batch.
+    pub fn write_into(&mut self, batch: &mut AppendBatch) {
+        batch.side.append(&mut self.finished);
+        for slot in self.touched.drain() {
+            if let Some(cell) = self.cells.get(&slot) {
+                batch
+                    .side
+                    .push((cell_key(self.hour, slot.0, &slot.1), cell.encode()));
+            }
+        }
+    }
+
+    /// Cells changed and not yet written (for batching a backfill).
+    pub fn pending(&self) -> usize {
+        self.touched.len() + self.finished.len()
+    }
+}
