@@ -3,12 +3,16 @@
 //! set KEYLEDGER_BENCH_EVENTS to change). Run: `cargo bench --bench http`. Traffic stays on 127.0.0.1 and stops
 //! after a fixed time.
 
+#[path = "shared/load.rs"]
+mod load;
+
 use keyledger::api::{serve, AppState};
 use keyledger::datadir::DataDir;
 use keyledger::event::{Actor, EventData, KeyConfig, KeyUsed, VerifyCode};
 use keyledger::keys::{CreateKey, Requester};
 use keyledger::ledger::AppendEvents;
 use keyledger::time::LedgerTime;
+use load::drive;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,65 +35,6 @@ fn signing_floor() -> (f64, f64) {
     let all = hashes.len() as f64 / started.elapsed().as_secs_f64();
     assert_eq!(signed, parallel);
     (single, all)
-}
-
-/// Latencies of one load run.
-struct Run {
-    latencies: Vec<Duration>,
-    elapsed: f64,
-}
-
-impl Run {
-    fn print(mut self, what: &str, note: &str) {
-        self.latencies.sort();
-        let n = self.latencies.len();
-        let pct = |p: f64| self.latencies[((n as f64 * p) as usize).min(n - 1)];
-        println!(
-            "{what}: {n} requests in {:.2}s = {:.0} req/s; p50 {:.2?}, p99 {:.2?} ({note})",
-            self.elapsed,
-            n as f64 / self.elapsed,
-            pct(0.50),
-            pct(0.99)
-        );
-    }
-}
-
-/// 64 concurrent connections calling `url` (POST with `body`, else GET) for `run_for`.
-async fn drive(
-    client: &reqwest::Client,
-    url: String,
-    key: &str,
-    body: Option<serde_json::Value>,
-    run_for: Duration,
-) -> Run {
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..64 {
-        let (client, url, key, body) = (client.clone(), url.clone(), key.to_string(), body.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while started.elapsed() < run_for {
-                let sent = Instant::now();
-                let request = match &body {
-                    Some(body) => client.post(&url).json(body),
-                    None => client.get(&url),
-                };
-                let response = request.bearer_auth(&key).send().await.expect("request");
-                assert!(response.status().is_success());
-                let _ = response.bytes().await;
-                latencies.push(sent.elapsed());
-            }
-            latencies
-        }));
-    }
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await.expect("task"));
-    }
-    Run {
-        latencies,
-        elapsed: started.elapsed().as_secs_f64(),
-    }
 }
 
 /// Verifications per second submitted straight to the ledger by 64 tasks: everything but HTTP.
@@ -197,7 +142,7 @@ fn main() {
         while ledger.durable_seq() < target {
             batch_number += 1;
             let events = (0..2000)
-                .map(|n| EventData::KeyUsed(KeyUsed { key_id: None, prefix: None, outcome: VerifyCode::NotFound, ip: Some(format!("10.0.{}.{}", n % 200, n % 250)), user_agent: None, scope: None, project: None, gateway_ip: None, overlap: false }))
+                .map(|n| EventData::KeyUsed(KeyUsed { key_id: None, prefix: None, outcome: VerifyCode::NotFound, ip: Some(format!("10.0.{}.{}", n % 200, n % 250)), user_agent: None, scope: None, project: None, gateway_ip: None, overlap: false, method: None, path: None }))
                 .collect();
             let request_id = Some(format!("fill-{batch_number}"));
             ledger.submit(AppendEvents { actor: Actor::System, request_id, events }).await.expect("append");

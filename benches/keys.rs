@@ -164,6 +164,8 @@ fn main() {
                     project: None,
                     gateway_ip: None,
                     overlap: false,
+                    method: None,
+                    path: None,
                 })
             })
             .collect();

@@ -30,6 +30,8 @@ fn key_used(n: u64) -> EventData {
         project: None,
         gateway_ip: None,
         overlap: false,
+        method: None,
+        path: None,
     })
 }
 

@@ -104,6 +104,8 @@ fn fill_to(ledger: &Ledger, keys: &[Uuid], target: u64, batch_number: &mut u64) 
                             project: None,
                             gateway_ip: None,
                             overlap: false,
+                            method: None,
+                            path: None,
                         })
                     })
                     .collect();

@@ -14,6 +14,7 @@ pub struct AnalysisConfig {
     pub snapshots: SnapshotConfig,
     pub anchor: crate::audit::anchor::AnchorConfig,
     pub http: HttpConfig,
+    pub authz: crate::gateway::AuthzConfig,
 }
 
 /// The HTTP API's browser-facing settings.
@@ -243,6 +244,7 @@ impl AnalysisConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.anomaly.validate()?;
         self.rotation.validate()?;
+        self.authz.compile()?;
         if let Some(bad) = self.http.cors_origins.iter().find(|o| {
             !(o.starts_with("https://") || o.starts_with("http://"))
                 || o.ends_with('/')

@@ -16,6 +16,7 @@ pub mod config;
 pub mod datadir;
 pub mod error;
 pub mod event;
+pub mod gateway;
 pub mod incident;
 pub mod keys;
 pub mod ledger;

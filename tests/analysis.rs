@@ -38,6 +38,8 @@ fn use_at(seq: u64, time: LedgerTime, key: Option<Uuid>, ip: &str, outcome: Veri
             project: None,
             gateway_ip: None,
             overlap: false,
+            method: None,
+            path: None,
         }),
     }
 }

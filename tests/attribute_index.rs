@@ -42,6 +42,8 @@ fn ledger_with_varied_uses() -> (TempDir, DataDir) {
             project: None,
             gateway_ip: None,
             overlap: false,
+            method: None,
+            path: None,
         });
         ledger
             .submit_blocking(AppendEvents {

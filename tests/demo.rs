@@ -42,6 +42,21 @@ fn demo_backs_every_claim_it_prints() {
         "{text}"
     );
     assert!(text.contains("OK:"), "{text}");
+    // Issue 17: with nginx installed the tour puts it in front of a service; without, it says it skipped.
+    match keyledger::gateway::nginx::find_binary() {
+        Some(_) => {
+            let run = summary.gateway.expect("the gateway step ran");
+            assert_eq!(
+                (run.allowed, run.wrong_scope, run.revoked, run.recorded),
+                (200, 403, 401, 3)
+            );
+            assert!(
+                text.contains("X-Keyledger-Key-Name: storefront-web"),
+                "{text}"
+            );
+        }
+        None => assert!(text.contains("skipped: nginx is not installed"), "{text}"),
+    }
     // A second demo into the same directory is refused rather than mixing ledgers.
     assert!(run_demo(&root, 10, &mut Vec::new()).is_err());
 }

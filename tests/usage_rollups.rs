@@ -75,6 +75,8 @@ fn event(keys: &[Uuid], (key, ip, agent, scope, denied): Use) -> EventData {
         project: None,
         gateway_ip: None,
         overlap: false,
+        method: None,
+        path: None,
     })
 }
 

@@ -81,6 +81,8 @@ fn events() -> Vec<Event> {
                 project: None,
                 gateway_ip: None,
                 overlap: false,
+                method: None,
+                path: None,
             }),
         ),
         (
@@ -104,6 +106,8 @@ fn events() -> Vec<Event> {
                 project: None,
                 gateway_ip: None,
                 overlap: false,
+                method: None,
+                path: None,
             }),
         ),
         (

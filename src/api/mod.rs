@@ -4,6 +4,7 @@
 pub mod analysis;
 pub mod audit;
 pub mod auth;
+pub mod authz;
 pub mod conventions;
 pub mod cursor;
 pub mod error;
@@ -18,7 +19,7 @@ use crate::ledger::Ledger;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use ed25519_dalek::VerifyingKey;
 use serde_json::json;
@@ -48,6 +49,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/keys/{id}/reactivate"),
     ("get", "/v1/events"),
     ("post", "/v1/verify"),
+    ("get", "/v1/authz"),
     ("get", "/v1/usage"),
     ("get", "/v1/anomalies"),
     ("get", "/v1/reports/{name}"),
@@ -67,15 +69,25 @@ pub struct AppState {
     pub anchor: VerifyingKey,
     pub origin: String,
     pub in_flight: Arc<idempotency::InFlight>,
+    /// Trusted proxies and route rules for `/v1/authz`.
+    pub authz: Arc<crate::gateway::Authz>,
 }
 
 impl AppState {
     pub fn new(ledger: Arc<Ledger>, anchor: VerifyingKey, origin: String) -> Self {
+        // keyledger.toml was validated (which compiles these) when the ledger opened.
+        let authz = ledger
+            .projections()
+            .config
+            .authz
+            .compile()
+            .unwrap_or_default();
         Self {
             ledger,
             anchor,
             origin,
             in_flight: Arc::default(),
+            authz: Arc::new(authz),
         }
     }
 }
@@ -152,6 +164,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/owners/{owner}/revoke", post(keys::revoke_owner))
         .route("/v1/events", get(events::list))
         .route("/v1/verify", post(verify::verify))
+        .route("/v1/authz", any(authz::authz))
+        .route("/v1/authz/{*path}", any(authz::authz))
         .route("/v1/usage", get(analysis::usage))
         .route("/v1/anomalies", get(analysis::anomalies))
         .route("/v1/reports/{name}", get(analysis::reports))

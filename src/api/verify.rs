@@ -29,14 +29,14 @@ pub struct VerifyBody {
 /// The gateway's own authentication folded into the verification it asks for: one `key.used` event per call,
 /// whose actor is the gateway's key. A gateway that is refused is recorded instead, as its own `key.used`, and
 /// nothing is verified.
-struct AuthenticatedVerify {
-    auth: VerifyKey,
-    target: VerifyKey,
+pub(super) struct AuthenticatedVerify {
+    pub auth: VerifyKey,
+    pub target: VerifyKey,
 }
 
 /// How the gateway fared (its code, and when rate limited the seconds to wait), and the answer about the
 /// presented key when the gateway was let in.
-type GatewayOutcome = (VerifyCode, Option<u64>, Option<VerifyAnswer>);
+pub(super) type GatewayOutcome = (VerifyCode, Option<u64>, Option<VerifyAnswer>);
 
 impl Command for AuthenticatedVerify {
     type Output = GatewayOutcome;
@@ -100,7 +100,7 @@ pub async fn verify(
 
 /// The answer, with the presented key's limit as IETF `RateLimit-Limit`/`-Remaining`/`-Reset` headers (keys with
 /// a limit only) and `Retry-After` when the answer is `rate_limited`.
-fn with_rate_headers(answer: &VerifyAnswer) -> axum::response::Response {
+pub(super) fn with_rate_headers(answer: &VerifyAnswer) -> axum::response::Response {
     use axum::response::IntoResponse;
     let mut response = Json(answer).into_response();
     let headers = response.headers_mut();

@@ -277,6 +277,11 @@ pub struct KeyUsed {
     /// True when an old key was used during its rotation overlap window.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub overlap: bool,
+    /// The client request's method and path (no query string), when a gateway asked through `/v1/authz`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// `policy.set`: default rotation policy for an environment (or for one key when `key_id` is given).

@@ -116,6 +116,8 @@ pub struct VerifyAnswer {
     pub code: VerifyCode,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -150,6 +152,9 @@ pub struct VerifyKey {
     pub user_agent: Option<String>,
     /// Set when a gateway asks on behalf of a client: the gateway's own address.
     pub gateway_ip: Option<IpAddr>,
+    /// The original request's method and path, when a gateway forwards it (`/v1/authz`).
+    pub method: Option<String>,
+    pub path: Option<String>,
 }
 
 impl VerifyKey {
@@ -174,7 +179,16 @@ impl VerifyKey {
             project: None,
             user_agent,
             gateway_ip: None,
+            method: None,
+            path: None,
         }
+    }
+
+    /// The verification guards this request of the client's (recorded in `key.used`).
+    pub fn for_request(mut self, method: Option<String>, path: Option<String>) -> Self {
+        self.method = method;
+        self.path = path;
+        self
     }
 
     pub fn by(mut self, actor: Actor, request_id: Option<String>) -> Self {
@@ -210,6 +224,7 @@ impl Command for VerifyKey {
             valid: decision.code.is_allowed(),
             code: decision.code,
             key_id: decision.key_id,
+            name: key.map(|k| k.config.name.clone()),
             owner: key.map(|k| k.config.owner.clone()),
             environment: key.map(|k| k.config.environment.clone()),
             scopes: key.map(|k| k.config.scopes.clone()).unwrap_or_default(),
@@ -231,6 +246,8 @@ impl Command for VerifyKey {
             project: self.project.take(),
             gateway_ip: self.gateway_ip.map(|ip| ip.to_string()),
             overlap: decision.overlap,
+            method: self.method.take(),
+            path: self.path.take(),
         });
         let recorded = ctx.emit(self.actor.clone(), self.request_id.take(), event)?;
         let (seq, at) = (recorded.seq, recorded.time);

@@ -23,6 +23,8 @@ pub fn used(key: Option<Uuid>, tag: &str) -> EventData {
         project: None,
         gateway_ip: None,
         overlap: false,
+        method: None,
+        path: None,
     })
 }
 
@@ -58,7 +60,8 @@ pub fn verify_report(
     dir: &DataDir,
 ) -> keyledger::audit::VerifyReport {
     let anchor = dir.anchor_public_key().expect("anchor public key");
-    keyledger::audit::verify_log(store, anchor, Default::default(), None).expect("verification runs")
+    keyledger::audit::verify_log(store, anchor, Default::default(), None)
+        .expect("verification runs")
 }
 
 /// Verifies the whole log against the directory's anchor, fails the test on any problem, and returns the report.

@@ -1,8 +1,12 @@
 //! `keyledger demo`: the newcomer's guided tour on a fresh ledger — keys across environments, a simulated day of
 //! traffic with a leaked key and a probing burst, a rotation with stragglers, finding and revoking the leaked key,
-//! an incident time-window question and a full verification — every step printed with its timing.
+//! an incident time-window question, a full verification and, when nginx is installed, keys checked by nginx
+//! through forward-auth — every step printed with its timing.
 
+mod gateway;
 mod traffic;
+
+pub use gateway::GatewayRun;
 
 use super::{Cli, CliError, CliResult, EXIT_FAILED};
 use crate::audit::{verify_log, VerifyRange};
@@ -45,6 +49,8 @@ pub struct DemoSummary {
     pub anomaly_rules: Vec<String>,
     pub leaked_auto_suspended: bool,
     pub export_verified: bool,
+    /// The forward-auth step's statuses, when nginx was there to run it.
+    pub gateway: Option<GatewayRun>,
 }
 
 pub fn run(cli: &Cli, args: &DemoArgs) -> CliResult {
@@ -566,6 +572,15 @@ pub fn run_demo(root: &Path, uses: usize, out: &mut dyn Write) -> Result<DemoSum
         started.elapsed()
     )
     .map_err(io)?;
+
+    summary.gateway = gateway::run(
+        11,
+        &runtime,
+        &ledger,
+        (dir.anchor_public_key()?, identity.origin.clone()),
+        &leaked_secret,
+        out,
+    )?;
 
     drop(runtime);
     if let Ok(mut ledger) = Arc::try_unwrap(ledger) {
