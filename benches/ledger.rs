@@ -1,6 +1,9 @@
 //! Benchmark of the foundation: durable appends with 1, 8 and 64 concurrent writers, full verification, and
 //! bytes on disk per event — each beside the machine's own floor measured in the same run.
-//! Run: `cargo bench --bench ledger` (figures go into docs/PERFORMANCE.md).
+//! Run: `cargo bench --bench ledger` (figures go into docs/PERFORMANCE.md). With KEYLEDGER_BENCH_PG set to a
+//! PostgreSQL server's base URL (`postgres://postgres@127.0.0.1:5432`, a role that may create databases), the same
+//! runs follow on PostgreSQL, each in a new database: `.ci/with-postgres.sh` sets KEYLEDGER_TEST_PG, e.g.
+//! `.ci/with-postgres.sh sh -c 'KEYLEDGER_BENCH_PG=${KEYLEDGER_TEST_PG%/*} cargo bench --bench ledger'`.
 
 #[path = "shared/floors.rs"]
 mod floors;
@@ -48,9 +51,24 @@ fn sign_floor() -> f64 {
     n as f64 / started.elapsed().as_secs_f64()
 }
 
-fn appends(writers: usize, runtime: &tokio::runtime::Runtime) -> (f64, u64, u64) {
+/// A new database on the PostgreSQL server at `base`; its URL.
+fn fresh_database(base: &str) -> String {
+    let name = format!("kl_bench_{}", Uuid::now_v7().simple());
+    let mut client = postgres::Client::connect(&format!("{base}/postgres"), postgres::NoTls)
+        .expect("PostgreSQL");
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("create database");
+    format!("{base}/{name}")
+}
+
+/// Durable appends from `writers` tasks on sled, or on PostgreSQL when `pg` names a server.
+fn appends(writers: usize, runtime: &tokio::runtime::Runtime, pg: Option<&str>) -> (f64, u64, u64) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = DataDir::new(tmp.path().join("data"));
+    if let Some(base) = pg {
+        dir.set_store(&fresh_database(base)).expect("store");
+    }
     let (ledger, _) = dir.init(None).expect("init");
     let ledger = Arc::new(ledger);
     let done = Arc::new(AtomicU64::new(0));
@@ -119,9 +137,9 @@ fn appends(writers: usize, runtime: &tokio::runtime::Runtime) -> (f64, u64, u64)
         fsync_sum * 1000.0 / batches.max(1) as f64
     );
     drop(ledger);
-    // Reopen so the size reflects what sled keeps after a restart, not in-flight buffers.
-    let store = keyledger::store::SledStore::open(&dir.db_path()).expect("reopen");
-    let disk = keyledger::store::LogStore::size_on_disk(&store).expect("size");
+    // Reopen so the size reflects what the store keeps after a restart, not in-flight buffers.
+    let store = dir.open_store().expect("reopen");
+    let disk = store.size_on_disk().expect("size");
     println!(
         "{writers:>3} writers: {events} durable events in {elapsed:.2}s = {:.0} events/s ({:.1} events/batch); \
          on disk {:.0} B/event for {:.0} B bodies ({:.2}x)",
@@ -146,13 +164,21 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    for writers in [1, 8, 64] {
-        let (rate, _, _) = appends(writers, &runtime);
-        println!("      = {:.2} of the one-core signing floor", rate / sign);
+    let pg = std::env::var("KEYLEDGER_BENCH_PG").ok();
+    let stores = [("sled", None), ("PostgreSQL", pg.as_deref())];
+    for (name, backend) in stores
+        .iter()
+        .filter(|(name, b)| *name == "sled" || b.is_some())
+    {
+        println!("== {name}");
+        for writers in [1, 8, 64] {
+            let (rate, _, _) = appends(writers, &runtime, *backend);
+            println!("      = {:.2} of the one-core signing floor", rate / sign);
+        }
+        let verify = VERIFY_RATE.load(Ordering::Relaxed) as f64;
+        println!(
+            "full verification = {:.2} of the two-core batch-verify floor",
+            verify / batch
+        );
     }
-    let verify = VERIFY_RATE.load(Ordering::Relaxed) as f64;
-    println!(
-        "full verification = {:.2} of the two-core batch-verify floor",
-        verify / batch
-    );
 }

@@ -8,6 +8,10 @@ use std::path::Path;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AnalysisConfig {
+    /// Where the log lives: absent for the embedded sled store in `<data>/log`, or a PostgreSQL URL
+    /// (`postgres://user@host/db`; the password from $KEYLEDGER_PG_PASSWORD or the file named by
+    /// $KEYLEDGER_PG_PASSWORD_FILE, never in this file).
+    pub store: Option<String>,
     pub anomaly: AnomalyConfig,
     pub rotation: RotationDefaults,
     pub checkpoints: CheckpointConfig,
@@ -242,6 +246,16 @@ impl RotationDefaults {
 impl AnalysisConfig {
     /// Checks ranges the types cannot express; the error names the field.
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(store) = &self.store {
+            if !(store.starts_with("postgres://") || store.starts_with("postgresql://")) {
+                return Err(format!("store = {store:?}: only postgres:// URLs are supported (leave it out for the embedded store)"));
+            }
+            if store.split("://").nth(1).is_some_and(|rest| {
+                rest.split('@').next().is_some_and(|c| c.contains(':')) && rest.contains('@')
+            }) {
+                return Err("store: put no password in keyledger.toml; use $KEYLEDGER_PG_PASSWORD or $KEYLEDGER_PG_PASSWORD_FILE".into());
+            }
+        }
         self.anomaly.validate()?;
         self.rotation.validate()?;
         self.authz.compile()?;

@@ -232,16 +232,11 @@ fn with_code(code: String, mut response: Response) -> Response {
     response
 }
 
-/// A header value for any text: bytes outside visible ASCII are percent-encoded (names and owners may be UTF-8).
+/// A header value for any text: control characters, `%` and bytes outside ASCII are percent-encoded (names and
+/// owners may be UTF-8).
 fn header_value(text: &str) -> HeaderValue {
-    let mut encoded = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if (0x20..0x7f).contains(&byte) && byte != b'%' {
-            encoded.push(byte as char);
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
+    const ENCODED: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%');
+    let encoded = percent_encoding::percent_encode(text.as_bytes(), ENCODED).to_string();
     // Only visible ASCII and spaces remain, which is always a valid header value.
     HeaderValue::from_str(&encoded).unwrap_or_else(|_| HeaderValue::from_static(""))
 }

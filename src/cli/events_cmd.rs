@@ -20,6 +20,10 @@ pub struct InitArgs {
     /// (for keys kept in a secrets manager; nothing secret is written to the data directory).
     #[arg(long)]
     pub external_key: bool,
+    /// Keep the log in PostgreSQL instead of the embedded store: a URL without password
+    /// (postgres://user@host/db; the password from $KEYLEDGER_PG_PASSWORD or $KEYLEDGER_PG_PASSWORD_FILE).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
 }
 
 pub fn init(cli: &Cli, args: &InitArgs) -> CliResult {
@@ -36,6 +40,9 @@ pub fn init(cli: &Cli, args: &InitArgs) -> CliResult {
         None
     };
     let external_used = external.is_some();
+    if let Some(url) = &args.store {
+        dir.set_store(url)?;
+    }
     let (ledger, identity) = dir.init(external)?;
     let bootstrap = crate::keys::admin_key_config(
         "bootstrap-admin",

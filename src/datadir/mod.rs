@@ -182,7 +182,12 @@ impl DataDir {
             format!("{}\n", identity.public_key).as_bytes(),
             0o644,
         )?;
-        let store: Arc<dyn LogStore> = Arc::new(SledStore::open(&self.db_path())?);
+        let store = self.open_backend()?;
+        if store.head()?.is_some() {
+            return Err(LedgerError::Config(
+                "the configured store already holds a ledger's events; give this ledger its own database".into(),
+            ));
+        }
         let ledger =
             Ledger::open_with_clock(store, vec![signer], self.config()?, self.clock.clone())?;
         ledger.submit_blocking(AppendEvents {
@@ -233,16 +238,47 @@ impl DataDir {
     pub fn open_store(&self) -> LedgerResult<Arc<dyn LogStore>> {
         let identity = self.identity()?;
         pin::check_anchor_file(self, &identity)?;
-        if !self.db_path().is_dir() {
+        if self.config()?.store.is_none() && !self.db_path().is_dir() {
             return Err(LedgerError::PinMismatch(format!(
                 "the log directory {} is missing, but ledger.json pins genesis {}: the log was deleted",
                 self.db_path().display(),
                 identity.genesis_hash.as_deref().unwrap_or("(none)")
             )));
         }
-        let store: Arc<dyn LogStore> = Arc::new(SledStore::open(&self.db_path())?);
+        let store = self.open_backend()?;
         pin::check_genesis(&identity, store.as_ref())?;
         Ok(store)
+    }
+
+    /// The store keyledger.toml names: PostgreSQL for a `store` URL, else the embedded sled log.
+    fn open_backend(&self) -> LedgerResult<Arc<dyn LogStore>> {
+        Ok(match self.config()?.store {
+            Some(url) => Arc::new(crate::store::PgStore::open(&url)?),
+            None => Arc::new(SledStore::open(&self.db_path())?),
+        })
+    }
+
+    /// Records in keyledger.toml that the log lives at `url` (PostgreSQL), before `init`.
+    pub fn set_store(&self, url: &str) -> LedgerResult<()> {
+        fs::create_dir_all(&self.root)
+            .map_err(|e| LedgerError::io(format!("creating {}", self.root.display()), e))?;
+        let path = self.config_path();
+        let existing = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(LedgerError::io(format!("reading {}", path.display()), e)),
+        };
+        if self.config()?.store.is_some() {
+            return Err(LedgerError::Config(format!(
+                "{} already names a store",
+                path.display()
+            )));
+        }
+        // A top-level key must come before the first [section].
+        let line = format!("store = {}\n", toml::Value::String(url.to_string()));
+        fs::write(&path, format!("{line}{existing}"))
+            .map_err(|e| LedgerError::io(format!("writing {}", path.display()), e))?;
+        self.config().map(|_| ())
     }
 }
 

@@ -4,11 +4,13 @@
 //! database can implement [`LogStore`] later (DESIGN.md §9). Every call maps to a primary-key lookup or range scan.
 
 mod checked;
+mod pg;
 mod record;
 mod sled_prune;
 mod sled_store;
 
 pub use checked::{check_record, CheckedReader};
+pub use pg::PgStore;
 pub use record::{RecordDecodeError, StoredRecord};
 pub use sled_store::SledStore;
 

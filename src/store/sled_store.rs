@@ -215,6 +215,17 @@ fn is_lock_error(io: &std::io::Error) -> bool {
 
 impl LogStore for SledStore {
     fn write_batch(&self, batch: &AppendBatch) -> StoreResult<()> {
+        // The one writer never does otherwise; a batch that does not continue the head is refused, as PostgreSQL's
+        // conditional insert refuses it.
+        if let Some(first) = batch.records.first() {
+            let expected = self.head()?.map_or(1, |head| head.seq + 1);
+            if first.seq != expected {
+                return Err(StoreError::OutOfOrder {
+                    expected,
+                    found: first.seq,
+                });
+            }
+        }
         let mut writes = sled::Batch::default();
         for record in &batch.records {
             writes.insert(&seq_key(EVENT, record.seq), record.encode());

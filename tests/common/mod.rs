@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests: throwaway ledgers filled with events.
 #![allow(dead_code)]
 
+#[allow(clippy::duplicate_mod)]
+pub mod pg;
+
 use keyledger::datadir::DataDir;
 use keyledger::event::{Actor, EventData, KeyUsed, VerifyCode};
 use keyledger::ledger::{AppendEvents, Ledger};
@@ -32,6 +35,7 @@ pub fn used(key: Option<Uuid>, tag: &str) -> EventData {
 pub fn fresh_ledger() -> (TempDir, DataDir, Ledger) {
     let tmp = tempfile::tempdir().expect("temporary directory");
     let dir = DataDir::new(tmp.path().join("data"));
+    pg::use_test_store(&dir);
     let (ledger, _) = dir.init(None).expect("init");
     (tmp, dir, ledger)
 }
@@ -88,6 +92,7 @@ pub fn clocked_ledger() -> (
         keyledger::time::LedgerTime::parse("2026-11-24T02:10:00Z").expect("a time"),
     );
     let dir = DataDir::new(tmp.path().join("data")).with_clock(clock.clone());
+    pg::use_test_store(&dir);
     let (ledger, _) = dir.init(None).expect("init");
     (tmp, dir, ledger, clock)
 }

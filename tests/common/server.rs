@@ -1,6 +1,11 @@
 //! A real server on an ephemeral loopback port over a fresh ledger with an admin key, and a JSON client for it.
 #![allow(dead_code)]
 
+// Also part of `common` in tests that use both; each copy is self-contained.
+#[allow(clippy::duplicate_mod)]
+#[path = "pg.rs"]
+mod pg;
+
 use keyledger::api::{serve, AppState};
 use keyledger::datadir::DataDir;
 use keyledger::event::{Actor, KeyConfig};
@@ -54,6 +59,7 @@ async fn start_with(toml: &str, clock: Option<Arc<keyledger::clock::ManualClock>
         if !toml.is_empty() {
             std::fs::write(dir.config_path(), toml).expect("keyledger.toml");
         }
+        pg::use_test_store(&dir);
         let (ledger, _) = dir.init(None).expect("init");
         (tmp, dir, ledger)
     })

@@ -30,6 +30,9 @@ pub struct DemoArgs {
     /// Uses to simulate (the day of traffic).
     #[arg(long, default_value_t = 200_000)]
     pub uses: usize,
+    /// Keep the demo's log in PostgreSQL (a URL to an empty database) instead of the embedded store.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
 }
 
 /// What the demo did, for tests to hold it to its claims.
@@ -64,6 +67,9 @@ pub fn run(cli: &Cli, args: &DemoArgs) -> CliResult {
             })?
             .keep(),
     };
+    if let Some(url) = &args.store {
+        DataDir::new(&root).set_store(url)?;
+    }
     let mut out = std::io::stdout().lock();
     run_demo(&root, args.uses, &mut out)?;
     Ok(())

@@ -1,0 +1,436 @@
+//! The log in PostgreSQL (DESIGN.md §9): the same entries as the sled store, in tables. A batch is one
+//! transaction, conditional on the head it chains from, committed on the one connection that holds the ledger's
+//! advisory lock for the store's whole life: a second writer is refused, and a writer whose session (and so its
+//! lock) is gone cannot commit anything. Reads use a pool. `sync` has nothing to do: a commit is durable as
+//! `synchronous_commit` says (docs/OPERATIONS.md).
+
+use super::{AppendBatch, Head, LogStore, StoreError, StoreIter, StoreResult, StoredRecord};
+use crate::time::LedgerTime;
+use postgres::types::ToSql;
+use postgres::{Client, NoTls};
+use r2d2_postgres::PostgresConnectionManager;
+use std::sync::Mutex;
+use uuid::Uuid;
+
+mod setup;
+mod write;
+
+use setup::{migrate, password_from_env, redact};
+use write::write;
+
+/// The advisory lock every keyledger writer of a database takes (an arbitrary constant: "keyledger").
+const WRITER_LOCK: i64 = 0x6b65_796c_6564_6772;
+/// Rows fetched per query while iterating.
+const PAGE: i64 = 5_000;
+
+type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+
+pub struct PgStore {
+    /// Always `Some` until dropped (taken then, to close the sessions off any async runtime).
+    inner: Option<Inner>,
+}
+
+struct Inner {
+    /// The session holding the writer lock; every batch commits on it.
+    writer: Mutex<Client>,
+    pool: Pool,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // Closing a synchronous client blocks on its own runtime, which may not happen on an async worker thread.
+        if let Some(inner) = self.inner.take() {
+            off_runtime(move || drop(inner));
+        }
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("PostgreSQL: {e}"))
+}
+
+/// Runs blocking PostgreSQL work off any tokio runtime: the synchronous client drives its own runtime, which may
+/// not be started from a thread that is already inside one.
+fn off_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return work();
+    }
+    std::thread::scope(|scope| match scope.spawn(work).join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
+fn i64_of(value: u64) -> StoreResult<i64> {
+    i64::try_from(value)
+        .map_err(|_| StoreError::Corrupt(format!("seq {value} exceeds PostgreSQL's bigint")))
+}
+
+impl PgStore {
+    /// Connects, applies pending migrations and takes the writer lock; `InUse` when another writer holds it.
+    pub fn open(url: &str) -> StoreResult<PgStore> {
+        off_runtime(|| {
+            let mut config: postgres::Config = url.parse().map_err(backend)?;
+            if config.get_password().is_none() {
+                if let Some(password) = password_from_env()? {
+                    config.password(password);
+                }
+            }
+            let mut writer = config.connect(NoTls).map_err(backend)?;
+            let locked: bool = writer
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK])
+                .map_err(backend)?
+                .get(0);
+            if !locked {
+                return Err(StoreError::InUse(std::path::PathBuf::from(redact(url))));
+            }
+            migrate(&mut writer)?;
+            let pool = r2d2::Pool::builder()
+                .max_size(8)
+                .build(PostgresConnectionManager::new(config, NoTls))
+                .map_err(backend)?;
+            Ok(PgStore {
+                inner: Some(Inner {
+                    writer: Mutex::new(writer),
+                    pool,
+                }),
+            })
+        })
+    }
+
+    /// Every row of `sql` (whole-index listings, for verification), mapped.
+    fn all<T: Send + 'static>(
+        &self,
+        sql: &'static str,
+        map: fn(&postgres::Row) -> StoreResult<T>,
+    ) -> StoreIter<'_, T> {
+        all_rows(self.read(|c| c.query(sql, &[])), map)
+    }
+
+    fn inner(&self) -> StoreResult<&Inner> {
+        self.inner
+            .as_ref()
+            .ok_or_else(|| backend("the store is closed"))
+    }
+
+    fn read<T: Send>(
+        &self,
+        work: impl FnOnce(&mut Client) -> Result<T, postgres::Error> + Send,
+    ) -> StoreResult<T> {
+        off_runtime(|| {
+            let mut client = self.inner()?.pool.get().map_err(backend)?;
+            work(&mut client).map_err(backend)
+        })
+    }
+
+    /// Pages through `sql` (which takes `$1` = the key to continue after, `$2` = the page size and ends with an
+    /// ORDER BY on that key), mapping rows with `map`, which also returns the key of the row.
+    fn paged<'a, T: Send + 'a>(
+        &'a self,
+        sql: &'static str,
+        start: i64,
+        params: Vec<Box<dyn ToSql + Sync + Send>>,
+        map: fn(&postgres::Row) -> StoreResult<(i64, T)>,
+    ) -> StoreIter<'a, T> {
+        let mut after = start;
+        let mut buffer: std::collections::VecDeque<StoreResult<T>> = Default::default();
+        let mut done = false;
+        Box::new(std::iter::from_fn(move || {
+            if buffer.is_empty() && !done {
+                let fetched = self.read(|client| {
+                    let mut args: Vec<&(dyn ToSql + Sync)> = vec![&after, &PAGE];
+                    args.extend(params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)));
+                    client.query(sql, &args)
+                });
+                match fetched {
+                    Ok(rows) => {
+                        done = (rows.len() as i64) < PAGE;
+                        for row in &rows {
+                            match map(row) {
+                                Ok((key, item)) => {
+                                    after = key;
+                                    buffer.push_back(Ok(item));
+                                }
+                                Err(e) => {
+                                    buffer.push_back(Err(e));
+                                    done = true;
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        done = true;
+                        buffer.push_back(Err(e));
+                    }
+                }
+            }
+            buffer.pop_front()
+        }))
+    }
+}
+
+fn record_of(row: &postgres::Row) -> StoreResult<(i64, StoredRecord)> {
+    let seq: i64 = row.get(0);
+    let bytes: Vec<u8> = row.get(1);
+    Ok((seq, StoredRecord::decode(seq as u64, &bytes)?))
+}
+
+fn seq_of(row: &postgres::Row) -> StoreResult<(i64, u64)> {
+    let seq: i64 = row.get(0);
+    Ok((seq, seq as u64))
+}
+
+impl LogStore for PgStore {
+    fn write_batch(&self, batch: &AppendBatch) -> StoreResult<()> {
+        off_runtime(|| {
+            let mut writer = self
+                .inner()?
+                .writer
+                .lock()
+                .map_err(|_| backend("writer lock poisoned"))?;
+            write(&mut writer, batch)
+        })
+    }
+
+    fn sync(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    fn head(&self) -> StoreResult<Option<Head>> {
+        let row = self.read(|c| c.query_opt("SELECT seq, hash, time_us FROM kl_head", &[]))?;
+        row.map(|row| {
+            let hash: Vec<u8> = row.get(1);
+            Ok(Head {
+                seq: row.get::<_, i64>(0) as u64,
+                hash: hash
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("head hash is not 32 bytes".into()))?,
+                time: LedgerTime::from_micros(row.get(2)),
+            })
+        })
+        .transpose()
+    }
+
+    fn last_record(&self) -> StoreResult<Option<StoredRecord>> {
+        let row = self.read(|c| {
+            c.query_opt(
+                "SELECT seq, record FROM kl_events ORDER BY seq DESC LIMIT 1",
+                &[],
+            )
+        })?;
+        row.map(|row| record_of(&row).map(|(_, r)| r)).transpose()
+    }
+
+    fn get(&self, seq: u64) -> StoreResult<Option<StoredRecord>> {
+        let Ok(key) = i64::try_from(seq) else {
+            return Ok(None);
+        };
+        let row = self
+            .read(|c| c.query_opt("SELECT seq, record FROM kl_events WHERE seq = $1", &[&key]))?;
+        row.map(|row| record_of(&row).map(|(_, r)| r)).transpose()
+    }
+
+    fn scan(&self, from: u64, to: u64) -> StoreIter<'_, StoredRecord> {
+        let (from, to) = bigint_range(from, to);
+        self.paged(
+            "SELECT seq, record FROM kl_events WHERE seq > $1 AND seq < $3 ORDER BY seq LIMIT $2",
+            from - 1,
+            vec![Box::new(to)],
+            record_of,
+        )
+    }
+
+    fn first_seq_at_or_after(&self, time: LedgerTime) -> StoreResult<u64> {
+        let micros = time.as_micros();
+        let row = self.read(|c| {
+            c.query_opt(
+                "SELECT seq FROM kl_events WHERE time_us >= $1 ORDER BY time_us, seq LIMIT 1",
+                &[&micros],
+            )
+        })?;
+        match row {
+            Some(row) => Ok(row.get::<_, i64>(0) as u64),
+            None => Ok(self.head()?.map_or(1, |head| head.seq + 1)),
+        }
+    }
+
+    fn key_seqs(&self, key: Uuid, from: u64, to: u64) -> StoreIter<'_, u64> {
+        let (from, to) = bigint_range(from, to);
+        self.paged(
+            "SELECT seq FROM kl_key_index WHERE seq > $1 AND key_id = $3 AND seq < $4 ORDER BY seq LIMIT $2",
+            from - 1,
+            vec![Box::new(key), Box::new(to)],
+            seq_of,
+        )
+    }
+
+    fn key_seqs_rev(&self, key: Uuid, from: u64, to: u64) -> StoreIter<'_, u64> {
+        let (from, to) = bigint_range(from, to);
+        self.paged(
+            "SELECT seq FROM kl_key_index WHERE seq < $1 AND key_id = $3 AND seq >= $4 ORDER BY seq DESC LIMIT $2",
+            to,
+            vec![Box::new(key), Box::new(from)],
+            seq_of,
+        )
+    }
+
+    fn key_index(&self) -> StoreIter<'_, (Uuid, u64)> {
+        self.all(
+            "SELECT key_id, seq FROM kl_key_index ORDER BY key_id, seq",
+            |row| Ok((row.get::<_, Uuid>(0), row.get::<_, i64>(1) as u64)),
+        )
+    }
+
+    fn lifecycle_seqs(&self, from: u64, to: u64) -> StoreIter<'_, u64> {
+        let (from, to) = bigint_range(from, to);
+        self.paged(
+            "SELECT seq FROM kl_lifecycle_index WHERE seq > $1 AND seq < $3 ORDER BY seq LIMIT $2",
+            from - 1,
+            vec![Box::new(to)],
+            seq_of,
+        )
+    }
+
+    fn time_index(&self) -> StoreIter<'_, (LedgerTime, u64)> {
+        self.all(
+            "SELECT time_us, seq FROM kl_time_index ORDER BY time_us, seq",
+            |row| {
+                Ok((
+                    LedgerTime::from_micros(row.get(0)),
+                    row.get::<_, i64>(1) as u64,
+                ))
+            },
+        )
+    }
+
+    fn attribute_seqs(&self, digest: [u8; 16], from: u64, to: u64) -> StoreIter<'_, u64> {
+        let (from, to) = bigint_range(from, to);
+        self.paged(
+            "SELECT seq FROM kl_attribute_index WHERE seq > $1 AND digest = $3 AND seq < $4 ORDER BY seq LIMIT $2",
+            from - 1,
+            vec![Box::new(digest.to_vec()), Box::new(to)],
+            seq_of,
+        )
+    }
+
+    fn attribute_index(&self) -> StoreIter<'_, ([u8; 16], u64)> {
+        self.all(
+            "SELECT digest, seq FROM kl_attribute_index ORDER BY digest, seq",
+            |row| {
+                let digest: Vec<u8> = row.get(0);
+                let digest: [u8; 16] = digest
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("attribute digest is not 16 bytes".into()))?;
+                Ok((digest, row.get::<_, i64>(1) as u64))
+            },
+        )
+    }
+
+    fn get_side(&self, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
+        let key = key.to_vec();
+        let row =
+            self.read(|c| c.query_opt("SELECT value FROM kl_side WHERE key = $1", &[&key]))?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    fn scan_side(&self, prefix: &[u8]) -> StoreIter<'_, (Vec<u8>, Vec<u8>)> {
+        let (prefix, end) = (prefix.to_vec(), prefix_end(prefix));
+        let rows = self.read(|c| match &end {
+            Some(end) => c.query(
+                "SELECT key, value FROM kl_side WHERE key >= $1 AND key < $2 ORDER BY key",
+                &[&prefix, end],
+            ),
+            None => c.query(
+                "SELECT key, value FROM kl_side WHERE key >= $1 ORDER BY key",
+                &[&prefix],
+            ),
+        });
+        all_rows(rows, |row| Ok((row.get(0), row.get(1))))
+    }
+
+    fn put_side(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> StoreResult<()> {
+        self.write_batch(&AppendBatch {
+            side: entries.to_vec(),
+            ..Default::default()
+        })
+    }
+
+    fn remove_side(&self, keys: &[Vec<u8>]) -> StoreResult<()> {
+        self.write_batch(&AppendBatch {
+            side_removals: keys.to_vec(),
+            ..Default::default()
+        })
+    }
+
+    fn size_on_disk(&self) -> StoreResult<u64> {
+        let row = self.read(|c| {
+            c.query_one(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c \
+                 WHERE c.relname LIKE 'kl\\_%' AND c.relkind = 'r' AND pg_table_is_visible(c.oid)",
+                &[],
+            )
+        })?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+
+    fn prune_archived(&self, through: u64, keep: &[u64]) -> StoreResult<u64> {
+        let through = i64_of(through)?;
+        let keep: Vec<i64> = keep.iter().map(|s| *s as i64).collect();
+        off_runtime(|| {
+            let mut writer = self
+                .inner()?
+                .writer
+                .lock()
+                .map_err(|_| backend("writer lock poisoned"))?;
+            let mut tx = writer.transaction().map_err(backend)?;
+            let removed = tx
+                .execute(
+                    "DELETE FROM kl_events WHERE seq <= $1 AND NOT (seq = ANY($2))",
+                    &[&through, &keep],
+                )
+                .map_err(backend)?;
+            for table in [
+                "kl_key_index",
+                "kl_time_index",
+                "kl_lifecycle_index",
+                "kl_attribute_index",
+            ] {
+                tx.execute(&format!("DELETE FROM {table} WHERE seq <= $1"), &[&through])
+                    .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(removed)
+        })
+    }
+}
+
+/// The smallest byte string after every string starting with `prefix` (None: there is none).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// A seq range as PostgreSQL bigints (seqs beyond i64 cannot exist there).
+fn bigint_range(from: u64, to: u64) -> (i64, i64) {
+    (
+        from.min(i64::MAX as u64) as i64,
+        to.min(i64::MAX as u64) as i64,
+    )
+}
+
+fn all_rows<'a, T: Send + 'a>(
+    rows: StoreResult<Vec<postgres::Row>>,
+    map: fn(&postgres::Row) -> StoreResult<T>,
+) -> StoreIter<'a, T> {
+    match rows {
+        Ok(rows) => Box::new(rows.into_iter().map(move |row| map(&row))),
+        Err(e) => Box::new(std::iter::once(Err(e))),
+    }
+}
