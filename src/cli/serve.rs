@@ -40,6 +40,10 @@ pub struct ServeArgs {
         value_name = "PEM_FILE"
     )]
     pub tls_key: Option<PathBuf>,
+    /// Wait for the ledger's current writer (another `serve` on the same PostgreSQL store) to stop or die, then
+    /// take over: open, replay and listen. Nothing listens while waiting.
+    #[arg(long)]
+    pub standby: bool,
 }
 
 impl ServeArgs {
@@ -61,9 +65,16 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
             ),
         ));
     }
-    let dir = cli.data_dir();
+    let mut dir = cli.data_dir();
+    if args.standby {
+        dir = dir.waiting_for_writer();
+        eprintln!("keyledger standby: waiting for the ledger's writer lock");
+    }
     let identity = dir.identity()?;
     let ledger = Arc::new(dir.open_with(&cli.key_source(), crate::ledger::Startup::Snapshot)?);
+    if args.standby {
+        eprintln!("keyledger standby: took over as the writer");
+    }
     let state = AppState::new(ledger.clone(), dir.anchor_public_key()?, identity.origin);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

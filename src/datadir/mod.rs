@@ -55,6 +55,8 @@ pub enum KeySource {
 pub struct DataDir {
     root: PathBuf,
     clock: SharedClock,
+    /// Wait for another writer to let go of the store instead of refusing (`serve --standby`).
+    wait_for_writer: bool,
 }
 
 impl DataDir {
@@ -62,7 +64,14 @@ impl DataDir {
         Self {
             root: root.into(),
             clock: crate::clock::system(),
+            wait_for_writer: false,
         }
+    }
+
+    /// The same directory, whose store opens wait while another writer holds it (PostgreSQL only).
+    pub fn waiting_for_writer(mut self) -> Self {
+        self.wait_for_writer = true;
+        self
     }
 
     /// The same directory, with ledgers it opens taking time from `clock` (tests move it by hand).
@@ -253,7 +262,14 @@ impl DataDir {
     /// The store keyledger.toml names: PostgreSQL for a `store` URL, else the embedded sled log.
     fn open_backend(&self) -> LedgerResult<Arc<dyn LogStore>> {
         Ok(match self.config()?.store {
-            Some(url) => Arc::new(crate::store::PgStore::open(&url)?),
+            Some(url) => Arc::new(crate::store::PgStore::open_with(&url, self.wait_for_writer)?),
+            None if self.wait_for_writer => {
+                return Err(LedgerError::Config(
+                    "a standby needs the log in PostgreSQL (store = \"postgres://…\" in keyledger.toml): the embedded \
+                     store lives on one machine"
+                        .into(),
+                ))
+            }
             None => Arc::new(SledStore::open(&self.db_path())?),
         })
     }

@@ -69,6 +69,12 @@ fn i64_of(value: u64) -> StoreResult<i64> {
 impl PgStore {
     /// Connects, applies pending migrations and takes the writer lock; `InUse` when another writer holds it.
     pub fn open(url: &str) -> StoreResult<PgStore> {
+        Self::open_with(url, false)
+    }
+
+    /// [`PgStore::open`]; with `wait`, waits for the writer lock instead of refusing (a standby: it takes over
+    /// the moment the current writer's session ends, by a clean stop or by its death).
+    pub fn open_with(url: &str, wait: bool) -> StoreResult<PgStore> {
         off_runtime(|| {
             let mut config: postgres::Config = url.parse().map_err(backend)?;
             if config.get_password().is_none() {
@@ -77,10 +83,17 @@ impl PgStore {
                 }
             }
             let mut writer = config.connect(NoTls).map_err(backend)?;
-            let locked: bool = writer
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK])
-                .map_err(backend)?
-                .get(0);
+            let locked: bool = if wait {
+                writer
+                    .execute("SELECT pg_advisory_lock($1)", &[&WRITER_LOCK])
+                    .map_err(backend)?;
+                true
+            } else {
+                writer
+                    .query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK])
+                    .map_err(backend)?
+                    .get(0)
+            };
             if !locked {
                 return Err(StoreError::InUse(std::path::PathBuf::from(redact(url))));
             }
