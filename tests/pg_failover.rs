@@ -57,12 +57,8 @@ fn healthy(client: &reqwest::blocking::Client, base: &str) -> bool {
 
 #[test]
 fn killing_the_leader_hands_the_ledger_to_the_standby_without_losing_or_forking() {
-    let cluster = match pg::start_cluster() {
-        Ok(cluster) => cluster,
-        Err(reason) => {
-            eprintln!("SKIPPED (PostgreSQL): {reason}");
-            return;
-        }
+    let Some(cluster) = pg::cluster_or_skip() else {
+        return;
     };
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");

@@ -225,12 +225,8 @@ fn sled_store_conforms() {
 
 #[test]
 fn postgres_store_conforms() {
-    let cluster = match pg::start_cluster() {
-        Ok(cluster) => cluster,
-        Err(reason) => {
-            eprintln!("SKIPPED (PostgreSQL): {reason}");
-            return;
-        }
+    let Some(cluster) = pg::cluster_or_skip() else {
+        return;
     };
     let url = cluster.fresh_database();
     conformance(

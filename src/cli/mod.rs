@@ -20,6 +20,7 @@ mod remote;
 mod remote_audit;
 mod remote_keys;
 mod serve;
+mod store_cmd;
 
 use crate::datadir::{DataDir, KeySource};
 use crate::error::LedgerError;
@@ -82,6 +83,9 @@ pub enum Command {
     /// Audit commands: verify, checkpoints, exports and proofs.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// The log's store: `store copy` moves a ledger between the embedded store and PostgreSQL.
+    #[command(subcommand)]
+    Store(store_cmd::StoreCommand),
     /// Serve the HTTP API (loopback by default).
     Serve(serve::ServeArgs),
     /// Administration from the server: `admin recover` issues a new admin key when every other is lost.
@@ -217,6 +221,7 @@ fn run(cli: &Cli) -> CliResult {
         Command::Report(args) => analysis_cmd::run_report(cli, args),
         Command::Replay(args) => analysis_cmd::run_replay(cli, args),
         Command::Audit(command) => audit_cmd::run(cli, command),
+        Command::Store(command) => store_cmd::run(cli, command),
         Command::Demo(args) => demo::run(cli, args),
         Command::Admin(command) => admin_cmd::run(cli, command),
         Command::Serve(args) => serve::run(cli, args),

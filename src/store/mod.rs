@@ -4,6 +4,7 @@
 //! database can implement [`LogStore`] later (DESIGN.md §9). Every call maps to a primary-key lookup or range scan.
 
 mod checked;
+pub mod copy;
 mod pg;
 mod record;
 mod sled_prune;
@@ -46,6 +47,23 @@ pub struct AppendBatch {
 }
 
 impl AppendBatch {
+    /// Files `event` in every index: its keys, lifecycle and attributes, and the sparse time index when
+    /// `time_indexed` (the first event of a batch and every 64th after it).
+    pub fn index_event(&mut self, event: &crate::event::Event, time_indexed: bool) {
+        if time_indexed {
+            self.time_index.push((event.time, event.seq));
+        }
+        for key in event.key_ids().into_iter().flatten() {
+            self.key_index.push((key, event.seq));
+        }
+        if event.data.is_lifecycle() {
+            self.lifecycle_index.push(event.seq);
+        }
+        for digest in event.attribute_digests() {
+            self.attribute_index.push((digest, event.seq));
+        }
+    }
+
     /// Whether the batch writes anything at all.
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()

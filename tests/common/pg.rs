@@ -166,3 +166,14 @@ pub fn use_test_store(dir: &keyledger::datadir::DataDir) {
             .expect("keyledger.toml names the test database");
     }
 }
+
+/// A cluster for a test that needs one; `None` (the test then returns) after printing why it is skipped.
+pub fn cluster_or_skip() -> Option<Cluster> {
+    match start_cluster() {
+        Ok(cluster) => Some(cluster),
+        Err(reason) => {
+            eprintln!("SKIPPED (PostgreSQL): {reason}");
+            None
+        }
+    }
+}
