@@ -14,18 +14,7 @@ fn sled_ledger(dir: &DataDir) -> uuid::Uuid {
     let key = common::create_key(&ledger, &common::key_config("billing", &["read"]))
         .key
         .key_id;
-    for round in 0..5 {
-        let events = (0..500)
-            .map(|n| common::used(Some(key), &format!("r{round}-{n}")))
-            .collect();
-        ledger
-            .submit_blocking(keyledger::ledger::AppendEvents {
-                actor: keyledger::event::Actor::System,
-                request_id: None,
-                events,
-            })
-            .unwrap();
-    }
+    common::append_uses(&ledger, Some(key), 5, 500);
     ledger
         .submit_blocking(RevokeKey {
             who: Requester::new(keyledger::event::Actor::System, None),
@@ -96,7 +85,7 @@ fn a_broken_chain_is_not_copied() {
     let mut record = store.get(700).unwrap().unwrap();
     record.body = String::from_utf8(record.body)
         .unwrap()
-        .replace("r1-", "r9-")
+        .replace("b1-", "b9-")
         .into_bytes();
     store
         .raw_tree()

@@ -5,7 +5,7 @@
 
 use super::auth::{presented, refusal, request_id, VERIFY};
 use super::error::{ApiError, ApiResult};
-use super::verify::{with_rate_headers, AuthenticatedVerify};
+use super::verify::{insert_rate_headers, with_rate_headers, AuthenticatedVerify};
 use super::AppState;
 use crate::event::Actor;
 use crate::gateway::forwarded::client_ip;
@@ -208,13 +208,8 @@ fn decision(answer: &VerifyAnswer, scope: &str) -> Response {
             response
         }
         Err(error) => {
-            let mut denied = error.retry_after(answer.retry_after_secs).into_response();
-            if let Some(rate) = answer.rate_limit {
-                let headers = denied.headers_mut();
-                headers.insert("ratelimit-limit", rate.limit.into());
-                headers.insert("ratelimit-remaining", rate.remaining.into());
-                headers.insert("ratelimit-reset", rate.reset_secs.into());
-            }
+            let mut denied = error.into_response();
+            insert_rate_headers(denied.headers_mut(), answer);
             denied
         }
     };

@@ -103,7 +103,12 @@ pub async fn verify(
 pub(super) fn with_rate_headers(answer: &VerifyAnswer) -> axum::response::Response {
     use axum::response::IntoResponse;
     let mut response = Json(answer).into_response();
-    let headers = response.headers_mut();
+    insert_rate_headers(response.headers_mut(), answer);
+    response
+}
+
+/// The presented key's `RateLimit-*` headers (keys with a limit only) and `Retry-After` when rate limited.
+pub(super) fn insert_rate_headers(headers: &mut HeaderMap, answer: &VerifyAnswer) {
     if let Some(rate) = answer.rate_limit {
         headers.insert("ratelimit-limit", rate.limit.into());
         headers.insert("ratelimit-remaining", rate.remaining.into());
@@ -112,5 +117,4 @@ pub(super) fn with_rate_headers(answer: &VerifyAnswer) -> axum::response::Respon
     if let Some(secs) = answer.retry_after_secs {
         headers.insert(axum::http::header::RETRY_AFTER, secs.into());
     }
-    response
 }

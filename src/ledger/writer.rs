@@ -27,8 +27,6 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Most commands in one group commit.
 pub const MAX_BATCH_COMMANDS: usize = 1024;
-/// Sparse time index stride: an entry for the first event of a batch and every this-many events after.
-pub(crate) const TIME_INDEX_STRIDE: usize = 64;
 const SIGNER_RETIRED: &str = "the signing key was rotated; reopen the ledger with the new key";
 /// From this many events on, a batch is signed on both cores (rayon).
 const PARALLEL_SIGN_MIN: usize = 256;
@@ -267,7 +265,7 @@ fn write(
     let mut notes = Vec::new();
     for (position, item) in staged.iter().enumerate() {
         let event = &item.event;
-        batch.index_event(event, position % TIME_INDEX_STRIDE == 0);
+        batch.index_event(event, position);
         state.rollups.add(shared.store.as_ref(), event)?;
         if let EventData::LedgerInitialized(init) = &event.data {
             state

@@ -6,6 +6,7 @@ use crate::event::{Event, EventData, KeyUsed, VerifyCode};
 use crate::store::{AppendBatch, LogStore, StoreError, StoreResult};
 use crate::time::LedgerTime;
 use serde::{Deserialize, Serialize};
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Side-entry prefix of every rollup cell: `rollup/h/` + hour number (u64 big-endian) + dimension byte + group.
@@ -224,20 +225,21 @@ impl RollupWriter {
         }
         for dim in Dim::ALL {
             let slot = (dim, dim.group_of(used));
-            if !self.cells.contains_key(&slot) {
-                let stored = if hour <= self.stored_through_hour {
-                    store
-                        .get_side(&cell_key(hour, dim, &slot.1))?
-                        .map(|bytes| Cell::decode(&bytes))
-                        .transpose()?
-                } else {
-                    None
-                };
-                self.cells.insert(slot.clone(), stored.unwrap_or_default());
-            }
-            if let Some(cell) = self.cells.get_mut(&slot) {
-                cell.add(dim, event.time, used);
-            }
+            let cell = match self.cells.entry(slot.clone()) {
+                Entry::Occupied(cell) => cell.into_mut(),
+                Entry::Vacant(vacant) => {
+                    let stored = if hour <= self.stored_through_hour {
+                        store
+                            .get_side(&cell_key(hour, dim, &slot.1))?
+                            .map(|bytes| Cell::decode(&bytes))
+                            .transpose()?
+                    } else {
+                        None
+                    };
+                    vacant.insert(stored.unwrap_or_default())
+                }
+            };
+            cell.add(dim, event.time, used);
             self.touched.insert(slot);
         }
         Ok(())

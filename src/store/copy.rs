@@ -9,8 +9,6 @@ use crate::event::Event;
 
 /// Records per batch written to the target.
 const COPY_BATCH: usize = 4_096;
-/// The sparse time index stride the writer uses.
-const TIME_INDEX_STRIDE: usize = 64;
 
 /// What a copy moved.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +55,7 @@ pub fn copy_log(
         }
         let event = Event::decode(&record.body)
             .map_err(|e| StoreError::Corrupt(format!("event {}: {e}", record.seq)))?;
-        batch.index_event(&event, batch.records.len() % TIME_INDEX_STRIDE == 0);
+        batch.index_event(&event, batch.records.len());
         prev = record.hash;
         batch.records.push(record);
         report.events += 1;

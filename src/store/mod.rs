@@ -28,6 +28,9 @@ pub struct Head {
     pub time: LedgerTime,
 }
 
+/// Sparse time index stride: an entry for the first event of a batch and every this-many events after.
+pub const TIME_INDEX_STRIDE: usize = 64;
+
 /// Everything one group commit writes: records, their index entries, the new head and derived side entries.
 #[derive(Debug, Default)]
 pub struct AppendBatch {
@@ -47,10 +50,10 @@ pub struct AppendBatch {
 }
 
 impl AppendBatch {
-    /// Files `event` in every index: its keys, lifecycle and attributes, and the sparse time index when
-    /// `time_indexed` (the first event of a batch and every 64th after it).
-    pub fn index_event(&mut self, event: &crate::event::Event, time_indexed: bool) {
-        if time_indexed {
+    /// Files `event`, the batch's `position`-th, in every index: its keys, lifecycle and attributes, and the
+    /// sparse time index for the first event of a batch and every [`TIME_INDEX_STRIDE`]-th after it.
+    pub fn index_event(&mut self, event: &crate::event::Event, position: usize) {
+        if position % TIME_INDEX_STRIDE == 0 {
             self.time_index.push((event.time, event.seq));
         }
         for key in event.key_ids().into_iter().flatten() {

@@ -31,6 +31,22 @@ pub fn used(key: Option<Uuid>, tag: &str) -> EventData {
     })
 }
 
+/// Appends `batches` batches of `per_batch` uses of `key` (tagged `b{batch}-{n}`), one command per batch.
+pub fn append_uses(ledger: &Ledger, key: Option<Uuid>, batches: usize, per_batch: usize) {
+    for batch in 0..batches {
+        let events = (0..per_batch)
+            .map(|n| used(key, &format!("b{batch}-{n}")))
+            .collect();
+        ledger
+            .submit_blocking(AppendEvents {
+                actor: Actor::System,
+                request_id: None,
+                events,
+            })
+            .expect("append");
+    }
+}
+
 /// A fresh ledger in a temporary directory.
 pub fn fresh_ledger() -> (TempDir, DataDir, Ledger) {
     let tmp = tempfile::tempdir().expect("temporary directory");
