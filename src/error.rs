@@ -39,6 +39,9 @@ pub enum LedgerError {
     WriteFailed(String),
     #[error("the ledger's writer has stopped")]
     WriterStopped,
+    /// A write asked of a read-only follower (`serve --follower`); `leader` is the writer's advertised address.
+    #[error("this keyledger follows the log read-only; send writes to the leader{}", leader.as_deref().map_or(" (none is advertised yet)".to_string(), |l| format!(" at {l}")))]
+    ReadOnly { leader: Option<String> },
     #[error("{0}")]
     Config(String),
     /// A question about events that were archived out of the live store (`keyledger audit archive`).
@@ -94,6 +97,9 @@ impl LedgerError {
             | LedgerError::Corrupt { .. }
             | LedgerError::PinMismatch(_)
             | LedgerError::Store(StoreError::Corrupt(_) | StoreError::Record(_)) => "log_corrupt",
+            LedgerError::ReadOnly { .. } | LedgerError::Store(StoreError::ReadOnly) => {
+                "read_only_follower"
+            }
             LedgerError::Store(_) => "storage_error",
             LedgerError::Encode(_) => "encode_error",
             LedgerError::WriteFailed(_) => "write_failed",

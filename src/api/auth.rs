@@ -131,7 +131,15 @@ pub async fn authenticate(
     scope: &str,
 ) -> Result<Caller, ApiError> {
     let auth = authentication(headers, peer, scope)?;
-    let answer = state.ledger.submit(auth.command).await?;
+    let answer = match &state.leader_auth {
+        Some(leader) => {
+            let address = state.ledger.leader_address();
+            leader
+                .verify(address, headers, peer, scope, &auth.request_id)
+                .await?
+        }
+        None => state.ledger.submit(auth.command).await?,
+    };
     state.ledger.metrics().record_verify(answer.code);
     refusal(answer.code, scope).map_err(|e| e.retry_after(answer.retry_after_secs))?;
     let key_id = answer

@@ -14,6 +14,8 @@ pub struct ApiError {
     pub message: String,
     /// Seconds until a retry can succeed, sent as `Retry-After` (on 429).
     pub retry_after_secs: Option<u64>,
+    /// Where writes go instead, on a read-only follower's 503 (`"leader"` in the body).
+    pub leader: Option<String>,
 }
 
 impl ApiError {
@@ -23,6 +25,7 @@ impl ApiError {
             code: code.to_string(),
             message: message.into(),
             retry_after_secs: None,
+            leader: None,
         }
     }
 
@@ -58,7 +61,10 @@ impl From<LedgerError> for ApiError {
             LedgerError::Conflict { .. } => StatusCode::CONFLICT,
             LedgerError::Forbidden { .. } => StatusCode::FORBIDDEN,
             LedgerError::Archived { .. } => StatusCode::GONE,
-            LedgerError::WriteFailed(_) | LedgerError::WriterStopped => {
+            LedgerError::WriteFailed(_)
+            | LedgerError::WriterStopped
+            | LedgerError::ReadOnly { .. }
+            | LedgerError::Store(crate::store::StoreError::ReadOnly) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -70,7 +76,14 @@ impl From<LedgerError> for ApiError {
         } else {
             error.to_string()
         };
-        Self::new(status, error.code(), message)
+        let leader = match &error {
+            LedgerError::ReadOnly { leader } => leader.clone(),
+            _ => None,
+        };
+        Self {
+            leader,
+            ..Self::new(status, error.code(), message)
+        }
     }
 }
 
@@ -150,11 +163,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let failure = (self.code == "log_corrupt").then(|| IntegrityFailure(self.message.clone()));
         let message = redact_secrets(&self.message);
-        let mut response = (
-            self.status,
-            Json(json!({ "error": { "code": self.code, "message": message } })),
-        )
-            .into_response();
+        let mut body = json!({ "error": { "code": self.code, "message": message } });
+        if let Some(leader) = &self.leader {
+            body["error"]["leader"] = json!(leader);
+        }
+        let mut response = (self.status, Json(body)).into_response();
         if let Some(failure) = failure {
             response.extensions_mut().insert(failure);
         }

@@ -9,6 +9,7 @@ pub mod conventions;
 pub mod cursor;
 pub mod error;
 pub mod events;
+pub mod follower_auth;
 pub mod idempotency;
 pub mod key_bodies;
 pub mod key_list;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub in_flight: Arc<idempotency::InFlight>,
     /// Trusted proxies and route rules for `/v1/authz`.
     pub authz: Arc<crate::gateway::Authz>,
+    /// On a read-only follower: how it has the leader verify (and record) the keys it is presented.
+    pub leader_auth: Option<Arc<follower_auth::LeaderAuth>>,
 }
 
 impl AppState {
@@ -88,7 +91,28 @@ impl AppState {
             origin,
             in_flight: Arc::default(),
             authz: Arc::new(authz),
+            leader_auth: None,
         }
+    }
+
+    /// The state of a follower, which authenticates callers through the leader.
+    pub fn following(mut self, leader_auth: follower_auth::LeaderAuth) -> Self {
+        self.leader_auth = Some(Arc::new(leader_auth));
+        self
+    }
+}
+
+/// `/healthz`'s account of the process's role: the leader (the writer), or a follower and how far behind it is.
+fn role(ledger: &Ledger) -> serde_json::Value {
+    match ledger.follower_position() {
+        None => json!({ "role": "leader" }),
+        Some(position) => json!({
+            "role": "follower",
+            "leader": ledger.leader_address(),
+            "applied_seq": position.applied_seq,
+            "leader_seq": position.leader_seq,
+            "lag_seconds": position.lag.as_secs_f64(),
+        }),
     }
 }
 
@@ -98,6 +122,7 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
             StatusCode::OK,
             Json(json!({
                 "status": "ok",
+                "replication": role(&state.ledger),
                 "durable_seq": state.ledger.durable_seq(),
                 "startup_check": match state.ledger.startup_check() {
                     crate::ledger::StartupCheck::Running { upto } => json!({ "state": "running", "upto": upto }),

@@ -145,8 +145,18 @@ pub fn checkpoint_key(size: u64) -> Vec<u8> {
 
 /// Every stored checkpoint note, oldest first, with its size.
 pub fn stored_checkpoints(store: &dyn LogStore) -> LedgerResult<Vec<(u64, String)>> {
+    stored_checkpoints_from(store, 0)
+}
+
+/// The stored checkpoint notes of `size >= from` events, oldest first, with their sizes.
+pub fn stored_checkpoints_from(
+    store: &dyn LogStore,
+    from: u64,
+) -> LedgerResult<Vec<(u64, String)>> {
     let mut out = Vec::new();
-    for entry in store.scan_side(CHECKPOINT_PREFIX) {
+    let mut start = CHECKPOINT_PREFIX.to_vec();
+    start.extend_from_slice(&from.to_be_bytes());
+    for entry in store.scan_side_from(CHECKPOINT_PREFIX, &start) {
         let (key, value) = entry?;
         let size = key
             .get(CHECKPOINT_PREFIX.len()..)

@@ -42,8 +42,18 @@ pub struct ServeArgs {
     pub tls_key: Option<PathBuf>,
     /// Wait for the ledger's current writer (another `serve` on the same PostgreSQL store) to stop or die, then
     /// take over: open, replay and listen. Nothing listens while waiting.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "follower")]
     pub standby: bool,
+    /// Serve reads only, following the log the writer appends to PostgreSQL (any number of followers, on any
+    /// host). Writes and /v1/verify answer 503 naming the leader; callers' keys are verified (and their use
+    /// recorded) by the leader, with this follower's own ledger:verify key from $KEYLEDGER_FOLLOWER_KEY(_FILE).
+    /// Needs no signing key.
+    #[arg(long)]
+    pub follower: bool,
+    /// The URL clients and followers should use to reach this server when it is the writer (default: the scheme
+    /// and --addr); followers name it in their 503 answers and send verifications to it.
+    #[arg(long, value_name = "URL")]
+    pub advertise: Option<String>,
 }
 
 impl ServeArgs {
@@ -71,11 +81,23 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
         eprintln!("keyledger standby: waiting for the ledger's writer lock");
     }
     let identity = dir.identity()?;
-    let ledger = Arc::new(dir.open_with(&cli.key_source(), crate::ledger::Startup::Snapshot)?);
+    let leader_auth = if args.follower {
+        Some(crate::api::follower_auth::LeaderAuth::from_env().map_err(|e| CliError::new(2, e))?)
+    } else {
+        None
+    };
+    let ledger = Arc::new(if args.follower {
+        dir.open_follower()?
+    } else {
+        dir.open_with(&cli.key_source(), crate::ledger::Startup::Snapshot)?
+    });
     if args.standby {
         eprintln!("keyledger standby: took over as the writer");
     }
-    let state = AppState::new(ledger.clone(), dir.anchor_public_key()?, identity.origin);
+    let mut state = AppState::new(ledger.clone(), dir.anchor_public_key()?, identity.origin);
+    if let Some(leader_auth) = leader_auth {
+        state = state.following(leader_auth);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -89,7 +111,12 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
             None => None,
         };
         eprintln!(
-            "keyledger serving {} on {}://{} (Ctrl-C or SIGTERM to stop{})",
+            "keyledger {} {} on {}://{} (Ctrl-C or SIGTERM to stop{})",
+            if args.follower {
+                "following (read-only)"
+            } else {
+                "serving"
+            },
             dir.root().display(),
             if tls.is_some() { "https" } else { "http" },
             args.addr,
@@ -104,8 +131,27 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
         if let Err(error) = std::fs::write(&url_file, format!("{scheme}://{}\n", args.addr)) {
             tracing::warn!(%error, "could not note the address in {}", url_file.display());
         }
+        if !args.follower {
+            let advertised = args
+                .advertise
+                .clone()
+                .unwrap_or_else(|| format!("{scheme}://{}", args.addr));
+            let store = ledger.store().clone();
+            match tokio::task::spawn_blocking(move || store.advertise_writer(&advertised)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "could not advertise this writer's address")
+                }
+                Err(error) => tracing::warn!(%error, "could not advertise this writer's address"),
+            }
+        }
         let sweeper = ledger.clone();
+        let follower = args.follower;
         let sweep = tokio::spawn(async move {
+            if follower {
+                // The leader sweeps expiries and purges idempotency records; a follower writes nothing.
+                return;
+            }
             let mut every = tokio::time::interval(Duration::from_secs(60));
             loop {
                 every.tick().await;

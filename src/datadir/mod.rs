@@ -55,8 +55,8 @@ pub enum KeySource {
 pub struct DataDir {
     root: PathBuf,
     clock: SharedClock,
-    /// Wait for another writer to let go of the store instead of refusing (`serve --standby`).
-    wait_for_writer: bool,
+    /// How a PostgreSQL store is opened: as the writer, a standby (`serve --standby`) or a follower.
+    pg_role: crate::store::PgRole,
 }
 
 impl DataDir {
@@ -64,14 +64,38 @@ impl DataDir {
         Self {
             root: root.into(),
             clock: crate::clock::system(),
-            wait_for_writer: false,
+            pg_role: crate::store::PgRole::Writer,
         }
     }
 
     /// The same directory, whose store opens wait while another writer holds it (PostgreSQL only).
     pub fn waiting_for_writer(mut self) -> Self {
-        self.wait_for_writer = true;
+        self.pg_role = crate::store::PgRole::Standby;
         self
+    }
+
+    /// Opens the ledger as a read-only follower of the writer (`serve --follower`, PostgreSQL only): no signing
+    /// key is needed, the log is checked with the public keys it names and `signing.pub`.
+    pub fn open_follower(&self) -> LedgerResult<Ledger> {
+        if self.config()?.store.is_none() {
+            return Err(LedgerError::Config(
+                "a follower needs the log in PostgreSQL (store = \"postgres://…\" in keyledger.toml): the \
+                 embedded store belongs to one process"
+                    .into(),
+            ));
+        }
+        let following = Self {
+            root: self.root.clone(),
+            clock: self.clock.clone(),
+            pg_role: crate::store::PgRole::Follower,
+        };
+        let store = following.open_store()?;
+        Ledger::open_follower(
+            store,
+            vec![self.anchor_public_key()?],
+            self.config()?,
+            self.clock.clone(),
+        )
     }
 
     /// The same directory, with ledgers it opens taking time from `clock` (tests move it by hand).
@@ -262,8 +286,8 @@ impl DataDir {
     /// The store keyledger.toml names: PostgreSQL for a `store` URL, else the embedded sled log.
     fn open_backend(&self) -> LedgerResult<Arc<dyn LogStore>> {
         Ok(match self.config()?.store {
-            Some(url) => Arc::new(crate::store::PgStore::open_with(&url, self.wait_for_writer)?),
-            None if self.wait_for_writer => {
+            Some(url) => Arc::new(crate::store::PgStore::open_as(&url, self.pg_role)?),
+            None if self.pg_role == crate::store::PgRole::Standby => {
                 return Err(LedgerError::Config(
                     "a standby needs the log in PostgreSQL (store = \"postgres://…\" in keyledger.toml): the embedded \
                      store lives on one machine"

@@ -4,6 +4,7 @@
 mod backfill;
 mod checkpointer;
 mod command;
+mod follower;
 mod replay;
 mod shared;
 pub(crate) mod snapshot;
@@ -12,6 +13,7 @@ mod writer;
 
 pub use checkpointer::SignedCheckpoint;
 pub use command::{AppendEvents, Command, PlanContext};
+pub use follower::FollowerPosition;
 pub use replay::{replay_log, replay_log_with, ReplayOutcome};
 pub(crate) use replay::{replay_range, Apply, Resume};
 pub(crate) use shared::Shared;
@@ -67,6 +69,8 @@ pub struct Ledger {
     clock: SharedClock,
     snapshotter: Option<Arc<startup::Snapshotter>>,
     opened_from_snapshot: Option<u64>,
+    /// Set on a read-only follower (which has no writer).
+    follower: Option<Arc<follower::FollowerStatus>>,
 }
 
 impl Ledger {
@@ -223,7 +227,86 @@ impl Ledger {
             clock,
             snapshotter: Some(snapshotter),
             opened_from_snapshot,
+            follower: None,
         })
+    }
+
+    /// Opens a log another process writes, read-only: replays it (checking every record, the snapshot with
+    /// `keys`), then follows the writer's appends on a thread of its own. Commands are refused with
+    /// [`LedgerError::ReadOnly`] naming the writer's advertised address.
+    pub fn open_follower(
+        store: Arc<dyn LogStore>,
+        keys: Vec<ed25519_dalek::VerifyingKey>,
+        config: crate::config::AnalysisConfig,
+        clock: SharedClock,
+    ) -> LedgerResult<Self> {
+        let (mut chain, unchecked_prefix) = follower::open_state(store.as_ref(), &keys, &config)?;
+        let durable = chain.head.map_or(0, |h| h.seq);
+        let mut projections = std::mem::replace(
+            &mut chain.projections,
+            crate::projection::Projections::new(config),
+        );
+        drop(projections.take_actions());
+        let (committed, _) = watch::channel(durable);
+        let shared = Arc::new(Shared {
+            store,
+            projections: RwLock::new(projections),
+            durable_seq: AtomicU64::new(durable),
+            metrics: Metrics::default(),
+            committed,
+            failed: OnceLock::new(),
+            follow_ups: Mutex::new(Vec::new()),
+            startup_check: Mutex::new(StartupCheck::Passed),
+            stopping: std::sync::atomic::AtomicBool::new(false),
+        });
+        let status = Arc::new(follower::FollowerStatus::default());
+        let signers = chain.signers.clone();
+        let start = |e| LedgerError::io("starting the follower threads", e);
+        let mut threads =
+            vec![follower::spawn(shared.clone(), status.clone(), chain).map_err(start)?];
+        if let Some((head, root)) = unchecked_prefix {
+            threads.push(startup::spawn_prefix_check(shared.clone(), head, root).map_err(start)?);
+        }
+        Ok(Self {
+            shared,
+            commands: None,
+            threads: Mutex::new(threads),
+            signer_public_hex: signers
+                .current()
+                .map_or_else(String::new, |s| hex::encode(s.key.as_bytes())),
+            signers,
+            clock,
+            snapshotter: None,
+            opened_from_snapshot: None,
+            follower: Some(status),
+        })
+    }
+
+    /// Where a follower stands (`None` for the writer).
+    pub fn follower_position(&self) -> Option<FollowerPosition> {
+        let status = self.follower.as_ref()?;
+        Some(follower::position(&self.shared, status, self.clock.now()))
+    }
+
+    /// The address the writer advertises (`serve --advertise`), as the store records it.
+    pub fn leader_address(&self) -> Option<String> {
+        if let Some(status) = &self.follower {
+            return status.leader();
+        }
+        match self.shared.store.advertised_writer() {
+            Ok(address) => address,
+            Err(error) => {
+                tracing::warn!(%error, "could not read the writer's advertised address");
+                None
+            }
+        }
+    }
+
+    /// The refusal a follower answers a command with.
+    fn read_only(&self) -> LedgerError {
+        LedgerError::ReadOnly {
+            leader: self.leader_address(),
+        }
     }
 
     /// Persists the projections now (see ledger::snapshot); returns the seq covered, or `None` when nothing
@@ -251,12 +334,19 @@ impl Ledger {
 
     /// A signed checkpoint covering every event written so far, made by the writer and durable before it is
     /// returned (the newest stored one when nothing was written since).
+    /// On a follower: the newest stored checkpoint it has checked.
     pub async fn checkpoint(&self) -> LedgerResult<SignedCheckpoint> {
+        if let Some(status) = &self.follower {
+            return status.latest_checkpoint().ok_or_else(|| self.read_only());
+        }
         self.ask(checkpoint_job).await
     }
 
     /// Blocking form of [`Ledger::checkpoint`].
     pub fn checkpoint_blocking(&self) -> LedgerResult<SignedCheckpoint> {
+        if let Some(status) = &self.follower {
+            return status.latest_checkpoint().ok_or_else(|| self.read_only());
+        }
         self.ask_blocking(checkpoint_job)
     }
 
@@ -281,6 +371,9 @@ impl Ledger {
 
     /// Sends the job `make` builds around a reply channel to the writer and waits for the answer.
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Box<dyn Job>) -> LedgerResult<T> {
+        if self.follower.is_some() {
+            return Err(self.read_only());
+        }
         let (reply, answer) = oneshot::channel();
         let sender = self.commands.as_ref().ok_or(LedgerError::WriterStopped)?;
         sender
@@ -292,6 +385,9 @@ impl Ledger {
 
     /// Blocking form of [`Ledger::ask`] (see [`Ledger::submit_blocking`] for where it may be called).
     fn ask_blocking<T>(&self, make: impl FnOnce(Reply<T>) -> Box<dyn Job>) -> LedgerResult<T> {
+        if self.follower.is_some() {
+            return Err(self.read_only());
+        }
         let wait = || {
             let (reply, answer) = oneshot::channel();
             let sender = self.commands.as_ref().ok_or(LedgerError::WriterStopped)?;

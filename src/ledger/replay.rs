@@ -5,7 +5,7 @@
 //! (or appends to) a log that does not verify.
 
 use super::checkpointer::SignedCheckpoint;
-use crate::audit::checkpoint::{stored_checkpoints, Checkpoint};
+use crate::audit::checkpoint::{stored_checkpoints_from, Checkpoint};
 use crate::audit::tree::Frontier;
 use crate::chain::{chain_hash, verify_hash_signature, Hash32, GENESIS_PREV};
 use crate::config::AnalysisConfig;
@@ -132,11 +132,16 @@ impl Resume {
     }
 }
 
-/// Whether a replay feeds the projections or only checks the chain (the startup check of a snapshot's prefix).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Apply {
+/// A follower's hook: each checked record with its event and the signers in force; an error stops the replay.
+pub(crate) type Visitor<'a> =
+    &'a mut dyn FnMut(&StoredRecord, &Event, &SignerRegistry) -> LedgerResult<()>;
+
+/// Whether a replay feeds the projections, only checks the chain (the startup check of a snapshot's prefix), or
+/// hands each checked event to a visitor (a follower applying the events to the projections it serves).
+pub(crate) enum Apply<'a> {
     Projections,
     ChainOnly,
+    Visit(Visitor<'a>),
 }
 
 /// Replays the records after `start` up to (not including) seq `end`, checking each link, each signer statement
@@ -147,7 +152,7 @@ pub(crate) fn replay_range(
     store: &dyn LogStore,
     start: Resume,
     end: u64,
-    apply: Apply,
+    mut apply: Apply<'_>,
     progress: Option<&dyn Fn(u64)>,
     cancel: Option<&std::sync::atomic::AtomicBool>,
 ) -> LedgerResult<(ReplayOutcome, Option<u64>)> {
@@ -156,7 +161,7 @@ pub(crate) fn replay_range(
         mut prev,
     } = start;
     let resumed_at = outcome.frontier.size();
-    let mut checkpoints = stored_checkpoints(store)?
+    let mut checkpoints = stored_checkpoints_from(store, resumed_at + 1)?
         .into_iter()
         .filter(|(size, _)| *size > resumed_at)
         .peekable();
@@ -217,8 +222,10 @@ pub(crate) fn replay_range(
             if let EventData::LedgerInitialized(init) = &event.data {
                 outcome.origin.get_or_insert_with(|| init.origin.clone());
             }
-            if apply == Apply::Projections {
-                outcome.projections.apply(&event);
+            match &mut apply {
+                Apply::Projections => outcome.projections.apply(&event),
+                Apply::ChainOnly => {}
+                Apply::Visit(visit) => visit(record, &event, &outcome.signers)?,
             }
             outcome.frontier.push(&record.hash);
             while let Some((size, note)) =
@@ -288,7 +295,10 @@ fn check_record(record: &StoredRecord, link: &Hash32) -> LedgerResult<Event> {
     Ok(event)
 }
 
-fn check_tail_signatures(store: &dyn LogStore, outcome: &ReplayOutcome) -> LedgerResult<()> {
+pub(crate) fn check_tail_signatures(
+    store: &dyn LogStore,
+    outcome: &ReplayOutcome,
+) -> LedgerResult<()> {
     let Some(head) = outcome.head else {
         return Ok(());
     };

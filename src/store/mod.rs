@@ -11,7 +11,7 @@ mod sled_prune;
 mod sled_store;
 
 pub use checked::{check_record, CheckedReader};
-pub use pg::PgStore;
+pub use pg::{PgRole, PgStore};
 pub use record::{RecordDecodeError, StoredRecord};
 pub use sled_store::SledStore;
 
@@ -101,6 +101,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("batch must start at seq {expected}, not {found}")]
     OutOfOrder { expected: u64, found: u64 },
+    #[error("this store was opened read-only (a follower): it cannot write")]
+    ReadOnly,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -145,6 +147,15 @@ pub trait LogStore: Send + Sync + 'static {
     fn get_side(&self, key: &[u8]) -> StoreResult<Option<Vec<u8>>>;
     /// Side entries whose key starts with `prefix`, in key order.
     fn scan_side(&self, prefix: &[u8]) -> StoreIter<'_, (Vec<u8>, Vec<u8>)>;
+    /// Side entries whose key starts with `prefix` and is `>= from`, in key order (a follower reads only the
+    /// checkpoints it has not seen).
+    fn scan_side_from(&self, prefix: &[u8], from: &[u8]) -> StoreIter<'_, (Vec<u8>, Vec<u8>)> {
+        let from = from.to_vec();
+        Box::new(
+            self.scan_side(prefix)
+                .filter(move |entry| entry.as_ref().map_or(true, |(key, _)| *key >= from)),
+        )
+    }
     /// Writes derived side entries durably, outside any event batch (e.g. projection snapshots).
     fn put_side(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> StoreResult<()>;
     /// Removes side entries durably, outside any event batch (e.g. expired idempotency records).
@@ -155,4 +166,18 @@ pub trait LogStore: Send + Sync + 'static {
     /// entry with `seq <= through`. Idempotent (an interrupted call is finished by calling it again). Returns
     /// how many records it removed.
     fn prune_archived(&self, through: u64, keep: &[u64]) -> StoreResult<u64>;
+    /// Blocks until the writer may have appended something, or `timeout` passed (followers wait on this between
+    /// catch-up reads). Without a change feed this simply sleeps.
+    fn wait_for_appends(&self, timeout: std::time::Duration) -> StoreResult<()> {
+        std::thread::sleep(timeout);
+        Ok(())
+    }
+    /// Publishes the address clients should send writes to (the writer's `serve --advertise`); followers name it.
+    fn advertise_writer(&self, _address: &str) -> StoreResult<()> {
+        Ok(())
+    }
+    /// The address the current writer advertised, if the store keeps one.
+    fn advertised_writer(&self) -> StoreResult<Option<String>> {
+        Ok(None)
+    }
 }

@@ -428,6 +428,22 @@ impl LogStore for SledStore {
         }))
     }
 
+    fn scan_side_from(&self, prefix: &[u8], from: &[u8]) -> StoreIter<'_, (Vec<u8>, Vec<u8>)> {
+        let prefix = side_key(prefix);
+        Box::new(
+            self.tree
+                .range(side_key(from)..)
+                .take_while(move |item| {
+                    item.as_ref()
+                        .map_or(true, |(key, _)| key.starts_with(&prefix))
+                })
+                .map(|item| {
+                    let (key, value) = item.map_err(backend)?;
+                    Ok((key[1..].to_vec(), value.to_vec()))
+                }),
+        )
+    }
+
     fn put_side(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> StoreResult<()> {
         let mut writes = sled::Batch::default();
         for (key, value) in entries {

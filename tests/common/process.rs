@@ -41,6 +41,11 @@ pub struct Served {
 impl Served {
     /// Starts `keyledger --data DATA serve` with `extra` arguments and waits until /healthz answers.
     pub fn start(data: &Path, extra: &[&str]) -> Served {
+        Self::start_with_env(data, extra, &[])
+    }
+
+    /// [`Served::start`] with extra environment variables.
+    pub fn start_with_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Served {
         let addr = format!("127.0.0.1:{}", free_port());
         let log = data.with_extension("serve.log");
         let child = Command::new(env!("CARGO_BIN_EXE_keyledger"))
@@ -51,6 +56,7 @@ impl Served {
             .env_remove("KEYLEDGER_SIGNING_KEY")
             .env_remove("KEYLEDGER_SIGNING_KEY_FILE")
             .env("KEYLEDGER_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::from(
                 std::fs::File::create(&log).expect("a log file"),

@@ -12,14 +12,18 @@ use r2d2_postgres::PostgresConnectionManager;
 use std::sync::Mutex;
 use uuid::Uuid;
 
+mod follow;
 mod setup;
 mod write;
 
-use setup::{migrate, password_from_env, redact};
+pub use follow::PgRole;
+use setup::{check_schema, migrate, password_from_env, redact};
 use write::write;
 
 /// The advisory lock every keyledger writer of a database takes (an arbitrary constant: "keyledger").
 const WRITER_LOCK: i64 = 0x6b65_796c_6564_6772;
+/// The channel the writer notifies (with the new head seq) when a batch commits; followers LISTEN on it.
+const APPENDED_CHANNEL: &str = "keyledger_appended";
 /// Rows fetched per query while iterating.
 const PAGE: i64 = 5_000;
 
@@ -31,9 +35,12 @@ pub struct PgStore {
 }
 
 struct Inner {
-    /// The session holding the writer lock; every batch commits on it.
-    writer: Mutex<Client>,
+    /// The session holding the writer lock; every batch commits on it. `None` for a follower (read-only).
+    writer: Option<Mutex<Client>>,
     pool: Pool,
+    /// A follower's session listening for the writer's commit notices, opened on first wait.
+    listener: Mutex<Option<Client>>,
+    config: postgres::Config,
 }
 
 impl Drop for PgStore {
@@ -69,12 +76,13 @@ fn i64_of(value: u64) -> StoreResult<i64> {
 impl PgStore {
     /// Connects, applies pending migrations and takes the writer lock; `InUse` when another writer holds it.
     pub fn open(url: &str) -> StoreResult<PgStore> {
-        Self::open_with(url, false)
+        Self::open_as(url, PgRole::Writer)
     }
 
-    /// [`PgStore::open`]; with `wait`, waits for the writer lock instead of refusing (a standby: it takes over
-    /// the moment the current writer's session ends, by a clean stop or by its death).
-    pub fn open_with(url: &str, wait: bool) -> StoreResult<PgStore> {
+    /// Opens the store in `role`: the writer (lock taken at once, or refused), a standby (waits for the lock: it
+    /// takes over the moment the current writer's session ends, by a clean stop or by its death), or a follower
+    /// (no lock, never writes, needs the schema the writer migrated).
+    pub fn open_as(url: &str, role: PgRole) -> StoreResult<PgStore> {
         off_runtime(|| {
             let mut config: postgres::Config = url.parse().map_err(backend)?;
             if config.get_password().is_none() {
@@ -82,30 +90,41 @@ impl PgStore {
                     config.password(password);
                 }
             }
-            let mut writer = config.connect(NoTls).map_err(backend)?;
-            let locked: bool = if wait {
-                writer
-                    .execute("SELECT pg_advisory_lock($1)", &[&WRITER_LOCK])
-                    .map_err(backend)?;
-                true
-            } else {
-                writer
-                    .query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK])
-                    .map_err(backend)?
-                    .get(0)
+            let mut session = config.connect(NoTls).map_err(backend)?;
+            let writer = match role {
+                PgRole::Follower => {
+                    check_schema(&mut session)?;
+                    None
+                }
+                PgRole::Writer | PgRole::Standby => {
+                    let locked: bool = if role == PgRole::Standby {
+                        session
+                            .execute("SELECT pg_advisory_lock($1)", &[&WRITER_LOCK])
+                            .map_err(backend)?;
+                        true
+                    } else {
+                        session
+                            .query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK])
+                            .map_err(backend)?
+                            .get(0)
+                    };
+                    if !locked {
+                        return Err(StoreError::InUse(std::path::PathBuf::from(redact(url))));
+                    }
+                    migrate(&mut session)?;
+                    Some(Mutex::new(session))
+                }
             };
-            if !locked {
-                return Err(StoreError::InUse(std::path::PathBuf::from(redact(url))));
-            }
-            migrate(&mut writer)?;
             let pool = r2d2::Pool::builder()
                 .max_size(8)
-                .build(PostgresConnectionManager::new(config, NoTls))
+                .build(PostgresConnectionManager::new(config.clone(), NoTls))
                 .map_err(backend)?;
             Ok(PgStore {
                 inner: Some(Inner {
-                    writer: Mutex::new(writer),
+                    writer,
                     pool,
+                    listener: Mutex::new(None),
+                    config,
                 }),
             })
         })
@@ -118,6 +137,16 @@ impl PgStore {
         map: fn(&postgres::Row) -> StoreResult<T>,
     ) -> StoreIter<'_, T> {
         all_rows(self.read(|c| c.query(sql, &[])), map)
+    }
+
+    /// The writer's session; `ReadOnly` on a follower.
+    fn writer(&self) -> StoreResult<std::sync::MutexGuard<'_, Client>> {
+        self.inner()?
+            .writer
+            .as_ref()
+            .ok_or(StoreError::ReadOnly)?
+            .lock()
+            .map_err(|_| backend("writer lock poisoned"))
     }
 
     fn inner(&self) -> StoreResult<&Inner> {
@@ -197,11 +226,7 @@ fn seq_of(row: &postgres::Row) -> StoreResult<(i64, u64)> {
 impl LogStore for PgStore {
     fn write_batch(&self, batch: &AppendBatch) -> StoreResult<()> {
         off_runtime(|| {
-            let mut writer = self
-                .inner()?
-                .writer
-                .lock()
-                .map_err(|_| backend("writer lock poisoned"))?;
+            let mut writer = self.writer()?;
             write(&mut writer, batch)
         })
     }
@@ -348,7 +373,11 @@ impl LogStore for PgStore {
     }
 
     fn scan_side(&self, prefix: &[u8]) -> StoreIter<'_, (Vec<u8>, Vec<u8>)> {
-        let (prefix, end) = (prefix.to_vec(), prefix_end(prefix));
+        self.scan_side_from(prefix, prefix)
+    }
+
+    fn scan_side_from(&self, prefix: &[u8], from: &[u8]) -> StoreIter<'_, (Vec<u8>, Vec<u8>)> {
+        let (prefix, end) = (from.max(prefix).to_vec(), prefix_end(prefix));
         let rows = self.read(|c| match &end {
             Some(end) => c.query(
                 "SELECT key, value FROM kl_side WHERE key >= $1 AND key < $2 ORDER BY key",
@@ -387,15 +416,24 @@ impl LogStore for PgStore {
         Ok(row.get::<_, i64>(0) as u64)
     }
 
+    fn wait_for_appends(&self, timeout: std::time::Duration) -> StoreResult<()> {
+        off_runtime(|| self.wait_for_notice(timeout))
+    }
+
+    fn advertise_writer(&self, address: &str) -> StoreResult<()> {
+        off_runtime(|| self.advertise(address))
+    }
+
+    fn advertised_writer(&self) -> StoreResult<Option<String>> {
+        self.read(|c| c.query_opt("SELECT address FROM kl_leader", &[]))
+            .map(|row| row.map(|row| row.get(0)))
+    }
+
     fn prune_archived(&self, through: u64, keep: &[u64]) -> StoreResult<u64> {
         let through = i64_of(through)?;
         let keep: Vec<i64> = keep.iter().map(|s| *s as i64).collect();
         off_runtime(|| {
-            let mut writer = self
-                .inner()?
-                .writer
-                .lock()
-                .map_err(|_| backend("writer lock poisoned"))?;
+            let mut writer = self.writer()?;
             let mut tx = writer.transaction().map_err(backend)?;
             let removed = tx
                 .execute(

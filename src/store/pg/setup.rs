@@ -6,7 +6,8 @@ use crate::store::StoreResult;
 use postgres::Client;
 
 /// Schema migrations, applied in order; `kl_schema` records the version reached.
-pub(super) const MIGRATIONS: &[&str] = &[r#"
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE kl_events (seq bigint PRIMARY KEY, time_us bigint NOT NULL, record bytea NOT NULL);
 CREATE INDEX kl_events_time ON kl_events (time_us, seq);
 CREATE TABLE kl_head (id int PRIMARY KEY CHECK (id = 1), seq bigint NOT NULL, hash bytea NOT NULL, time_us bigint NOT NULL);
@@ -15,7 +16,35 @@ CREATE TABLE kl_time_index (time_us bigint NOT NULL, seq bigint NOT NULL, PRIMAR
 CREATE TABLE kl_lifecycle_index (seq bigint PRIMARY KEY);
 CREATE TABLE kl_attribute_index (digest bytea NOT NULL, seq bigint NOT NULL, PRIMARY KEY (digest, seq));
 CREATE TABLE kl_side (key bytea PRIMARY KEY, value bytea NOT NULL);
-"#];
+"#,
+    r#"
+CREATE TABLE kl_leader (id int PRIMARY KEY CHECK (id = 1), address text NOT NULL, since timestamptz NOT NULL);
+"#,
+];
+
+/// The schema version a reader (a follower, which never migrates) needs: the writer migrates first.
+pub(super) fn check_schema(client: &mut Client) -> StoreResult<()> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('kl_schema') IS NOT NULL", &[])
+        .map_err(backend)?
+        .get(0);
+    let version: i32 = if exists {
+        client
+            .query_opt("SELECT version FROM kl_schema", &[])
+            .map_err(backend)?
+            .map_or(0, |row| row.get(0))
+    } else {
+        0
+    };
+    if version as usize != MIGRATIONS.len() {
+        return Err(backend(format!(
+            "the schema is at version {version} and this keyledger reads version {}: start the writer \
+             (`keyledger serve`, which migrates) with this version of keyledger first",
+            MIGRATIONS.len()
+        )));
+    }
+    Ok(())
+}
 
 /// The password from $KEYLEDGER_PG_PASSWORD, or from the file $KEYLEDGER_PG_PASSWORD_FILE names (trailing newline
 /// removed).

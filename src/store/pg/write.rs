@@ -97,6 +97,12 @@ pub(super) fn write(client: &mut Client, batch: &AppendBatch) -> StoreResult<()>
             ],
         )
         .map_err(backend)?;
+        // Delivered to followers' LISTEN when (and only if) the transaction commits.
+        tx.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&super::APPENDED_CHANNEL, &last.seq.to_string()],
+        )
+        .map_err(backend)?;
     }
     tx.commit().map_err(backend)
 }
