@@ -72,6 +72,7 @@ fn appends(writers: usize, runtime: &tokio::runtime::Runtime, pg: Option<&str>) 
     let (ledger, _) = dir.init(None).expect("init");
     let ledger = Arc::new(ledger);
     let done = Arc::new(AtomicU64::new(0));
+    let lag = (pg.is_some() && writers == 64).then(|| follower_lag(&dir, ledger.clone()));
     let started = Instant::now();
     runtime.block_on(async {
         let mut tasks = Vec::new();
@@ -100,6 +101,18 @@ fn appends(writers: usize, runtime: &tokio::runtime::Runtime, pg: Option<&str>) 
     });
     let elapsed = started.elapsed().as_secs_f64();
     let events = done.load(Ordering::Relaxed);
+    if let Some(lag) = lag {
+        let mut delays = lag.join().expect("follower sampler");
+        delays.sort();
+        println!(
+            "follower: {} samples of the time from the leader's acknowledgement to the follower showing it: \
+             p50 {:.2?}, p99 {:.2?}, max {:.2?}",
+            delays.len(),
+            delays[delays.len() / 2],
+            delays[delays.len() * 99 / 100],
+            delays[delays.len() - 1]
+        );
+    }
     let body_bytes: u64 = ledger
         .store()
         .scan(2, u64::MAX)
@@ -150,6 +163,42 @@ fn appends(writers: usize, runtime: &tokio::runtime::Runtime, pg: Option<&str>) 
         disk as f64 / body_bytes.max(1) as f64
     );
     (events as f64 / elapsed, disk, body_bytes)
+}
+
+/// A follower of the ledger in `dir` (PostgreSQL), sampled while the writers run: each sample takes the leader's
+/// durable seq and waits until the follower shows it.
+fn follower_lag(
+    dir: &DataDir,
+    leader: Arc<keyledger::ledger::Ledger>,
+) -> std::thread::JoinHandle<Vec<Duration>> {
+    let url = dir
+        .config()
+        .expect("config")
+        .store
+        .expect("a PostgreSQL store");
+    let store = keyledger::store::PgStore::open_as(&url, keyledger::store::PgRole::Follower)
+        .expect("follower store");
+    let follower = keyledger::ledger::Ledger::open_follower(
+        Arc::new(store),
+        vec![dir.anchor_public_key().expect("anchor")],
+        dir.config().expect("config"),
+        keyledger::clock::system(),
+    )
+    .expect("follower");
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut delays = Vec::new();
+        while started.elapsed() < RUN_FOR {
+            let target = leader.durable_seq();
+            let asked = Instant::now();
+            while follower.durable_seq() < target {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            delays.push(asked.elapsed());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        delays
+    })
 }
 
 static VERIFY_RATE: AtomicU64 = AtomicU64::new(0);
