@@ -19,6 +19,8 @@ pub struct AnalysisConfig {
     pub anchor: crate::audit::anchor::AnchorConfig,
     pub http: HttpConfig,
     pub authz: crate::gateway::AuthzConfig,
+    /// Webhook sinks and the notice period of time-based alerts (issue 15).
+    pub alerts: crate::alerts::AlertsConfig,
 }
 
 /// The HTTP API's browser-facing settings.
@@ -259,6 +261,7 @@ impl AnalysisConfig {
         self.anomaly.validate()?;
         self.rotation.validate()?;
         self.authz.compile()?;
+        self.alerts.validate()?;
         if let Some(bad) = self.http.cors_origins.iter().find(|o| {
             !(o.starts_with("https://") || o.starts_with("http://"))
                 || o.ends_with('/')

@@ -6,6 +6,7 @@
 //! sled, behind a trait) → [`ledger`] (the single writer, replay) → [`projection`] (state derived from events)
 //! → [`audit`] (verification) → `cli` (the command line).
 
+pub mod alerts;
 pub mod api;
 pub mod audit;
 pub mod canonical;

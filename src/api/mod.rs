@@ -1,6 +1,7 @@
 //! The HTTP API (axum): routes under `/v1`, authenticated with keyledger's own keys, JSON errors with stable
 //! codes, a body size limit, request timeouts, request logs without secrets, and graceful shutdown.
 
+pub mod alerts;
 pub mod analysis;
 pub mod audit;
 pub mod auth;
@@ -57,6 +58,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/audit/verify"),
     ("get", "/v1/audit/checkpoint"),
     ("get", "/v1/audit/export"),
+    ("get", "/v1/alerts/deliveries"),
 ];
 
 /// The OpenAPI 3 document (kept in docs/openapi.json).
@@ -74,6 +76,8 @@ pub struct AppState {
     pub authz: Arc<crate::gateway::Authz>,
     /// On a read-only follower: how it has the leader verify (and record) the keys it is presented.
     pub leader_auth: Option<Arc<follower_auth::LeaderAuth>>,
+    /// The alert outbox's counters, when it runs (the writer with sinks configured).
+    pub alert_metrics: Option<Arc<crate::alerts::deliveries::AlertMetrics>>,
 }
 
 impl AppState {
@@ -92,6 +96,7 @@ impl AppState {
             in_flight: Arc::default(),
             authz: Arc::new(authz),
             leader_auth: None,
+            alert_metrics: None,
         }
     }
 
@@ -140,6 +145,9 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut text = state.ledger.metrics().render();
+    if let Some(alerts) = &state.alert_metrics {
+        text.push_str(&alerts.render());
+    }
     text.push_str(&format!(
         "# TYPE keyledger_durable_seq gauge\nkeyledger_durable_seq {}\n",
         state.ledger.durable_seq()
@@ -197,6 +205,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/audit/checkpoint", get(audit::checkpoint))
         .route("/v1/audit/export", get(audit::export))
+        .route("/v1/alerts/deliveries", get(alerts::deliveries))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::idempotency))
         .layer(axum::middleware::from_fn_with_state(state.clone(), stop_on_integrity_failure))

@@ -4,6 +4,7 @@
 //! (tampering or corruption); 4 the data directory is in use by another process; 5 `key verify` was denied.
 
 mod admin_cmd;
+mod alerts_cmd;
 mod analysis_cmd;
 mod analysis_output;
 mod archive_cmd;
@@ -86,6 +87,9 @@ pub enum Command {
     /// The log's store: `store copy` moves a ledger between the embedded store and PostgreSQL.
     #[command(subcommand)]
     Store(store_cmd::StoreCommand),
+    /// Alerts: the webhook sinks and what happened to each delivery.
+    #[command(subcommand)]
+    Alerts(alerts_cmd::AlertsCommand),
     /// Serve the HTTP API (loopback by default).
     Serve(serve::ServeArgs),
     /// Administration from the server: `admin recover` issues a new admin key when every other is lost.
@@ -222,6 +226,7 @@ fn run(cli: &Cli) -> CliResult {
         Command::Replay(args) => analysis_cmd::run_replay(cli, args),
         Command::Audit(command) => audit_cmd::run(cli, command),
         Command::Store(command) => store_cmd::run(cli, command),
+        Command::Alerts(command) => alerts_cmd::run(cli, command),
         Command::Demo(args) => demo::run(cli, args),
         Command::Admin(command) => admin_cmd::run(cli, command),
         Command::Serve(args) => serve::run(cli, args),

@@ -94,6 +94,7 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
     if args.standby {
         eprintln!("keyledger standby: took over as the writer");
     }
+    let origin = identity.origin.clone();
     let mut state = AppState::new(ledger.clone(), dir.anchor_public_key()?, identity.origin);
     if let Some(leader_auth) = leader_auth {
         state = state.following(leader_auth);
@@ -145,6 +146,20 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
                 Err(error) => tracing::warn!(%error, "could not advertise this writer's address"),
             }
         }
+        // Alerts leave from the writer only; a sink without its secret stops the start (exit 2).
+        let _outbox = if args.follower {
+            None
+        } else {
+            let config = ledger.projections().config.alerts.clone();
+            let outbox =
+                crate::alerts::outbox::Outbox::start(ledger.clone(), &config, origin.clone())
+                    .map_err(|e| CliError::new(2, e))?;
+            if !config.sinks.is_empty() {
+                eprintln!("alerts: delivering to {} sink(s)", config.sinks.len());
+            }
+            state.alert_metrics = Some(outbox.metrics.clone());
+            Some(outbox)
+        };
         let sweeper = ledger.clone();
         let follower = args.follower;
         let sweep = tokio::spawn(async move {

@@ -47,6 +47,14 @@ pub async fn start_clocked(clock: Arc<keyledger::clock::ManualClock>) -> Server 
     start_with("", Some(clock)).await
 }
 
+/// A server over a ledger with `keyledger.toml` holding `toml`, whose clock is `clock`.
+pub async fn start_clocked_with_config(
+    toml: &str,
+    clock: Arc<keyledger::clock::ManualClock>,
+) -> Server {
+    start_with(toml, Some(clock)).await
+}
+
 async fn start_with(toml: &str, clock: Option<Arc<keyledger::clock::ManualClock>>) -> Server {
     let toml = toml.to_string();
     let (tmp, dir, ledger) = tokio::task::spawn_blocking(move || {

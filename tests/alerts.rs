@@ -1,0 +1,381 @@
+//! Alerts (issue 15): signed webhooks from an outbox derived from the log, delivered at least once. A receiver on
+//! 127.0.0.1 inside each test records what arrives.
+
+mod common;
+#[path = "common/server.rs"]
+mod server;
+
+use hmac::{Hmac, Mac};
+use keyledger::alerts::outbox::Outbox;
+use keyledger::alerts::receiver::Receiver;
+use keyledger::alerts::AlertsConfig;
+use reqwest::Method as M;
+use serde_json::{json, Value};
+use server::{call, client, new_key, Server};
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "whsec_test_0123456789abcdef";
+
+/// keyledger.toml with one sink per (name, url, extra settings); the secret in a file beside it.
+fn sinks_toml(dir: &std::path::Path, sinks: &[(&str, &str, &str)]) -> String {
+    let secret_file = dir.join("sink.secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    let mut toml = String::from("[alerts]\ncheck_interval_secs = 1\n");
+    for (name, url, extra) in sinks {
+        toml.push_str(&format!(
+            "[[alerts.sinks]]\nname = \"{name}\"\nurl = \"{url}\"\nsecret_file = \"{}\"\nretry_initial_ms = 50\n{extra}\n",
+            secret_file.display()
+        ));
+    }
+    toml
+}
+
+fn start_outbox(s: &Server) -> Outbox {
+    let config: AlertsConfig = s.ledger.projections().config.alerts.clone();
+    Outbox::start(s.ledger.clone(), &config, s.dir.identity().unwrap().origin).unwrap()
+}
+
+/// Waits (bounded) until `done` holds for what the receiver got.
+async fn wait_for(
+    receiver: &Receiver,
+    what: &str,
+    done: impl Fn(&[keyledger::alerts::receiver::Received]) -> bool,
+) {
+    let started = Instant::now();
+    while !done(&receiver.received()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{what}: got {:?}",
+            receiver.received()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The documented recipe (docs/API.md, "Alerts"), written here independently of keyledger's own code.
+fn recipe_verifies(secret: &str, header: &str, body: &[u8]) -> bool {
+    let mut t = None;
+    let mut v1 = None;
+    for part in header.split(',') {
+        match part.split_once('=') {
+            Some(("t", value)) => t = Some(value.to_string()),
+            Some(("v1", value)) => v1 = Some(value.to_string()),
+            _ => {}
+        }
+    }
+    let (Some(t), Some(v1)) = (t, v1) else {
+        return false;
+    };
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes()) == v1
+}
+
+/// (kind, key id) of every alert received.
+fn alert_pairs(received: &[keyledger::alerts::receiver::Received]) -> Vec<(String, String)> {
+    received
+        .iter()
+        .map(|r| {
+            let alert: Value = serde_json::from_slice(&r.body).unwrap();
+            (
+                alert["kind"].as_str().unwrap().to_string(),
+                alert["key"]["key_id"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn has(received: &[keyledger::alerts::receiver::Received], kind: &str, key_id: &str) -> bool {
+    alert_pairs(received)
+        .iter()
+        .any(|(k, id)| k == kind && id == key_id)
+}
+
+async fn revoke(s: &Server, key_id: &str) {
+    let (status, body) = call(
+        &client(),
+        M::DELETE,
+        format!("{}/v1/keys/{key_id}", s.base),
+        Some(&s.admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+fn key_body(name: &str) -> Value {
+    json!({"name": name, "owner": "team-payments", "environment": "live", "scopes": ["payments:write"]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_arrives_signed_by_the_documented_recipe_and_without_any_secret() {
+    let receiver = Receiver::start(SECRET.as_bytes(), 0, Duration::ZERO)
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let s = server::start_with_config(&sinks_toml(tmp.path(), &[("security", &receiver.url, "")]))
+        .await;
+    let _outbox = start_outbox(&s);
+    let (key_id, secret) = new_key(&s, key_body("billing-api")).await;
+    revoke(&s, &key_id).await;
+    wait_for(&receiver, "the revocation alert", |r| !r.is_empty()).await;
+    let got = &receiver.received()[0];
+    assert!(got.signed, "keyledger's own check");
+    assert!(
+        recipe_verifies(SECRET, &got.signature, &got.body),
+        "the documented recipe"
+    );
+    assert!(!recipe_verifies(
+        "another-secret-value",
+        &got.signature,
+        &got.body
+    ));
+    let alert: Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(alert["kind"], "key.revoked");
+    assert_eq!(alert["id"], got.alert_id.as_str());
+    assert_eq!(alert["key"]["key_id"], key_id.as_str());
+    assert_eq!(alert["key"]["name"], "billing-api");
+    assert_eq!(alert["key"]["owner"], "team-payments");
+    assert!(alert["seqs"].as_array().unwrap().len() == 1);
+    let text = String::from_utf8_lossy(&got.body);
+    let hash = keyledger::secret::Secret::parse(&secret)
+        .unwrap()
+        .hash_hex();
+    for forbidden in [secret.as_str(), hash.as_str(), SECRET, s.admin.as_str()] {
+        assert!(!text.contains(forbidden), "a secret in the payload: {text}");
+    }
+    // The delivery is on record, and the sinks are listed without their secret.
+    let (status, listed) = call(
+        &client(),
+        M::GET,
+        format!("{}/v1/alerts/deliveries", s.base),
+        Some(&s.admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["deliveries"][0]["status"], "delivered", "{listed}");
+    assert_eq!(listed["deliveries"][0]["alert_id"], got.alert_id.as_str());
+    assert!(!listed.to_string().contains(SECRET));
+    assert_eq!(listed["sinks"][0]["name"], "security");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_failing_its_first_attempts_gets_the_alert_exactly_once_more_after_it_recovers() {
+    let receiver = Receiver::start(SECRET.as_bytes(), 3, Duration::ZERO)
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let s =
+        server::start_with_config(&sinks_toml(tmp.path(), &[("flaky", &receiver.url, "")])).await;
+    let outbox = start_outbox(&s);
+    let (key_id, _) = new_key(&s, key_body("flaky-key")).await;
+    revoke(&s, &key_id).await;
+    wait_for(&receiver, "an acknowledged delivery", |r| {
+        r.iter().any(|x| x.acknowledged)
+    })
+    .await;
+    // Give a wrong second delivery time to show up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = receiver.received();
+    assert_eq!(got.len(), 4, "three failures then one success: {got:?}");
+    assert!(
+        got.iter()
+            .all(|r| r.alert_id == got[0].alert_id && r.body == got[0].body),
+        "the same alert each time"
+    );
+    assert_eq!(got.iter().filter(|r| r.acknowledged).count(), 1);
+    let (_, listed) = call(
+        &client(),
+        M::GET,
+        format!("{}/v1/alerts/deliveries?sink=flaky", s.base),
+        Some(&s.admin),
+        None,
+    )
+    .await;
+    assert_eq!(listed["deliveries"][0]["attempts"], 4, "{listed}");
+    assert_eq!(listed["deliveries"][0]["status"], "delivered", "{listed}");
+    let metrics = outbox.metrics.render();
+    assert!(
+        metrics.contains(
+            "keyledger_alert_deliveries_total{sink=\"flaky\",result=\"failed_attempt\"} 3"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("keyledger_alert_deliveries_total{sink=\"flaky\",result=\"delivered\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_that_keeps_failing_holds_back_neither_appends_nor_another_sink() {
+    let broken = Receiver::start(SECRET.as_bytes(), usize::MAX, Duration::ZERO)
+        .await
+        .unwrap();
+    let healthy = Receiver::start(SECRET.as_bytes(), 0, Duration::ZERO)
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let toml = sinks_toml(
+        tmp.path(),
+        &[
+            ("broken", &broken.url, ""),
+            ("healthy", &healthy.url, "format = \"slack\""),
+        ],
+    );
+    let s = server::start_with_config(&toml).await;
+    let _outbox = start_outbox(&s);
+    let mut revoked = Vec::new();
+    for n in 0..5 {
+        let (key_id, _) = new_key(&s, key_body(&format!("k{n}"))).await;
+        revoke(&s, &key_id).await;
+        revoked.push(key_id);
+    }
+    wait_for(&healthy, "all five alerts at the healthy sink", |r| {
+        r.len() == 5
+    })
+    .await;
+    assert!(healthy
+        .received()
+        .iter()
+        .all(|r| r.signed && r.acknowledged));
+    let slack: Value = serde_json::from_slice(&healthy.received()[0].body).unwrap();
+    assert!(
+        slack["text"].as_str().unwrap().contains("key.revoked"),
+        "{slack}"
+    );
+    wait_for(&broken, "the broken sink is retried", |r| r.len() >= 3).await;
+    assert!(
+        broken
+            .received()
+            .iter()
+            .all(|r| r.alert_id == broken.received()[0].alert_id),
+        "in order: the first alert until it succeeds"
+    );
+    let (_, listed) = call(
+        &client(),
+        M::GET,
+        format!(
+            "{}/v1/alerts/deliveries?sink=broken&status=retrying",
+            s.base
+        ),
+        Some(&s.admin),
+        None,
+    )
+    .await;
+    assert_eq!(
+        listed["deliveries"].as_array().unwrap().len(),
+        1,
+        "{listed}"
+    );
+    assert!(
+        listed["deliveries"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("500"),
+        "{listed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_based_alerts_fire_once_per_deadline_also_after_a_restart() {
+    let receiver = Receiver::start(SECRET.as_bytes(), 0, Duration::ZERO)
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = keyledger::clock::ManualClock::starting_at("2026-01-01T00:00:00Z".parse().unwrap());
+    let toml = sinks_toml(
+        tmp.path(),
+        &[(
+            "deadlines",
+            &receiver.url,
+            "kinds = [\"key.expiring\", \"key.rotation_due\", \"key.rotation_overdue\"]",
+        )],
+    );
+    let s = server::start_clocked_with_config(
+        &format!("[rotation]\ndefault_days = 90\nnotify_days_before = 14\n{toml}"),
+        clock.clone(),
+    )
+    .await;
+    let mut expiring = key_body("expiring");
+    expiring["expires_at"] = json!("2026-01-10T00:00:00Z");
+    let (expiring_id, _) = new_key(&s, expiring).await;
+    let (rotating_id, _) = new_key(&s, key_body("rotating")).await;
+    let outbox = start_outbox(&s);
+    wait_for(&receiver, "the expiry notice", |r| r.len() == 1).await;
+    let first: Value = serde_json::from_slice(&receiver.received()[0].body).unwrap();
+    assert_eq!(
+        (first["kind"].as_str(), first["key"]["key_id"].as_str()),
+        (Some("key.expiring"), Some(expiring_id.as_str()))
+    );
+    // A restart of the outbox (its marks are in the store): the same deadline does not fire again.
+    drop(outbox);
+    let outbox = start_outbox(&s);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "fired once: {:?}",
+        receiver.received()
+    );
+    // 80 days on: the rotations fall due (notice 14 days before day 90), once each; 11 days later, overdue.
+    clock.advance_secs(80 * 86_400);
+    wait_for(&receiver, "the rotation notice", |r| {
+        has(r, "key.rotation_due", &rotating_id)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    clock.advance_secs(11 * 86_400);
+    wait_for(&receiver, "the overdue alert", |r| {
+        has(r, "key.rotation_overdue", &rotating_id)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let pairs = alert_pairs(&receiver.received());
+    let mut unique = pairs.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        pairs.len(),
+        "each (kind, key) fired once: {pairs:?}"
+    );
+    for expected in [
+        ("key.expiring", expiring_id.as_str()),
+        ("key.rotation_due", rotating_id.as_str()),
+        ("key.rotation_overdue", rotating_id.as_str()),
+    ] {
+        assert!(
+            pairs
+                .iter()
+                .any(|(k, id)| (k.as_str(), id.as_str()) == expected),
+            "{expected:?} in {pairs:?}"
+        );
+    }
+    // The expired key raises nothing more; the admin key (same age) has its own rotation alerts.
+    assert!(
+        !pairs
+            .iter()
+            .any(|(k, id)| id == &expiring_id && k != "key.expiring"),
+        "{pairs:?}"
+    );
+    drop(outbox);
+}
+
+#[test]
+fn a_sink_without_its_secret_or_with_an_unknown_kind_is_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("keyledger.toml");
+    for (toml, expected) in [
+        ("[[alerts.sinks]]\nname = \"s\"\nurl = \"http://127.0.0.1:9/h\"\n", "secret_env or secret_file"),
+        ("[[alerts.sinks]]\nname = \"s\"\nurl = \"http://127.0.0.1:9/h\"\nsecret_env = \"X\"\nkinds = [\"key.exploded\"]\n", "not an alert kind"),
+        ("[[alerts.sinks]]\nname = \"S S\"\nurl = \"http://127.0.0.1:9/h\"\nsecret_env = \"X\"\n", "must be 1-64"),
+        ("[[alerts.sinks]]\nname = \"s\"\nurl = \"ftp://x\"\nsecret_env = \"X\"\n", "not an http(s) URL"),
+    ] {
+        std::fs::write(&path, toml).unwrap();
+        let error = keyledger::config::AnalysisConfig::load(&path).unwrap_err().to_string();
+        assert!(error.contains(expected), "{toml}: {error}");
+    }
+}
