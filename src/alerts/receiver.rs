@@ -16,7 +16,8 @@ pub struct Received {
     pub body: Vec<u8>,
     /// Whether the signature verified with the receiver's secret (within 5 minutes).
     pub signed: bool,
-    /// Whether the receiver answered 2xx (acknowledged it).
+    /// Whether the receiver answers 2xx (acknowledges it). Recorded on arrival: a sender that dies while the
+    /// receiver is still answering never sees the acknowledgement, and sends it again.
     pub acknowledged: bool,
 }
 
@@ -90,7 +91,6 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
     let signature = header(super::sign::SIGNATURE_HEADER);
     let now = chrono::Utc::now().timestamp();
     let signed = super::sign::verify(&inner.secret, &signature, &body, now, 300);
-    tokio::time::sleep(inner.delay).await;
     let acknowledged = inner.seen.fetch_add(1, Ordering::SeqCst) >= inner.fail_first;
     inner
         .received
@@ -103,6 +103,7 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
             signed,
             acknowledged,
         });
+    tokio::time::sleep(inner.delay).await;
     if acknowledged {
         StatusCode::NO_CONTENT
     } else {
