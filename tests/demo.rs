@@ -42,6 +42,14 @@ fn demo_backs_every_claim_it_prints() {
         "{text}"
     );
     assert!(text.contains("OK:"), "{text}");
+    // Issue 15: the leaked key's alerts reached the tour's webhook receiver, signed.
+    for kind in ["anomaly.detected", "key.suspended", "key.revoked"] {
+        assert!(
+            summary.leaked_alerts.iter().any(|k| k == kind),
+            "{kind} alert missing: {:?}\n{text}",
+            summary.leaked_alerts
+        );
+    }
     // Issue 17: with nginx installed the tour puts it in front of a service; without, it says it skipped.
     match keyledger::gateway::nginx::find_binary() {
         Some(_) => {

@@ -3,6 +3,7 @@
 //! an incident time-window question, a full verification and, when nginx is installed, keys checked by nginx
 //! through forward-auth — every step printed with its timing.
 
+mod alerts;
 mod gateway;
 mod traffic;
 
@@ -54,6 +55,8 @@ pub struct DemoSummary {
     pub export_verified: bool,
     /// The forward-auth step's statuses, when nginx was there to run it.
     pub gateway: Option<GatewayRun>,
+    /// The kinds of the signed alerts about the leaked key that reached the demo's webhook receiver.
+    pub leaked_alerts: Vec<String>,
 }
 
 pub fn run(cli: &Cli, args: &DemoArgs) -> CliResult {
@@ -133,8 +136,15 @@ pub fn run_demo(root: &Path, uses: usize, out: &mut dyn Write) -> Result<DemoSum
         "Initialize the ledger (signing key, public key, first event)",
     )
     .map_err(io)?;
+    // An existing ledger's keyledger.toml is left alone: init refuses that directory below.
+    let demo_alerts = match dir.is_initialized() {
+        true => None,
+        false => Some(alerts::configure(&runtime, root)?),
+    };
     let (ledger, identity) = dir.init(None)?;
     let ledger = Arc::new(ledger);
+    let demo_alerts = demo_alerts.ok_or_else(|| LedgerError::Config("the ledger exists".into()))?;
+    let outbox = demo_alerts.start(&runtime, &ledger, identity.origin.clone())?;
     writeln!(
         out,
         "   ledger {} — signer {} — public key in {} ({:.0?})",
@@ -587,7 +597,9 @@ pub fn run_demo(root: &Path, uses: usize, out: &mut dyn Write) -> Result<DemoSum
         &leaked_secret,
         out,
     )?;
+    summary.leaked_alerts = demo_alerts.show(12, leaked_id, out)?;
 
+    drop(outbox);
     drop(runtime);
     if let Ok(mut ledger) = Arc::try_unwrap(ledger) {
         ledger.close();
