@@ -92,6 +92,31 @@ fn has(received: &[keyledger::alerts::receiver::Received], kind: &str, key_id: &
         .any(|(k, id)| k == kind && id == key_id)
 }
 
+/// Runs docs/API.md's Python recipe on a received request; `None` when python3 is not installed.
+fn python_recipe_verifies(secret: &str, header: &str, body: &[u8]) -> Option<bool> {
+    let doc = include_str!("../docs/API.md");
+    let start = doc
+        .find("```python\n")
+        .expect("the recipe is in docs/API.md")
+        + "```python\n".len();
+    let recipe = &doc[start..start + doc[start..].find("```").unwrap()];
+    let tmp = tempfile::tempdir().unwrap();
+    let body_file = tmp.path().join("body");
+    std::fs::write(&body_file, body).unwrap();
+    let script = format!("{recipe}\nimport sys\nprint(verify(sys.argv[1].encode(), sys.argv[2], open(sys.argv[3], 'rb').read()))\n");
+    let output = std::process::Command::new("python3")
+        .args(["-c", &script, secret, header])
+        .arg(&body_file)
+        .output()
+        .ok()?;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(String::from_utf8_lossy(&output.stdout).trim() == "True")
+}
+
 async fn revoke(s: &Server, key_id: &str) {
     let (status, body) = call(
         &client(),
