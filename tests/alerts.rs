@@ -156,6 +156,18 @@ async fn a_revocation_arrives_signed_by_the_documented_recipe_and_without_any_se
         &got.signature,
         &got.body
     ));
+    match python_recipe_verifies(SECRET, &got.signature, &got.body) {
+        Some(verified) => {
+            assert!(verified, "docs/API.md's Python recipe");
+            let wrong = python_recipe_verifies("another-secret-value", &got.signature, &got.body);
+            assert_eq!(wrong, Some(false));
+            let mut tampered = got.body.clone();
+            tampered[10] ^= 1;
+            let tampered = python_recipe_verifies(SECRET, &got.signature, &tampered);
+            assert_eq!(tampered, Some(false));
+        }
+        None => eprintln!("skipped the Python recipe: python3 is not installed"),
+    }
     let alert: Value = serde_json::from_slice(&got.body).unwrap();
     assert_eq!(alert["kind"], "key.revoked");
     assert_eq!(alert["id"], got.alert_id.as_str());
