@@ -14,6 +14,7 @@ pub mod chain;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod datadir;
 pub mod error;
 pub mod event;

@@ -148,6 +148,12 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     if let Some(alerts) = &state.alert_metrics {
         text.push_str(&alerts.render());
     }
+    let store = state.ledger.store().clone();
+    if let Ok(Ok(bytes)) = tokio::task::spawn_blocking(move || store.size_on_disk()).await {
+        text.push_str(&format!(
+            "# TYPE keyledger_store_bytes gauge\nkeyledger_store_bytes {bytes}\n"
+        ));
+    }
     text.push_str(&format!(
         "# TYPE keyledger_durable_seq gauge\nkeyledger_durable_seq {}\n",
         state.ledger.durable_seq()
@@ -184,6 +190,8 @@ async fn stop_on_integrity_failure(
 /// The router with every route and layer.
 pub fn router(state: AppState) -> Router {
     let router = Router::new()
+        .route("/", get(crate::console::index))
+        .route("/console/{file}", get(crate::console::asset))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi))

@@ -57,6 +57,8 @@ pub struct DemoSummary {
     pub gateway: Option<GatewayRun>,
     /// The kinds of the signed alerts about the leaked key that reached the demo's webhook receiver.
     pub leaked_alerts: Vec<String>,
+    /// The read-only key the tour issues for signing in to the web console.
+    pub console_key: Option<String>,
 }
 
 pub fn run(cli: &Cli, args: &DemoArgs) -> CliResult {
@@ -598,6 +600,17 @@ pub fn run_demo(root: &Path, uses: usize, out: &mut dyn Write) -> Result<DemoSum
         out,
     )?;
     summary.leaked_alerts = demo_alerts.show(12, leaked_id, out)?;
+    // A read-only key (ledger:read and ledger:audit) for the web console, shown once like every new key.
+    let console_config = key(
+        "console-reader",
+        "keyledger",
+        "security-team",
+        &["ledger:read", "ledger:audit"],
+        &[],
+        None,
+    );
+    let console = ledger.submit_blocking(CreateKey::new(admin.clone(), &console_config)?)?;
+    summary.console_key = Some(console.secret.expose().to_string());
 
     drop(outbox);
     drop(runtime);
@@ -629,5 +642,13 @@ pub fn run_demo(root: &Path, uses: usize, out: &mut dyn Write) -> Result<DemoSum
         "   keyledger --data {data} serve     # the HTTP API on 127.0.0.1:8080 (docs/API.md)"
     )
     .map_err(io)?;
+    if let Some(console_key) = &summary.console_key {
+        writeln!(out, "\nThe console: run the serve command above, open http://127.0.0.1:8080 and sign in with this").map_err(io)?;
+        writeln!(
+            out,
+            "read-only key (ledger:read, ledger:audit; shown once): {console_key}"
+        )
+        .map_err(io)?;
+    }
     Ok(summary)
 }
