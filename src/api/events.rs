@@ -18,12 +18,12 @@ use std::net::SocketAddr;
 
 pub const MAX_LIMIT: usize = 1000;
 
-/// One event of a page.
+/// One event of a page (also one line of `/v1/events/stream`).
 #[derive(serde::Serialize)]
-struct Page {
-    seq: u64,
-    hash: String,
-    event: Box<serde_json::value::RawValue>,
+pub(super) struct Page {
+    pub(super) seq: u64,
+    pub(super) hash: String,
+    pub(super) event: Box<serde_json::value::RawValue>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Default, PartialEq, Eq, Debug)]

@@ -10,6 +10,7 @@ pub mod conventions;
 pub mod cursor;
 pub mod error;
 pub mod events;
+pub mod events_stream;
 pub mod follower_auth;
 pub mod idempotency;
 pub mod key_bodies;
@@ -50,6 +51,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/keys/{id}/suspend"),
     ("post", "/v1/keys/{id}/reactivate"),
     ("get", "/v1/events"),
+    ("get", "/v1/events/stream"),
     ("post", "/v1/verify"),
     ("get", "/v1/authz"),
     ("get", "/v1/usage"),
@@ -204,6 +206,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/keys/{id}/reactivate", post(keys::reactivate))
         .route("/v1/owners/{owner}/revoke", post(keys::revoke_owner))
         .route("/v1/events", get(events::list))
+        .route("/v1/events/stream", get(events_stream::stream))
         .route("/v1/verify", post(verify::verify))
         .route("/v1/authz", any(authz::authz))
         .route("/v1/authz/{*path}", any(authz::authz))
@@ -245,9 +248,16 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let streams = events_stream::StreamShutdown::default();
+    let app = router(state)
+        .layer(axum::Extension(streams.clone()))
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Open event streams never finish on their own: end them so the graceful shutdown can.
+            streams.close();
+        })
         .await
 }
 
@@ -261,11 +271,15 @@ pub async fn serve_tls(
 ) -> std::io::Result<()> {
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
+    let streams = events_stream::StreamShutdown::default();
+    let app = router(state)
+        .layer(axum::Extension(streams.clone()))
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move {
         shutdown.await;
+        streams.close();
         stopper.graceful_shutdown(Some(REQUEST_TIMEOUT));
     });
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum_server::from_tcp_rustls(listener, tls)?
         .handle(handle)
         .serve(app)

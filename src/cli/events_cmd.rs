@@ -103,11 +103,29 @@ pub struct EventsArgs {
     /// Accepted for symmetry with the other listings: events are always printed as JSON lines.
     #[arg(long)]
     pub json: bool,
+    /// Keep printing events as they become durable, from a running server (needs --server); reconnects where
+    /// it left off. Starts with the next new event unless --from or --after says otherwise.
+    #[arg(long, conflicts_with = "to")]
+    pub follow: bool,
+    /// With --follow: start after this seq (e.g. the last one a previous run printed).
+    #[arg(long, value_name = "SEQ", requires = "follow", conflicts_with = "from")]
+    pub after: Option<u64>,
 }
 
 pub fn events(cli: &Cli, args: &EventsArgs) -> CliResult {
     if let Some(remote) = Remote::from_cli(cli)? {
+        if args.follow {
+            let filters = super::events_follow::FollowFilters {
+                from: args.from,
+                key: args.key,
+                incident: incident_filter(args),
+            };
+            return super::events_follow::follow(&remote, &filters, args.after);
+        }
         return remote_events(&remote, args);
+    }
+    if args.follow {
+        return Err(super::events_follow::needs_server());
     }
     let store = cli.data_dir().open_store()?;
     let durable = store

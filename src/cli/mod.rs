@@ -12,6 +12,7 @@ mod audit_cmd;
 pub mod demo;
 
 mod events_cmd;
+mod events_follow;
 mod key_args;
 mod key_cmd;
 pub mod key_output;

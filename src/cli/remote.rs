@@ -17,7 +17,8 @@ pub const TOKEN_ENV: &str = "KEYLEDGER_TOKEN";
 
 /// A connection to a running server.
 pub struct Remote {
-    base: String,
+    /// The server's URL, without a trailing slash.
+    pub(super) base: String,
     token: String,
     client: Client,
 }
@@ -66,7 +67,9 @@ impl Remote {
         }))
     }
 
-    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+    /// An authenticated request, for the caller to send (`events --follow` reads the answer as a stream and
+    /// retries failures that [`Remote::get`] would report).
+    pub(super) fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.client
             .request(method, format!("{}{path}", self.base))
             .bearer_auth(&self.token)
@@ -150,7 +153,7 @@ fn decode<T: DeserializeOwned>(response: Response) -> Result<T, CliError> {
     })
 }
 
-fn refusal(response: Response) -> CliError {
+pub(super) fn refusal(response: Response) -> CliError {
     let status = response.status();
     let body: Value = response.json().unwrap_or(Value::Null);
     let message = body["error"]["message"]
@@ -166,7 +169,7 @@ fn refusal(response: Response) -> CliError {
 }
 
 /// The innermost error, which names what actually failed (connection refused, certificate unknown…).
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = error;
     while let Some(next) = cause.source() {
         cause = next;

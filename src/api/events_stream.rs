@@ -1,0 +1,395 @@
+//! `GET /v1/events/stream`: a follow stream of durable ledger events for SIEMs and scripts, as NDJSON or as
+//! Server-Sent Events, resumable from a seq (`after`, or the `Last-Event-ID` a reconnecting client sends).
+//! Events are read from the store in bounded chunks off the async runtime and never past the durable seq;
+//! between chunks the stream waits for the ledger's commit notifications, and it ends when the server shuts down.
+
+use super::auth::{authenticate, READ};
+use super::error::{time_param, uuid_param, ApiError, ApiResult};
+use super::events::Page;
+use super::AppState;
+use crate::error::{LedgerError, LedgerResult};
+use crate::event::Event;
+use crate::incident::IncidentFilter;
+use crate::ledger::Ledger;
+use crate::store::{CheckedReader, LogStore, StoredRecord};
+use crate::time::LedgerTime;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// Most events one store pass emits: what a slow reader can leave buffered per stream.
+const CHUNK_EVENTS: usize = 256;
+/// Most candidate events one store pass looks at, so that a narrow filter over a long log still hands the
+/// blocking thread back often.
+const CHUNK_SCAN: usize = 4096;
+/// How often an idle SSE stream sends a comment, so that proxies keep it open and clients notice a dead one.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Response header: the seq the stream starts after. A client that is cut off before the first event resumes
+/// from it (`Last-Event-ID`) instead of from whatever is current by then.
+pub const STREAM_AFTER: &str = "x-stream-after";
+/// Request header: resume after this seq (what an `EventSource` sends when it reconnects).
+pub const LAST_EVENT_ID: &str = "last-event-id";
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    after: Option<u64>,
+    from: Option<String>,
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    key_id: Option<String>,
+    ip: Option<String>,
+    actor: Option<String>,
+    request_id: Option<String>,
+}
+
+/// Ends a server's open streams when it shuts down. A follow stream never finishes by itself and a graceful
+/// shutdown waits for every response to finish, so `serve` installs one as a router extension and closes it
+/// when its shutdown signal fires. Without it, streams end when their client goes away.
+#[derive(Clone, Debug)]
+pub struct StreamShutdown(Arc<watch::Sender<bool>>);
+
+impl Default for StreamShutdown {
+    fn default() -> Self {
+        Self(Arc::new(watch::channel(false).0))
+    }
+}
+
+impl StreamShutdown {
+    /// Ends every stream opened through this handle (after the events it has already read).
+    pub fn close(&self) {
+        self.0.send_replace(true);
+    }
+
+    fn subscribe(&self) -> watch::Receiver<bool> {
+        self.0.subscribe()
+    }
+}
+
+/// Where a stream starts.
+#[derive(Clone, Copy, Debug)]
+enum Start {
+    After(u64),
+    From(LedgerTime),
+    /// After the current durable seq: only new events.
+    Now,
+}
+
+/// What a stream keeps.
+struct Selection {
+    incident: IncidentFilter,
+    key_id: Option<Uuid>,
+    /// Set when `from` is later than every durable event: events before it are skipped.
+    not_before: Option<LedgerTime>,
+}
+
+/// One event, serialized as the line (or SSE data) the client receives.
+struct Line {
+    seq: u64,
+    json: String,
+}
+
+/// The state of one open stream.
+struct Follow {
+    ledger: Arc<Ledger>,
+    selection: Arc<Selection>,
+    /// The last seq looked at: every event up to it was sent (or queued in `pending`) or filtered out.
+    cursor: u64,
+    pending: VecDeque<Line>,
+    commits: watch::Receiver<u64>,
+    shutdown: Option<watch::Receiver<bool>>,
+}
+
+/// `GET /v1/events/stream`: authenticates (`ledger:read`) and checks the request, then streams.
+pub async fn stream(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    shutdown: Option<Extension<StreamShutdown>>,
+    headers: HeaderMap,
+    query: Result<Query<StreamQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    authenticate(&state, &headers, peer, READ).await?;
+    let Query(q) = query?;
+    let start = start(&q, &headers)?;
+    let incident = IncidentFilter {
+        event_type: q.event_type,
+        ip: q.ip,
+        actor: q.actor,
+        request_id: q.request_id,
+    };
+    incident.check()?;
+    let mut selection = Selection {
+        incident,
+        key_id: uuid_param("key_id", &q.key_id)?,
+        not_before: None,
+    };
+    // Subscribed before the first read, so that no batch made durable after it goes unnoticed.
+    let commits = state.ledger.subscribe();
+    let durable = state.ledger.durable_seq();
+    let store = state.ledger.store().clone();
+    // The first chunk is read before answering, so that a bad start (archived, corrupt) is an HTTP error.
+    let (selection, after, first, reached) = tokio::task::spawn_blocking(move || {
+        let after = starting_point(store.as_ref(), &mut selection, start, durable)?;
+        let (lines, reached) = read_chunk(store.as_ref(), &selection, after, durable)?;
+        Ok::<_, LedgerError>((selection, after, lines, reached))
+    })
+    .await
+    .map_err(|_| LedgerError::WriterStopped)??;
+    let follow = Follow {
+        ledger: state.ledger.clone(),
+        selection: Arc::new(selection),
+        cursor: reached,
+        pending: first.into(),
+        commits,
+        shutdown: shutdown.map(|Extension(s)| s.subscribe()),
+    };
+    let lines = futures_util::stream::unfold(follow, Follow::next);
+    let stream_headers = [
+        (
+            HeaderName::from_static(STREAM_AFTER),
+            HeaderValue::from(after),
+        ),
+        // Proxies such as nginx would otherwise hold events back to fill their buffers.
+        (
+            HeaderName::from_static("x-accel-buffering"),
+            HeaderValue::from_static("no"),
+        ),
+    ];
+    if wants_sse(&headers) {
+        let events = lines.map(|line| {
+            Ok::<_, Infallible>(SseEvent::default().id(line.seq.to_string()).data(line.json))
+        });
+        let sse = Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
+        return Ok((stream_headers, sse).into_response());
+    }
+    let body = Body::from_stream(lines.map(|line| {
+        let mut bytes = line.json.into_bytes();
+        bytes.push(b'\n');
+        Ok::<_, Infallible>(Bytes::from(bytes))
+    }));
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        )],
+        stream_headers,
+        body,
+    )
+        .into_response())
+}
+
+/// The start a request asks for: `Last-Event-ID` over `after` or `from`, else only new events.
+fn start(q: &StreamQuery, headers: &HeaderMap) -> ApiResult<Start> {
+    let from = time_param("from", &q.from)?;
+    if q.after.is_some() && from.is_some() {
+        return Err(ApiError::bad_request(
+            "from",
+            "give either after (a seq) or from (a time), not both",
+        ));
+    }
+    let resume = headers
+        .get(LAST_EVENT_ID)
+        .map(|value| {
+            value
+                .to_str()
+                .ok()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| v.parse::<u64>())
+                .transpose()
+                .ok()
+                .flatten()
+                .ok_or_else(|| {
+                    ApiError::bad_request("Last-Event-ID", "must be the seq of an event (its id)")
+                })
+        })
+        .transpose()?;
+    Ok(match (resume.or(q.after), from) {
+        (Some(seq), _) => Start::After(seq),
+        (None, Some(time)) => Start::From(time),
+        (None, None) => Start::Now,
+    })
+}
+
+fn wants_sse(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("text/event-stream"))
+}
+
+/// The seq a stream starts after (blocking store work). Refuses a start inside the archived prefix.
+fn starting_point(
+    store: &dyn LogStore,
+    selection: &mut Selection,
+    start: Start,
+    durable: u64,
+) -> LedgerResult<u64> {
+    let after = match start {
+        Start::After(seq) => seq,
+        Start::Now => durable,
+        Start::From(time) => {
+            let first = store.first_seq_at_or_after(time)?;
+            if first > durable {
+                // Nothing durable is that recent yet; the next events may still be older than `from`.
+                selection.not_before = Some(time);
+                durable
+            } else {
+                first.saturating_sub(1)
+            }
+        }
+    };
+    if let Some(prefix) = crate::audit::archive::archived_prefix(store)? {
+        if after < prefix.size {
+            return Err(prefix.reached(format!("a stream after event {after}")));
+        }
+    }
+    Ok(after)
+}
+
+/// The events after `after` (up to `durable`) that the selection keeps, at most a chunk's worth, and the last
+/// seq looked at, where the next pass resumes (blocking store work).
+fn read_chunk(
+    store: &dyn LogStore,
+    selection: &Selection,
+    after: u64,
+    durable: u64,
+) -> LedgerResult<(Vec<Line>, u64)> {
+    if after >= durable {
+        // A resumed cursor may be ahead of this server (a follower that lags): wait for it to catch up.
+        return Ok((Vec::new(), after));
+    }
+    let mut lines = Vec::new();
+    let mut reached = durable;
+    let mut reader = CheckedReader::new(store);
+    let candidates =
+        selection
+            .incident
+            .candidates(store, selection.key_id, after + 1, durable + 1)?;
+    for (looked, seq) in candidates.enumerate() {
+        let seq = seq?;
+        if looked == CHUNK_SCAN || lines.len() == CHUNK_EVENTS {
+            // Every candidate before `seq` was handled, and the seqs between them are not candidates.
+            reached = seq - 1;
+            break;
+        }
+        let Some(record) = reader.get(seq)? else {
+            return Err(missing(store, seq));
+        };
+        if selection.not_before.is_some_and(|time| record.time < time) {
+            continue;
+        }
+        if !selection.incident.is_empty() {
+            let event = Event::decode(&record.body)
+                .map_err(|source| LedgerError::Decode { seq, source })?;
+            if !selection.incident.matches(&event) {
+                continue;
+            }
+        }
+        lines.push(line(record)?);
+    }
+    Ok((lines, reached))
+}
+
+/// Why a durable event could not be read: archived since, or missing from the log.
+fn missing(store: &dyn LogStore, seq: u64) -> LedgerError {
+    match crate::audit::archive::archived_prefix(store) {
+        Ok(Some(prefix)) if seq <= prefix.size => prefix.reached(format!("event {seq}")),
+        Ok(_) => LedgerError::Corrupt {
+            seq,
+            problem: "a durable event is missing".into(),
+        },
+        Err(error) => error,
+    }
+}
+
+/// A record as the line of a stream: the same object as an item of a `/v1/events` page.
+fn line(record: StoredRecord) -> LedgerResult<Line> {
+    let seq = record.seq;
+    let corrupt = |problem: String| LedgerError::Corrupt { seq, problem };
+    // The stored canonical body is valid JSON: pass it through instead of decoding and re-encoding it.
+    let body = String::from_utf8(record.body).map_err(|_| corrupt("body is not UTF-8".into()))?;
+    let event =
+        serde_json::value::RawValue::from_string(body).map_err(|e| corrupt(e.to_string()))?;
+    let page = Page {
+        seq,
+        hash: hex::encode(record.hash),
+        event,
+    };
+    let json = serde_json::to_string(&page).map_err(|e| corrupt(e.to_string()))?;
+    Ok(Line { seq, json })
+}
+
+impl Follow {
+    /// The next event to send, waiting for one if need be; `None` ends the stream.
+    async fn next(mut self) -> Option<(Line, Self)> {
+        loop {
+            if let Some(line) = self.pending.pop_front() {
+                return Some((line, self));
+            }
+            if self.shutdown.as_ref().is_some_and(|s| *s.borrow()) {
+                return None;
+            }
+            // Marked seen before durable_seq is read: a batch made durable after the read wakes the wait below.
+            self.commits.mark_unchanged();
+            let durable = self.ledger.durable_seq();
+            if self.cursor < durable {
+                if let Err(error) = self.read(durable).await {
+                    if error.code() == "log_corrupt" {
+                        self.ledger.stop_untrusted(&error.to_string());
+                    }
+                    tracing::warn!(%error, after = self.cursor, "event stream ended early");
+                    return None;
+                }
+                continue;
+            }
+            tokio::select! {
+                changed = self.commits.changed() => {
+                    // The ledger's notifier is gone: it is closing.
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
+                () = closed(self.shutdown.as_mut()) => return None,
+            }
+        }
+    }
+
+    async fn read(&mut self, durable: u64) -> LedgerResult<()> {
+        let store = self.ledger.store().clone();
+        let selection = self.selection.clone();
+        let after = self.cursor;
+        let (lines, reached) = tokio::task::spawn_blocking(move || {
+            read_chunk(store.as_ref(), &selection, after, durable)
+        })
+        .await
+        .map_err(|_| LedgerError::WriterStopped)??;
+        self.cursor = reached;
+        self.pending.extend(lines);
+        Ok(())
+    }
+}
+
+/// Resolves when the server shuts down (never, without a [`StreamShutdown`]).
+async fn closed(shutdown: Option<&mut watch::Receiver<bool>>) {
+    match shutdown {
+        // An error means the handle itself is gone, along with the server.
+        Some(shutdown) => drop(shutdown.wait_for(|closed| *closed).await),
+        None => std::future::pending().await,
+    }
+}
