@@ -12,7 +12,7 @@ use crate::store::{Head, LogStore};
 use crate::time::LedgerTime;
 use ed25519_dalek::VerifyingKey;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 /// How long a follower waits for a change notice before reading the head anyway.
@@ -245,4 +245,85 @@ pub(crate) fn position(
     now: LedgerTime,
 ) -> FollowerPosition {
     status.position(shared.durable_seq.load(Ordering::Acquire), now)
+}
+
+impl super::Ledger {
+    /// Opens a log another process writes, read-only: replays it (checking every record, the snapshot with
+    /// `keys`), then follows the writer's appends on a thread of its own. Commands are refused with
+    /// [`LedgerError::ReadOnly`] naming the writer's advertised address.
+    pub fn open_follower(
+        store: Arc<dyn LogStore>,
+        keys: Vec<ed25519_dalek::VerifyingKey>,
+        config: crate::config::AnalysisConfig,
+        clock: crate::clock::SharedClock,
+    ) -> LedgerResult<Self> {
+        let (mut chain, unchecked_prefix) = open_state(store.as_ref(), &keys, &config)?;
+        let durable = chain.head.map_or(0, |h| h.seq);
+        let mut projections = std::mem::replace(
+            &mut chain.projections,
+            crate::projection::Projections::new(config),
+        );
+        drop(projections.take_actions());
+        let (committed, _) = tokio::sync::watch::channel(durable);
+        let shared = Arc::new(Shared {
+            store,
+            projections: RwLock::new(projections),
+            durable_seq: AtomicU64::new(durable),
+            metrics: crate::metrics::Metrics::default(),
+            committed,
+            failed: OnceLock::new(),
+            follow_ups: Mutex::new(Vec::new()),
+            startup_check: Mutex::new(super::StartupCheck::Passed),
+            stopping: std::sync::atomic::AtomicBool::new(false),
+        });
+        let status = Arc::new(FollowerStatus::default());
+        let signers = chain.signers.clone();
+        let start = |e| LedgerError::io("starting the follower threads", e);
+        let mut threads = vec![spawn(shared.clone(), status.clone(), chain).map_err(start)?];
+        if let Some((head, root)) = unchecked_prefix {
+            threads.push(
+                super::startup::spawn_prefix_check(shared.clone(), head, root).map_err(start)?,
+            );
+        }
+        Ok(Self {
+            shared,
+            commands: None,
+            threads: Mutex::new(threads),
+            signer_public_hex: signers
+                .current()
+                .map_or_else(String::new, |s| hex::encode(s.key.as_bytes())),
+            signers,
+            clock,
+            snapshotter: None,
+            opened_from_snapshot: None,
+            follower: Some(status),
+        })
+    }
+
+    /// Where a follower stands (`None` for the writer).
+    pub fn follower_position(&self) -> Option<FollowerPosition> {
+        let status = self.follower.as_ref()?;
+        Some(position(&self.shared, status, self.clock.now()))
+    }
+
+    /// The address the writer advertises (`serve --advertise`), as the store records it.
+    pub fn leader_address(&self) -> Option<String> {
+        if let Some(status) = &self.follower {
+            return status.leader();
+        }
+        match self.shared.store.advertised_writer() {
+            Ok(address) => address,
+            Err(error) => {
+                tracing::warn!(%error, "could not read the writer's advertised address");
+                None
+            }
+        }
+    }
+
+    /// The refusal a follower answers a command with.
+    pub(super) fn read_only(&self) -> LedgerError {
+        LedgerError::ReadOnly {
+            leader: self.leader_address(),
+        }
+    }
 }
