@@ -1,24 +1,25 @@
 //! `keyledger demo`: the newcomer's guided tour on a fresh ledger — keys across environments, a simulated day of
 //! traffic with a leaked key and a probing burst, a rotation with stragglers, finding and revoking the leaked key,
 //! an incident time-window question, a full verification and, when nginx is installed, keys checked by nginx
-//! through forward-auth — every step printed with its timing.
+//! through forward-auth, and the alerts a local webhook received — every step printed with its timing. Steps 5-6
+//! live in `findings`, 8-10 in `investigate`, 11 in `gateway`, 12 in `alerts`.
 
 mod alerts;
+mod findings;
 mod gateway;
+mod investigate;
 mod traffic;
 
 pub use gateway::GatewayRun;
 
 use super::{Cli, CliError, CliResult, EXIT_FAILED};
-use crate::audit::{verify_log, VerifyRange};
 use crate::datadir::DataDir;
-use crate::event::{Actor, EventData, KeyConfig, RotationPolicy, VerifyCode};
+use crate::event::{Actor, KeyConfig, RotationPolicy, VerifyCode};
 use crate::keys::{hash_of_leak, CreateKey, IssuedKey, Requester, RevokeKey, RotateKey, VerifyKey};
-use crate::query::{select_events, EventFilter};
 use crate::time::LedgerTime;
 use crate::LedgerError;
 use clap::Args;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -352,92 +353,13 @@ pub fn run_demo(root: &Path, uses: usize, out: &mut dyn Write) -> Result<DemoSum
         .get("legacy-reporting (revoked, probing)")
         .map_or(0, |codes| codes.values().sum());
 
-    let started = step(
+    findings::run(
         out,
-        5,
-        "Anomalies the rules raised from that traffic (and the automatic suspension)",
-    )
-    .map_err(io)?;
-    let leaked_id_early = issued["ci-deploy"].key.key_id;
-    let deadline = Instant::now() + std::time::Duration::from_secs(5);
-    let is_suspended = |ledger: &crate::ledger::Ledger| {
-        ledger
-            .projections()
-            .keys
-            .get(&leaked_id_early)
-            .is_some_and(|k| {
-                k.status_at(LedgerTime::now()) == crate::projection::KeyStatus::Suspended
-            })
-    };
-    // The suspension is recorded by the writer right after the batch that tripped the rule.
-    while Instant::now() < deadline && !is_suspended(&ledger) {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let names: BTreeMap<Uuid, String> = ledger
-        .projections()
-        .keys
-        .iter()
-        .map(|k| (k.key_id, k.config.name.clone()))
-        .collect();
-    let found = ledger.projections().anomalies.all().to_vec();
-    for anomaly in &found {
-        let f = &anomaly.finding;
-        let subject = f
-            .key_id
-            .and_then(|k| names.get(&k).cloned())
-            .unwrap_or_else(|| "(no key)".into());
-        let action = if anomaly.recorded {
-            "→ key suspended (on the record)"
-        } else {
-            ""
-        };
-        writeln!(
-            out,
-            "   {:<6} {:<13} {subject:<17} observed {} (threshold {}), {} evidence events {action}",
-            f.severity,
-            f.rule,
-            f.observed,
-            f.threshold,
-            f.evidence.len()
-        )
-        .map_err(io)?;
-    }
-    let suspended = is_suspended(&ledger);
-    writeln!(
-        out,
-        "   ci-deploy suspended automatically: {suspended} ({:.0?})",
-        started.elapsed()
-    )
-    .map_err(io)?;
-    summary.anomaly_rules = found.iter().map(|a| a.finding.rule.clone()).collect();
-    summary.leaked_auto_suspended = suspended;
-
-    let started = step(
-        out,
-        6,
-        "Stragglers: who still uses billing-api's old key inside its overlap window?",
-    )
-    .map_err(io)?;
-    let old_id = issued["billing-api"].key.key_id;
-    let mut straggler_ips: BTreeMap<String, usize> = BTreeMap::new();
-    let filter = EventFilter {
-        key_id: Some(old_id),
-        ..Default::default()
-    };
-    for event in select_events(ledger.store().as_ref(), &filter, ledger.durable_seq())? {
-        if let EventData::KeyUsed(used) = event?.data {
-            if used.overlap {
-                *straggler_ips
-                    .entry(used.ip.unwrap_or_default())
-                    .or_default() += 1;
-            }
-        }
-    }
-    for (ip, count) in &straggler_ips {
-        writeln!(out, "   {ip:<16} {count} uses of the old key (switch it to the new one before the window ends)").map_err(io)?;
-    }
-    summary.stragglers = straggler_ips.values().sum();
-    writeln!(out, "   ({:.0?})", started.elapsed()).map_err(io)?;
+        &ledger,
+        issued["ci-deploy"].key.key_id,
+        issued["billing-api"].key.key_id,
+        &mut summary,
+    )?;
 
     let started = step(out, 7, "A secret scanner reports ci-deploy's secret in a public repository: find its key and revoke it").map_err(io)?;
     let leaked_secret = secret("ci-deploy");
@@ -482,114 +404,15 @@ pub fn run_demo(root: &Path, uses: usize, out: &mut dyn Write) -> Result<DemoSum
     summary.leaked_key_revoked = true;
     summary.leaked_after_revoke = Some(after.code);
 
-    let started = step(
+    let export_path = investigate::run(
         out,
-        8,
-        &format!(
-            "Incident question: everything ci-deploy did between {window_start} and {window_end}"
-        ),
-    )
-    .map_err(io)?;
-    let filter = EventFilter {
-        from: Some(window_start),
-        to: Some(window_end.plus_micros(1)),
-        key_id: Some(leaked_id),
-        after_seq: None,
-    };
-    let mut ips = BTreeSet::new();
-    let mut outcomes: BTreeMap<&'static str, usize> = BTreeMap::new();
-    let mut first_last: Option<(u64, u64)> = None;
-    for event in select_events(ledger.store().as_ref(), &filter, ledger.durable_seq())? {
-        let event = event?;
-        if let EventData::KeyUsed(used) = &event.data {
-            ips.insert(used.ip.clone().unwrap_or_default());
-            *outcomes.entry(used.outcome.as_str()).or_default() += 1;
-            first_last = Some(first_last.map_or((event.seq, event.seq), |(f, _)| (f, event.seq)));
-        }
-    }
-    let (first, last) = first_last.unwrap_or_default();
-    writeln!(
-        out,
-        "   {} uses from {} distinct IPs (seqs {first}..={last}): {:?} ({:.0?})",
-        outcomes.values().sum::<usize>(),
-        ips.len(),
-        outcomes,
-        started.elapsed()
-    )
-    .map_err(io)?;
-    summary.leaked_distinct_ips = ips.len();
-
-    let started = step(
-        out,
-        9,
-        "Export the incident window and verify it offline, with only the public key",
-    )
-    .map_err(io)?;
-    let export_path = root.join("incident-export.jsonl");
-    let (checkpoint, note) = ledger.checkpoint_blocking()?;
-    let request = crate::audit::export::ExportRequest {
-        from: Some(window_start),
-        to: Some(window_end.plus_micros(1)),
-        consistency_from: None,
-        first_seq: None,
-    };
-    let file = std::fs::File::create(&export_path)
-        .map_err(|e| LedgerError::io("creating the export", e))?;
-    let mut writer = std::io::BufWriter::new(file);
-    let exported = crate::audit::export::write_export(
-        ledger.store().as_ref(),
-        &request,
-        &checkpoint,
-        &note,
+        &ledger,
+        &dir,
         &identity.public_key,
-        &mut writer,
-        None,
+        (window_start, window_end),
+        leaked_id,
+        &mut summary,
     )?;
-    drop(writer);
-    let export_time = started.elapsed();
-    let reader = std::io::BufReader::new(
-        std::fs::File::open(&export_path).map_err(|e| LedgerError::io("reading the export", e))?,
-    );
-    let checked =
-        crate::audit::verify_export::verify_export(reader, dir.anchor_public_key()?, None);
-    writeln!(
-        out,
-        "   wrote {} events ({:.1} MB) to {} in {export_time:.2?}",
-        exported.events,
-        exported.bytes as f64 / 1e6,
-        export_path.display()
-    )
-    .map_err(io)?;
-    match &checked {
-        Ok(check) => writeln!(out, "   offline verification OK: events {}..={}, every link and signature, included in the signed checkpoint of {} events ({:.2?})", check.from_seq, check.to_seq, check.tree_size, started.elapsed()).map_err(io)?,
-        Err(failure) => writeln!(out, "   offline verification FAILED: {failure}").map_err(io)?,
-    }
-    summary.export_verified = checked.is_ok();
-
-    let started = step(
-        out,
-        10,
-        "Verify the whole chain: every hash, every signature (batched, both cores), every index",
-    )
-    .map_err(io)?;
-    let report = verify_log(
-        ledger.store().as_ref(),
-        dir.anchor_public_key()?,
-        VerifyRange::default(),
-        None,
-    )?;
-    summary.chain_verified = report.is_ok();
-    summary.events = report.events_checked;
-    let verdict = if report.is_ok() { "OK" } else { "FAILED" };
-    writeln!(
-        out,
-        "   {verdict}: {} events, {} signatures, {} index entries ({:.2?})",
-        report.events_checked,
-        report.signatures_checked,
-        report.index_entries_checked,
-        started.elapsed()
-    )
-    .map_err(io)?;
 
     summary.gateway = gateway::run(
         11,
