@@ -6,17 +6,18 @@
 
 use super::{AppendBatch, Head, LogStore, StoreError, StoreIter, StoreResult, StoredRecord};
 use crate::time::LedgerTime;
-use postgres::types::ToSql;
 use postgres::{Client, NoTls};
 use r2d2_postgres::PostgresConnectionManager;
 use std::sync::Mutex;
 use uuid::Uuid;
 
 mod follow;
+mod rows;
 mod setup;
 mod write;
 
 pub use follow::PgRole;
+use rows::{all_rows, bigint_range, prefix_end, record_of, seq_of};
 use setup::{check_schema, migrate, password_from_env, redact};
 use write::write;
 
@@ -164,63 +165,6 @@ impl PgStore {
             work(&mut client).map_err(backend)
         })
     }
-
-    /// Pages through `sql` (which takes `$1` = the key to continue after, `$2` = the page size and ends with an
-    /// ORDER BY on that key), mapping rows with `map`, which also returns the key of the row.
-    fn paged<'a, T: Send + 'a>(
-        &'a self,
-        sql: &'static str,
-        start: i64,
-        params: Vec<Box<dyn ToSql + Sync + Send>>,
-        map: fn(&postgres::Row) -> StoreResult<(i64, T)>,
-    ) -> StoreIter<'a, T> {
-        let mut after = start;
-        let mut buffer: std::collections::VecDeque<StoreResult<T>> = Default::default();
-        let mut done = false;
-        Box::new(std::iter::from_fn(move || {
-            if buffer.is_empty() && !done {
-                let fetched = self.read(|client| {
-                    let mut args: Vec<&(dyn ToSql + Sync)> = vec![&after, &PAGE];
-                    args.extend(params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)));
-                    client.query(sql, &args)
-                });
-                match fetched {
-                    Ok(rows) => {
-                        done = (rows.len() as i64) < PAGE;
-                        for row in &rows {
-                            match map(row) {
-                                Ok((key, item)) => {
-                                    after = key;
-                                    buffer.push_back(Ok(item));
-                                }
-                                Err(e) => {
-                                    buffer.push_back(Err(e));
-                                    done = true;
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        done = true;
-                        buffer.push_back(Err(e));
-                    }
-                }
-            }
-            buffer.pop_front()
-        }))
-    }
-}
-
-fn record_of(row: &postgres::Row) -> StoreResult<(i64, StoredRecord)> {
-    let seq: i64 = row.get(0);
-    let bytes: Vec<u8> = row.get(1);
-    Ok((seq, StoredRecord::decode(seq as u64, &bytes)?))
-}
-
-fn seq_of(row: &postgres::Row) -> StoreResult<(i64, u64)> {
-    let seq: i64 = row.get(0);
-    Ok((seq, seq as u64))
 }
 
 impl LogStore for PgStore {
@@ -453,35 +397,5 @@ impl LogStore for PgStore {
             tx.commit().map_err(backend)?;
             Ok(removed)
         })
-    }
-}
-
-/// The smallest byte string after every string starting with `prefix` (None: there is none).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < u8::MAX {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
-}
-
-/// A seq range as PostgreSQL bigints (seqs beyond i64 cannot exist there).
-fn bigint_range(from: u64, to: u64) -> (i64, i64) {
-    (
-        from.min(i64::MAX as u64) as i64,
-        to.min(i64::MAX as u64) as i64,
-    )
-}
-
-fn all_rows<'a, T: Send + 'a>(
-    rows: StoreResult<Vec<postgres::Row>>,
-    map: fn(&postgres::Row) -> StoreResult<T>,
-) -> StoreIter<'a, T> {
-    match rows {
-        Ok(rows) => Box::new(rows.into_iter().map(move |row| map(&row))),
-        Err(e) => Box::new(std::iter::once(Err(e))),
     }
 }
