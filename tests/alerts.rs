@@ -196,6 +196,17 @@ async fn a_revocation_arrives_signed_by_the_documented_recipe_and_without_any_se
     assert_eq!(listed["deliveries"][0]["alert_id"], got.alert_id.as_str());
     assert!(!listed.to_string().contains(SECRET));
     assert_eq!(listed["sinks"][0]["name"], "security");
+    for bad in ["sink=", "sink=Not%20A%20Sink", "status=lost", "limit=0"] {
+        let (status, body) = call(
+            &client(),
+            M::GET,
+            format!("{}/v1/alerts/deliveries?{bad}", s.base),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

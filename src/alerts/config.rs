@@ -131,6 +131,14 @@ impl SinkConfig {
     }
 }
 
+/// Whether `name` can name a sink: 1-64 of a-z, 0-9, `_` and `-`.
+pub fn is_sink_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(c))
+}
+
 impl AlertsConfig {
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=86_400).contains(&self.check_interval_secs) {
@@ -145,12 +153,7 @@ impl AlertsConfig {
         let mut names = std::collections::BTreeSet::new();
         for sink in &self.sinks {
             let field = |what: &str| format!("alerts.sinks[{:?}].{what}", sink.name);
-            let name_ok = (1..=64).contains(&sink.name.len())
-                && sink
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(c));
-            if !name_ok {
+            if !is_sink_name(&sink.name) {
                 return Err(format!(
                     "alerts.sinks: name {:?} must be 1-64 of a-z, 0-9, _ and -",
                     sink.name

@@ -56,6 +56,16 @@ pub async fn deliveries(
             })
         })
         .transpose()?;
+    if let Some(sink) = query
+        .sink
+        .as_deref()
+        .filter(|s| !crate::alerts::config::is_sink_name(s))
+    {
+        return Err(ApiError::bad_request(
+            "sink",
+            format!("{sink:?} is not a sink name (1-64 of a-z, 0-9, _ and -)"),
+        ));
+    }
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("limit", "must be 1-1000"));
