@@ -159,6 +159,24 @@ fn index_entry_pointing_at_the_wrong_seq_is_located() {
 }
 
 #[test]
+fn a_missing_lifecycle_entry_is_named_by_its_event() {
+    // Whole-log verification compares index digests and reads the events again only when they differ.
+    let (report, _) = tampered(|store| {
+        store
+            .raw_tree()
+            .remove(SledStore::raw_lifecycle_key(1))
+            .unwrap();
+    });
+    assert!(
+        report.problems.iter().any(|p| p.seq == 1
+            && p.kind == ProblemKind::IndexMismatch
+            && p.detail.contains("lifecycle index has no entry")),
+        "{:?}",
+        report.problems
+    );
+}
+
+#[test]
 fn cut_tail_behind_the_head_is_detected() {
     let (report, dir) = tampered(|store| {
         let head = store.head().unwrap().unwrap().seq;

@@ -78,6 +78,7 @@ pub(super) fn check_indexes(
     let stored = stored_digest(store.key_index(), |key| *key.as_bytes(), bounds)?;
     let mut checked = stored.count;
     if stored != *expected {
+        name_missing_entries(store, bounds, problems, |event| (event.key_ids(), false))?;
         // Only on failure: find the entries whose event does not name their key.
         let mut strays = BTreeSet::new();
         for entry in store.key_index() {
@@ -136,6 +137,9 @@ pub(super) fn check_lifecycle_index(
         stored.add(&uuid::Uuid::nil(), seq?);
     }
     if stored != *expected {
+        name_missing_entries(store, bounds, problems, |event| {
+            ([None, None], event.data.is_lifecycle())
+        })?;
         for seq in store.lifecycle_seqs(1, end) {
             let seq = seq?;
             let lifecycle = store
@@ -255,4 +259,55 @@ pub(super) fn check_attribute_index(
         problems.push(problem(seq, ProblemKind::IndexMismatch, detail));
     }
     Ok(stored.count)
+}
+
+/// The key and lifecycle index entries event `seq` should have (`keys`, `lifecycle`) and has not.
+pub(super) fn missing_index_entries(
+    store: &dyn LogStore,
+    seq: u64,
+    keys: &[Option<uuid::Uuid>; 2],
+    lifecycle: bool,
+) -> Vec<Problem> {
+    let mut missing = Vec::new();
+    for key in keys.iter().flatten() {
+        if !indexed(store.key_seqs(*key, seq, seq + 1)) {
+            missing.push(Problem {
+                seq,
+                kind: ProblemKind::IndexMismatch,
+                detail: format!("key index has no entry for key {key} at this seq"),
+            });
+        }
+    }
+    if lifecycle && !indexed(store.lifecycle_seqs(seq, seq + 1)) {
+        missing.push(problem(
+            seq,
+            ProblemKind::IndexMismatch,
+            "lifecycle index has no entry for this event",
+        ));
+    }
+    missing
+}
+
+/// After a digest mismatch: reads the events up to `bounds.to` again and names each entry `wants` says an event
+/// should have (its keys, whether it is a lifecycle event) that the index lacks.
+fn name_missing_entries(
+    store: &dyn LogStore,
+    bounds: IndexBounds,
+    problems: &mut Vec<Problem>,
+    wants: impl Fn(&Event) -> ([Option<uuid::Uuid>; 2], bool),
+) -> LedgerResult<()> {
+    for record in store.scan(1, bounds.to.saturating_add(1)) {
+        let record = record?;
+        // An event that does not decode is reported by the event checks already.
+        if let Ok(event) = Event::decode(&record.body) {
+            let (keys, lifecycle) = wants(&event);
+            problems.extend(missing_index_entries(store, record.seq, &keys, lifecycle));
+        }
+    }
+    Ok(())
+}
+
+/// Whether an index lookup found its entry (an unreadable entry counts as missing).
+fn indexed(mut entries: crate::store::StoreIter<'_, u64>) -> bool {
+    matches!(entries.next(), Some(Ok(_)))
 }
