@@ -8,7 +8,7 @@ mod common;
 mod process;
 
 use common::pg;
-use process::{admin_key_from, free_port, wait_until};
+use process::{admin_key_from, free_port, keyledger, wait_until};
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -18,15 +18,6 @@ use std::time::{Duration, Instant};
 /// How long a standby may take to answer after the leader dies.
 const TAKEOVER_BOUND: Duration = Duration::from_secs(10);
 const ROUNDS: usize = 10;
-
-fn keyledger(data: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_keyledger"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .output()
-        .expect("keyledger runs")
-}
 
 /// `serve` (leader or standby) on its own port; the log goes next to the data directory.
 fn serve(data: &Path, standby: bool, n: usize) -> (Child, String) {

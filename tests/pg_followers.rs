@@ -7,7 +7,7 @@ mod common;
 mod process;
 
 use common::pg;
-use process::{admin_key_from, wait_until, Served};
+use process::{admin_key_from, keyledger, wait_until, Served};
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -15,15 +15,6 @@ use std::time::{Duration, Instant};
 
 /// How long a follower may take to show what the leader acknowledged.
 const LAG_BOUND: Duration = Duration::from_secs(5);
-
-fn keyledger(data: &Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_keyledger"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .output()
-        .expect("keyledger runs")
-}
 
 fn create_key(
     client: &Client,

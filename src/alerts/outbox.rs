@@ -20,6 +20,9 @@ use zeroize::Zeroizing;
 const READ_CHUNK: usize = 512;
 /// How often a sink looks for pending alerts when nothing is appended.
 const IDLE_WAKE: Duration = Duration::from_secs(1);
+/// How often a cursor that moved past events without alerts is persisted (a durable write each time). Saving it
+/// late costs a restart only a re-read of those events: they raised no alert for this sink.
+const CURSOR_SAVE_EVERY: Duration = Duration::from_secs(10);
 
 /// The running outbox; its tasks stop when it is dropped.
 pub struct Outbox {
@@ -179,13 +182,24 @@ async fn run_sink(
             return;
         }
     };
+    let mut saved = cursor;
+    let mut last_save = std::time::Instant::now();
     loop {
         if let Err(error) = deliver_pending(&ledger, &sink, &metrics).await {
             tracing::warn!(sink = %name, %error, "delivering pending alerts failed");
         }
-        match deliver_from_log(&ledger, &sink, &metrics, &origin, cursor).await {
+        match deliver_from_log(&ledger, &sink, &metrics, &origin, cursor, &mut saved).await {
             Ok(next) => cursor = next,
             Err(error) => tracing::warn!(sink = %name, %error, "reading the log for alerts failed"),
+        }
+        if cursor > saved && last_save.elapsed() >= CURSOR_SAVE_EVERY {
+            match save_cursor(&ledger, &name, cursor).await {
+                Ok(()) => saved = cursor,
+                Err(error) => {
+                    tracing::warn!(sink = %name, %error, "saving the alert cursor failed")
+                }
+            }
+            last_save = std::time::Instant::now();
         }
         if cursor < ledger.durable_seq() {
             continue;
@@ -219,14 +233,16 @@ async fn deliver_pending(
     Ok(())
 }
 
-/// Delivers the alerts of the lifecycle events after `cursor` (up to a chunk); returns the new cursor, which is
-/// persisted after every delivered alert.
+/// Delivers the alerts of the lifecycle events after `cursor` (up to a chunk); returns the new cursor. The cursor
+/// is persisted (and `saved` moved) after every delivered alert, so that a restart never sends one twice for
+/// want of a save.
 async fn deliver_from_log(
     ledger: &Arc<Ledger>,
     sink: &Sink,
     metrics: &AlertMetrics,
     origin: &str,
     cursor: u64,
+    saved: &mut u64,
 ) -> LedgerResult<u64> {
     let durable = ledger.durable_seq();
     if durable <= cursor {
@@ -266,9 +282,7 @@ async fn deliver_from_log(
         };
         deliver(ledger, sink, metrics, &alert).await?;
         save_cursor(ledger, &sink.config.name, event.seq).await?;
-    }
-    if reached > cursor {
-        save_cursor(ledger, &sink.config.name, reached).await?;
+        *saved = event.seq;
     }
     Ok(reached)
 }

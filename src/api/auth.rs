@@ -53,6 +53,14 @@ pub(crate) fn presented(headers: &HeaderMap) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
+/// The caller's `User-Agent`, as recorded with its use (at most 256 characters).
+pub(crate) fn user_agent(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(256).collect())
+}
+
 /// The recorded key use that authenticates a request, ready to submit.
 pub struct Authentication {
     pub command: VerifyKey,
@@ -73,10 +81,7 @@ pub fn authentication(
             "send a keyledger key as `Authorization: Bearer <key>` or `X-API-Key`",
         ));
     };
-    let user_agent = headers
-        .get("user-agent")
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(256).collect());
+    let user_agent = user_agent(headers);
     let command = VerifyKey::new(
         &secret,
         Some(peer.ip()),

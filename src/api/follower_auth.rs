@@ -74,10 +74,7 @@ impl LeaderAuth {
             ));
         };
         let secret = Zeroizing::new(presented(headers).unwrap_or_default());
-        let user_agent = headers
-            .get("user-agent")
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(256).collect::<String>());
+        let user_agent = super::auth::user_agent(headers);
         let body = serde_json::json!({
             "secret": secret.as_str(),
             "ip": peer.ip().to_string(),

@@ -125,6 +125,8 @@ pub(crate) fn spawn(
 fn follow(shared: &Shared, status: &FollowerStatus, mut chain: ReplayOutcome) {
     while !shared.stopping.load(Ordering::Relaxed) {
         status.refresh_leader(shared.store.as_ref());
+        // Cheap: a follower's chain state holds no projections (those are in `shared`).
+        let before = chain.clone();
         match catch_up(shared, status, chain) {
             Ok(next) => chain = next,
             Err(error) => {
@@ -135,8 +137,8 @@ fn follow(shared: &Shared, status: &FollowerStatus, mut chain: ReplayOutcome) {
                 }
                 tracing::warn!(%error, "following the log failed; retrying");
                 std::thread::sleep(POLL);
-                match reopen_chain(shared) {
-                    Some(reopened) => chain = reopened,
+                match resume_after_failure(shared, before) {
+                    Some(resumed) => chain = resumed,
                     None => return,
                 }
                 continue;
@@ -149,15 +151,19 @@ fn follow(shared: &Shared, status: &FollowerStatus, mut chain: ReplayOutcome) {
     }
 }
 
-/// After a failed catch-up the chain state was consumed: rebuild it from the projections' position by a
-/// chain-only replay (the projections themselves are intact: they only ever receive checked events).
-fn reopen_chain(shared: &Shared) -> Option<ReplayOutcome> {
+/// After a failed catch-up the chain state it took was consumed, though some of its events may already be
+/// applied (the projections only ever receive checked events): catch the state taken `before` it up to the
+/// projections' position by a chain-only replay of just those events.
+fn resume_after_failure(shared: &Shared, before: ReplayOutcome) -> Option<ReplayOutcome> {
     let applied = shared.durable_seq.load(Ordering::Acquire);
-    let config = shared.read_projections().config.clone();
-    let start = Resume::genesis(crate::projection::Projections::new(config));
+    let prev = before.head.map_or(crate::chain::GENESIS_PREV, |h| h.hash);
+    let resume = Resume {
+        outcome: before,
+        prev,
+    };
     match replay_range(
         shared.store.as_ref(),
-        start,
+        resume,
         applied + 1,
         Apply::ChainOnly,
         None,
@@ -165,7 +171,7 @@ fn reopen_chain(shared: &Shared) -> Option<ReplayOutcome> {
     ) {
         Ok((outcome, _)) => Some(outcome),
         Err(error) => {
-            shared.fail(&error);
+            tracing::warn!(%error, "could not resume following the log");
             None
         }
     }

@@ -20,6 +20,7 @@ use rayon::prelude::*;
 const CHUNK: usize = 4096;
 
 /// What a replay produced.
+#[derive(Clone)]
 pub struct ReplayOutcome {
     pub projections: Projections,
     pub signers: SignerRegistry,

@@ -13,6 +13,16 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Runs `keyledger --data DATA ARGS…` to completion.
+pub fn keyledger(data: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_keyledger"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .output()
+        .expect("keyledger runs")
+}
+
 /// Polls `done` every 100 ms for up to 20 s, failing the test with `what` if it never holds.
 pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
