@@ -143,6 +143,13 @@ impl Server {
             self.ledger.clone(),
         );
         drop(self);
+        // A connection task may drop its copy of the app state a moment after the graceful shutdown returned.
+        let released = std::time::Instant::now();
+        while Arc::strong_count(&ledger) > 1
+            && released.elapsed() < std::time::Duration::from_secs(5)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         let reopen_dir = dir.clone();
         let reopened = tokio::task::spawn_blocking(move || {
             let mut ledger =
