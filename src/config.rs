@@ -292,6 +292,14 @@ impl AnalysisConfig {
         {
             return Err("anchor.command is empty".into());
         }
+        if self
+            .anchor
+            .read_command
+            .as_deref()
+            .is_some_and(|c| c.trim().is_empty())
+        {
+            return Err("anchor.read_command is empty".into());
+        }
         Ok(())
     }
 

@@ -1,13 +1,11 @@
 //! Anchors: checkpoints kept outside the data directory. The writer hands every new checkpoint, once it is
 //! durable in the log, to an [`AnchorSink`] that appends it to a file (on another mount) and/or pipes it to a
 //! command (shipping it to object storage or a SIEM). `audit verify --anchor` and `verify-export --checkpoint`
-//! read such a file back and check the ledger against the newest checkpoint in it: a ledger shorter than, or
-//! inconsistent with, a kept checkpoint was cut or rewritten.
+//! read such a file back and check the ledger against the checkpoints in it (audit/anchor_check.rs): a ledger
+//! shorter than, or inconsistent with, a kept checkpoint was cut or rewritten.
 //!
 //! The file is the signed notes concatenated, each exactly as signed (docs/FORMAT.md §8).
 
-use super::checkpoint::Checkpoint;
-use crate::signers::SignerEntry;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::PathBuf;
@@ -23,11 +21,48 @@ pub struct AnchorConfig {
     pub file: Option<PathBuf>,
     /// Run this with `sh -c` for every new checkpoint, the note on its standard input.
     pub command: Option<String>,
+    /// Run this with `sh -c` when a writer opens: its standard output is the notes kept so far (what `command`
+    /// shipped, read back). Without it (and without `file`), a writer cannot check its log against the anchor.
+    pub read_command: Option<String>,
 }
 
 impl AnchorConfig {
     pub fn is_set(&self) -> bool {
         self.file.is_some() || self.command.is_some()
+    }
+
+    /// The notes kept so far, read back from `file` (a missing file holds none yet) and `read_command`;
+    /// `None` when neither is configured. An unreadable file or a failing command is an error.
+    pub fn read_kept(&self) -> Result<Option<String>, String> {
+        if self.file.is_none() && self.read_command.is_none() {
+            return Ok(None);
+        }
+        let mut kept = String::new();
+        if let Some(path) = &self.file {
+            match std::fs::read(path) {
+                // Whole notes only, so a torn last note cannot run into what the command prints.
+                Ok(bytes) => kept.push_str(&split_notes(&String::from_utf8_lossy(&bytes)).concat()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("anchor.file {}: {e}", path.display())),
+            }
+        }
+        if let Some(command) = &self.read_command {
+            let output = Command::new("sh")
+                .arg("-c")
+                .arg(command)
+                .stdin(Stdio::null())
+                .stderr(Stdio::inherit())
+                .output()
+                .map_err(|e| format!("anchor.read_command {command}: {e}"))?;
+            if !output.status.success() {
+                return Err(format!(
+                    "anchor.read_command {command}: exited with {}",
+                    output.status
+                ));
+            }
+            kept.push_str(&String::from_utf8_lossy(&output.stdout));
+        }
+        Ok(Some(kept))
     }
 }
 
@@ -126,62 +161,15 @@ pub fn split_notes(text: &str) -> Vec<String> {
     notes
 }
 
-/// The newest (largest) checkpoint in `text` that one of `signers` signed, with its note.
-pub fn newest_kept(text: &str, signers: &[SignerEntry]) -> Option<(Checkpoint, String)> {
-    split_notes(text)
-        .into_iter()
-        .filter_map(|note| {
-            signers
-                .iter()
-                .find_map(|s| Checkpoint::verify_note(&note, &s.key).ok())
-                .map(|checkpoint| (checkpoint, note))
-        })
-        .max_by_key(|(checkpoint, _)| checkpoint.size)
-}
-
-/// Checks the stored log against the newest checkpoint kept in `kept` (an anchor file's text or one note):
-/// the log must hold at least its size, and its first events must have its root. Returns the kept size.
-/// Run after `verify_log` succeeded, so the stored Merkle nodes are known to match the events.
+/// Checks the stored log against every checkpoint kept in `kept` (an anchor file's text or one note) and returns
+/// the newest kept size; see [`super::anchor_check::check_every_note`].
 pub fn check_log_against(
     store: &dyn crate::store::LogStore,
     anchor: ed25519_dalek::VerifyingKey,
     origin: &str,
     kept: &str,
 ) -> crate::LedgerResult<u64> {
-    let signers = super::verify::signers_before(store, anchor, u64::MAX)?;
-    let (checkpoint, _) = newest_kept(kept, signers.entries()).ok_or_else(|| {
-        crate::LedgerError::PinMismatch(
-            "the anchor holds no checkpoint signed by this ledger's signers".into(),
-        )
-    })?;
-    if checkpoint.origin != origin {
-        return Err(crate::LedgerError::PinMismatch(format!(
-            "the anchored checkpoint is of another ledger ({})",
-            checkpoint.origin
-        )));
-    }
-    let held = store.head()?.map_or(0, |h| h.seq);
-    if checkpoint.size > held {
-        return Err(crate::LedgerError::Corrupt {
-            seq: held + 1,
-            problem: format!(
-                "the log holds {held} events but a checkpoint kept outside covers {}: events {}..={} were cut",
-                checkpoint.size,
-                held + 1,
-                checkpoint.size
-            ),
-        });
-    }
-    if super::tree::stored_root(store, checkpoint.size)? != checkpoint.root {
-        return Err(crate::LedgerError::Corrupt {
-            seq: checkpoint.size,
-            problem: format!(
-                "the log's first {} events do not have the root of the checkpoint kept outside: history was rewritten",
-                checkpoint.size
-            ),
-        });
-    }
-    Ok(checkpoint.size)
+    super::anchor_check::check_every_note(store, anchor, origin, kept).map(|report| report.newest)
 }
 
 #[cfg(test)]

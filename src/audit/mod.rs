@@ -1,6 +1,7 @@
 //! Auditing the log: full or ranged verification of the chain, signatures and indexes.
 
 pub mod anchor;
+pub mod anchor_check;
 pub mod archive;
 pub mod checkpoint;
 pub mod export;

@@ -40,7 +40,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub json: bool,
     /// A file of checkpoints kept outside the data directory (the `[anchor] file`, or one saved note): the log
-    /// must hold at least the newest one's events, with its root.
+    /// must hold the events of every note in it, with its root.
     #[arg(long)]
     pub anchor: Option<std::path::PathBuf>,
 }
@@ -119,8 +119,12 @@ fn verify(cli: &Cli, args: &VerifyArgs) -> CliResult {
     print_verify_report(&report, args.json, started.elapsed())?;
     if let Some(kept) = kept {
         let origin = dir.identity()?.origin;
-        let size = crate::audit::anchor::check_log_against(store.as_ref(), anchor, &origin, &kept)?;
-        println!("OK: the log extends the newest checkpoint kept outside ({size} events)");
+        let report =
+            crate::audit::anchor_check::check_every_note(store.as_ref(), anchor, &origin, &kept)?;
+        println!(
+            "OK: the log holds every checkpoint kept outside ({} notes, the newest of {} events)",
+            report.notes, report.newest
+        );
     }
     Ok(())
 }

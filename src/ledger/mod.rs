@@ -117,6 +117,7 @@ impl Ledger {
         let anchor_config = config.anchor.clone();
         let opened = startup::open_state(store.as_ref(), &candidates, &config, startup)?;
         let replayed = opened.replayed;
+        startup::check_anchor(store.as_ref(), &replayed, &anchor_config)?;
         let opened_from_snapshot = opened.unchecked_prefix.map(|(head, _)| head.seq);
         // After the replay, which has checked every record this reads.
         let backfilled = backfill::ensure_attribute_index(store.as_ref())?;

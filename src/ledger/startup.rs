@@ -4,9 +4,10 @@
 use super::replay::replay_from;
 use super::snapshot;
 use super::{replay_log_with, ReplayOutcome, Shared};
+use crate::audit::anchor::AnchorConfig;
 use crate::chain::LedgerSigner;
 use crate::config::AnalysisConfig;
-use crate::error::LedgerResult;
+use crate::error::{LedgerError, LedgerResult};
 use crate::signers::SignerRegistry;
 use crate::store::{Head, LogStore};
 use std::sync::atomic::Ordering;
@@ -73,6 +74,49 @@ pub(crate) fn open_state(
         replayed: replay_log_with(store, None, None, config.clone())?,
         unchecked_prefix: None,
     })
+}
+
+/// Refuses to write to a log that is behind, or not consistent with, the newest checkpoint kept in its anchor
+/// (a restored backup that lost anchored events must not regrow over them). With only `anchor.command` set the
+/// writer cannot read the anchor back and checks the stored checkpoints alone (it says so in the log).
+pub(crate) fn check_anchor(
+    store: &dyn LogStore,
+    replayed: &ReplayOutcome,
+    config: &AnchorConfig,
+) -> LedgerResult<()> {
+    let kept = match config.read_kept() {
+        Ok(Some(kept)) => kept,
+        Ok(None) => {
+            if config.command.is_some() {
+                tracing::warn!("anchor.command is set without anchor.read_command or anchor.file: the writer cannot read the anchor back to check this log against it");
+            }
+            return Ok(());
+        }
+        Err(why) => {
+            return Err(LedgerError::Config(format!(
+                "could not read the anchor back to check the log against it: {why}"
+            )))
+        }
+    };
+    let Some(origin) = replayed.origin.as_deref() else {
+        return Ok(());
+    };
+    let held = replayed.head.map_or(0, |h| h.seq);
+    let checked = crate::audit::anchor_check::check_writer_against(
+        store,
+        replayed.signers.entries(),
+        origin,
+        &kept,
+        held,
+    )?;
+    if let Some(size) = checked {
+        tracing::info!(
+            kept = size,
+            held,
+            "the log holds the newest anchored checkpoint"
+        );
+    }
+    Ok(())
 }
 
 /// The state a [`Startup::Snapshot`] open builds (the stored snapshot plus the events after it), without

@@ -170,11 +170,18 @@ pub(super) fn finish(
     }
 }
 
-fn older_checkpoint(note: &str, v: &Verifier) -> Result<Checkpoint, String> {
-    v.signers
-        .entries()
+/// The newest checkpoint in `kept` (one saved note, or an anchor file of many in any order) that one of this
+/// ledger's signers signed: the export must reach it and prove it grew from it.
+fn older_checkpoint(kept: &str, v: &Verifier) -> Result<Checkpoint, String> {
+    crate::audit::anchor::split_notes(kept)
         .iter()
-        .find_map(|signer| Checkpoint::verify_note(note, &signer.key).ok())
+        .filter_map(|note| {
+            v.signers
+                .entries()
+                .iter()
+                .find_map(|signer| Checkpoint::verify_note(note, &signer.key).ok())
+        })
+        .max_by_key(|checkpoint| checkpoint.size)
         .ok_or_else(|| {
             "the kept checkpoint is not signed by any of this ledger's signers".to_string()
         })
