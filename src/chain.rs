@@ -138,6 +138,36 @@ pub fn verify_hash_signature(public: &VerifyingKey, hash: &Hash32, signature: &[
         .is_ok()
 }
 
+/// A signature to check: the event's seq, its hash, its signature and the key of the signer in force.
+pub type PendingSignature = (u64, Hash32, [u8; 64], VerifyingKey);
+
+/// Checks signatures in batches on all cores; returns the lowest seq whose signature does not verify (a failing
+/// batch is re-checked one by one, strictly).
+pub fn first_bad_signature(pending: &[PendingSignature]) -> Option<u64> {
+    use rayon::prelude::*;
+    pending
+        .par_chunks(256)
+        .filter_map(|batch| {
+            let messages: Vec<&[u8]> = batch
+                .iter()
+                .map(|(_, hash, _, _)| hash.as_slice())
+                .collect();
+            let signatures: Vec<Signature> = batch
+                .iter()
+                .map(|(_, _, sig, _)| Signature::from_bytes(sig))
+                .collect();
+            let keys: Vec<VerifyingKey> = batch.iter().map(|(_, _, _, key)| *key).collect();
+            if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
+                return None;
+            }
+            batch
+                .iter()
+                .find(|(_, hash, sig, key)| !verify_hash_signature(key, hash, sig))
+                .map(|(seq, _, _, _)| *seq)
+        })
+        .min()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

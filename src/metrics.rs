@@ -17,6 +17,8 @@ pub struct Metrics {
     commit_micros_total: AtomicU64,
     commit_buckets: [AtomicU64; COMMIT_BUCKETS_MICROS.len()],
     verify_outcomes: [AtomicU64; VerifyCode::ALL.len()],
+    /// Checkpoints that could not be handed to the anchor (file or command), shared with its delivery thread.
+    pub anchor_failures: std::sync::Arc<AtomicU64>,
 }
 
 impl Metrics {
@@ -50,6 +52,12 @@ impl Metrics {
             out,
             "keyledger_events_appended_total {}",
             self.events_appended.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(out, "# TYPE keyledger_anchor_failures_total counter");
+        let _ = writeln!(
+            out,
+            "keyledger_anchor_failures_total {}",
+            self.anchor_failures.load(Ordering::Relaxed)
         );
         let _ = writeln!(out, "# TYPE keyledger_batches_committed_total counter");
         let _ = writeln!(out, "keyledger_batches_committed_total {batches}");

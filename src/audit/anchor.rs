@@ -66,6 +66,15 @@ impl AnchorConfig {
     }
 }
 
+/// Deliveries that failed in this process, whichever ledger made them: a CLI command exits non-zero when its
+/// checkpoint could not be anchored.
+static FAILED_IN_PROCESS: AtomicU64 = AtomicU64::new(0);
+
+/// How many checkpoints this process could not anchor.
+pub fn failures_in_this_process() -> u64 {
+    FAILED_IN_PROCESS.load(Ordering::Relaxed)
+}
+
 /// Delivers notes on a thread of its own, so a slow command never holds up the flusher.
 pub struct AnchorSink {
     notes: mpsc::Sender<String>,
@@ -73,15 +82,15 @@ pub struct AnchorSink {
 }
 
 impl AnchorSink {
-    /// Starts the delivery thread; `None` when no anchor is configured.
+    /// Starts the delivery thread, counting failed deliveries in `failures`; `None` when no anchor is configured.
     pub fn start(
         config: &AnchorConfig,
+        failures: Arc<AtomicU64>,
     ) -> std::io::Result<Option<(Self, std::thread::JoinHandle<()>)>> {
         if !config.is_set() {
             return Ok(None);
         }
         let (notes, inbox) = mpsc::channel::<String>();
-        let failures = Arc::new(AtomicU64::new(0));
         let counted = failures.clone();
         let config = config.clone();
         let handle = std::thread::Builder::new()
@@ -90,6 +99,7 @@ impl AnchorSink {
                 for note in inbox {
                     if let Err(error) = deliver(&config, &note) {
                         counted.fetch_add(1, Ordering::Relaxed);
+                        FAILED_IN_PROCESS.fetch_add(1, Ordering::Relaxed);
                         tracing::error!(%error, "could not anchor a checkpoint outside the data directory");
                     }
                 }

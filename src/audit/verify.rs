@@ -5,8 +5,8 @@ use super::checkpoint::stored_checkpoints;
 use super::problem::{problem, Problem, ProblemKind, VerifyRange, VerifyReport};
 use super::tree::Frontier;
 use super::verify_indexes::{
-    check_attribute_index, check_checkpoints, check_indexes, check_lifecycle_index,
-    missing_index_entries, CheckpointBounds, EntryDigest, IndexBounds,
+    check_attribute_index, check_checkpoint_series, check_checkpoints, check_indexes,
+    check_lifecycle_index, missing_index_entries, CheckpointBounds, EntryDigest, IndexBounds,
 };
 use super::verify_rollups::RollupCheck;
 use super::verify_tree::{archived_frontier, TreeCheck};
@@ -235,7 +235,8 @@ pub fn verify_log(
         }
     }
     if from_genesis && !unreadable {
-        let bounds = IndexBounds { to };
+        let archived = super::archive::archived_size(store)?;
+        let bounds = IndexBounds { to, archived };
         report.index_entries_checked = check_indexes(store, &expected_keys, bounds, &mut problems)?
             + check_lifecycle_index(store, &expected_lifecycle, bounds, &mut problems)?;
         if crate::store::has_attribute_index(store)? {
@@ -252,6 +253,7 @@ pub fn verify_log(
             CheckpointBounds { newest, to },
             &mut problems,
         );
+        check_checkpoint_series(&checkpoints, archived, to, &mut problems);
     }
     problems.sort_by_key(|p| (p.seq, p.kind));
     problems.truncate(MAX_PROBLEMS);

@@ -16,6 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Clone, Copy)]
 pub(super) struct IndexBounds {
     pub to: u64,
+    /// Events archived away (their index entries may be pruned).
+    pub archived: u64,
 }
 
 /// The newest event stored and the last one verified.
@@ -104,11 +106,17 @@ pub(super) fn check_indexes(
             });
         }
     }
+    let stride = crate::store::TIME_INDEX_STRIDE as u64;
+    let mut previous = bounds.archived;
     for entry in store.time_index() {
         let (time, seq) = entry?;
         if seq > bounds.to {
             continue;
         }
+        if seq > previous + stride {
+            problems.push(time_gap(previous, seq));
+        }
+        previous = previous.max(seq);
         checked += 1;
         match store.get(seq)? {
             Some(record) if record.time == time => {}
@@ -121,7 +129,48 @@ pub(super) fn check_indexes(
             }),
         }
     }
+    if bounds.to >= previous + stride {
+        problems.push(time_gap(previous, bounds.to + 1));
+    }
     Ok(checked)
+}
+
+/// Each batch's first event and every 64th after it has a time-index entry, so no two entries are further
+/// apart than that: a larger gap means an entry was removed (seeks stay correct, but the index was edited).
+fn time_gap(previous: u64, next: u64) -> Problem {
+    problem(
+        previous + 1,
+        ProblemKind::IndexMismatch,
+        &format!(
+            "the time index has no entry for events {}..={} (one is written at least every {} events): an entry was removed",
+            previous + 1,
+            next - 1,
+            crate::store::TIME_INDEX_STRIDE
+        ),
+    )
+}
+
+/// The writer stores a checkpoint at every multiple of 1,024 events and keeps them all: each one the verified
+/// range (above the archived prefix) reaches must be there.
+pub(super) fn check_checkpoint_series(
+    checkpoints: &[(u64, String)],
+    archived: u64,
+    to: u64,
+    problems: &mut Vec<Problem>,
+) {
+    let stored: BTreeSet<u64> = checkpoints.iter().map(|(size, _)| *size).collect();
+    let every = crate::audit::checkpoint::CHECKPOINT_EVERY;
+    let mut size = (archived / every + 1) * every;
+    while size <= to {
+        if !stored.contains(&size) {
+            problems.push(problem(
+                size,
+                ProblemKind::CheckpointMismatch,
+                &format!("the stored checkpoint of {size} events is missing (one is kept for every multiple of {every}): it was removed"),
+            ));
+        }
+        size += every;
+    }
 }
 
 /// Checks that the lifecycle index lists exactly the events that are not `key.used`.

@@ -193,7 +193,17 @@ pub fn main() -> ExitCode {
     if !matches!(cli.command, Command::Serve(_)) {
         quiet_on_closed_pipe();
     }
-    match run(&cli) {
+    // A server reports failed anchoring on /healthz and /metrics while it runs; a command, by its exit code.
+    let serving = matches!(cli.command, Command::Serve(_));
+    let result = run(&cli).and_then(|()| match crate::audit::anchor::failures_in_this_process() {
+        0 => Ok(()),
+        _ if serving => Ok(()),
+        failed => Err(CliError::new(
+            EXIT_FAILED,
+            format!("{failed} checkpoint(s) could not be anchored outside the data directory (see the log above); the events themselves are recorded"),
+        )),
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {}", error.message);

@@ -140,7 +140,13 @@ impl DataDir {
     pub fn identity(&self) -> LedgerResult<LedgerIdentity> {
         let path = self.identity_path();
         let text = fs::read_to_string(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
+            if e.kind() == std::io::ErrorKind::NotFound && self.db_path().exists() {
+                LedgerError::PinMismatch(format!(
+                    "{} is missing but {} holds a log: the identity that pins its genesis was removed",
+                    path.display(),
+                    self.db_path().display()
+                ))
+            } else if e.kind() == std::io::ErrorKind::NotFound {
                 LedgerError::Config(format!(
                     "{} is not a keyledger data directory (no ledger.json); run `keyledger init` first",
                     self.root.display()
@@ -156,8 +162,16 @@ impl DataDir {
     /// The trust anchor: the first signer's public key from `signing.pub`.
     pub fn anchor_public_key(&self) -> LedgerResult<VerifyingKey> {
         let path = self.public_key_path();
-        let text = fs::read_to_string(&path)
-            .map_err(|e| LedgerError::io(format!("reading {}", path.display()), e))?;
+        let text = fs::read_to_string(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound && self.identity_path().exists() {
+                LedgerError::PinMismatch(format!(
+                    "{} is missing: the ledger's first public key (its trust anchor) was removed; restore it from a copy kept elsewhere",
+                    path.display()
+                ))
+            } else {
+                LedgerError::io(format!("reading {}", path.display()), e)
+            }
+        })?;
         parse_public_key_hex(&text)
             .map_err(|e| LedgerError::Config(format!("{}: {e}", path.display())))
     }
@@ -278,7 +292,7 @@ impl DataDir {
                 identity.genesis_hash.as_deref().unwrap_or("(none)")
             )));
         }
-        let store = self.open_backend()?;
+        let store = self.open_backend_existing()?;
         pin::check_genesis(&identity, store.as_ref())?;
         Ok(store)
     }
@@ -296,6 +310,16 @@ impl DataDir {
             }
             None => Arc::new(SledStore::open(&self.db_path())?),
         })
+    }
+
+    /// [`DataDir::open_backend`] for a log that must exist already: sled's files are checked before it opens them.
+    fn open_backend_existing(&self) -> LedgerResult<Arc<dyn LogStore>> {
+        match self.config()?.store {
+            None if self.pg_role != crate::store::PgRole::Standby => {
+                Ok(Arc::new(SledStore::open_existing(&self.db_path())?))
+            }
+            _ => self.open_backend(),
+        }
     }
 
     /// Records in keyledger.toml that the log lives at `url` (PostgreSQL), before `init`.

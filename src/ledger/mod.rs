@@ -118,7 +118,7 @@ impl Ledger {
         let opened = startup::open_state(store.as_ref(), &candidates, &config, startup)?;
         let replayed = opened.replayed;
         startup::check_anchor(store.as_ref(), &replayed, &anchor_config)?;
-        let opened_from_snapshot = opened.unchecked_prefix.map(|(head, _)| head.seq);
+        let opened_from_snapshot = opened.from_snapshot;
         // After the replay, which has checked every record this reads.
         let backfilled = backfill::ensure_attribute_index(store.as_ref())?;
         if backfilled > 0 {
@@ -188,7 +188,11 @@ impl Ledger {
         let (sender, receiver) = mpsc::channel(COMMAND_QUEUE);
         let signer_public_hex = signer.public_key_hex();
         let start = |e| LedgerError::io("starting the writer threads", e);
-        let anchor = crate::audit::anchor::AnchorSink::start(&anchor_config).map_err(start)?;
+        let anchor = crate::audit::anchor::AnchorSink::start(
+            &anchor_config,
+            shared.metrics.anchor_failures.clone(),
+        )
+        .map_err(start)?;
         let (anchor, anchor_thread) = match anchor {
             Some((sink, thread)) => (Some(sink), Some(thread)),
             None => (None, None),

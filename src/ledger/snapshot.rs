@@ -8,12 +8,14 @@ use super::replay::{replay_range, Apply, Resume};
 use super::ReplayOutcome;
 use crate::audit::checkpoint::{stored_checkpoints, Checkpoint};
 use crate::audit::tree::Frontier;
-use crate::chain::{verify_hash_signature, Hash32, LedgerSigner, SignerId};
+use crate::chain::{
+    first_bad_signature, verify_hash_signature, Hash32, LedgerSigner, PendingSignature, SignerId,
+};
 use crate::config::AnalysisConfig;
 use crate::error::{LedgerError, LedgerResult};
 use crate::projection::Projections;
 use crate::signers::SignerRegistry;
-use crate::store::{Head, LogStore};
+use crate::store::{Head, LogStore, StoredRecord};
 use crate::time::LedgerTime;
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
@@ -275,6 +277,22 @@ fn parse_hash(text: &str) -> Option<Hash32> {
 
 /// Checks the events a snapshot stands for: the chain from genesis to `head`, every stored checkpoint within
 /// it, and that the recomputed Merkle root is the snapshot's. `Ok(false)` when cancelled before the end.
+const SIGNATURE_CHUNK: usize = 4096;
+
+/// Checks the signatures gathered so far and empties the list; a bad one is the log's corruption at its seq.
+fn flush_signatures(pending: &mut Vec<PendingSignature>) -> LedgerResult<()> {
+    match first_bad_signature(pending) {
+        Some(seq) => Err(LedgerError::Corrupt {
+            seq,
+            problem: "signature does not verify".into(),
+        }),
+        None => {
+            pending.clear();
+            Ok(())
+        }
+    }
+}
+
 pub(crate) fn check_prefix(
     store: &dyn LogStore,
     head: Head,
@@ -282,14 +300,30 @@ pub(crate) fn check_prefix(
     cancel: &AtomicBool,
 ) -> LedgerResult<bool> {
     let start = crate::audit::archive::replay_start(store, AnalysisConfig::default())?;
+    // Every signature too, not only the chain and the root: a flipped signature byte changes neither.
+    let mut pending: Vec<PendingSignature> = Vec::with_capacity(SIGNATURE_CHUNK);
+    let mut visit = |record: &StoredRecord, _: &crate::event::Event, signers: &SignerRegistry| {
+        let signer = signers
+            .signer_for(record.seq)
+            .ok_or_else(|| LedgerError::Corrupt {
+                seq: record.seq,
+                problem: "no signer is known for this event".into(),
+            })?;
+        pending.push((record.seq, record.hash, record.signature, signer.key));
+        if pending.len() >= SIGNATURE_CHUNK {
+            flush_signatures(&mut pending)?;
+        }
+        Ok(())
+    };
     let (outcome, _) = replay_range(
         store,
         start,
         head.seq + 1,
-        Apply::ChainOnly,
+        Apply::Visit(&mut visit),
         None,
         Some(cancel),
     )?;
+    flush_signatures(&mut pending)?;
     let reached = outcome.head.map_or(0, |h| h.seq);
     if reached < head.seq && cancel.load(std::sync::atomic::Ordering::Relaxed) {
         return Ok(false);

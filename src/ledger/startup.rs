@@ -41,6 +41,8 @@ pub enum StartupCheck {
 pub(crate) struct Opened {
     pub replayed: ReplayOutcome,
     pub unchecked_prefix: Option<(Head, crate::chain::Hash32)>,
+    /// The seq of the snapshot the state was loaded from (`None` after a full replay).
+    pub from_snapshot: Option<u64>,
 }
 
 pub(crate) fn open_state(
@@ -65,14 +67,23 @@ pub(crate) fn open_state(
                 return Ok(Opened {
                     replayed,
                     unchecked_prefix: Some((loaded.head, loaded.root)),
+                    from_snapshot: Some(loaded.head.seq),
                 });
             }
             Err(why) => tracing::info!(reason = %why, "replaying the whole log"),
         }
     }
+    let replayed = replay_log_with(store, None, None, config.clone())?;
+    // The replay checked the signatures after the newest checkpoint only (the ones before are covered by its
+    // signed root); a server also checks those in the background, so a damaged signature is found at start.
+    let unchecked_prefix = match (startup, replayed.head) {
+        (Startup::Snapshot, Some(head)) => Some((head, replayed.frontier.root())),
+        _ => None,
+    };
     Ok(Opened {
-        replayed: replay_log_with(store, None, None, config.clone())?,
-        unchecked_prefix: None,
+        replayed,
+        unchecked_prefix,
+        from_snapshot: None,
     })
 }
 

@@ -7,8 +7,10 @@ mod checked;
 pub mod copy;
 mod pg;
 mod record;
+mod sled_files;
 mod sled_prune;
 mod sled_store;
+mod sled_tamper;
 
 pub use checked::{check_record, CheckedReader};
 pub use pg::{PgRole, PgStore};

@@ -181,6 +181,11 @@ impl SledStore {
         seq_key(EVENT, seq).to_vec()
     }
 
+    /// Raw key of a time-index entry (for tamper tests).
+    pub(super) fn raw_time_index_key(time: LedgerTime, seq: u64) -> Vec<u8> {
+        time_index_key(time, seq).to_vec()
+    }
+
     /// Raw key of a lifecycle-index entry (for tamper tests).
     pub fn raw_lifecycle_key(seq: u64) -> Vec<u8> {
         seq_key(LIFECYCLE_INDEX, seq).to_vec()
