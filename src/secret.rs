@@ -133,6 +133,21 @@ pub fn check_format(text: &str) -> Result<(), SecretFormatError> {
     }
 }
 
+/// True when `text` holds a keyledger secret anywhere: `kl_<env>_` and the 36 characters after it pass
+/// [`check_format`] (shape and checksum), whatever surrounds them. Fields that are stored, echoed or logged
+/// (names, owners, scopes, metadata, request ids) refuse such text; the checksum keeps look-alikes such as
+/// documentation examples acceptable.
+pub fn contains_secret(text: &str) -> bool {
+    text.match_indices("kl_").any(|(at, _)| {
+        let Some(env_len) = text[at + 3..].find('_') else {
+            return false;
+        };
+        let end = at + 3 + env_len + 1 + BODY_LEN + CHECK_LEN;
+        text.get(at..end)
+            .is_some_and(|candidate| check_format(candidate).is_ok())
+    })
+}
+
 /// The public prefix of a well-formed secret.
 pub fn public_prefix_of(text: &str) -> Option<String> {
     let rest = text.strip_prefix("kl_")?;
@@ -215,6 +230,33 @@ mod tests {
             Secret::parse("kl_Prod_abc").err(),
             Some(SecretFormatError::Shape)
         );
+    }
+
+    #[test]
+    fn secrets_are_found_inside_other_text_but_look_alikes_are_not() {
+        let text = Secret::generate("production").expose().to_string();
+        for holder in [
+            text.clone(),
+            format!("req-{text}"),
+            format!("{text}.2"),
+            format!("xkl_{text}"),
+            format!("note: {text} é"),
+        ] {
+            assert!(contains_secret(&holder), "{holder}");
+        }
+        let mut typo = text.clone().into_bytes();
+        let at = typo.len() - 1;
+        typo[at] = if typo[at] == b'a' { b'b' } else { b'a' };
+        for other in [
+            String::from_utf8(typo).unwrap(),
+            text[..text.len() - 1].to_string(),
+            format!("kl_prod_{}", "A".repeat(36)),
+            "kl_".into(),
+            "kl_é_".into(),
+            "team-billing".into(),
+        ] {
+            assert!(!contains_secret(&other), "{other}");
+        }
     }
 
     #[test]

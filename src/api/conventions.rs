@@ -1,9 +1,10 @@
 //! The conventions every response follows, whichever layer produced it: an `X-Request-Id` (the caller's when
-//! sane, else a new one, also handed to the handler), `Cache-Control: no-store` (answers carry key material and
+//! sane, else a new one, also handed to the handler; one holding a keyledger secret is refused with 400 before
+//! anything echoes, logs or records it), `Cache-Control: no-store` (answers carry key material and
 //! secrets), `WWW-Authenticate` on 401, and a JSON error body with a stable code on every error status, including
 //! those made by the router (404, 405) and by the limit and timeout layers (413, 408).
 
-use super::auth::request_id;
+use super::auth::{check_request_id, request_id};
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -42,12 +43,21 @@ fn is_json(response: &Response) -> bool {
 
 /// The middleware; install it outermost so it sees every response.
 pub async fn conventions(mut request: Request, next: Next) -> Response {
+    let refused = check_request_id(request.headers()).err();
     let id = request_id(request.headers());
     // The handler's authentication reads the same header, so the recorded request id is the one echoed.
     if let Ok(value) = HeaderValue::from_str(&id) {
         request.headers_mut().insert(REQUEST_ID, value);
     }
-    let mut response = next.run(request).await;
+    let mut response = match refused {
+        // Answered here, outside the request log's layer and before any handler: only the new id is logged.
+        Some(refusal) => {
+            tracing::info!(method = %request.method(), path = %request.uri().path(), request_id = %id,
+                "refused with 400: the X-Request-Id holds a keyledger secret");
+            refusal.into_response()
+        }
+        None => next.run(request).await,
+    };
     let status = response.status();
     if (status.is_client_error() || status.is_server_error()) && !is_json(&response) {
         let message = status

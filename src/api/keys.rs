@@ -232,6 +232,8 @@ pub async fn revoke_owner(
 ) -> ApiResult<Json<Value>> {
     let caller = authenticate(&state, &headers, peer, ADMIN).await?;
     let Path(owner) = path.map_err(|_| ApiError::bad_request("owner", "not a valid owner name"))?;
+    // The owner rules of key creation: no secret, no bidi or zero-width characters (the answer echoes the owner).
+    let owner = crate::keys::validate::owner(&owner)?;
     let reason = revocation_reason(None, &headers, &body)?;
     let revoked = state
         .ledger

@@ -25,6 +25,13 @@ impl Command for RevokeOwnerKeys {
         if owner.is_empty() {
             return Err(LedgerError::invalid("owner", "must not be empty"));
         }
+        if crate::secret::contains_secret(owner) {
+            // Never echoed: the "no such owner" answer would print it back.
+            return Err(LedgerError::invalid(
+                "owner",
+                "holds a keyledger secret (kl_…); treat that key as exposed and rotate it",
+            ));
+        }
         let reason = self.reason.as_deref().map(validate_reason).transpose()?;
         let now = ctx.now();
         let mut doomed: Vec<(u64, Uuid)> = ctx

@@ -1,5 +1,8 @@
 //! Validation of key configuration input: names, scopes, metadata limits, CIDRs, rate limits and policies.
-//! Every refusal names the field and says what is allowed.
+//! Every refusal names the field and says what is allowed. Text that identifies a key (names, owners, scopes,
+//! metadata) refuses a keyledger secret pasted into it and characters that change how text displays (bidi
+//! controls, zero-width and other invisible characters), so that no key can pose as another; those refusals never
+//! repeat the value.
 
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::{AnomalyPolicy, KeyConfig, KeyPatch, RotationPolicy};
@@ -20,8 +23,47 @@ fn invalid<T>(field: &str, message: impl Into<String>) -> LedgerResult<T> {
     Err(LedgerError::invalid(field, message))
 }
 
+/// Invisible characters that change how the text around them displays: controls, bidi embeddings, overrides,
+/// isolates and marks, zero-width characters, line and paragraph separators, and the other format characters.
+fn invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{00AD}' | '\u{0600}'..='\u{0605}' | '\u{061C}' | '\u{06DD}' | '\u{070F}'
+            | '\u{0890}'..='\u{0891}' | '\u{08E2}' | '\u{180E}' | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}' | '\u{110CD}' | '\u{13430}'..='\u{1343F}' | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}' | '\u{E0001}' | '\u{E0020}'..='\u{E007F}')
+}
+
+fn no_secret(field: &str, value: &str) -> LedgerResult<()> {
+    if crate::secret::contains_secret(value) {
+        return invalid(
+            field,
+            "holds a keyledger secret (kl_…), which never belongs here; consider it exposed and rotate its key",
+        );
+    }
+    Ok(())
+}
+
+/// Refuses a secret or an invisible character in `value` without repeating it (the code point is named).
+fn clean(field: &str, value: &str) -> LedgerResult<()> {
+    no_secret(field, value)?;
+    match value.chars().find(|c| invisible(*c)) {
+        Some(c) => invalid(
+            field,
+            format!(
+                "must not contain control, bidi or zero-width characters (found U+{:04X})",
+                u32::from(c)
+            ),
+        ),
+        None => Ok(()),
+    }
+}
+
+/// Free text (a description): no secret, no control characters.
 fn text(field: &str, value: &str, max: usize, required: bool) -> LedgerResult<String> {
     let trimmed = value.trim();
+    no_secret(field, trimmed)?;
     if required && trimmed.is_empty() {
         return invalid(field, "must not be empty");
     }
@@ -34,7 +76,19 @@ fn text(field: &str, value: &str, max: usize, required: bool) -> LedgerResult<St
     Ok(trimmed.to_string())
 }
 
+/// Text that identifies a key (a name, an owner, a metadata value): also no invisible characters.
+fn label(field: &str, value: &str, max: usize, required: bool) -> LedgerResult<String> {
+    clean(field, value.trim())?;
+    text(field, value, max, required)
+}
+
+/// An owner, as a key carries it and revoke-by-owner names it.
+pub fn owner(value: &str) -> LedgerResult<String> {
+    label("owner", value, MAX_NAME, true)
+}
+
 fn token(field: &str, value: &str, max: usize, extra: &str) -> LedgerResult<String> {
+    clean(field, value)?;
     let ok = !value.is_empty()
         && value.len() <= max
         && value
@@ -60,6 +114,7 @@ pub fn scopes(field: &str, values: &[String]) -> LedgerResult<Vec<String>> {
     let mut out: Vec<String> = Vec::with_capacity(values.len());
     for value in values {
         let scope = value.trim().to_string();
+        clean(field, &scope)?;
         super::scope::check(field, &scope)?;
         if !out.contains(&scope) {
             out.push(scope);
@@ -93,7 +148,7 @@ pub fn metadata(values: &BTreeMap<String, String>) -> LedgerResult<BTreeMap<Stri
     let mut out = BTreeMap::new();
     for (key, value) in values {
         let key = token("metadata", key, 64, "_.:-")?;
-        let value = text(&format!("metadata.{key}"), value, MAX_METADATA_VALUE, false)?;
+        let value = label(&format!("metadata.{key}"), value, MAX_METADATA_VALUE, false)?;
         out.insert(key, value);
     }
     Ok(out)
@@ -237,9 +292,9 @@ pub fn anomaly_policy(policy: &AnomalyPolicy) -> LedgerResult<AnomalyPolicy> {
 /// Validates and normalises a whole configuration (creation).
 pub fn config(input: &KeyConfig) -> LedgerResult<KeyConfig> {
     Ok(KeyConfig {
-        name: text("name", &input.name, MAX_NAME, true)?,
+        name: label("name", &input.name, MAX_NAME, true)?,
         description: text("description", &input.description, MAX_DESCRIPTION, false)?,
-        owner: text("owner", &input.owner, MAX_NAME, true)?,
+        owner: owner(&input.owner)?,
         scopes: scopes("scopes", &input.scopes)?,
         environment: environment(&input.environment)?,
         project_ids: project_ids(&input.project_ids)?,
@@ -271,11 +326,7 @@ pub fn patch(input: &KeyPatch) -> LedgerResult<KeyPatch> {
             .as_deref()
             .map(|v| text("description", v, MAX_DESCRIPTION, false))
             .transpose()?,
-        owner: input
-            .owner
-            .as_deref()
-            .map(|v| text("owner", v, MAX_NAME, true))
-            .transpose()?,
+        owner: input.owner.as_deref().map(owner).transpose()?,
         scopes: input
             .scopes
             .as_deref()
@@ -344,6 +395,21 @@ mod tests {
         assert!(
             err.to_string().contains("ip_allowlist") && err.to_string().contains("10.0.0.0/33")
         );
+    }
+
+    #[test]
+    fn invisible_characters_are_refused_by_code_point_and_letters_of_any_script_kept() {
+        for c in "\u{202E}\u{2066}\u{200B}\u{FEFF}\u{061C}\u{E0041}\n".chars() {
+            let err = owner(&format!("team{c}a")).unwrap_err().to_string();
+            let named = format!("(found U+{:04X})", u32::from(c));
+            assert!(err.starts_with("owner") && err.ends_with(&named), "{err}");
+        }
+        assert_eq!(owner(" équipe-東京 ").unwrap(), "équipe-東京");
+        let secret = crate::secret::Secret::generate("prod").expose().to_string();
+        let err = scopes("scopes", std::slice::from_ref(&secret))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("scopes") && !err.contains(&secret), "{err}");
     }
 
     #[test]
