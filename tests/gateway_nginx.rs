@@ -368,3 +368,56 @@ async fn authz_trusts_forwarding_headers_only_from_configured_proxies() {
     let body: Value = not_a_gateway.json().await.unwrap();
     assert!(!body.to_string().contains(&reader));
 }
+
+/// Issue 28, case 5: a call without `X-Keyledger-Gateway-Key` (or with an empty one) answers 401
+/// `gateway_unauthenticated` and is recorded as the refused use of an unknown gateway (actor `system`, no key,
+/// `bad_format`, the peer as `ip` and `gateway_ip`), with or without a client key, which is not looked at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authz_without_a_gateway_key_is_recorded_as_a_refused_gateway_use() {
+    let s = start_with_config(AUTHZ_TOML).await;
+    let (_, reader) = key(&s, "orders-reader", json!({})).await;
+    let local = client();
+    for (request_id, header, value) in [
+        ("no-gateway-1", "x-api-key", reader.as_str()),
+        ("no-gateway-2", "x-keyledger-gateway-key", " "),
+    ] {
+        let answer = local
+            .get(format!("{}/v1/authz/orders/1", s.base))
+            .header("x-request-id", request_id)
+            .header(header, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(code_of(&answer), "gateway_unauthenticated");
+    }
+
+    let (status, page) = call(
+        &local,
+        M::GET,
+        format!("{}/v1/events?type=key.used&limit=1000", s.base),
+        Some(&s.admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let events = page["events"].as_array().expect("events").iter();
+    let refused: Vec<&Value> = events
+        .map(|item| &item["event"])
+        .filter(|e| {
+            e["request_id"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("no-gateway-"))
+        })
+        .collect();
+    assert_eq!(refused.len(), 2, "one event per answered call: {page}");
+    // Exactly this: no key_id or prefix (the client's key is not looked at), no path.
+    let unknown_gateway = json!({"outcome": "bad_format", "scope": "ledger:verify",
+        "ip": "127.0.0.1", "gateway_ip": "127.0.0.1"});
+    for (event, request_id) in refused.iter().zip(["no-gateway-1", "no-gateway-2"]) {
+        assert_eq!(event["request_id"], request_id, "{event}");
+        assert_eq!(event["actor"], json!({"kind": "system"}), "{event}");
+        assert_eq!(event["data"], unknown_gateway, "{event}");
+    }
+    assert!(!page.to_string().contains(&reader), "a secret in the log");
+}

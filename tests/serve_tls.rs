@@ -21,6 +21,22 @@ fn write_certificate(dir: &Path) -> String {
     pem
 }
 
+/// A self-signed certificate marked as a CA (CA:TRUE), as `openssl req -x509 -newkey ed25519 -nodes -subj
+/// /CN=localhost` makes one, for `names`; written as `name`.pem with `name`.key.pem beside it.
+fn write_ca_certificate(dir: &Path, name: &str, names: &[&str]) {
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .expect("certificate parameters");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "localhost");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("an Ed25519 key");
+    let cert = params.self_signed(&key).expect("a certificate");
+    std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+    std::fs::write(dir.join(format!("{name}.key.pem")), key.serialize_pem()).unwrap();
+}
+
 /// A client that trusts only `pem`, with a new connection for every request.
 fn client_trusting(pem: &str) -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
@@ -40,13 +56,17 @@ fn healthy(client: &reqwest::blocking::Client, url: &str) -> bool {
 }
 
 fn serve_tls(data: &Path, certs: &Path, addr: &str) -> Child {
+    serve_tls_with(data, &certs.join("cert.pem"), &certs.join("key.pem"), addr)
+}
+
+fn serve_tls_with(data: &Path, cert: &Path, key: &Path, addr: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_keyledger"))
         .arg("--data")
         .arg(data)
         .args(["serve", "--addr", addr, "--tls-cert"])
-        .arg(certs.join("cert.pem"))
+        .arg(cert)
         .arg("--tls-key")
-        .arg(certs.join("key.pem"))
+        .arg(key)
         .env_remove("KEYLEDGER_SIGNING_KEY")
         .env_remove("KEYLEDGER_SIGNING_KEY_FILE")
         .stdout(Stdio::null())
@@ -138,4 +158,77 @@ fn a_non_loopback_address_needs_tls_or_an_explicit_plain_http() {
     let (code, text) = common::run_cli(&data, &["serve", "--addr", "0.0.0.0:0"]);
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("--tls-cert"), "{text}");
+}
+
+/// `keyledger --server SERVER --ca-cert CA key list` in client mode; returns its exit code and output.
+fn list_keys_through(server: &str, ca: &Path, token: &str) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_keyledger"))
+        .args(["--server", server, "--ca-cert"])
+        .arg(ca)
+        .args(["key", "list"])
+        .env("KEYLEDGER_TOKEN", token)
+        .env_remove("KEYLEDGER_ADDR")
+        .env_remove("KEYLEDGER_CACERT")
+        .output()
+        .expect("run keyledger");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// Issue 28, case 4: the CLI trusts a self-signed certificate marked CA:TRUE that `serve --tls-cert` presents and
+/// `--ca-cert` names (as curl --cacert does), and still refuses another certificate and another host name.
+#[test]
+fn client_mode_accepts_a_self_signed_ca_certificate_given_with_ca_cert() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (code, init) = common::run_cli(&data, &["init"]);
+    assert_eq!(code, 0, "{init}");
+    let admin = process::admin_key_from(&init);
+    write_ca_certificate(tmp.path(), "served", &["localhost"]);
+    write_ca_certificate(tmp.path(), "other", &["localhost", "127.0.0.1"]);
+    let port = free_port();
+    let mut server = serve_tls_with(
+        &data,
+        &tmp.path().join("served.pem"),
+        &tmp.path().join("served.key.pem"),
+        &format!("127.0.0.1:{port}"),
+    );
+    let any_certificate = reqwest::blocking::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    wait_until("serve answers over HTTPS", || {
+        healthy(
+            &any_certificate,
+            &format!("https://127.0.0.1:{port}/healthz"),
+        )
+    });
+
+    let localhost = format!("https://localhost:{port}");
+    let (code, text) = list_keys_through(&localhost, &tmp.path().join("served.pem"), &admin);
+    assert_eq!(code, 0, "the served CA:TRUE certificate is trusted: {text}");
+    assert!(
+        text.contains("keyledger"),
+        "the bootstrap admin key is listed: {text}"
+    );
+
+    let (code, text) = list_keys_through(&localhost, &tmp.path().join("other.pem"), &admin);
+    assert_ne!(code, 0, "another certificate is refused: {text}");
+    assert!(text.contains("invalid peer certificate"), "{text}");
+
+    let by_address = format!("https://127.0.0.1:{port}");
+    let (code, text) = list_keys_through(&by_address, &tmp.path().join("served.pem"), &admin);
+    assert_ne!(
+        code, 0,
+        "a name the certificate does not carry is refused: {text}"
+    );
+    assert!(text.contains("not valid for name"), "{text}");
+
+    signal(&server, libc::SIGTERM);
+    assert!(server.wait().unwrap().success());
 }

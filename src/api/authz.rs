@@ -62,7 +62,8 @@ async fn answer(
     let user_agent = header(&headers, "user-agent").map(|ua| ua.chars().take(512).collect());
     crate::keys::check_request(scope.as_deref(), user_agent.as_deref(), project.as_deref())?;
     let request_id = request_id(&headers);
-    let gateway = gateway_authentication(&headers, peer, &request_id)?;
+    let gateway_secret = header(&headers, GATEWAY_KEY_HEADER);
+    let gateway = gateway_authentication(gateway_secret, peer, &request_id);
     let client = client_ip(&headers, peer.ip(), &authz);
     let secret = presented(&headers).unwrap_or_default();
     let required = scope.clone().unwrap_or_else(|| "required".into());
@@ -78,29 +79,35 @@ async fn answer(
         })
         .await?;
     state.ledger.metrics().record_verify(gateway_code);
+    if gateway_secret.is_none() {
+        // Recorded above as the unknown gateway's refused use (`bad_format`: nothing was presented).
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "gateway_unauthenticated",
+            "the proxy must send its ledger:verify key in X-Keyledger-Gateway-Key (docs/GATEWAYS.md)",
+        ));
+    }
     refusal(gateway_code, VERIFY).map_err(|e| gateway_refused(e.retry_after(retry_after)))?;
     let answer = answer.ok_or_else(|| ApiError::from(crate::LedgerError::WriterStopped))?;
     state.ledger.metrics().record_verify(answer.code);
     Ok(decision(&answer, &required))
 }
 
-/// The gateway's own key, checked for `ledger:verify` in the same event as the client's key.
-fn gateway_authentication(
-    headers: &HeaderMap,
-    peer: SocketAddr,
-    request_id: &str,
-) -> ApiResult<VerifyKey> {
-    let Some(secret) = header(headers, GATEWAY_KEY_HEADER) else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "gateway_unauthenticated",
-            "the proxy must send its ledger:verify key in X-Keyledger-Gateway-Key (docs/GATEWAYS.md)",
-        ));
-    };
-    Ok(
-        VerifyKey::new(secret, Some(peer.ip()), Some(VERIFY.to_string()), None)
-            .by(Actor::System, Some(request_id.to_string())),
+/// The gateway's own key, checked for `ledger:verify` in the same event as the client's key. Without one the
+/// gateway is unknown: its use is checked as an empty secret, which is refused as `bad_format` and recorded like
+/// any refused gateway key (actor `system`, the peer as `ip` and `gateway_ip`, the client's key not looked at),
+/// so that an answered call is never missing from the log. That costs an unauthenticated caller no more than
+/// `/v1/verify` with a made-up key does: one small event, no secret hashed.
+fn gateway_authentication(secret: Option<&str>, peer: SocketAddr, request_id: &str) -> VerifyKey {
+    let mut gateway = VerifyKey::new(
+        secret.unwrap_or_default(),
+        Some(peer.ip()),
+        Some(VERIFY.to_string()),
+        None,
     )
+    .by(Actor::System, Some(request_id.to_string()));
+    gateway.gateway_ip = Some(peer.ip());
+    gateway
 }
 
 /// A refused gateway key is the proxy's problem, not the client's: its code is prefixed so that nobody mistakes

@@ -12,6 +12,10 @@ use serde_json::Value;
 use std::time::Duration;
 use uuid::Uuid;
 
+// Beside this file (src/cli/remote_tls.rs), as a child of client mode.
+#[path = "remote_tls.rs"]
+mod tls;
+
 /// Where the token comes from; never a flag, so that it stays out of shell history and `ps`.
 pub const TOKEN_ENV: &str = "KEYLEDGER_TOKEN";
 
@@ -52,10 +56,10 @@ impl Remote {
             let pem = std::fs::read(path).map_err(|e| {
                 CliError::new(EXIT_FAILED, format!("--ca-cert {}: {e}", path.display()))
             })?;
-            let certificate = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+            let tls = tls::client_config(&pem).map_err(|e| {
                 CliError::new(EXIT_FAILED, format!("--ca-cert {}: {e}", path.display()))
             })?;
-            builder = builder.add_root_certificate(certificate);
+            builder = builder.use_preconfigured_tls(tls);
         }
         let client = builder
             .build()
