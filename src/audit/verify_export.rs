@@ -201,12 +201,16 @@ fn run(
     let mut expected = from_seq;
     let mut events = 0u64;
     let mut later_endorsements = Vec::new();
+    // FORMAT.md §9: a rotation outside the window is an endorsement even when it is also a boundary event.
+    let mut endorsed = std::collections::BTreeSet::new();
+    let mut rotating_boundaries = Vec::new();
     let mut first_hash = None;
     let mut item = lines.next()?;
     while let Some((line, value)) = item.take() {
         match value["kind"].as_str() {
             Some("endorsement") => {
                 let seq = value["seq"].as_u64().unwrap_or(0);
+                endorsed.insert(seq);
                 if seq > to_seq {
                     later_endorsements.push((line, value));
                 } else {
@@ -241,6 +245,9 @@ fn run(
                 }
                 boundary_before = true;
                 let record = check_record(&value, line, None)?;
+                if matches!(record.event.data, EventData::SignerRotated(_)) {
+                    rotating_boundaries.push((line, record.seq));
+                }
                 v.signed(&record, line)?;
                 if requested_from.is_some_and(|from| record.event.time >= from) {
                     return fail(line, Some(record.seq), "the event before the window is inside the requested range: events are missing at the start");
@@ -303,6 +310,9 @@ fn run(
                         "boundary event out of place: events are missing before it",
                     );
                 }
+                if matches!(record.event.data, EventData::SignerRotated(_)) {
+                    rotating_boundaries.push((line, record.seq));
+                }
                 v.signed(&record, line)?;
                 if requested_to.is_some_and(|to| record.event.time < to) {
                     return fail(line, Some(record.seq), "the event after the window is inside the requested range: events are missing at the end");
@@ -324,6 +334,16 @@ fn run(
                 }
                 if to_seq < size && !boundary_after {
                     return fail(line, None, "the event after the window is missing: the end of the range cannot be checked");
+                }
+                if let Some((b_line, seq)) = rotating_boundaries
+                    .iter()
+                    .find(|(_, seq)| !endorsed.contains(seq))
+                {
+                    return fail(
+                        *b_line,
+                        Some(*seq),
+                        "the boundary event is a signer rotation that is missing among the endorsements",
+                    );
                 }
                 for (e_line, value) in later_endorsements.drain(..) {
                     let record = check_record(&value, e_line, None)?;
