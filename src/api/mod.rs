@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod key_bodies;
 pub mod key_list;
 pub mod keys;
+pub mod limits;
 pub mod verify;
 
 use crate::ledger::Ledger;
@@ -128,7 +129,12 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
         None => (
             StatusCode::OK,
             Json(json!({
-                "status": "ok",
+                // Degraded: the ledger writes, but checkpoints are not reaching the anchor outside it.
+                "status": match state.ledger.metrics().anchor_failures.load(std::sync::atomic::Ordering::Relaxed) {
+                    0 => "ok",
+                    _ => "degraded",
+                },
+                "anchor_failures": state.ledger.metrics().anchor_failures.load(std::sync::atomic::Ordering::Relaxed),
                 "replication": role(&state.ledger),
                 "durable_seq": state.ledger.durable_seq(),
                 "startup_check": match state.ledger.startup_check() {
@@ -222,6 +228,8 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), stop_on_integrity_failure))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        // Heads refused on the connection (408, 414, 431, 400) arrive as stand-ins: answered here, and logged.
+        .layer(axum::middleware::from_fn(limits::answer_refused))
         .layer(
             tower_http::trace::TraceLayer::new_for_http()
                 .make_span_with(|request: &axum::http::Request<_>| {
@@ -242,33 +250,67 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves; in-flight requests finish, then the caller closes the ledger.
+/// Serves until `shutdown` resolves, with the default [`limits::Limits`]; in-flight requests get up to
+/// [`REQUEST_TIMEOUT`] to finish, then the caller closes the ledger.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let streams = events_stream::StreamShutdown::default();
-    let app = router(state)
-        .layer(axum::Extension(streams.clone()))
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Open event streams never finish on their own: end them so the graceful shutdown can.
-            streams.close();
-        })
-        .await
+    serve_limited(listener, state, limits::Limits::default(), shutdown).await
 }
 
-/// [`serve`] over TLS (rustls): `tls` may be reloaded while serving. On `shutdown`, connections get up to
-/// [`REQUEST_TIMEOUT`] to finish.
+/// [`serve`] with `limits` on its connections: how long a request head may take, how long a connection may stay
+/// idle, how many may be open.
+pub async fn serve_limited(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    limits: limits::Limits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (app, handle) = prepare(state, shutdown);
+    let plain = axum_server::accept::DefaultAcceptor::new();
+    let mut server = axum_server::Server::<std::net::SocketAddr>::from_listener(listener)
+        .acceptor(limits::Guard::new(plain, limits, true))
+        .handle(handle);
+    // Between requests hyper closes a kept-alive connection after the idle limit (only it knows when an answer
+    // was written); the guard answers a head that began but did not finish (408).
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(limits.idle_timeout);
+    server.serve(app).await
+}
+
+/// [`serve_limited`] over TLS (rustls): `tls` may be reloaded while serving.
 pub async fn serve_tls(
     listener: std::net::TcpListener,
     state: AppState,
     tls: axum_server::tls_rustls::RustlsConfig,
+    limits: limits::Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let (app, handle) = prepare(state, shutdown);
+    let tls = axum_server::tls_rustls::RustlsAcceptor::new(tls);
+    let mut server = axum_server::from_tcp(listener)?
+        .acceptor(limits::Guard::new(tls, limits, false))
+        .handle(handle);
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(limits.idle_timeout);
+    server.serve(app).await
+}
+
+/// The app to serve, and a handle that stops it gracefully once `shutdown` resolves: open event streams are
+/// ended (they never finish on their own) and connections get up to [`REQUEST_TIMEOUT`] to finish.
+fn prepare(
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (
+    axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, std::net::SocketAddr>,
+    axum_server::Handle<std::net::SocketAddr>,
+) {
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
     let streams = events_stream::StreamShutdown::default();
@@ -280,8 +322,5 @@ pub async fn serve_tls(
         streams.close();
         stopper.graceful_shutdown(Some(REQUEST_TIMEOUT));
     });
-    axum_server::from_tcp_rustls(listener, tls)?
-        .handle(handle)
-        .serve(app)
-        .await
+    (app, handle)
 }

@@ -1,7 +1,9 @@
-//! `keyledger serve`: the HTTP API over the data directory, with the expiry sweep running every minute.
+//! `keyledger serve`: the HTTP API over the data directory, with the expiry sweep running every minute, and the
+//! limits on its connections (how long a request head may take, how long one may stay idle, how many are open).
 
-use super::{Cli, CliError, CliResult, EXIT_FAILED};
-use crate::api::{serve, serve_tls, AppState};
+use super::{Cli, CliError, CliResult, LogFormat, EXIT_FAILED};
+use crate::api::limits::{Limits, DEFAULT_MAX_CONNECTIONS};
+use crate::api::{serve_limited, serve_tls, AppState};
 use crate::event::Actor;
 use crate::keys::{Requester, SweepExpired};
 use axum_server::tls_rustls::RustlsConfig;
@@ -54,15 +56,66 @@ pub struct ServeArgs {
     /// and --addr); followers name it in their 503 answers and send verifications to it.
     #[arg(long, value_name = "URL")]
     pub advertise: Option<String>,
+    /// How long a request's head (request line and header fields) may take to arrive from its first byte; a
+    /// later one is answered 408 and its connection closed (e.g. 10s, 500ms).
+    #[arg(
+        long,
+        env = "KEYLEDGER_HEADER_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = humantime::parse_duration
+    )]
+    pub header_timeout: Duration,
+    /// How long a connection may stay open with no request begun (a new one, or one kept alive between
+    /// requests); it is then closed without an answer. Keep it above a proxy's idle upstream timeout.
+    #[arg(
+        long,
+        env = "KEYLEDGER_IDLE_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "75s",
+        value_parser = humantime::parse_duration
+    )]
+    pub idle_timeout: Duration,
+    /// How many connections may be open at once; more are answered 503 (closed, over TLS) until some close.
+    #[arg(long, env = "KEYLEDGER_MAX_CONNECTIONS", value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
 }
 
 impl ServeArgs {
     fn tls_files(&self) -> Option<(PathBuf, PathBuf)> {
         Some((self.tls_cert.clone()?, self.tls_key.clone()?))
     }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+        }
+    }
+}
+
+/// Says `message` on stderr: a line of text, or with `--log-format json` a JSON line shaped like the log's own,
+/// so that the stream stays one format. Shown whatever the log level.
+fn say(format: LogFormat, message: &str) {
+    match format {
+        LogFormat::Text => eprintln!("{message}"),
+        LogFormat::Json => eprintln!(
+            "{}",
+            serde_json::json!({
+                "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                "level": "INFO",
+                "fields": { "message": message },
+                "target": "keyledger::serve",
+            })
+        ),
+    }
 }
 
 pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
+    let format = cli.log_format;
+    let limits = args.limits();
+    limits.check().map_err(|e| CliError::new(2, e))?;
     let tls = args.tls_files();
     if tls.is_none() && !args.addr.ip().is_loopback() && !args.allow_plain_http {
         return Err(CliError::new(
@@ -78,7 +131,10 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
     let mut dir = cli.data_dir();
     if args.standby {
         dir = dir.waiting_for_writer();
-        eprintln!("keyledger standby: waiting for the ledger's writer lock");
+        say(
+            format,
+            "keyledger standby: waiting for the ledger's writer lock",
+        );
     }
     let identity = dir.identity()?;
     let leader_auth = if args.follower {
@@ -92,7 +148,7 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
         dir.open_with(&cli.key_source(), crate::ledger::Startup::Snapshot)?
     });
     if args.standby {
-        eprintln!("keyledger standby: took over as the writer");
+        say(format, "keyledger standby: took over as the writer");
     }
     let origin = identity.origin.clone();
     let mut state = AppState::new(ledger.clone(), dir.anchor_public_key()?, identity.origin);
@@ -111,22 +167,40 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
             Some((cert, key)) => Some(load_tls(cert, key).await?),
             None => None,
         };
-        eprintln!(
-            "keyledger {} {} on {}://{} (Ctrl-C or SIGTERM to stop{})",
-            if args.follower {
-                "following (read-only)"
-            } else {
-                "serving"
-            },
-            dir.root().display(),
-            if tls.is_some() { "https" } else { "http" },
-            args.addr,
-            if tls.is_some() {
-                "; SIGHUP reloads the certificate"
-            } else {
-                ""
-            }
+        // Alerts leave from the writer only; a sink without its secret stops the start (exit 2) before anything
+        // is announced.
+        let (_outbox, sinks) = if args.follower {
+            (None, 0)
+        } else {
+            let config = ledger.projections().config.alerts.clone();
+            let outbox =
+                crate::alerts::outbox::Outbox::start(ledger.clone(), &config, origin.clone())
+                    .map_err(|e| CliError::new(2, e))?;
+            state.alert_metrics = Some(outbox.metrics.clone());
+            (Some(outbox), config.sinks.len())
+        };
+        say(
+            format,
+            &format!(
+                "keyledger {} {} on {}://{} (Ctrl-C or SIGTERM to stop{})",
+                if args.follower {
+                    "following (read-only)"
+                } else {
+                    "serving"
+                },
+                dir.root().display(),
+                if tls.is_some() { "https" } else { "http" },
+                args.addr,
+                if tls.is_some() {
+                    "; SIGHUP reloads the certificate"
+                } else {
+                    ""
+                }
+            ),
         );
+        if sinks > 0 {
+            say(format, &format!("alerts: delivering to {sinks} sink(s)"));
+        }
         let url_file = dir.root().join(SERVE_URL_FILE);
         let scheme = if tls.is_some() { "https" } else { "http" };
         if let Err(error) = std::fs::write(&url_file, format!("{scheme}://{}\n", args.addr)) {
@@ -146,20 +220,6 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
                 Err(error) => tracing::warn!(%error, "could not advertise this writer's address"),
             }
         }
-        // Alerts leave from the writer only; a sink without its secret stops the start (exit 2).
-        let _outbox = if args.follower {
-            None
-        } else {
-            let config = ledger.projections().config.alerts.clone();
-            let outbox =
-                crate::alerts::outbox::Outbox::start(ledger.clone(), &config, origin.clone())
-                    .map_err(|e| CliError::new(2, e))?;
-            if !config.sinks.is_empty() {
-                eprintln!("alerts: delivering to {} sink(s)", config.sinks.len());
-            }
-            state.alert_metrics = Some(outbox.metrics.clone());
-            Some(outbox)
-        };
         let sweeper = ledger.clone();
         let follower = args.follower;
         let sweep = tokio::spawn(async move {
@@ -190,19 +250,22 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
                 }
             }
         });
-        let shutdown = async {
+        let shutdown = async move {
             stop_signal().await;
-            eprintln!("shutting down: finishing in-flight requests, then a final checkpoint");
+            say(
+                format,
+                "shutting down: finishing in-flight requests, then a final checkpoint",
+            );
         };
         let served = match (tls_config, tls) {
             (Some(config), Some((cert, key))) => {
-                let reload = tokio::spawn(reload_on_sighup(config.clone(), cert, key));
-                let served = serve_tls(listener, state, config, shutdown).await;
+                let reload = tokio::spawn(reload_on_sighup(config.clone(), cert, key, format));
+                let served = serve_tls(listener, state, config, limits, shutdown).await;
                 reload.abort();
                 served
             }
             _ => match tokio::net::TcpListener::from_std(listener) {
-                Ok(listener) => serve(listener, state, shutdown).await,
+                Ok(listener) => serve_limited(listener, state, limits, shutdown).await,
                 Err(error) => Err(error),
             },
         };
@@ -217,7 +280,7 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
         Ok(mut ledger) => ledger.close(),
         Err(_) => tracing::warn!("the ledger is still shared at shutdown; it closes when released"),
     }
-    eprintln!("stopped");
+    say(format, "stopped");
     Ok(())
 }
 
@@ -259,7 +322,7 @@ async fn load_tls(cert: &Path, key: &Path) -> Result<RustlsConfig, CliError> {
 }
 
 /// Reloads the certificate and key on every SIGHUP (after a renewal); a failed reload keeps the current pair.
-async fn reload_on_sighup(config: RustlsConfig, cert: PathBuf, key: PathBuf) {
+async fn reload_on_sighup(config: RustlsConfig, cert: PathBuf, key: PathBuf, format: LogFormat) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -269,13 +332,19 @@ async fn reload_on_sighup(config: RustlsConfig, cert: PathBuf, key: PathBuf) {
         };
         while hangups.recv().await.is_some() {
             match config.reload_from_pem_file(&cert, &key).await {
-                Ok(()) => eprintln!("reloaded the TLS certificate from {}", cert.display()),
-                Err(error) => eprintln!(
-                    "could not reload the TLS certificate ({error}); still serving the previous one"
+                Ok(()) => say(
+                    format,
+                    &format!("reloaded the TLS certificate from {}", cert.display()),
+                ),
+                Err(error) => say(
+                    format,
+                    &format!(
+                        "could not reload the TLS certificate ({error}); still serving the previous one"
+                    ),
                 ),
             }
         }
     }
     #[cfg(not(unix))]
-    let _ = (config, cert, key);
+    let _ = (config, cert, key, format);
 }
