@@ -1,7 +1,8 @@
 //! `GET /v1/events/stream` against a real server: NDJSON lines in seq order shaped like `/v1/events` items,
 //! filters, resuming with `Last-Event-ID` without gap or duplicate, catching up from a time across chunks,
 //! Server-Sent Events whose ids are the seqs, bad input and missing credentials refused before streaming, and
-//! a server shutdown that ends open streams instead of waiting for them.
+//! a server shutdown that ends open streams instead of waiting for them, and the bounded form (`limit`,
+//! `idle_timeout`) that answers a finite response for scripts and fuzzers.
 
 mod common;
 #[path = "common/server.rs"]
@@ -303,6 +304,9 @@ async fn bad_input_is_a_json_400_and_no_key_a_401() {
         ("after=minus-one", vec![]),
         ("after=3&from=2026-01-01T00:00:00Z", vec![]),
         ("to=2026-01-01T00:00:00Z", vec![]),
+        ("limit=0", vec![]),
+        ("limit=100001&idle_timeout=0", vec![]),
+        ("idle_timeout=3601", vec![]),
         ("", vec![("last-event-id", "abc".to_string())]),
     ];
     for (query, headers) in bad {
@@ -343,5 +347,77 @@ async fn shutting_the_server_down_ends_open_streams() {
     }
     while let Some(line) = sse.next().await {
         assert!(line.is_empty() || line.starts_with(':'), "{line:?}");
+    }
+}
+
+fn content_type(response: &reqwest::Response) -> String {
+    response.headers()["content-type"].to_str().unwrap().into()
+}
+
+/// The whole body of a bounded stream: it must end by itself, well within `WAIT`.
+async fn finite(s: &Server, query: &str, headers: &[(&str, String)]) -> (String, String) {
+    let response = request(s, query, headers).await;
+    assert_eq!(response.status(), StatusCode::OK, "{query}");
+    let kind = content_type(&response);
+    let body = tokio::time::timeout(WAIT, response.text()).await;
+    (kind, body.expect("the stream did not end").unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bounded_form_answers_a_finite_response() {
+    let s = start().await;
+    create(&s, "one").await;
+    create(&s, "two").await;
+    let durable = s.ledger.durable_seq();
+    // idle_timeout=0: every durable event (with the stream's own authentication), then the end.
+    let (kind, body) = finite(&s, "after=0&idle_timeout=0", &[]).await;
+    assert_eq!(kind, "application/x-ndjson");
+    let items = body.lines().map(|l| seq(&serde_json::from_str(l).unwrap()));
+    let (seqs, count) = (items.collect::<Vec<u64>>(), body.lines().count() as u64);
+    assert_eq!(seqs, (1..=count).collect::<Vec<_>>());
+    assert!(count == durable || count == durable + 1, "{seqs:?}");
+    // limit: that many events, then the end, also as Server-Sent Events.
+    let (_, body) = finite(&s, "after=0&limit=2", &[]).await;
+    assert_eq!(body.lines().count(), 2, "{body}");
+    let accept = [("accept", "text/event-stream".to_string())];
+    let (kind, body) = finite(&s, "after=1&limit=3", &accept).await;
+    assert!(kind.starts_with("text/event-stream"));
+    let ids: Vec<&str> = body.lines().filter_map(|l| l.strip_prefix("id:")).collect();
+    assert_eq!(
+        ids.iter().map(|id| id.trim()).collect::<Vec<_>>(),
+        ["2", "3", "4"]
+    );
+    // idle_timeout=1 with nothing new: the end after about a second.
+    let started = std::time::Instant::now();
+    let (_, body) = finite(&s, "idle_timeout=1&type=key.revoked", &[]).await;
+    assert!(
+        body.is_empty() && started.elapsed() >= Duration::from_millis(900),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_with_from_is_a_json_400_naming_from_also_in_the_bounded_form() {
+    let s = start().await;
+    let sse = [("accept", "text/event-stream".to_string())];
+    for query in [
+        "after=0&from=now",
+        "after=0&from=-1h&idle_timeout=0&limit=5",
+    ] {
+        for headers in [&sse[..], &[]] {
+            let response = request(&s, query, headers).await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query}");
+            assert!(
+                content_type(&response).starts_with("application/json"),
+                "{query}"
+            );
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(code(&body), "invalid_request", "{query}: {body}");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(
+                message.starts_with("from:") && message.contains("after"),
+                "{body}"
+            );
+        }
     }
 }

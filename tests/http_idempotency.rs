@@ -207,3 +207,17 @@ async fn a_bad_idempotency_key_is_a_400_naming_the_header() {
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_with_a_space_is_a_400_naming_the_header() {
+    let s = start().await;
+    let before = live_keys(&s);
+    // docs/API.md: visible ASCII only. A space inside is not visible (leading and trailing ones are not sent).
+    let spaced = "create billing";
+    let (status, _, body) = post(&s, "/v1/keys", &s.admin, Some(spaced), &create_body("sp")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_request", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("Idempotency-Key"), "{body}");
+    assert_eq!(live_keys(&s), before, "nothing was created");
+}

@@ -1,7 +1,8 @@
 //! `GET /v1/events/stream`: a follow stream of durable ledger events for SIEMs and scripts, as NDJSON or as
 //! Server-Sent Events, resumable from a seq (`after`, or the `Last-Event-ID` a reconnecting client sends).
 //! Events are read from the store in bounded chunks off the async runtime and never past the durable seq;
-//! between chunks the stream waits for the ledger's commit notifications, and it ends when the server shuts down.
+//! between chunks the stream waits for the ledger's commit notifications, and it ends when the server shuts down,
+//! or, in its bounded form (`limit`, `idle_timeout`), after that many events or that long without one.
 
 use super::auth::{authenticate, READ};
 use super::error::{time_param, uuid_param, ApiError, ApiResult};
@@ -27,7 +28,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -43,6 +44,10 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 pub const STREAM_AFTER: &str = "x-stream-after";
 /// Request header: resume after this seq (what an `EventSource` sends when it reconnects).
 pub const LAST_EVENT_ID: &str = "last-event-id";
+/// Most events a bounded stream (`limit`) may ask for.
+pub const MAX_LIMIT: u64 = 100_000;
+/// Longest `idle_timeout`, in seconds.
+pub const MAX_IDLE_SECS: u64 = 3600;
 
 #[derive(Deserialize, Default, Debug)]
 #[serde(deny_unknown_fields)]
@@ -55,6 +60,8 @@ pub struct StreamQuery {
     ip: Option<String>,
     actor: Option<String>,
     request_id: Option<String>,
+    limit: Option<u64>,
+    idle_timeout: Option<u64>,
 }
 
 /// Ends a server's open streams when it shuts down. A follow stream never finishes by itself and a graceful
@@ -112,6 +119,11 @@ struct Follow {
     pending: VecDeque<Line>,
     commits: watch::Receiver<u64>,
     shutdown: Option<watch::Receiver<bool>>,
+    /// `limit`: how many more events to send before the stream ends.
+    remaining: Option<u64>,
+    /// `idle_timeout`: the stream ends this long after its start or its last event (zero: once caught up).
+    idle: Option<Duration>,
+    last_sent: Instant,
 }
 
 /// `GET /v1/events/stream`: authenticates (`ledger:read`) and checks the request, then streams.
@@ -125,6 +137,7 @@ pub async fn stream(
     authenticate(&state, &headers, peer, READ).await?;
     let Query(q) = query?;
     let start = start(&q, &headers)?;
+    let (remaining, idle) = bounds(&q)?;
     let incident = IncidentFilter {
         event_type: q.event_type,
         ip: q.ip,
@@ -156,18 +169,16 @@ pub async fn stream(
         pending: first.into(),
         commits,
         shutdown: shutdown.map(|Extension(s)| s.subscribe()),
+        remaining,
+        idle,
+        last_sent: Instant::now(),
     };
     let lines = futures_util::stream::unfold(follow, Follow::next);
+    // Proxies such as nginx would otherwise hold events back to fill their buffers.
+    let (after_value, no) = (HeaderValue::from(after), HeaderValue::from_static("no"));
     let stream_headers = [
-        (
-            HeaderName::from_static(STREAM_AFTER),
-            HeaderValue::from(after),
-        ),
-        // Proxies such as nginx would otherwise hold events back to fill their buffers.
-        (
-            HeaderName::from_static("x-accel-buffering"),
-            HeaderValue::from_static("no"),
-        ),
+        (HeaderName::from_static(STREAM_AFTER), after_value),
+        (HeaderName::from_static("x-accel-buffering"), no),
     ];
     if wants_sse(&headers) {
         let events = lines.map(|line| {
@@ -181,15 +192,8 @@ pub async fn stream(
         bytes.push(b'\n');
         Ok::<_, Infallible>(Bytes::from(bytes))
     }));
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-ndjson"),
-        )],
-        stream_headers,
-        body,
-    )
-        .into_response())
+    let ndjson = HeaderValue::from_static("application/x-ndjson");
+    Ok(([(header::CONTENT_TYPE, ndjson)], stream_headers, body).into_response())
 }
 
 /// The start a request asks for: `Last-Event-ID` over `after` or `from`, else only new events.
@@ -204,18 +208,13 @@ fn start(q: &StreamQuery, headers: &HeaderMap) -> ApiResult<Start> {
     let resume = headers
         .get(LAST_EVENT_ID)
         .map(|value| {
-            value
+            let seq = value
                 .to_str()
                 .ok()
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(|v| v.parse::<u64>())
-                .transpose()
-                .ok()
-                .flatten()
-                .ok_or_else(|| {
-                    ApiError::bad_request("Last-Event-ID", "must be the seq of an event (its id)")
-                })
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            seq.ok_or_else(|| {
+                ApiError::bad_request("Last-Event-ID", "must be the seq of an event (its id)")
+            })
         })
         .transpose()?;
     Ok(match (resume.or(q.after), from) {
@@ -223,6 +222,19 @@ fn start(q: &StreamQuery, headers: &HeaderMap) -> ApiResult<Start> {
         (None, Some(time)) => Start::From(time),
         (None, None) => Start::Now,
     })
+}
+
+/// The bounded form's `limit` and `idle_timeout`, checked.
+fn bounds(q: &StreamQuery) -> ApiResult<(Option<u64>, Option<Duration>)> {
+    if q.limit.is_some_and(|n| !(1..=MAX_LIMIT).contains(&n)) {
+        let message = format!("must be 1-{MAX_LIMIT}");
+        return Err(ApiError::bad_request("limit", message));
+    }
+    if q.idle_timeout.is_some_and(|secs| secs > MAX_IDLE_SECS) {
+        let message = format!("must be 0-{MAX_IDLE_SECS} seconds");
+        return Err(ApiError::bad_request("idle_timeout", message));
+    }
+    Ok((q.limit, q.idle_timeout.map(Duration::from_secs)))
 }
 
 fn wants_sse(headers: &HeaderMap) -> bool {
@@ -339,7 +351,12 @@ impl Follow {
     /// The next event to send, waiting for one if need be; `None` ends the stream.
     async fn next(mut self) -> Option<(Line, Self)> {
         loop {
+            if self.remaining == Some(0) {
+                return None;
+            }
             if let Some(line) = self.pending.pop_front() {
+                self.remaining = self.remaining.map(|n| n - 1);
+                self.last_sent = Instant::now();
                 return Some((line, self));
             }
             if self.shutdown.as_ref().is_some_and(|s| *s.borrow()) {
@@ -358,6 +375,10 @@ impl Follow {
                 }
                 continue;
             }
+            if self.idle == Some(Duration::ZERO) {
+                return None; // caught up with the durable log
+            }
+            let idle_end = self.idle.map(|idle| self.last_sent + idle);
             tokio::select! {
                 changed = self.commits.changed() => {
                     // The ledger's notifier is gone: it is closing.
@@ -366,6 +387,7 @@ impl Follow {
                     }
                 }
                 () = closed(self.shutdown.as_mut()) => return None,
+                () = idle_over(idle_end) => return None,
             }
         }
     }
@@ -382,6 +404,14 @@ impl Follow {
         self.cursor = reached;
         self.pending.extend(lines);
         Ok(())
+    }
+}
+
+/// Resolves at the end of the idle time (never, without `idle_timeout`).
+async fn idle_over(end: Option<Instant>) {
+    match end {
+        Some(end) => tokio::time::sleep_until(end.into()).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -81,7 +81,7 @@ fn entry_key(id: &[u8; 32]) -> Vec<u8> {
 fn invalid_key() -> ApiError {
     ApiError::bad_request(
         "Idempotency-Key",
-        format!("must be 1-{MAX_KEY_LEN} visible ASCII characters (e.g. a UUID)"),
+        format!("must be 1-{MAX_KEY_LEN} visible ASCII characters, no spaces (e.g. a UUID)"),
     )
 }
 
@@ -105,9 +105,9 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
     let Some(key) = raw
         .to_str()
         .ok()
-        // Visible ASCII and spaces only: a tab or a control character is a client bug, not a key.
+        // Visible ASCII only (docs/API.md): a space, a tab or a control character is a client bug, not a key.
         .filter(|k| {
-            !k.is_empty() && k.len() <= MAX_KEY_LEN && k.bytes().all(|b| (b' '..=b'~').contains(&b))
+            !k.is_empty() && k.len() <= MAX_KEY_LEN && k.bytes().all(|b| (b'!'..=b'~').contains(&b))
         })
         .map(str::to_string)
     else {
