@@ -46,19 +46,6 @@ fn anchor_config(data: &Path, anchor_file: &Path) {
     .unwrap();
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 fn head(data: &Path) -> u64 {
     let text = ok(data, &["audit", "verify"]);
     let events = text
@@ -87,7 +74,7 @@ fn anchored(more_keys: usize) -> Anchored {
     ok(&data, &["init"]);
     create_keys(&data, 0..2);
     let backup = tmp.path().join("backup");
-    copy_dir(&data, &backup);
+    common::copy_dir(&data, &backup);
     let backup_size = head(&data);
     create_keys(&data, 2..2 + more_keys);
     let size = head(&data);
@@ -105,7 +92,7 @@ fn anchored(more_keys: usize) -> Anchored {
 /// The backup restored into a directory whose writer anchors to another file, grown by `keys` keys; returns it.
 fn regrown_backup(a: &Anchored, keys: usize) -> (PathBuf, PathBuf) {
     let restored = a.tmp.path().join("restored");
-    copy_dir(&a.backup, &restored);
+    common::copy_dir(&a.backup, &restored);
     let other_anchor = a.tmp.path().join("other.anchors");
     anchor_config(&restored, &other_anchor);
     create_keys(&restored, 100..100 + keys);
@@ -247,7 +234,7 @@ fn a_writer_refuses_a_log_behind_its_anchor_through_the_cli() {
     let a = anchored(3);
     let before = std::fs::read_to_string(&a.anchor_file).unwrap();
     std::fs::remove_dir_all(&a.data).unwrap();
-    copy_dir(&a.backup, &a.data);
+    common::copy_dir(&a.backup, &a.data);
     let (code, text) = common::run_cli(
         &a.data,
         &[
@@ -281,7 +268,7 @@ fn a_writer_refuses_a_log_behind_its_anchor_through_the_cli() {
 fn serve_refuses_a_log_behind_its_anchor_before_it_answers_anyone() {
     let a = anchored(3);
     std::fs::remove_dir_all(&a.data).unwrap();
-    copy_dir(&a.backup, &a.data);
+    common::copy_dir(&a.backup, &a.data);
     let port = process::free_port().to_string();
     let mut child = Command::new(env!("CARGO_BIN_EXE_keyledger"))
         .arg("--data")

@@ -55,19 +55,6 @@ fn anchored_ledger(events: usize) -> (tempfile::TempDir, DataDir, PathBuf) {
     (tmp, dir, anchor_file)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn wiped_log_is_refused_and_nothing_appends_to_it() {
     let (tmp, dir) = common::ledger_with_uses(5, &[Uuid::from_u128(1)]);
@@ -108,7 +95,7 @@ fn a_replaced_public_key_or_foreign_log_is_found_at_open() {
     let identity = dir.identity().unwrap();
     std::fs::write(dir.public_key_path(), format!("{}\n", identity.public_key)).unwrap();
     std::fs::remove_dir_all(dir.db_path()).unwrap();
-    copy_dir(&other.db_path(), &dir.db_path());
+    common::copy_dir(&other.db_path(), &dir.db_path());
     let (code, text) = cli(dir.root(), &["events"]);
     assert_eq!(code, 3, "{text}");
     assert!(text.contains("genesis"), "{text}");
@@ -229,7 +216,7 @@ fn truncation_sweep_with_an_anchor_has_no_silent_loss_and_no_panic() {
     for cut in 0..57u64 {
         let percent = 5 + cut * 90 / 56;
         let copy_root = tmp.path().join(format!("cut-{cut}"));
-        copy_dir(dir.root(), &copy_root);
+        common::copy_dir(dir.root(), &copy_root);
         let copy = DataDir::new(&copy_root);
         let file = std::fs::OpenOptions::new()
             .write(true)
@@ -285,7 +272,7 @@ fn a_truncated_panicking_store_is_exit_3_from_the_cli() {
     let mut codes = Vec::new();
     for percent in [10, 30, 50, 70, 90] {
         let root = tmp.path().join(format!("t{percent}"));
-        copy_dir(dir.root(), &root);
+        common::copy_dir(dir.root(), &root);
         let file = std::fs::OpenOptions::new()
             .write(true)
             .open(root.join("log/db"))
