@@ -48,7 +48,15 @@ impl Drop for PgStore {
     fn drop(&mut self) {
         // Closing a synchronous client blocks on its own runtime, which may not happen on an async worker thread.
         if let Some(inner) = self.inner.take() {
-            off_runtime(move || drop(inner));
+            off_runtime(move || {
+                // The server frees a session's advisory lock only when its backend exits, a moment after the
+                // client hangs up; unlocking first frees the writer lock by the time this store is dropped.
+                if let Some(writer) = &inner.writer {
+                    let mut session = writer.lock().unwrap_or_else(|p| p.into_inner());
+                    let _ = session.execute("SELECT pg_advisory_unlock($1)", &[&WRITER_LOCK]);
+                }
+                drop(inner)
+            });
         }
     }
 }
@@ -72,6 +80,22 @@ fn off_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
 fn i64_of(value: u64) -> StoreResult<i64> {
     i64::try_from(value)
         .map_err(|_| StoreError::Corrupt(format!("seq {value} exceeds PostgreSQL's bigint")))
+}
+
+/// Tries the writer lock for up to a second: a writer that just stopped in another process may have hung up
+/// without unlocking (a kill), and its backend frees the lock only once it notices.
+fn try_writer_lock(session: &mut postgres::Client) -> StoreResult<bool> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        let locked: bool = session
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK])
+            .map_err(backend)?
+            .get(0);
+        if locked || std::time::Instant::now() >= deadline {
+            return Ok(locked);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
 }
 
 impl PgStore {
@@ -104,10 +128,7 @@ impl PgStore {
                             .map_err(backend)?;
                         true
                     } else {
-                        session
-                            .query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK])
-                            .map_err(backend)?
-                            .get(0)
+                        try_writer_lock(&mut session)?
                     };
                     if !locked {
                         return Err(StoreError::InUse(std::path::PathBuf::from(redact(url))));
