@@ -319,15 +319,33 @@ fn main() {
         .build()
         .expect("client");
     let mut batch_number = 0u64;
-    println!("| events | fill/s | serve ready s | prefix checked s | RSS ready MiB | RSS under load MiB | verify req/s | by ip ms | by request_id ms | by type ms | by key ms | usage by ip 24h ms | bytes/event (body) | replay s (peak MiB) | audit verify ev/s (× floor) | export MB/s | verify-export ev/s (× floor) |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| events | fill/s | writer RSS MiB (peak while filling) | sled items/event | serve ready s | prefix checked s | RSS ready MiB | RSS under load MiB | verify req/s | by ip ms | by request_id ms | by type ms | by key ms | usage by ip 24h ms | bytes/event (body) | replay s (peak MiB) | audit verify ev/s (× floor) | export MB/s | verify-export ev/s (× floor) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for size in sizes {
         let ledger = dir
             .open(&keyledger::datadir::KeySource::Default)
             .expect("open");
         let filled_from = ledger.durable_seq();
         let fill_started = Instant::now();
-        fill_to(&ledger, &keys, size, &mut batch_number);
+        let sampling = std::sync::atomic::AtomicBool::new(true);
+        let writer_rss = std::thread::scope(|scope| {
+            // The writer's RSS, sampled every 10 s while it appends: it must stay flat as the log grows.
+            let sampler = scope.spawn(|| {
+                let mut peak = 0u64;
+                let mut last_sample = Instant::now() - Duration::from_secs(10);
+                while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                    if last_sample.elapsed() >= Duration::from_secs(10) {
+                        peak = peak.max(rss_kib(std::process::id(), "VmRSS:"));
+                        last_sample = Instant::now();
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                peak.max(rss_kib(std::process::id(), "VmRSS:"))
+            });
+            fill_to(&ledger, &keys, size, &mut batch_number);
+            sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+            sampler.join().expect("sampler") as f64 / 1024.0
+        });
         let fill_rate =
             (ledger.durable_seq() - filled_from) as f64 / fill_started.elapsed().as_secs_f64();
         let events = ledger.durable_seq();
@@ -340,6 +358,10 @@ fn main() {
         drop(ledger);
         let disk = store.size_on_disk().expect("size") as f64 / events as f64;
         drop(store);
+        let items = keyledger::store::SledStore::open(&data.join("log"))
+            .expect("reopen the log")
+            .item_count() as f64
+            / events as f64;
 
         let (server, ready, checked) = serve(&data, &client);
         let pid = server.child.id();
@@ -391,7 +413,7 @@ fn main() {
         let _ = std::fs::remove_file(&export);
         let events = events as f64;
         println!(
-            "| {events:.0} | {fill_rate:.0} | {ready:.2} | {checked:.1} | {rss_ready:.0} | {rss_load:.0} | {verify_rate:.0} | {by_ip:.1} | {by_request:.1} | {by_type:.1} | {by_key:.1} | {usage:.0} | {disk:.0} ({mean_body:.0}) | {replay_secs:.1} ({replay_mib:.0}) | {:.0} ({:.2}) | {:.0} | {:.0} ({:.2}) |",
+            "| {events:.0} | {fill_rate:.0} | {writer_rss:.0} | {items:.4} | {ready:.2} | {checked:.1} | {rss_ready:.0} | {rss_load:.0} | {verify_rate:.0} | {by_ip:.1} | {by_request:.1} | {by_type:.1} | {by_key:.1} | {usage:.0} | {disk:.0} ({mean_body:.0}) | {replay_secs:.1} ({replay_mib:.0}) | {:.0} ({:.2}) | {:.0} | {:.0} ({:.2}) |",
             events / verify_secs,
             events / verify_secs / floor,
             export_bytes / export_secs / 1e6,

@@ -12,6 +12,8 @@ pub struct AnalysisConfig {
     /// (`postgres://user@host/db`; the password from $KEYLEDGER_PG_PASSWORD or the file named by
     /// $KEYLEDGER_PG_PASSWORD_FILE, never in this file).
     pub store: Option<String>,
+    /// The embedded store's read cache.
+    pub storage: crate::store::StorageConfig,
     pub anomaly: AnomalyConfig,
     pub rotation: RotationDefaults,
     pub checkpoints: CheckpointConfig,
@@ -272,6 +274,7 @@ impl AnalysisConfig {
                  no path)"
             ));
         }
+        self.storage.validate()?;
         if !(1..=86_400).contains(&self.checkpoints.interval_secs) {
             return Err(format!(
                 "checkpoints.interval_secs = {} is outside 1..=86400",

@@ -93,6 +93,7 @@ impl LedgerError {
             LedgerError::NotFound { .. } => "not_found",
             LedgerError::Conflict { code, .. } | LedgerError::Forbidden { code, .. } => code,
             LedgerError::Store(StoreError::InUse(_)) => "data_dir_in_use",
+            LedgerError::Store(StoreError::LegacyLayout(_)) => "legacy_layout",
             LedgerError::Decode { .. }
             | LedgerError::Corrupt { .. }
             | LedgerError::PinMismatch(_)

@@ -6,7 +6,7 @@ mod common;
 #[path = "common/process.rs"]
 mod process;
 
-use keyledger::store::{LogStore, SledStore};
+use keyledger::store::{LogStore, SledStore, BLOCK_EVENTS};
 use std::path::Path;
 use uuid::Uuid;
 
@@ -122,15 +122,31 @@ fn serve_finds_a_damaged_signature_below_the_newest_checkpoint_at_start() {
 
 #[test]
 fn audit_verify_names_a_removed_time_index_entry_and_a_removed_checkpoint() {
-    // Batches of 256, as a busy server writes them: an entry at every 64th event of each batch.
+    // Batches of 256, as a busy server writes them. The embedded store keeps one time-index entry per sealed block
+    // of 1,024 events and one per tail chunk: 13 batches (3,329 events with the genesis) seal blocks 0..=2 and
+    // leave the rest in tail chunks, so a middle block's entry can go.
     let (_tmp, dir, ledger) = common::fresh_ledger();
-    common::append_uses(&ledger, Some(Uuid::from_u128(1)), 8, 256);
+    common::append_uses(&ledger, Some(Uuid::from_u128(1)), 13, 256);
     drop(ledger);
     let store = SledStore::open(&dir.db_path()).unwrap();
+    assert_eq!(store.time_index_stride(), BLOCK_EVENTS);
+    let (blocks, chunks) = store.unit_counts();
+    assert!(
+        blocks >= 3 && chunks >= 1,
+        "{blocks} blocks, {chunks} tail chunks"
+    );
     let entries: Vec<_> = store.time_index().map(|e| e.unwrap()).collect();
-    assert!(entries.len() > 20, "{entries:?}");
-    let (time, seq) = entries[entries.len() / 2];
+    assert_eq!(entries.len(), blocks + chunks, "{entries:?}");
+    // A tail chunk carries its time itself: its entry cannot be removed on its own.
+    let (time, seq) = *entries.last().unwrap();
+    assert!(!store.tamper_remove_time_entry(time, seq).unwrap());
+    // Block 1's entry (events 1025..=2048), between blocks 0 and 2.
+    let (time, seq) = *entries
+        .iter()
+        .find(|(_, seq)| *seq == BLOCK_EVENTS + 1)
+        .expect("block 1 has an entry");
     assert!(store.tamper_remove_time_entry(time, seq).unwrap());
+    assert_eq!(store.time_index().count(), entries.len() - 1);
     let report = common::verify_report(&store, &dir);
     assert!(
         report

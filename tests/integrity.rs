@@ -169,11 +169,7 @@ fn read_only_commands_refuse_a_forged_record() {
     let mut forged = body.into_bytes();
     forged[at] = if forged[at] == b'a' { b'b' } else { b'a' };
     record.body = forged;
-    store
-        .raw_tree()
-        .insert(SledStore::raw_event_key(seq), record.encode())
-        .unwrap();
-    store.raw_tree().flush().unwrap();
+    store.tamper_replace_record(&record).unwrap();
     drop(store);
     let key_id = {
         let value: serde_json::Value =
@@ -297,27 +293,20 @@ fn an_anchor_catches_a_tail_cut_with_its_checkpoints() {
     let (tmp, dir, anchor_file) = anchored_ledger(1_500);
     let store = SledStore::open(&dir.db_path()).unwrap();
     let head = store.head().unwrap().unwrap().seq;
-    // Cut the last 600 events the careful way: records, stored checkpoints above the cut, and a rewritten head.
+    // Cut the last 600 events the careful way: records and a rewritten head (the cut is inside sealed block 0,
+    // events 1..=1024), then the stored checkpoints above the cut.
     let keep = head - 600;
-    for seq in keep + 1..=head {
-        store
-            .raw_tree()
-            .remove(SledStore::raw_event_key(seq))
-            .unwrap();
-    }
-    for (size, _) in keyledger::audit::checkpoint::stored_checkpoints(&store).unwrap() {
-        if size > keep {
-            let mut key = b"s".to_vec();
-            key.extend_from_slice(&keyledger::audit::checkpoint::checkpoint_key(size));
-            store.raw_tree().remove(key).unwrap();
-        }
-    }
-    let last = store.get(keep).unwrap().unwrap();
-    let mut head_bytes = keep.to_be_bytes().to_vec();
-    head_bytes.extend_from_slice(&last.hash);
-    head_bytes.extend_from_slice(&last.time.as_micros().to_be_bytes());
-    store.raw_tree().insert(b"h", head_bytes).unwrap();
-    store.raw_tree().flush().unwrap();
+    store.tamper_cut_after(keep).unwrap();
+    assert_eq!(store.head().unwrap().unwrap().seq, keep);
+    assert!(store.get(keep + 1).unwrap().is_none());
+    let above: Vec<Vec<u8>> = keyledger::audit::checkpoint::stored_checkpoints(&store)
+        .unwrap()
+        .into_iter()
+        .filter(|(size, _)| *size > keep)
+        .map(|(size, _)| keyledger::audit::checkpoint::checkpoint_key(size))
+        .collect();
+    assert!(!above.is_empty());
+    store.remove_side(&above).unwrap();
     // The hourly usage rollups still count the cut events.
     let report = common::verify_report(&store, &dir);
     assert!(

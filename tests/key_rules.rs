@@ -292,6 +292,10 @@ fn a_zero_divisor_or_out_of_range_value_in_keyledger_toml_is_refused_naming_the_
             "[http]\ncors_origins = [\"console.example/\"]\n",
             "http.cors_origins",
         ),
+        (
+            "[storage]\nblock_cache_mib = 0\n",
+            "storage.block_cache_mib",
+        ),
     ] {
         std::fs::write(dir.config_path(), text).unwrap();
         let error = dir.open(&KeySource::Default).err().expect("refused");

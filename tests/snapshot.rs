@@ -58,10 +58,7 @@ fn a_changed_event_before_the_snapshot_stops_the_serving_ledger() {
         let mut record = store.get(10).unwrap().unwrap();
         let at = record.body.windows(3).position(|w| w == b"use").unwrap();
         record.body[at] = b'U';
-        store
-            .raw_tree()
-            .insert(SledStore::raw_event_key(10), record.encode())
-            .unwrap();
+        store.tamper_replace_record(&record).unwrap();
     }
     let ledger = open_serving(&dir);
     assert!(ledger.opened_from_snapshot().is_some());

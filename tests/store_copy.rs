@@ -87,11 +87,9 @@ fn a_broken_chain_is_not_copied() {
         .unwrap()
         .replace("b1-", "b9-")
         .into_bytes();
-    store
-        .raw_tree()
-        .insert(SledStore::raw_event_key(700), record.encode())
-        .unwrap();
-    store.sync().unwrap();
+    // Event 700 sits in sealed block 0 (events 1..=1024): the block is re-encoded around the changed body.
+    assert!(store.unit_counts().0 >= 1, "block 0 is sealed");
+    store.tamper_replace_record(&record).unwrap();
     drop(store);
     let target = tmp.path().join("copy");
     let (code, out) = run_cli(

@@ -86,7 +86,7 @@ pub struct AnchorReport {
 }
 
 /// Checks the stored log against *every* checkpoint kept in `text` (an anchor file's text or one note), in file
-/// order, and names the first contradiction. Run after `verify_log` succeeded, so the stored Merkle nodes are
+/// order, and names the first contradiction. Run after `verify_log` succeeded, so the stored Merkle tiles are
 /// known to match the events.
 pub fn check_every_note(
     store: &dyn LogStore,

@@ -22,7 +22,8 @@ use std::path::Path;
 
 /// Side entry describing the archived prefix.
 pub const PREFIX_KEY: &[u8] = b"archive/prefix";
-/// Records of a Merkle block stay together: proofs below the stored levels are computed from them.
+/// Records of a 16-event block stay together. With Merkle tiles (which stay when the records go) the tree needs
+/// none of them; a ledger archived before tiles computes its proofs below level 4 from them.
 const BLOCK: u64 = 1 << STORED_LEVEL;
 
 /// What the store remembers of the archived events 1..=size.

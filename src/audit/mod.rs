@@ -8,6 +8,7 @@ pub mod export;
 mod export_lines;
 pub mod merkle;
 mod problem;
+pub mod tiles;
 pub mod tree;
 pub mod verify;
 pub mod verify_export;

@@ -49,7 +49,8 @@ pub struct VerifyReport {
     pub signatures_checked: u64,
     pub index_entries_checked: u64,
     pub checkpoints_checked: u64,
-    /// Stored Merkle nodes compared with the tree recomputed from the event hashes.
+    /// Stored Merkle hashes (in tiles, or old `merkle/` node entries) compared with the tree recomputed from the
+    /// event hashes.
     pub merkle_nodes_checked: u64,
     /// Events 1..=this were archived (`keyledger audit archive`): verification starts after them, from the
     /// recorded hash and checkpoint of the prefix. 0 when nothing was archived.

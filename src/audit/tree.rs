@@ -1,17 +1,21 @@
-//! The Merkle tree kept beside the chain: complete subtree roots from level 4 up (16 leaves and more) are stored
-//! as side entries in the same atomic batch as their events; lower levels are recomputed from the event hashes in
-//! the records (at most 16 reads). The writer keeps the right-edge frontier, so each append costs amortised O(1).
+//! The Merkle tree kept beside the chain. Its hashes are stored as C2SP tlog-tiles (src/audit/tiles.rs), written in
+//! the same atomic batch as their events; a subtree is folded from the one tile holding its row. Ledgers written
+//! before tiles hold one `merkle/` side entry per complete subtree from level 4 up instead: where a tile is
+//! missing, that entry is used, else the subtree is recomputed from the event hashes in the records. The writer
+//! keeps the right-edge frontier, so each append costs amortised O(1).
 
 use super::merkle::{fold_leaves, leaf_hash, node_hash, range_hash, SubtreeSource};
 use crate::chain::Hash32;
 use crate::error::{LedgerError, LedgerResult};
 use crate::store::LogStore;
 
-/// Subtrees at this level and above are stored; below it they are recomputed from records.
+/// The previous layout stored subtrees at this level and above as `merkle/` entries; below it they were
+/// recomputed from records (an archive still keeps its records in blocks of this many leaves' worth).
 pub const STORED_LEVEL: u32 = 4;
 const NODE_PREFIX: &[u8] = b"merkle/";
 
-/// Side-entry key of the stored subtree root at (`level`, `index`).
+/// Side-entry key of the subtree root at (`level`, `index`) in the previous layout (read as a fallback, and removed
+/// by [`super::tiles::write_all_tiles`]).
 pub fn node_key(level: u32, index: u64) -> Vec<u8> {
     let mut key = NODE_PREFIX.to_vec();
     key.push(level as u8);
@@ -28,6 +32,10 @@ impl SubtreeSource for StoredTree<'_> {
     type Error = LedgerError;
 
     fn subtree(&self, level: u32, index: u64) -> LedgerResult<Hash32> {
+        if let Some(hash) = super::tiles::subtree_from_tile(self.store, level, index)? {
+            return Ok(hash);
+        }
+        // No tile holds it (a ledger written before tiles): the old node entry, else computed.
         if level >= STORED_LEVEL {
             if let Some(bytes) = self.store.get_side(&node_key(level, index))? {
                 return bytes
@@ -86,11 +94,17 @@ impl Frontier {
         self.size
     }
 
-    /// Adds the next leaf; returns the subtrees it completed at stored levels as `(level, index, hash)`.
-    pub fn push(&mut self, event_hash: &Hash32) -> Vec<(u32, u64, Hash32)> {
-        let mut completed = Vec::new();
+    /// Adds the next leaf.
+    pub fn push(&mut self, event_hash: &Hash32) {
+        self.push_with(event_hash, |_, _, _| {});
+    }
+
+    /// Adds the next leaf; calls `completed(level, index, hash)` for its leaf hash (level 0) and then for each
+    /// subtree it completes, lowest first.
+    pub fn push_with(&mut self, event_hash: &Hash32, mut completed: impl FnMut(u32, u64, &Hash32)) {
         let mut level = 0u32;
         let mut hash = leaf_hash(event_hash);
+        completed(0, self.size, &hash);
         while let Some(&(top_level, top_hash)) = self.nodes.last() {
             if top_level != level {
                 break;
@@ -98,13 +112,10 @@ impl Frontier {
             self.nodes.pop();
             hash = node_hash(&top_hash, &hash);
             level += 1;
-            if level >= STORED_LEVEL {
-                completed.push((level, self.size >> level, hash));
-            }
+            completed(level, self.size >> level, &hash);
         }
         self.nodes.push((level, hash));
         self.size += 1;
-        completed
     }
 
     /// The root of the tree so far.

@@ -17,7 +17,6 @@ use crate::signers::SignerRegistry;
 use crate::store::{Head, LogStore, StoreError, StoredRecord};
 use ed25519_dalek::{Signature, VerifyingKey};
 use rayon::prelude::*;
-use std::collections::BTreeMap;
 
 const CHUNK: usize = 8192;
 const SIGNATURE_BATCH: usize = 256;
@@ -102,11 +101,8 @@ pub fn verify_log(
         Some(prefix) => archived_frontier(store, prefix, &signers, &mut problems)?,
         None => Frontier::default(),
     };
-    let mut tree = TreeCheck {
-        frontier,
-        wanted: checkpoints.iter().map(|(size, _)| *size).collect(),
-        roots: BTreeMap::new(),
-    };
+    let wanted = checkpoints.iter().map(|(size, _)| *size).collect();
+    let mut tree = TreeCheck::new(store, frontier, wanted)?;
     let mut expected = from;
     let mut last_time = None;
     let mut expected_keys = EntryDigest::default();
@@ -235,6 +231,7 @@ pub fn verify_log(
         }
     }
     if from_genesis && !unreadable {
+        report.merkle_nodes_checked += tree.finish(store, &mut problems);
         let archived = super::archive::archived_size(store)?;
         let bounds = IndexBounds { to, archived };
         report.index_entries_checked = check_indexes(store, &expected_keys, bounds, &mut problems)?

@@ -106,7 +106,7 @@ pub(super) fn check_indexes(
             });
         }
     }
-    let stride = crate::store::TIME_INDEX_STRIDE as u64;
+    let stride = store.time_index_stride();
     let mut previous = bounds.archived;
     for entry in store.time_index() {
         let (time, seq) = entry?;
@@ -114,7 +114,7 @@ pub(super) fn check_indexes(
             continue;
         }
         if seq > previous + stride {
-            problems.push(time_gap(previous, seq));
+            problems.push(time_gap(previous, seq, stride));
         }
         previous = previous.max(seq);
         checked += 1;
@@ -130,14 +130,15 @@ pub(super) fn check_indexes(
         }
     }
     if bounds.to >= previous + stride {
-        problems.push(time_gap(previous, bounds.to + 1));
+        problems.push(time_gap(previous, bounds.to + 1, stride));
     }
     Ok(checked)
 }
 
-/// Each batch's first event and every 64th after it has a time-index entry, so no two entries are further
-/// apart than that: a larger gap means an entry was removed (seeks stay correct, but the index was edited).
-fn time_gap(previous: u64, next: u64) -> Problem {
+/// The store writes time-index entries at most `stride` events apart (each batch's first event and every 64th
+/// after it; the embedded store one per block and tail chunk): a larger gap means an entry was removed (seeks
+/// stay correct, but the index was edited).
+fn time_gap(previous: u64, next: u64, stride: u64) -> Problem {
     problem(
         previous + 1,
         ProblemKind::IndexMismatch,
@@ -145,7 +146,7 @@ fn time_gap(previous: u64, next: u64) -> Problem {
             "the time index has no entry for events {}..={} (one is written at least every {} events): an entry was removed",
             previous + 1,
             next - 1,
-            crate::store::TIME_INDEX_STRIDE
+            stride
         ),
     )
 }

@@ -82,21 +82,15 @@ impl RollupCheck {
             return;
         }
         let mut stray = BTreeSet::new();
-        for entry in store.scan_side(rollup::ROLLUP_PREFIX) {
-            match entry {
-                Ok((key, _)) => {
-                    if let Some(hour) = rollup::hour_of_key(&key) {
-                        if hour > self.skip_through_hour && !self.checked_hours.contains(&hour) {
-                            stray.insert(hour);
-                        }
-                    }
-                }
-                Err(e) => self.found.push(super::problem::problem(
-                    to,
-                    ProblemKind::StorageCorrupt,
-                    &e.to_string(),
-                )),
-            }
+        match rollup::stored_hours(store) {
+            Ok(hours) => stray.extend(hours.into_iter().filter(|hour| {
+                *hour > self.skip_through_hour && !self.checked_hours.contains(hour)
+            })),
+            Err(e) => self.found.push(super::problem::problem(
+                to,
+                ProblemKind::StorageCorrupt,
+                &e.to_string(),
+            )),
         }
         for hour in stray {
             self.found.push(Problem {
@@ -120,20 +114,10 @@ impl RollupCheck {
             return;
         }
         for dim in Dim::ALL {
-            let mut stored: HashMap<String, Cell> = HashMap::new();
-            for entry in store.scan_side(&rollup::hour_dim_prefix(hour, dim)) {
-                let parsed = entry.ok().and_then(|(key, value)| {
-                    Some((rollup::group_of_key(&key)?, Cell::decode(&value).ok()?))
-                });
-                match parsed {
-                    Some((group, cell)) => {
-                        stored.insert(group, cell);
-                    }
-                    None => {
-                        stored.insert(String::from("\u{0}unreadable"), Cell::default());
-                    }
-                }
-            }
+            let stored: HashMap<String, Cell> = match rollup::hour_cells(store, hour, dim) {
+                Ok(cells) => cells.into_iter().collect(),
+                Err(_) => HashMap::from([(String::from("\u{0}unreadable"), Cell::default())]),
+            };
             let expected: HashMap<String, Cell> = counted
                 .iter()
                 .filter(|((d, _), _)| *d == dim)

@@ -23,6 +23,7 @@ mod remote_audit;
 mod remote_keys;
 mod serve;
 mod store_cmd;
+mod store_migrate;
 
 use crate::datadir::{DataDir, KeySource};
 use crate::error::LedgerError;

@@ -1,4 +1,4 @@
-//! `keyledger store copy`: moves a ledger's log between the embedded store and PostgreSQL (store::copy), then
+//! `keyledger store copy` (and `migrate`, in store_migrate.rs): moves a ledger's log between the embedded store and PostgreSQL (store::copy), then
 //! verifies the copy with the ledger's public key.
 
 use super::remote::local_only;
@@ -17,6 +17,9 @@ pub enum StoreCommand {
     /// Copy the ledger's log into an empty store: a PostgreSQL database (postgres://…) or a new embedded log
     /// directory; the chain is checked as it is read and the copy verified with signing.pub.
     Copy(CopyArgs),
+    /// Rewrite a log written by keyledger before blocks (one sled item per event, which opens read-only) into
+    /// the block layout; verified before the old layout is removed, and started again if killed.
+    Migrate,
 }
 
 #[derive(Args, Debug)]
@@ -33,6 +36,7 @@ pub struct CopyArgs {
 pub fn run(cli: &Cli, command: &StoreCommand) -> CliResult {
     match command {
         StoreCommand::Copy(args) => copy(cli, args),
+        StoreCommand::Migrate => super::store_migrate::migrate(cli),
     }
 }
 

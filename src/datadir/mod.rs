@@ -299,7 +299,8 @@ impl DataDir {
 
     /// The store keyledger.toml names: PostgreSQL for a `store` URL, else the embedded sled log.
     fn open_backend(&self) -> LedgerResult<Arc<dyn LogStore>> {
-        Ok(match self.config()?.store {
+        let config = self.config()?;
+        Ok(match config.store {
             Some(url) => Arc::new(crate::store::PgStore::open_as(&url, self.pg_role)?),
             None if self.pg_role == crate::store::PgRole::Standby => {
                 return Err(LedgerError::Config(
@@ -308,16 +309,17 @@ impl DataDir {
                         .into(),
                 ))
             }
-            None => Arc::new(SledStore::open(&self.db_path())?),
+            None => Arc::new(SledStore::open_with_cache(&self.db_path(), config.storage)?),
         })
     }
 
     /// [`DataDir::open_backend`] for a log that must exist already: sled's files are checked before it opens them.
     fn open_backend_existing(&self) -> LedgerResult<Arc<dyn LogStore>> {
-        match self.config()?.store {
-            None if self.pg_role != crate::store::PgRole::Standby => {
-                Ok(Arc::new(SledStore::open_existing(&self.db_path())?))
-            }
+        let config = self.config()?;
+        match config.store {
+            None if self.pg_role != crate::store::PgRole::Standby => Ok(Arc::new(
+                SledStore::open_existing_with_cache(&self.db_path(), config.storage)?,
+            )),
             _ => self.open_backend(),
         }
     }

@@ -115,6 +115,7 @@ impl Ledger {
         let interval = std::time::Duration::from_secs(config.checkpoints.interval_secs);
         let snapshot_interval = std::time::Duration::from_secs(config.snapshots.interval_secs);
         let anchor_config = config.anchor.clone();
+        store.check_writable()?;
         let opened = startup::open_state(store.as_ref(), &candidates, &config, startup)?;
         let replayed = opened.replayed;
         startup::check_anchor(store.as_ref(), &replayed, &anchor_config)?;
@@ -150,9 +151,12 @@ impl Ledger {
                 .ok_or_else(|| LedgerError::Config("no signing key was given".into()))?,
         };
         let head = replayed.head;
+        let tiles = crate::audit::tiles::Tiles::load(store.as_ref(), replayed.frontier.size())?;
+        tiles.check(&replayed.frontier)?;
         let state = WriterState {
             keys: replayed.projections.keys.clone(),
             frontier: replayed.frontier.clone(),
+            tiles,
             checkpointer: checkpointer::Checkpointer::new(
                 replayed.origin.clone(),
                 interval,

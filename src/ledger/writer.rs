@@ -10,7 +10,8 @@ use super::checkpointer::{Checkpointer, SignedCheckpoint};
 use super::command::{Command, PlanContext, StagedEvent};
 use super::Shared;
 use crate::audit::anchor::AnchorSink;
-use crate::audit::tree::{node_key, Frontier};
+use crate::audit::tiles::Tiles;
+use crate::audit::tree::Frontier;
 use crate::chain::{Hash32, LedgerSigner};
 use crate::clock::SharedClock;
 use crate::error::{LedgerError, LedgerResult};
@@ -80,6 +81,8 @@ pub(crate) struct WriterState {
     pub keys: KeyState,
     /// The Merkle tree's right edge, one leaf per event written.
     pub frontier: Frontier,
+    /// The tree's partial tiles, grown with the frontier; each batch writes the tiles it changed.
+    pub tiles: Tiles,
     pub checkpointer: Checkpointer,
     pub next_seq: u64,
     pub last_time: LedgerTime,
@@ -273,9 +276,7 @@ fn write(
                 .origin
                 .get_or_insert_with(|| init.origin.clone());
         }
-        for (level, index, hash) in state.frontier.push(&item.hash) {
-            batch.side.push((node_key(level, index), hash.to_vec()));
-        }
+        state.tiles.push(&mut state.frontier, &item.hash);
         state
             .checkpointer
             .after_leaf(&state.frontier, signer, &mut batch, &mut notes);
@@ -286,6 +287,7 @@ fn write(
             ));
         }
     }
+    batch.side.extend(state.tiles.take_changed());
     state.rollups.write_into(&mut batch);
     state.checkpointer.at_batch_end(
         &state.frontier,

@@ -1,6 +1,7 @@
 //! Hourly usage rollups: for every hour, the `key.used` counts per key, IP, user agent and scope, stored as side
 //! entries in the same atomic batch as the events they count (FORMAT.md §4), so usage over a long window reads
-//! hours instead of events. The writer keeps only the current hour's cells in memory.
+//! hours instead of events. The open hour has one entry per group; when an hour closes, its cells are packed
+//! into one compressed entry per dimension. The writer keeps only the current hour's cells in memory.
 
 use crate::event::{Event, EventData, KeyUsed, VerifyCode};
 use crate::store::{AppendBatch, LogStore, StoreError, StoreResult};
@@ -11,6 +12,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Side-entry prefix of every rollup cell: `rollup/h/` + hour number (u64 big-endian) + dimension byte + group.
 pub const ROLLUP_PREFIX: &[u8] = b"rollup/h/";
+/// Side-entry prefix of a closed hour's packed cells: `rollup/p/` + hour number + dimension byte.
+pub const PACKED_PREFIX: &[u8] = b"rollup/p/";
 /// Present once rollups cover the log from `RollupCoverage::from_seq` on.
 pub const ROLLUP_MARKER: &[u8] = b"rollup/hours-v1";
 pub const HOUR_MICROS: i64 = 3_600_000_000;
@@ -82,6 +85,71 @@ pub fn hour_dim_prefix(hour: i64, dim: Dim) -> Vec<u8> {
     key.extend_from_slice(&hour_bytes(hour));
     key.push(dim.byte());
     key
+}
+
+/// The side key of the packed cells of `dim` in a closed `hour`.
+pub fn packed_key(hour: i64, dim: Dim) -> Vec<u8> {
+    let mut key = PACKED_PREFIX.to_vec();
+    key.extend_from_slice(&hour_bytes(hour));
+    key.push(dim.byte());
+    key
+}
+
+/// zstd over the JSON array of `[group, cell]` pairs, in group order.
+fn encode_packed(cells: &BTreeMap<String, Cell>) -> Vec<u8> {
+    // Plain strings and cells always serialise; compressing bytes in memory cannot fail short of allocation.
+    let json = serde_json::to_vec(&cells.iter().collect::<Vec<_>>()).unwrap_or_default();
+    zstd::bulk::compress(&json, 3).unwrap_or_default()
+}
+
+fn decode_packed(bytes: &[u8]) -> StoreResult<Vec<(String, Cell)>> {
+    let corrupt = |e: String| StoreError::Corrupt(format!("packed usage rollup: {e}"));
+    let json = zstd::bulk::decompress(bytes, 1 << 30).map_err(|e| corrupt(e.to_string()))?;
+    serde_json::from_slice(&json).map_err(|e| corrupt(e.to_string()))
+}
+
+/// Every cell of `dim` in `hour`: the packed entry of a closed hour, else the open hour's one entry per group.
+pub fn hour_cells(store: &dyn LogStore, hour: i64, dim: Dim) -> StoreResult<Vec<(String, Cell)>> {
+    if let Some(packed) = store.get_side(&packed_key(hour, dim))? {
+        return decode_packed(&packed);
+    }
+    let mut cells = Vec::new();
+    for entry in store.scan_side(&hour_dim_prefix(hour, dim)) {
+        let (key, value) = entry?;
+        let group = group_of_key(&key).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "usage rollup cell {}",
+                String::from_utf8_lossy(&key)
+            ))
+        })?;
+        cells.push((group, Cell::decode(&value)?));
+    }
+    Ok(cells)
+}
+
+/// The hours that have rollups, packed or not.
+pub fn stored_hours(store: &dyn LogStore) -> StoreResult<BTreeSet<i64>> {
+    let mut hours = BTreeSet::new();
+    for prefix in [ROLLUP_PREFIX, PACKED_PREFIX] {
+        for entry in store.scan_side(prefix) {
+            hours.extend(hour_of_key(&entry?.0));
+        }
+    }
+    Ok(hours)
+}
+
+/// The first hour with rollups.
+pub fn first_hour(store: &dyn LogStore) -> StoreResult<Option<i64>> {
+    let mut first = None::<i64>;
+    for prefix in [ROLLUP_PREFIX, PACKED_PREFIX] {
+        if let Some((key, _)) = store.scan_side(prefix).next().transpose()? {
+            first = match (first, hour_of_key(&key)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+    Ok(first)
 }
 
 fn cell_key(hour: i64, dim: Dim, group: &str) -> Vec<u8> {
@@ -197,8 +265,10 @@ pub struct RollupWriter {
     touched: HashSet<(Dim, String)>,
     /// Cells of hours after this one cannot be in the store yet, so they start empty without a read.
     stored_through_hour: i64,
-    /// Encoded cells of an hour that ended inside the current batch.
+    /// Packed cells of an hour that ended inside the current batch.
     finished: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The per-group entries those packed cells replace.
+    unpacked: Vec<Vec<u8>>,
 }
 
 impl RollupWriter {
@@ -210,6 +280,7 @@ impl RollupWriter {
             touched: HashSet::new(),
             stored_through_hour: head_time.map_or(i64::MIN, hour_of),
             finished: Vec::new(),
+            unpacked: Vec::new(),
         }
     }
 
@@ -220,7 +291,7 @@ impl RollupWriter {
         };
         let hour = hour_of(event.time);
         if hour != self.hour {
-            self.finish_hour();
+            self.finish_hour(store)?;
             self.hour = hour;
         }
         for dim in Dim::ALL {
@@ -245,20 +316,46 @@ impl RollupWriter {
         Ok(())
     }
 
-    fn finish_hour(&mut self) {
+    /// Packs the hour that just ended: its cells in memory over the ones earlier batches stored per group.
+    fn finish_hour(&mut self, store: &dyn LogStore) -> StoreResult<()> {
         let hour = self.hour;
-        for slot in self.touched.drain() {
-            if let Some(cell) = self.cells.get(&slot) {
+        self.touched.clear();
+        if hour == i64::MIN {
+            return Ok(());
+        }
+        for dim in Dim::ALL {
+            let mut cells: BTreeMap<String, Cell> = BTreeMap::new();
+            if hour <= self.stored_through_hour {
+                for entry in store.scan_side(&hour_dim_prefix(hour, dim)) {
+                    let (key, value) = entry?;
+                    if let Some(group) = group_of_key(&key) {
+                        cells.insert(group, Cell::decode(&value)?);
+                    }
+                    self.unpacked.push(key);
+                }
+            }
+            for ((cell_dim, group), cell) in &self.cells {
+                if *cell_dim == dim {
+                    cells.insert(group.clone(), cell.clone());
+                }
+            }
+            if !cells.is_empty() {
                 self.finished
-                    .push((cell_key(hour, slot.0, &slot.1), cell.encode()));
+                    .push((packed_key(hour, dim), encode_packed(&cells)));
             }
         }
         self.cells.clear();
+        Ok(())
     }
 
     /// Moves every cell changed since the last call into the batch.
     pub fn write_into(&mut self, batch: &mut AppendBatch) {
         batch.side.append(&mut self.finished);
+        batch.side_removals.append(&mut self.unpacked);
+        if !self.touched.is_empty() {
+            // Cells of this hour are in the store from now on: packing it must replace them.
+            self.stored_through_hour = self.stored_through_hour.max(self.hour);
+        }
         for slot in self.touched.drain() {
             if let Some(cell) = self.cells.get(&slot) {
                 batch
@@ -270,6 +367,6 @@ impl RollupWriter {
 
     /// Cells changed and not yet written (for batching a backfill).
     pub fn pending(&self) -> usize {
-        self.touched.len() + self.finished.len()
+        self.touched.len() + self.finished.len() + self.unpacked.len()
     }
 }

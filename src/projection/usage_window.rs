@@ -218,9 +218,8 @@ fn count_from_rollups(
     dim: Dim,
     rows: &mut Rows<'_>,
 ) -> LedgerResult<(u64, u64)> {
-    let first_hour = match store.scan_side(rollup::ROLLUP_PREFIX).next().transpose()? {
-        Some((key, _)) => rollup::hour_of_key(&key).unwrap_or(i64::MAX),
-        None => return Ok((0, 0)),
+    let Some(first_hour) = rollup::first_hour(store)? else {
+        return Ok((0, 0));
     };
     let Some(head) = store.head()? else {
         return Ok((0, 0));
@@ -235,15 +234,7 @@ fn count_from_rollups(
         let end = start.saturating_add(rollup::HOUR_MICROS);
         let whole = from <= start && end <= to;
         let mut straddling = HashSet::new();
-        for entry in store.scan_side(&rollup::hour_dim_prefix(hour, dim)) {
-            let (key, value) = entry?;
-            let (Some(group), Ok(cell)) = (rollup::group_of_key(&key), Cell::decode(&value)) else {
-                return Err(crate::store::StoreError::Corrupt(format!(
-                    "usage rollup cell {}",
-                    String::from_utf8_lossy(&key)
-                ))
-                .into());
-            };
+        for (group, cell) in rollup::hour_cells(store, hour, dim)? {
             if whole || (from <= cell.first && cell.last < to) {
                 rows.row(group.clone()).add_cell(dim, &group, &cell);
             } else if cell.last >= from && cell.first < to {

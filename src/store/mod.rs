@@ -8,19 +8,51 @@ pub mod copy;
 mod pg;
 mod record;
 mod sled_files;
+mod sled_legacy;
 mod sled_prune;
+mod sled_read;
 mod sled_store;
 mod sled_tamper;
+mod sled_units;
+mod sled_write;
 
 pub use checked::{check_record, CheckedReader};
 pub use pg::{PgRole, PgStore};
 pub use record::{RecordDecodeError, StoredRecord};
-pub use sled_store::SledStore;
+pub use sled_store::{SledStore, BLOCK_EVENTS};
 
 use crate::chain::Hash32;
 use crate::time::LedgerTime;
 use std::path::PathBuf;
 use uuid::Uuid;
+
+/// `[storage]` in keyledger.toml: how the embedded store reads.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Decoded blocks kept in memory for reads (a key's history, proofs, as-of replays), in MiB; 1..=65536.
+    pub block_cache_mib: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            block_cache_mib: 64,
+        }
+    }
+}
+
+impl StorageConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=65_536).contains(&self.block_cache_mib) {
+            return Err(format!(
+                "storage.block_cache_mib = {} is outside 1..=65536",
+                self.block_cache_mib
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// The newest event: what the next one chains from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,6 +137,11 @@ pub enum StoreError {
     OutOfOrder { expected: u64, found: u64 },
     #[error("this store was opened read-only (a follower): it cannot write")]
     ReadOnly,
+    #[error(
+        "the log in {0} was written by keyledger before blocks (one sled item per event): it opens read-only; run \
+         `keyledger store migrate` to rewrite it in the block layout (docs/OPERATIONS.md)"
+    )]
+    LegacyLayout(PathBuf),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -118,6 +155,14 @@ pub trait LogStore: Send + Sync + 'static {
     fn write_batch(&self, batch: &AppendBatch) -> StoreResult<()>;
     /// Makes every batch written so far durable.
     fn sync(&self) -> StoreResult<()>;
+    /// Whether a writer may open the store (a log in a layout this version only reads may not).
+    fn check_writable(&self) -> StoreResult<()> {
+        Ok(())
+    }
+    /// The most events between two time-index entries: a larger gap means an entry was removed.
+    fn time_index_stride(&self) -> u64 {
+        TIME_INDEX_STRIDE as u64
+    }
     /// Writes the batch atomically and returns once it is durable.
     fn append(&self, batch: &AppendBatch) -> StoreResult<()> {
         self.write_batch(batch)?;
@@ -136,7 +181,7 @@ pub trait LogStore: Send + Sync + 'static {
     fn key_seqs(&self, key: Uuid, from: u64, to: u64) -> StoreIter<'_, u64>;
     /// [`LogStore::key_seqs`] newest first (e.g. to find a key's last use without reading its history).
     fn key_seqs_rev(&self, key: Uuid, from: u64, to: u64) -> StoreIter<'_, u64>;
-    /// Every key index entry, ordered by key then seq.
+    /// Every key index entry, in no particular order (the embedded store lists them block by block).
     fn key_index(&self) -> StoreIter<'_, (Uuid, u64)>;
     /// Seqs of lifecycle events (every type but `key.used`) with `from <= seq < to`, ascending.
     fn lifecycle_seqs(&self, from: u64, to: u64) -> StoreIter<'_, u64>;
@@ -144,7 +189,7 @@ pub trait LogStore: Send + Sync + 'static {
     fn time_index(&self) -> StoreIter<'_, (LedgerTime, u64)>;
     /// Seqs filed under an attribute digest, `from <= seq < to`, ascending.
     fn attribute_seqs(&self, digest: [u8; 16], from: u64, to: u64) -> StoreIter<'_, u64>;
-    /// Every attribute index entry (for verification).
+    /// Every attribute index entry, in no particular order (for verification).
     fn attribute_index(&self) -> StoreIter<'_, ([u8; 16], u64)>;
     fn get_side(&self, key: &[u8]) -> StoreResult<Option<Vec<u8>>>;
     /// Side entries whose key starts with `prefix`, in key order.

@@ -9,8 +9,16 @@ impl SledStore {
     /// Opens a log that must already exist in `dir`: its `conf` (text followed by its CRC-32, as sled writes it)
     /// and its `db` file must be there and intact, or the log is called corrupt before sled touches anything.
     pub fn open_existing(dir: &Path) -> StoreResult<Self> {
+        Self::open_existing_with_cache(dir, super::StorageConfig::default())
+    }
+
+    /// [`SledStore::open_existing`] with `[storage]`'s block cache size.
+    pub fn open_existing_with_cache(
+        dir: &Path,
+        storage: super::StorageConfig,
+    ) -> StoreResult<Self> {
         check_files(dir)?;
-        Self::open(dir)
+        Self::open_with_cache(dir, storage)
     }
 }
 

@@ -1,70 +1,91 @@
-//! Archival pruning for the sled backend: removes the archived records and every index entry that names them,
-//! in bounded batches, then flushes. Kept records (the genesis, signer rotations, the last Merkle block) stay,
-//! without index entries.
+//! Archival pruning for the block layout: the archived records leave their blocks and tail chunks (a block whose
+//! every record went is removed with its postings and directory entry), one unit per `apply_batch`. Kept records
+//! (the genesis, signer rotations, the last Merkle block) stay, without postings.
 
+use super::sled_read::tail_records;
 use super::sled_store::{
-    backend, seq_key, SledStore, ATTRIBUTE_INDEX, EVENT, KEY_INDEX, LIFECYCLE_INDEX, TIME_INDEX,
+    backend, be_u64, seq_key, time_index_key, SledStore, BLOCK, POSTINGS, TAIL,
+};
+use super::sled_units::{
+    all_postings, block_header, block_of, encode_block, encode_postings, encode_tail, split_tail,
 };
 use super::StoreResult;
 use std::collections::BTreeSet;
 
-/// Removals per `apply_batch`, so that memory stays bounded on a long prefix.
-const PRUNE_BATCH: usize = 50_000;
-
-/// Where the seq sits in the keys of each index: `(prefix, offset of the 8 seq bytes)`.
-const SEQ_AT: [(u8, usize); 5] = [
-    (EVENT, 1),
-    (LIFECYCLE_INDEX, 1),
-    (TIME_INDEX, 9),
-    (KEY_INDEX, 17),
-    (ATTRIBUTE_INDEX, 17),
-];
-
 impl SledStore {
     pub(super) fn prune(&self, through: u64, keep: &[u64]) -> StoreResult<u64> {
+        let _one_writer = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
         let keep: BTreeSet<u64> = keep.iter().copied().collect();
-        // Kept records lose their index entries too: readers start after `through`.
-        let doomed =
-            |prefix: u8, seq: u64| seq <= through && (prefix != EVENT || !keep.contains(&seq));
-        let mut removed_records = 0u64;
-        let mut batch = sled::Batch::default();
-        let mut pending = 0usize;
-        for (prefix, offset) in SEQ_AT {
-            // Records and the lifecycle index are keyed by seq: a bounded range. The others are keyed by time,
-            // key or digest first, so their whole prefix is walked.
-            let range = if offset == 1 {
-                self.tree
-                    .range(seq_key(prefix, 1).to_vec()..=seq_key(prefix, through).to_vec())
-            } else {
-                self.tree.scan_prefix([prefix])
-            };
-            for item in range {
-                let (key, _) = item.map_err(backend)?;
-                let Some(seq) = key
-                    .get(offset..offset + 8)
-                    .and_then(|b| b.try_into().ok())
-                    .map(u64::from_be_bytes)
-                else {
-                    continue;
-                };
-                if !doomed(prefix, seq) {
-                    continue;
+        let stays = |seq: u64| seq > through || keep.contains(&seq);
+        let mut removed = 0u64;
+        let blocks: Vec<(sled::IVec, sled::IVec)> = self
+            .blocks
+            .range(seq_key(BLOCK, 0)..=seq_key(BLOCK, block_of(through)))
+            .collect::<Result<_, _>>()
+            .map_err(backend)?;
+        for (key, value) in blocks {
+            let block = be_u64(&key[1..])?;
+            let records = self.decode_block_value(block, &value)?;
+            let kept: Vec<_> = records.iter().filter(|r| stays(r.seq)).cloned().collect();
+            if kept.len() == records.len() {
+                continue;
+            }
+            removed += (records.len() - kept.len()) as u64;
+            let mut writes = sled::Batch::default();
+            writes.remove(&time_index_key(records[0].time, records[0].seq));
+            let postings_key = seq_key(POSTINGS, block);
+            match kept.first() {
+                None => {
+                    writes.remove(key);
+                    writes.remove(&postings_key);
                 }
-                batch.remove(key);
-                pending += 1;
-                if prefix == EVENT {
-                    removed_records += 1;
-                }
-                if pending == PRUNE_BATCH {
-                    self.tree
-                        .apply_batch(std::mem::take(&mut batch))
-                        .map_err(backend)?;
-                    pending = 0;
+                Some(first) => {
+                    let header = block_header(&value, "a block being pruned")?;
+                    let dictionary = self.dictionary(&header.dictionary, "a block being pruned")?;
+                    let id = header.dictionary;
+                    writes.insert(
+                        key,
+                        encode_block(&kept, dictionary.as_deref().map(|d| (&id, d)))?,
+                    );
+                    writes.insert(&time_index_key(first.time, first.seq), &[]);
+                    let postings = match self.blocks.get(postings_key).map_err(backend)? {
+                        Some(old) => all_postings(&old, "the postings of a block being pruned")?,
+                        None => Vec::new(),
+                    };
+                    let postings = postings
+                        .into_iter()
+                        .filter(|(_, seq)| *seq > through)
+                        .collect();
+                    writes.insert(&postings_key, encode_postings(postings));
                 }
             }
+            self.apply_cold(writes)?;
         }
-        self.tree.apply_batch(batch).map_err(backend)?;
-        self.db.flush().map_err(backend)?;
-        Ok(removed_records)
+        let chunks: Vec<(sled::IVec, sled::IVec)> = self
+            .tree
+            .range(seq_key(TAIL, 0)..=seq_key(TAIL, through))
+            .collect::<Result<_, _>>()
+            .map_err(backend)?;
+        for (key, value) in chunks {
+            let first = be_u64(&key[1..])?;
+            let records = tail_records(first, &value)?;
+            let kept: Vec<_> = records.iter().filter(|r| stays(r.seq)).cloned().collect();
+            removed += (records.len() - kept.len()) as u64;
+            let (_, _, postings) = split_tail(&value, "a tail chunk being pruned")?;
+            let postings = all_postings(postings, "a tail chunk being pruned")?
+                .into_iter()
+                .filter(|(_, seq)| *seq > through)
+                .collect();
+            let mut writes = sled::Batch::default();
+            if kept.is_empty() {
+                writes.remove(key);
+            } else {
+                writes.insert(key, encode_tail(&kept, postings));
+            }
+            self.apply(writes)?;
+        }
+        self.cache.clear();
+        self.flush_all()?;
+        Ok(removed)
     }
 }

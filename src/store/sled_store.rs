@@ -1,27 +1,53 @@
 //! The embedded sled backend: one tree, prefixed keys, one `apply_batch` plus `flush` per group commit.
 //!
 //! All entries live in a single tree so that a group commit is one atomic `apply_batch` (sled makes batches atomic
-//! within a tree; multi-tree transactions are slower and cannot iterate). Key layout:
-//! `e‖seq` → record, `k‖key id‖seq` → ∅, `t‖time‖seq` → ∅, `l‖seq` → ∅ (lifecycle events),
-//! `a‖attribute digest‖seq` → ∅, `h` → head, `s‖name` → side entries.
+//! within a tree). Events are not one item each: a group commit adds one tail chunk, and once the tail holds
+//! [`BLOCK_EVENTS`] events they are sealed, in the same atomic batch, into a zstd block with its postings
+//! (docs/FORMAT.md, "Stored layout"). Keys: `L` → layout version, `h` → head, `s‖name` → side entries,
+//! `T‖first seq` → tail chunk, `B‖block` → sealed block, `P‖block` → its postings, `t‖time‖first seq` → ∅ (the
+//! time directory, one entry per block), `D‖id` → a dictionary, `d` → the id of the one new blocks use.
 
+use super::sled_legacy::{self, Legacy};
+use super::sled_units::{
+    attribute_term, key_term, split_tail, term_attribute, term_key, LIFECYCLE_TERM,
+};
 use super::{AppendBatch, Head, LogStore, StoreError, StoreIter, StoreResult, StoredRecord};
 use crate::time::LedgerTime;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use uuid::Uuid;
 
-pub(super) const EVENT: u8 = b'e';
-pub(super) const KEY_INDEX: u8 = b'k';
-pub(super) const TIME_INDEX: u8 = b't';
-pub(super) const LIFECYCLE_INDEX: u8 = b'l';
-const HEAD: &[u8] = b"h";
+pub use super::sled_units::BLOCK_EVENTS;
+
+pub(super) const HEAD: &[u8] = b"h";
+const LAYOUT: &[u8] = b"L";
+/// The layout this version writes: 2 = blocks (1 = one item per event, read-only until migrated).
+const LAYOUT_BLOCKS: u8 = 2;
 const SIDE: u8 = b's';
-pub(super) const ATTRIBUTE_INDEX: u8 = b'a';
+pub(super) const TAIL: u8 = b'T';
+pub(super) const BLOCK: u8 = b'B';
+pub(super) const POSTINGS: u8 = b'P';
+pub(super) const TIME: u8 = b't';
+pub(super) const DICTIONARY: u8 = b'D';
+pub(super) const CURRENT_DICTIONARY: &[u8] = b"d";
 
 /// The sled-backed log store.
 pub struct SledStore {
     pub(super) db: sled::Db,
+    /// The head, tail chunks and side entries: small values updated by every group commit.
     pub(super) tree: sled::Tree,
+    /// Sealed blocks, their postings, the time directory and dictionaries: large values written once. Kept apart
+    /// so that sled never rewrites a block with the hot entries of its node (measured in docs/PERFORMANCE.md).
+    pub(super) blocks: sled::Tree,
+    pub(super) dir: PathBuf,
+    /// Written by keyledger before blocks: readable, not writable (`store migrate`).
+    pub(super) legacy: bool,
+    /// The first seq not in a sealed block.
+    pub(super) tail_from: AtomicU64,
+    /// One writer at a time: a group commit, a prune or a tamper rewrites units it read.
+    pub(super) write_lock: Mutex<()>,
+    pub(super) cache: super::sled_read::BlockCache,
 }
 
 pub(super) fn backend(err: sled::Error) -> StoreError {
@@ -45,32 +71,22 @@ fn time_bytes(time: LedgerTime) -> [u8; 8] {
     ((time.as_micros() as u64) ^ (1 << 63)).to_be_bytes()
 }
 
-fn time_from_bytes(bytes: [u8; 8]) -> LedgerTime {
+pub(super) fn time_from_bytes(bytes: [u8; 8]) -> LedgerTime {
     LedgerTime::from_micros((u64::from_be_bytes(bytes) ^ (1 << 63)) as i64)
 }
 
-fn key_index_key(key: &Uuid, seq: u64) -> [u8; 25] {
-    let mut out = [0u8; 25];
-    out[0] = KEY_INDEX;
-    out[1..17].copy_from_slice(key.as_bytes());
-    out[17..].copy_from_slice(&seq.to_be_bytes());
-    out
-}
-
-fn attribute_key(digest: &[u8; 16], seq: u64) -> [u8; 25] {
-    let mut out = [0u8; 25];
-    out[0] = ATTRIBUTE_INDEX;
-    out[1..17].copy_from_slice(digest);
-    out[17..].copy_from_slice(&seq.to_be_bytes());
-    out
-}
-
-fn time_index_key(time: LedgerTime, seq: u64) -> [u8; 17] {
+pub(super) fn time_index_key(time: LedgerTime, seq: u64) -> [u8; 17] {
     let mut out = [0u8; 17];
-    out[0] = TIME_INDEX;
+    out[0] = TIME;
     out[1..9].copy_from_slice(&time_bytes(time));
     out[9..].copy_from_slice(&seq.to_be_bytes());
     out
+}
+
+pub(super) fn dictionary_key(id: &[u8; 32]) -> Vec<u8> {
+    let mut key = vec![DICTIONARY];
+    key.extend_from_slice(id);
+    key
 }
 
 fn side_key(key: &[u8]) -> Vec<u8> {
@@ -80,14 +96,14 @@ fn side_key(key: &[u8]) -> Vec<u8> {
     out
 }
 
-fn be_u64(bytes: &[u8]) -> StoreResult<u64> {
+pub(super) fn be_u64(bytes: &[u8]) -> StoreResult<u64> {
     let raw: [u8; 8] = bytes
         .try_into()
         .map_err(|_| StoreError::Corrupt(format!("expected 8 bytes, found {}", bytes.len())))?;
     Ok(u64::from_be_bytes(raw))
 }
 
-fn encode_head(head: &Head) -> Vec<u8> {
+pub(super) fn encode_head(head: &Head) -> Vec<u8> {
     let mut out = Vec::with_capacity(48);
     out.extend_from_slice(&head.seq.to_be_bytes());
     out.extend_from_slice(&head.hash);
@@ -103,26 +119,30 @@ fn decode_head(bytes: &[u8]) -> StoreResult<Head> {
     }
     let mut hash = [0u8; 32];
     hash.copy_from_slice(&bytes[8..40]);
-    let time = i64::from_be_bytes(
-        bytes[40..48]
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("head time".into()))?,
-    );
+    let mut time = [0u8; 8];
+    time.copy_from_slice(&bytes[40..48]);
     Ok(Head {
         seq: be_u64(&bytes[..8])?,
         hash,
-        time: LedgerTime::from_micros(time),
+        time: LedgerTime::from_micros(i64::from_be_bytes(time)),
     })
 }
 
 impl SledStore {
     /// Opens (or creates) the store in `dir`. A directory held by another process gives [`StoreError::InUse`].
+    /// A log in the first layout opens read-only ([`SledStore::is_legacy_layout`]).
     pub fn open(dir: &Path) -> StoreResult<Self> {
+        Self::open_with_cache(dir, super::StorageConfig::default())
+    }
+
+    /// [`SledStore::open`] with `[storage]`'s block cache size.
+    pub fn open_with_cache(dir: &Path, storage: super::StorageConfig) -> StoreResult<Self> {
+        let cache_bytes = storage.block_cache_mib.saturating_mul(1024 * 1024) as usize;
         // sled's background threads can hold the lock for a moment after the previous handle in this or another
         // process closed; wait up to a second before calling the directory busy.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
         loop {
-            match Self::open_once(dir) {
+            match Self::open_once(dir, cache_bytes) {
                 Err(StoreError::InUse(_)) if std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(25));
                 }
@@ -131,12 +151,12 @@ impl SledStore {
         }
     }
 
-    fn open_once(dir: &Path) -> StoreResult<Self> {
+    fn open_once(dir: &Path, cache_bytes: usize) -> StoreResult<Self> {
         // sled panics on some damaged files (e.g. "tried to serialize Uninitialized" after a truncation); that is
         // corruption to report, not a crash. The default hook would print the panic, so it is silenced meanwhile.
         let hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(|_| {}));
-        let opened = std::panic::catch_unwind(|| Self::open_unguarded(dir));
+        let opened = std::panic::catch_unwind(|| Self::open_unguarded(dir, cache_bytes));
         std::panic::set_hook(hook);
         opened.unwrap_or_else(|panic| {
             let what = panic
@@ -150,7 +170,7 @@ impl SledStore {
         })
     }
 
-    fn open_unguarded(dir: &Path) -> StoreResult<Self> {
+    fn open_unguarded(dir: &Path, cache_bytes: usize) -> StoreResult<Self> {
         let db = sled::Config::new()
             .path(dir)
             // sled's page cache is most of a server's memory; 128 MiB keeps a serving ledger with 100,000 keys
@@ -168,48 +188,101 @@ impl SledStore {
                 other => backend(other),
             })?;
         let tree = db.open_tree("log").map_err(backend)?;
-        Ok(Self { db, tree })
+        let legacy = match tree.get(LAYOUT).map_err(backend)? {
+            Some(version) if version.as_ref() == [LAYOUT_BLOCKS] => false,
+            Some(version) => {
+                return Err(StoreError::Corrupt(format!(
+                    "the log's layout version {version:?} is not one this keyledger reads"
+                )))
+            }
+            None if sled_legacy::is_legacy(&tree)? => true,
+            None => {
+                tree.insert(LAYOUT, &[LAYOUT_BLOCKS]).map_err(backend)?;
+                db.flush().map_err(backend)?;
+                false
+            }
+        };
+        let blocks = if legacy {
+            // The first layout has no blocks; opening a tree would write into a log that opens read-only.
+            tree.clone()
+        } else {
+            db.open_tree("blocks").map_err(backend)?
+        };
+        let store = Self {
+            db,
+            tree,
+            blocks,
+            dir: dir.to_path_buf(),
+            legacy,
+            tail_from: AtomicU64::new(1),
+            write_lock: Mutex::new(()),
+            cache: super::sled_read::BlockCache::new(cache_bytes),
+        };
+        store
+            .tail_from
+            .store(store.first_unsealed()?, Ordering::Release);
+        Ok(store)
     }
 
-    /// The raw tree, for tools and tamper tests that must reach past the ledger's own writes.
-    pub fn raw_tree(&self) -> &sled::Tree {
-        &self.tree
+    /// Whether the log was written by keyledger before blocks: it reads, but writes are refused until
+    /// `keyledger store migrate` rewrites it.
+    pub fn is_legacy_layout(&self) -> bool {
+        self.legacy
     }
 
-    /// Raw key of the record at `seq` (for tamper tests).
-    pub fn raw_event_key(seq: u64) -> Vec<u8> {
-        seq_key(EVENT, seq).to_vec()
+    /// Sled items in the log's tree (what sled keeps per-item state for; docs/PERFORMANCE.md counts them).
+    pub fn item_count(&self) -> usize {
+        if self.legacy {
+            return self.tree.len();
+        }
+        self.tree.len() + self.blocks.len()
     }
 
-    /// Raw key of a time-index entry (for tamper tests).
-    pub(super) fn raw_time_index_key(time: LedgerTime, seq: u64) -> Vec<u8> {
-        time_index_key(time, seq).to_vec()
+    fn legacy_reader(&self) -> Option<Legacy<'_>> {
+        self.legacy.then_some(Legacy(&self.tree))
     }
 
-    /// Raw key of a lifecycle-index entry (for tamper tests).
-    pub fn raw_lifecycle_key(seq: u64) -> Vec<u8> {
-        seq_key(LIFECYCLE_INDEX, seq).to_vec()
+    fn refuse_legacy(&self) -> StoreResult<()> {
+        if self.legacy {
+            return Err(StoreError::LegacyLayout(self.dir.clone()));
+        }
+        Ok(())
     }
 
-    /// Raw key of an attribute-index entry (for tamper tests).
-    pub fn raw_attribute_key(digest: &[u8; 16], seq: u64) -> Vec<u8> {
-        attribute_key(digest, seq).to_vec()
+    pub(super) fn apply(&self, writes: sled::Batch) -> StoreResult<()> {
+        self.tree.apply_batch(writes).map_err(backend)
     }
 
-    /// Raw key of a key-index entry (for tamper tests).
-    pub fn raw_key_index_key(key: &Uuid, seq: u64) -> Vec<u8> {
-        key_index_key(key, seq).to_vec()
+    pub(super) fn apply_cold(&self, writes: sled::Batch) -> StoreResult<()> {
+        self.blocks.apply_batch(writes).map_err(backend)
     }
 
-    fn range_iter<T, F>(&self, from: Vec<u8>, to: Vec<u8>, map: F) -> StoreIter<'_, T>
-    where
-        F: Fn(&[u8], &[u8]) -> StoreResult<T> + Send + 'static,
-        T: 'static,
-    {
-        Box::new(self.tree.range(from..to).map(move |item| {
-            let (key, value) = item.map_err(backend)?;
-            map(&key, &value)
-        }))
+    /// Applies both batches atomically (one sled transaction over both trees), or the first alone.
+    pub(super) fn apply_both(
+        &self,
+        log: sled::Batch,
+        cold: Option<sled::Batch>,
+    ) -> StoreResult<()> {
+        use sled::Transactional;
+        let Some(cold) = cold else {
+            return self.apply(log);
+        };
+        (&self.tree, &self.blocks)
+            .transaction(|(tree, blocks)| {
+                tree.apply_batch(&log)?;
+                blocks.apply_batch(&cold)?;
+                Ok(())
+            })
+            .map_err(|e: sled::transaction::TransactionError<()>| match e {
+                sled::transaction::TransactionError::Storage(err) => backend(err),
+                sled::transaction::TransactionError::Abort(()) => {
+                    StoreError::Backend("a group commit's transaction was aborted".into())
+                }
+            })
+    }
+
+    pub(super) fn flush_all(&self) -> StoreResult<()> {
+        self.db.flush().map_err(backend).map(|_| ())
     }
 }
 
@@ -220,52 +293,16 @@ fn is_lock_error(io: &std::io::Error) -> bool {
 
 impl LogStore for SledStore {
     fn write_batch(&self, batch: &AppendBatch) -> StoreResult<()> {
-        // The one writer never does otherwise; a batch that does not continue the head is refused, as PostgreSQL's
-        // conditional insert refuses it.
-        if let Some(first) = batch.records.first() {
-            let expected = self.head()?.map_or(1, |head| head.seq + 1);
-            if first.seq != expected {
-                return Err(StoreError::OutOfOrder {
-                    expected,
-                    found: first.seq,
-                });
-            }
-        }
-        let mut writes = sled::Batch::default();
-        for record in &batch.records {
-            writes.insert(&seq_key(EVENT, record.seq), record.encode());
-        }
-        for (key, seq) in &batch.key_index {
-            writes.insert(&key_index_key(key, *seq), &[]);
-        }
-        for (time, seq) in &batch.time_index {
-            writes.insert(&time_index_key(*time, *seq), &[]);
-        }
-        for seq in &batch.lifecycle_index {
-            writes.insert(&seq_key(LIFECYCLE_INDEX, *seq), &[]);
-        }
-        for (digest, seq) in &batch.attribute_index {
-            writes.insert(&attribute_key(digest, *seq), &[]);
-        }
-        for key in &batch.side_removals {
-            writes.remove(side_key(key));
-        }
-        for (key, value) in &batch.side {
-            writes.insert(side_key(key), value.as_slice());
-        }
-        if let Some(last) = batch.records.last() {
-            let head = Head {
-                seq: last.seq,
-                hash: last.hash,
-                time: last.time,
-            };
-            writes.insert(HEAD, encode_head(&head));
-        }
-        self.tree.apply_batch(writes).map_err(backend)
+        self.refuse_legacy()?;
+        self.write_blocks(batch)
+    }
+
+    fn check_writable(&self) -> StoreResult<()> {
+        self.refuse_legacy()
     }
 
     fn sync(&self) -> StoreResult<()> {
-        self.db.flush().map_err(backend).map(|_| ())
+        self.flush_all()
     }
 
     fn head(&self) -> StoreResult<Option<Head>> {
@@ -277,145 +314,108 @@ impl LogStore for SledStore {
     }
 
     fn last_record(&self) -> StoreResult<Option<StoredRecord>> {
-        let last = self
-            .tree
-            .range(seq_key(EVENT, 0)..=seq_key(EVENT, u64::MAX))
-            .next_back()
-            .transpose()
-            .map_err(backend)?;
-        last.map(|(key, value)| Ok(StoredRecord::decode(be_u64(&key[1..])?, &value)?))
-            .transpose()
+        match self.legacy_reader() {
+            Some(legacy) => legacy.last_record(),
+            None => self.last_stored_record(),
+        }
     }
 
     fn get(&self, seq: u64) -> StoreResult<Option<StoredRecord>> {
-        self.tree
-            .get(seq_key(EVENT, seq))
-            .map_err(backend)?
-            .map(|value| Ok(StoredRecord::decode(seq, &value)?))
-            .transpose()
+        match self.legacy_reader() {
+            Some(legacy) => legacy.get(seq),
+            None => self.record_at(seq),
+        }
     }
 
     fn scan(&self, from: u64, to: u64) -> StoreIter<'_, StoredRecord> {
         if from >= to {
             return Box::new(std::iter::empty());
         }
-        self.range_iter(
-            seq_key(EVENT, from).to_vec(),
-            seq_key(EVENT, to).to_vec(),
-            |key, value| Ok(StoredRecord::decode(be_u64(&key[1..])?, value)?),
-        )
+        match self.legacy_reader() {
+            Some(legacy) => legacy.scan(from, to),
+            None => self.scan_units(from, to),
+        }
     }
 
     fn first_seq_at_or_after(&self, time: LedgerTime) -> StoreResult<u64> {
-        // Start from the last sparse index entry strictly before `time`; at most one index stride to scan.
-        let start = self
-            .tree
-            .range(time_index_key(LedgerTime::MIN, 0)..time_index_key(time, 0))
-            .next_back()
-            .transpose()
-            .map_err(backend)?
-            .map(|(key, _)| be_u64(&key[9..17]))
-            .transpose()?
-            .unwrap_or(1);
-        for item in self
-            .tree
-            .range(seq_key(EVENT, start)..=seq_key(EVENT, u64::MAX))
-        {
-            let (key, value) = item.map_err(backend)?;
-            let seq = be_u64(&key[1..])?;
-            let event_time = StoredRecord::decode_time(&value)
-                .ok_or_else(|| StoreError::Corrupt(format!("record at seq {seq} has no time")))?;
-            if event_time >= time {
-                return Ok(seq);
-            }
-        }
-        Ok(self.head()?.map_or(1, |head| head.seq + 1))
+        let end = self.head()?.map_or(1, |head| head.seq + 1);
+        let found = match self.legacy_reader() {
+            Some(legacy) => legacy.first_seq_at_or_after(legacy.time_seek_start(time)?, time)?,
+            None => self.seek_time(time)?,
+        };
+        Ok(found.unwrap_or(end))
     }
 
     fn key_seqs(&self, key: Uuid, from: u64, to: u64) -> StoreIter<'_, u64> {
-        if from >= to {
-            return Box::new(std::iter::empty());
+        match self.legacy_reader() {
+            Some(legacy) => legacy.key_seqs(key, from, to, false),
+            None => self.postings(key_term(&key), from, to, false),
         }
-        self.range_iter(
-            key_index_key(&key, from).to_vec(),
-            key_index_key(&key, to).to_vec(),
-            |raw, _| be_u64(&raw[17..]),
-        )
     }
 
     fn key_seqs_rev(&self, key: Uuid, from: u64, to: u64) -> StoreIter<'_, u64> {
-        if from >= to {
-            return Box::new(std::iter::empty());
+        match self.legacy_reader() {
+            Some(legacy) => legacy.key_seqs(key, from, to, true),
+            None => self.postings(key_term(&key), from, to, true),
         }
-        let range = key_index_key(&key, from).to_vec()..key_index_key(&key, to).to_vec();
-        Box::new(self.tree.range(range).rev().map(|item| {
-            let (raw, _) = item.map_err(backend)?;
-            be_u64(&raw[17..])
-        }))
     }
 
     fn lifecycle_seqs(&self, from: u64, to: u64) -> StoreIter<'_, u64> {
-        if from >= to {
-            return Box::new(std::iter::empty());
+        match self.legacy_reader() {
+            Some(legacy) => legacy.lifecycle_seqs(from, to),
+            None => self.postings(LIFECYCLE_TERM, from, to, false),
         }
-        self.range_iter(
-            seq_key(LIFECYCLE_INDEX, from).to_vec(),
-            seq_key(LIFECYCLE_INDEX, to).to_vec(),
-            |raw, _| be_u64(&raw[1..]),
-        )
     }
 
     fn key_index(&self) -> StoreIter<'_, (Uuid, u64)> {
-        Box::new(self.tree.scan_prefix([KEY_INDEX]).map(|item| {
-            let (raw, _) = item.map_err(backend)?;
-            if raw.len() != 25 {
-                return Err(StoreError::Corrupt(
-                    "key index entry has the wrong length".into(),
-                ));
-            }
-            let key =
-                Uuid::from_slice(&raw[1..17]).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            Ok((key, be_u64(&raw[17..])?))
-        }))
+        match self.legacy_reader() {
+            Some(legacy) => Box::new(
+                legacy
+                    .id_index(false)
+                    .map(|entry| entry.map(|(id, seq)| (Uuid::from_bytes(id), seq))),
+            ),
+            None => self.every_posting(term_key),
+        }
     }
 
     fn attribute_seqs(&self, digest: [u8; 16], from: u64, to: u64) -> StoreIter<'_, u64> {
-        if from >= to {
-            return Box::new(std::iter::empty());
+        match self.legacy_reader() {
+            Some(legacy) => legacy.attribute_seqs(digest, from, to),
+            None => self.postings(attribute_term(&digest), from, to, false),
         }
-        self.range_iter(
-            attribute_key(&digest, from).to_vec(),
-            attribute_key(&digest, to).to_vec(),
-            |raw, _| be_u64(&raw[17..]),
-        )
     }
 
     fn attribute_index(&self) -> StoreIter<'_, ([u8; 16], u64)> {
-        Box::new(self.tree.scan_prefix([ATTRIBUTE_INDEX]).map(|item| {
-            let (raw, _) = item.map_err(backend)?;
-            if raw.len() != 25 {
-                return Err(StoreError::Corrupt(
-                    "attribute index entry has the wrong length".into(),
-                ));
-            }
-            let mut digest = [0u8; 16];
-            digest.copy_from_slice(&raw[1..17]);
-            Ok((digest, be_u64(&raw[17..])?))
-        }))
+        match self.legacy_reader() {
+            Some(legacy) => legacy.id_index(true),
+            None => self.every_posting(term_attribute),
+        }
     }
 
     fn time_index(&self) -> StoreIter<'_, (LedgerTime, u64)> {
-        Box::new(self.tree.scan_prefix([TIME_INDEX]).map(|item| {
-            let (raw, _) = item.map_err(backend)?;
-            if raw.len() != 17 {
-                return Err(StoreError::Corrupt(
-                    "time index entry has the wrong length".into(),
-                ));
-            }
-            let mut time = [0u8; 8];
-            time.copy_from_slice(&raw[1..9]);
-            Ok((time_from_bytes(time), be_u64(&raw[9..])?))
-        }))
+        let directory = self
+            .blocks
+            .scan_prefix([TIME])
+            .map(|item| sled_legacy::time_entry(&item.map_err(backend)?.0));
+        if self.legacy {
+            return Box::new(directory);
+        }
+        // Tail chunks carry their first event's time themselves.
+        let tails = self.tree.scan_prefix([TAIL]).map(|item| {
+            let (key, value) = item.map_err(backend)?;
+            let seq = be_u64(&key[1..])?;
+            let (time, _, _) = split_tail(&value, &format!("the tail chunk at event {seq}"))?;
+            Ok((time, seq))
+        });
+        Box::new(directory.chain(tails))
+    }
+
+    fn time_index_stride(&self) -> u64 {
+        if self.legacy {
+            super::TIME_INDEX_STRIDE as u64
+        } else {
+            BLOCK_EVENTS
+        }
     }
 
     fn get_side(&self, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
@@ -454,9 +454,8 @@ impl LogStore for SledStore {
         for (key, value) in entries {
             writes.insert(side_key(key), value.as_slice());
         }
-        self.tree.apply_batch(writes).map_err(backend)?;
-        self.db.flush().map_err(backend)?;
-        Ok(())
+        self.apply(writes)?;
+        self.flush_all()
     }
 
     fn remove_side(&self, keys: &[Vec<u8>]) -> StoreResult<()> {
@@ -464,9 +463,8 @@ impl LogStore for SledStore {
         for key in keys {
             writes.remove(side_key(key));
         }
-        self.tree.apply_batch(writes).map_err(backend)?;
-        self.db.flush().map_err(backend)?;
-        Ok(())
+        self.apply(writes)?;
+        self.flush_all()
     }
 
     fn size_on_disk(&self) -> StoreResult<u64> {
@@ -474,74 +472,19 @@ impl LogStore for SledStore {
     }
 
     fn prune_archived(&self, through: u64, keep: &[u64]) -> StoreResult<u64> {
+        self.refuse_legacy()?;
         self.prune(through, keep)
     }
+}
+
+/// Side-entry keys are stored under `s`; writes of a group commit use this too.
+pub(super) fn stored_side_key(key: &[u8]) -> Vec<u8> {
+    side_key(key)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chain::SignerId;
-
-    fn record(seq: u64, micros: i64) -> StoredRecord {
-        StoredRecord {
-            seq,
-            time: LedgerTime::from_micros(micros),
-            hash: [seq as u8; 32],
-            signature: [0; 64],
-            signer: SignerId([0; 8]),
-            body: format!("{{\"seq\":{seq}}}").into_bytes(),
-        }
-    }
-
-    #[test]
-    fn time_seek_finds_first_event_at_or_after() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
-        for start in [1u64, 101] {
-            let records: Vec<_> = (start..start + 100)
-                .map(|s| record(s, s as i64 * 10))
-                .collect();
-            let time_index = records
-                .iter()
-                .step_by(64)
-                .map(|r| (r.time, r.seq))
-                .collect();
-            store
-                .append(&AppendBatch {
-                    records,
-                    time_index,
-                    ..Default::default()
-                })
-                .unwrap();
-        }
-        assert_eq!(
-            store
-                .first_seq_at_or_after(LedgerTime::from_micros(0))
-                .unwrap(),
-            1
-        );
-        assert_eq!(
-            store
-                .first_seq_at_or_after(LedgerTime::from_micros(1501))
-                .unwrap(),
-            151
-        );
-        assert_eq!(
-            store
-                .first_seq_at_or_after(LedgerTime::from_micros(1500))
-                .unwrap(),
-            150
-        );
-        assert_eq!(
-            store
-                .first_seq_at_or_after(LedgerTime::from_micros(99_999))
-                .unwrap(),
-            201
-        );
-        assert_eq!(store.head().unwrap().unwrap().seq, 200);
-        assert_eq!(store.scan(195, 500).count(), 6);
-    }
 
     #[test]
     fn negative_times_sort_before_positive() {

@@ -1,0 +1,485 @@
+//! The byte layout of the embedded log's stored units: tail chunks (one per group commit, uncompressed, with their
+//! postings), sealed blocks of [`BLOCK_EVENTS`] events (a zstd frame with the ledger's dictionary) and the postings
+//! run of each sealed block (docs/FORMAT.md, "Stored layout").
+
+use super::{StoreError, StoreResult, StoredRecord};
+use crate::time::LedgerTime;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// Events per sealed block: block `b` holds seqs `b·1024+1 ..= (b+1)·1024` (fewer only after archival pruning).
+pub const BLOCK_EVENTS: u64 = 1024;
+/// zstd level of sealed blocks: level 3 compresses a block in about a millisecond (docs/PERFORMANCE.md).
+const BLOCK_LEVEL: i32 = 3;
+/// Largest trained dictionary.
+const DICTIONARY_BYTES: usize = 16 * 1024;
+const UNIT_VERSION: u8 = 1;
+/// `version ‖ first seq ‖ count ‖ first time ‖ last time ‖ raw length ‖ dictionary id`.
+const BLOCK_HEADER: usize = 1 + 8 + 4 + 8 + 8 + 4 + 32;
+/// A block compressed without a dictionary names this id.
+pub const NO_DICTIONARY: [u8; 32] = [0; 32];
+
+/// What a posting names: a kind byte and 16 bytes (a key id, an attribute digest, or zeros for lifecycle).
+pub type Term = [u8; 17];
+const TERM_KEY: u8 = b'k';
+const TERM_ATTRIBUTE: u8 = b'a';
+pub const LIFECYCLE_TERM: Term = {
+    let mut term = [0u8; 17];
+    term[0] = b'l';
+    term
+};
+
+pub fn key_term(key: &Uuid) -> Term {
+    tagged(TERM_KEY, key.as_bytes())
+}
+
+pub fn attribute_term(digest: &[u8; 16]) -> Term {
+    tagged(TERM_ATTRIBUTE, digest)
+}
+
+fn tagged(kind: u8, bytes: &[u8; 16]) -> Term {
+    let mut term = [0u8; 17];
+    term[0] = kind;
+    term[1..].copy_from_slice(bytes);
+    term
+}
+
+/// The key id a key term names.
+pub fn term_key(term: &Term) -> Option<Uuid> {
+    (term[0] == TERM_KEY).then(|| Uuid::from_bytes(body16(term)))
+}
+
+/// The digest an attribute term names.
+pub fn term_attribute(term: &Term) -> Option<[u8; 16]> {
+    (term[0] == TERM_ATTRIBUTE).then(|| body16(term))
+}
+
+fn body16(term: &Term) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&term[1..]);
+    out
+}
+
+pub fn block_of(seq: u64) -> u64 {
+    seq.saturating_sub(1) / BLOCK_EVENTS
+}
+
+pub fn block_first(block: u64) -> u64 {
+    block * BLOCK_EVENTS + 1
+}
+
+fn corrupt(what: String) -> StoreError {
+    StoreError::Corrupt(what)
+}
+
+/// A cursor over stored bytes that names the unit it reads when they run short.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    unit: &'a str,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> StoreResult<&'a [u8]> {
+        if self.bytes.len() < n {
+            return Err(corrupt(format!("{} is truncated", self.unit)));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+    fn u32(&mut self) -> StoreResult<u32> {
+        let mut raw = [0u8; 4];
+        raw.copy_from_slice(self.take(4)?);
+        Ok(u32::from_be_bytes(raw))
+    }
+    fn u64(&mut self) -> StoreResult<u64> {
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(self.take(8)?);
+        Ok(u64::from_be_bytes(raw))
+    }
+    fn varint(&mut self) -> StoreResult<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.take(1)?[0];
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(corrupt(format!("{} holds an overlong number", self.unit)))
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// `count u32 ‖ (length u32 ‖ seq u64 ‖ record)*`: records with their seqs, so that a missing one is a gap.
+pub fn encode_records(records: &[StoredRecord]) -> Vec<u8> {
+    let size: usize = records.iter().map(|r| r.body.len() + 130).sum();
+    let mut out = Vec::with_capacity(4 + size);
+    out.extend_from_slice(&(records.len() as u32).to_be_bytes());
+    for record in records {
+        let encoded = record.encode();
+        out.extend_from_slice(&(encoded.len() as u32).to_be_bytes());
+        out.extend_from_slice(&record.seq.to_be_bytes());
+        out.extend_from_slice(&encoded);
+    }
+    out
+}
+
+pub fn decode_records(bytes: &[u8], unit: &str) -> StoreResult<Vec<StoredRecord>> {
+    let mut reader = Reader { bytes, unit };
+    let count = reader.u32()? as usize;
+    let mut records = Vec::with_capacity(count.min(1 << 16));
+    for _ in 0..count {
+        let len = reader.u32()? as usize;
+        let seq = reader.u64()?;
+        records.push(StoredRecord::decode(seq, reader.take(len)?)?);
+    }
+    if !reader.bytes.is_empty() {
+        return Err(corrupt(format!("{unit} has bytes after its records")));
+    }
+    Ok(records)
+}
+
+/// Postings sorted by term then seq: `terms u32 ‖ (term ‖ offset u32 ‖ count u32)* ‖ runs`, each run the
+/// term's seqs as LEB128 deltas (the first from 0). The fixed-size directory is binary-searched.
+pub fn encode_postings(mut entries: Vec<(Term, u64)>) -> Vec<u8> {
+    entries.sort_unstable();
+    entries.dedup();
+    let mut directory: Vec<(Term, u32, u32)> = Vec::new();
+    let mut runs = Vec::with_capacity(entries.len() * 2);
+    let mut previous = 0u64;
+    for (term, seq) in &entries {
+        match directory.last_mut() {
+            Some((last, _, count)) if last == term => *count += 1,
+            _ => {
+                directory.push((*term, runs.len() as u32, 1));
+                previous = 0;
+            }
+        }
+        put_varint(&mut runs, seq - previous);
+        previous = *seq;
+    }
+    let mut out = Vec::with_capacity(4 + directory.len() * 25 + runs.len());
+    out.extend_from_slice(&(directory.len() as u32).to_be_bytes());
+    for (term, offset, count) in &directory {
+        out.extend_from_slice(term);
+        out.extend_from_slice(&offset.to_be_bytes());
+        out.extend_from_slice(&count.to_be_bytes());
+    }
+    out.extend_from_slice(&runs);
+    out
+}
+
+const ENTRY: usize = 17 + 4 + 4;
+
+fn directory<'a>(bytes: &'a [u8], unit: &'a str) -> StoreResult<(usize, &'a [u8], &'a [u8])> {
+    let mut reader = Reader { bytes, unit };
+    let terms = reader.u32()? as usize;
+    let directory = reader.take(terms.saturating_mul(ENTRY))?;
+    Ok((terms, directory, reader.bytes))
+}
+
+fn run(runs: &[u8], entry: &[u8], unit: &str) -> StoreResult<Vec<u64>> {
+    let offset = u32::from_be_bytes([entry[17], entry[18], entry[19], entry[20]]) as usize;
+    let count = u32::from_be_bytes([entry[21], entry[22], entry[23], entry[24]]) as usize;
+    let mut reader = Reader {
+        bytes: runs
+            .get(offset..)
+            .ok_or_else(|| corrupt(format!("{unit} has a posting run past its end")))?,
+        unit,
+    };
+    let mut seqs = Vec::with_capacity(count.min(1 << 16));
+    let mut seq = 0u64;
+    for _ in 0..count {
+        seq = seq
+            .checked_add(reader.varint()?)
+            .ok_or_else(|| corrupt(format!("{unit} has a posting past the largest seq")))?;
+        seqs.push(seq);
+    }
+    Ok(seqs)
+}
+
+/// The seqs `term` has in the postings, ascending.
+pub fn lookup_postings(bytes: &[u8], term: &Term, unit: &str) -> StoreResult<Vec<u64>> {
+    let (terms, directory, runs) = directory(bytes, unit)?;
+    let (mut low, mut high) = (0usize, terms);
+    while low < high {
+        let middle = (low + high) / 2;
+        let entry = &directory[middle * ENTRY..(middle + 1) * ENTRY];
+        match entry[..17].cmp(term.as_slice()) {
+            std::cmp::Ordering::Less => low = middle + 1,
+            std::cmp::Ordering::Greater => high = middle,
+            std::cmp::Ordering::Equal => return run(runs, entry, unit),
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// Every posting, in term then seq order.
+pub fn all_postings(bytes: &[u8], unit: &str) -> StoreResult<Vec<(Term, u64)>> {
+    let (_, directory, runs) = directory(bytes, unit)?;
+    let mut out = Vec::new();
+    for entry in directory.chunks_exact(ENTRY) {
+        let mut term = [0u8; 17];
+        term.copy_from_slice(&entry[..17]);
+        out.extend(run(runs, entry, unit)?.into_iter().map(|seq| (term, seq)));
+    }
+    Ok(out)
+}
+
+/// A group commit's events before they are sealed: `version ‖ first time ‖ records length u32 ‖ records ‖
+/// postings` (decoded whole only by tests; reads split it).
+#[cfg(test)]
+pub struct TailChunk {
+    pub records: Vec<StoredRecord>,
+    pub postings: Vec<(Term, u64)>,
+}
+
+pub fn encode_tail(records: &[StoredRecord], postings: Vec<(Term, u64)>) -> Vec<u8> {
+    let body = encode_records(records);
+    let postings = encode_postings(postings);
+    let mut out = Vec::with_capacity(13 + body.len() + postings.len());
+    out.push(UNIT_VERSION);
+    let first_time = records.first().map_or(0, |r| r.time.as_micros());
+    out.extend_from_slice(&first_time.to_be_bytes());
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&postings);
+    out
+}
+
+/// Splits a tail chunk into its first event's time, its records' bytes and its postings' bytes.
+pub fn split_tail<'a>(
+    bytes: &'a [u8],
+    unit: &'a str,
+) -> StoreResult<(LedgerTime, &'a [u8], &'a [u8])> {
+    let mut reader = Reader { bytes, unit };
+    if reader.take(1)?[0] != UNIT_VERSION {
+        return Err(corrupt(format!("{unit} has an unknown version")));
+    }
+    let time = LedgerTime::from_micros(reader.u64()? as i64);
+    let len = reader.u32()? as usize;
+    let records = reader.take(len)?;
+    Ok((time, records, reader.bytes))
+}
+
+#[cfg(test)]
+pub fn decode_tail(bytes: &[u8], unit: &str) -> StoreResult<TailChunk> {
+    let (_, records, postings) = split_tail(bytes, unit)?;
+    Ok(TailChunk {
+        records: decode_records(records, unit)?,
+        postings: all_postings(postings, unit)?,
+    })
+}
+
+/// A sealed block's uncompressed header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockHeader {
+    pub first_seq: u64,
+    pub count: u32,
+    pub first_time: LedgerTime,
+    pub last_time: LedgerTime,
+    pub raw_len: u32,
+    pub dictionary: [u8; 32],
+}
+
+/// Compresses `records` (at least one) into a block value with `dictionary` (`None`: no dictionary).
+pub fn encode_block(
+    records: &[StoredRecord],
+    dictionary: Option<(&[u8; 32], &[u8])>,
+) -> StoreResult<Vec<u8>> {
+    let raw = encode_records(records);
+    let io = |e: std::io::Error| StoreError::Backend(format!("compressing a block: {e}"));
+    let mut compressor = match dictionary {
+        Some((_, bytes)) => zstd::bulk::Compressor::with_dictionary(BLOCK_LEVEL, bytes),
+        None => zstd::bulk::Compressor::new(BLOCK_LEVEL),
+    }
+    .map_err(io)?;
+    compressor.include_checksum(true).map_err(io)?;
+    let frame = compressor.compress(&raw).map_err(io)?;
+    let (first, last) = match (records.first(), records.last()) {
+        (Some(first), Some(last)) => (first, last),
+        _ => {
+            return Err(StoreError::Backend(
+                "an empty block cannot be sealed".into(),
+            ))
+        }
+    };
+    let mut out = Vec::with_capacity(BLOCK_HEADER + frame.len());
+    out.push(UNIT_VERSION);
+    out.extend_from_slice(&first.seq.to_be_bytes());
+    out.extend_from_slice(&(records.len() as u32).to_be_bytes());
+    out.extend_from_slice(&first.time.as_micros().to_be_bytes());
+    out.extend_from_slice(&last.time.as_micros().to_be_bytes());
+    out.extend_from_slice(&(raw.len() as u32).to_be_bytes());
+    out.extend_from_slice(dictionary.map_or(&NO_DICTIONARY, |(id, _)| id));
+    out.extend_from_slice(&frame);
+    Ok(out)
+}
+
+pub fn block_header(bytes: &[u8], unit: &str) -> StoreResult<BlockHeader> {
+    let mut reader = Reader { bytes, unit };
+    if reader.take(1)?[0] != UNIT_VERSION {
+        return Err(corrupt(format!("{unit} has an unknown version")));
+    }
+    let first_seq = reader.u64()?;
+    let count = reader.u32()?;
+    let first_time = LedgerTime::from_micros(reader.u64()? as i64);
+    let last_time = LedgerTime::from_micros(reader.u64()? as i64);
+    let raw_len = reader.u32()?;
+    let mut dictionary = [0u8; 32];
+    dictionary.copy_from_slice(reader.take(32)?);
+    Ok(BlockHeader {
+        first_seq,
+        count,
+        first_time,
+        last_time,
+        raw_len,
+        dictionary,
+    })
+}
+
+/// Decompresses a block with its dictionary's bytes (checked against the id) and checks the header against the
+/// records it holds: a flipped byte fails the frame's checksum, a lying header is named.
+pub fn decode_block(
+    bytes: &[u8],
+    dictionary: Option<&[u8]>,
+    unit: &str,
+) -> StoreResult<Vec<StoredRecord>> {
+    let header = block_header(bytes, unit)?;
+    let frame = &bytes[BLOCK_HEADER..];
+    let damaged = |e: std::io::Error| corrupt(format!("{unit} does not decompress: {e}"));
+    let mut decompressor = match dictionary {
+        Some(dict) => zstd::bulk::Decompressor::with_dictionary(dict),
+        None => zstd::bulk::Decompressor::new(),
+    }
+    .map_err(damaged)?;
+    let raw = decompressor
+        .decompress(frame, header.raw_len as usize)
+        .map_err(damaged)?;
+    let records = decode_records(&raw, unit)?;
+    let lies = match (records.first(), records.last()) {
+        (Some(first), Some(last)) => {
+            first.seq != header.first_seq
+                || records.len() != header.count as usize
+                || first.time != header.first_time
+                || last.time != header.last_time
+                || records.windows(2).any(|pair| pair[0].seq >= pair[1].seq)
+        }
+        _ => true,
+    };
+    if lies {
+        return Err(corrupt(format!(
+            "{unit}'s header (events {}.., {} of them) does not describe the events it holds",
+            header.first_seq, header.count
+        )));
+    }
+    Ok(records)
+}
+
+/// A dictionary's id: the SHA-256 of its bytes.
+pub fn dictionary_id(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// Trains a dictionary from event bodies; `None` when zstd finds too little to learn from.
+pub fn train_dictionary(records: &[StoredRecord]) -> Option<Vec<u8>> {
+    let samples: Vec<&[u8]> = records.iter().map(|r| r.body.as_slice()).collect();
+    zstd::dict::from_samples(&samples, DICTIONARY_BYTES)
+        .ok()
+        .filter(|dict| dict.len() >= 256)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::SignerId;
+
+    fn record(seq: u64) -> StoredRecord {
+        StoredRecord {
+            seq,
+            time: LedgerTime::from_micros(seq as i64 * 1000),
+            hash: [seq as u8; 32],
+            signature: [7; 64],
+            signer: SignerId([1; 8]),
+            body: format!(
+                "{{\"seq\":{seq},\"type\":\"key.used\",\"ip\":\"192.0.2.{}\"}}",
+                seq % 200
+            )
+            .into_bytes(),
+        }
+    }
+
+    #[test]
+    fn postings_round_trip_and_are_found_by_term() {
+        let a = attribute_term(&[3; 16]);
+        let k = key_term(&Uuid::from_bytes([9; 16]));
+        let entries = vec![
+            (a, 900),
+            (k, 5),
+            (a, 7),
+            (LIFECYCLE_TERM, 1),
+            (k, 300),
+            (a, 7),
+        ];
+        let bytes = encode_postings(entries);
+        assert_eq!(lookup_postings(&bytes, &a, "t").unwrap(), vec![7, 900]);
+        assert_eq!(lookup_postings(&bytes, &k, "t").unwrap(), vec![5, 300]);
+        assert_eq!(
+            lookup_postings(&bytes, &LIFECYCLE_TERM, "t").unwrap(),
+            vec![1]
+        );
+        assert!(lookup_postings(&bytes, &key_term(&Uuid::nil()), "t")
+            .unwrap()
+            .is_empty());
+        assert_eq!(all_postings(&bytes, "t").unwrap().len(), 5);
+    }
+
+    #[test]
+    fn a_block_round_trips_with_and_without_a_dictionary() {
+        let records: Vec<_> = (1..=1024).map(record).collect();
+        let dict = train_dictionary(&records).expect("bodies to learn from");
+        let id = dictionary_id(&dict);
+        let block = encode_block(&records, Some((&id, &dict))).unwrap();
+        assert_eq!(block_header(&block, "b").unwrap().dictionary, id);
+        assert_eq!(decode_block(&block, Some(&dict), "b").unwrap(), records);
+        let plain = encode_block(&records, None).unwrap();
+        assert_eq!(decode_block(&plain, None, "b").unwrap(), records);
+    }
+
+    #[test]
+    fn a_flipped_byte_or_a_lying_header_is_corruption() {
+        let records: Vec<_> = (1..=300).map(record).collect();
+        let block = encode_block(&records, None).unwrap();
+        let mut flipped = block.clone();
+        let at = flipped.len() - 40;
+        flipped[at] ^= 0x10;
+        assert!(matches!(
+            decode_block(&flipped, None, "b"),
+            Err(StoreError::Corrupt(_))
+        ));
+        let mut lying = block;
+        lying[8] ^= 0x01; // the low byte of the first seq
+        assert!(matches!(
+            decode_block(&lying, None, "b"),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn a_tail_chunk_round_trips() {
+        let records: Vec<_> = (5..9).map(record).collect();
+        let bytes = encode_tail(&records, vec![(LIFECYCLE_TERM, 6)]);
+        let chunk = decode_tail(&bytes, "t").unwrap();
+        assert_eq!(chunk.records, records);
+        assert_eq!(chunk.postings, vec![(LIFECYCLE_TERM, 6)]);
+        assert_eq!(split_tail(&bytes, "t").unwrap().0, records[0].time);
+    }
+}
