@@ -238,6 +238,21 @@ impl SledStore {
         self.tree.len() + self.blocks.len()
     }
 
+    /// Bytes of the live keys and values (what the log holds, before sled's own overhead and dead versions).
+    pub fn live_bytes(&self) -> u64 {
+        let trees: &[&sled::Tree] = if self.legacy {
+            &[&self.tree]
+        } else {
+            &[&self.tree, &self.blocks]
+        };
+        trees
+            .iter()
+            .flat_map(|tree| tree.iter())
+            .filter_map(Result::ok)
+            .map(|(key, value)| (key.len() + value.len()) as u64)
+            .sum()
+    }
+
     fn legacy_reader(&self) -> Option<Legacy<'_>> {
         self.legacy.then_some(Legacy(&self.tree))
     }
