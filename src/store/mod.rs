@@ -9,6 +9,7 @@ mod pg;
 mod record;
 mod sled_files;
 mod sled_legacy;
+mod sled_open;
 mod sled_prune;
 mod sled_read;
 mod sled_store;

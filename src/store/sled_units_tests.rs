@@ -1,0 +1,84 @@
+//! Unit tests of the stored units' byte layout: postings, blocks, tail chunks.
+use super::*;
+use crate::chain::SignerId;
+
+fn record(seq: u64) -> StoredRecord {
+    StoredRecord {
+        seq,
+        time: LedgerTime::from_micros(seq as i64 * 1000),
+        hash: [seq as u8; 32],
+        signature: [7; 64],
+        signer: SignerId([1; 8]),
+        body: format!(
+            "{{\"seq\":{seq},\"type\":\"key.used\",\"ip\":\"192.0.2.{}\"}}",
+            seq % 200
+        )
+        .into_bytes(),
+    }
+}
+
+#[test]
+fn postings_round_trip_and_are_found_by_term() {
+    let a = attribute_term(&[3; 16]);
+    let k = key_term(&Uuid::from_bytes([9; 16]));
+    let entries = vec![
+        (a, 900),
+        (k, 5),
+        (a, 7),
+        (LIFECYCLE_TERM, 1),
+        (k, 300),
+        (a, 7),
+    ];
+    let bytes = encode_postings(entries);
+    assert_eq!(lookup_postings(&bytes, &a, "t").unwrap(), vec![7, 900]);
+    assert_eq!(lookup_postings(&bytes, &k, "t").unwrap(), vec![5, 300]);
+    assert_eq!(
+        lookup_postings(&bytes, &LIFECYCLE_TERM, "t").unwrap(),
+        vec![1]
+    );
+    assert!(lookup_postings(&bytes, &key_term(&Uuid::nil()), "t")
+        .unwrap()
+        .is_empty());
+    assert_eq!(all_postings(&bytes, "t").unwrap().len(), 5);
+}
+
+#[test]
+fn a_block_round_trips_with_and_without_a_dictionary() {
+    let records: Vec<_> = (1..=1024).map(record).collect();
+    let dict = train_dictionary(&records).expect("bodies to learn from");
+    let id = dictionary_id(&dict);
+    let block = encode_block(&records, Some((&id, &dict))).unwrap();
+    assert_eq!(block_header(&block, "b").unwrap().dictionary, id);
+    assert_eq!(decode_block(&block, Some(&dict), "b").unwrap(), records);
+    let plain = encode_block(&records, None).unwrap();
+    assert_eq!(decode_block(&plain, None, "b").unwrap(), records);
+}
+
+#[test]
+fn a_flipped_byte_or_a_lying_header_is_corruption() {
+    let records: Vec<_> = (1..=300).map(record).collect();
+    let block = encode_block(&records, None).unwrap();
+    let mut flipped = block.clone();
+    let at = flipped.len() - 40;
+    flipped[at] ^= 0x10;
+    assert!(matches!(
+        decode_block(&flipped, None, "b"),
+        Err(StoreError::Corrupt(_))
+    ));
+    let mut lying = block;
+    lying[8] ^= 0x01; // the low byte of the first seq
+    assert!(matches!(
+        decode_block(&lying, None, "b"),
+        Err(StoreError::Corrupt(_))
+    ));
+}
+
+#[test]
+fn a_tail_chunk_round_trips() {
+    let records: Vec<_> = (5..9).map(record).collect();
+    let bytes = encode_tail(&records, vec![(LIFECYCLE_TERM, 6)]);
+    let chunk = decode_tail(&bytes, "t").unwrap();
+    assert_eq!(chunk.records, records);
+    assert_eq!(chunk.postings, vec![(LIFECYCLE_TERM, 6)]);
+    assert_eq!(split_tail(&bytes, "t").unwrap().0, records[0].time);
+}
