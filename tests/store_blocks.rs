@@ -110,6 +110,20 @@ fn a_posting_pointing_past_the_head_is_refused() {
     });
 }
 
+/// A write: it needs the writer, which a log from before blocks refuses until migrated.
+const CREATE_KEY: &[&str] = &[
+    "key",
+    "create",
+    "--name",
+    "after",
+    "--owner",
+    "ops",
+    "--env",
+    "production",
+    "--scope",
+    "read",
+];
+
 const BEFORE_BLOCKS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/ledger-before-blocks");
 
 /// A copy of the fixture ledger written by keyledger before blocks (fixtures/README.md).
@@ -135,21 +149,7 @@ fn a_ledger_from_before_blocks_reads_refuses_writes_and_migrates_verified() {
     assert!(before.contains("1650 events"), "{before}");
     let (code, text) = common::run_cli(&root, &["events", "--type", "key.created"]);
     assert_eq!(code, 0, "{text}");
-    let (code, text) = common::run_cli(
-        &root,
-        &[
-            "key",
-            "create",
-            "--name",
-            "after",
-            "--owner",
-            "ops",
-            "--env",
-            "production",
-            "--scope",
-            "read",
-        ],
-    );
+    let (code, text) = common::run_cli(&root, CREATE_KEY);
     assert_ne!(code, 0, "{text}");
     assert!(text.contains("store migrate"), "{text}");
 
@@ -161,21 +161,7 @@ fn a_ledger_from_before_blocks_reads_refuses_writes_and_migrates_verified() {
     let (code, after) = common::run_cli(&root, &["audit", "verify"]);
     assert_eq!(code, 0, "{after}");
     assert!(after.contains("1650 events"), "{after}");
-    let (code, text) = common::run_cli(
-        &root,
-        &[
-            "key",
-            "create",
-            "--name",
-            "after",
-            "--owner",
-            "ops",
-            "--env",
-            "production",
-            "--scope",
-            "read",
-        ],
-    );
+    let (code, text) = common::run_cli(&root, CREATE_KEY);
     assert_eq!(code, 0, "{text}");
     let (code, text) = common::run_cli(&root, &["store", "migrate"]);
     assert_eq!(code, 0, "{text}");

@@ -46,6 +46,7 @@ fn read_tile(store: &dyn LogStore, tile_level: u32, index: u64) -> LedgerResult<
 fn hashes_of(bytes: &[u8]) -> Vec<Hash32> {
     bytes
         .chunks_exact(HASH)
+        // chunks_exact(32) yields only 32-byte slices, so the conversion cannot fail.
         .map(|chunk| chunk.try_into().expect("32-byte chunks"))
         .collect()
 }

@@ -79,11 +79,7 @@ fn copy(cli: &Cli, args: &CopyArgs) -> CliResult {
         None,
     )?;
     if !verified.is_ok() {
-        let first = verified
-            .problems
-            .first()
-            .map(|p| format!("seq {}: {:?}: {}", p.seq, p.kind, p.detail))
-            .unwrap_or_default();
+        let first = first_problem(&verified).unwrap_or_default();
         return Err(CliError::new(
             EXIT_VERIFY_FAILED,
             format!("the copy does not verify: {first}"),
@@ -113,4 +109,11 @@ fn copy(cli: &Cli, args: &CopyArgs) -> CliResult {
         );
     }
     Ok(())
+}
+
+/// The first problem verification found, as the store commands name it.
+pub(super) fn first_problem(report: &crate::audit::VerifyReport) -> Option<String> {
+    report
+        .first_problem()
+        .map(|p| format!("seq {}: {:?}: {}", p.seq, p.kind, p.detail))
 }

@@ -2,7 +2,7 @@
 //! blocks): it opens read-only, for `audit`, exports and `store migrate`; writes are refused until it is migrated.
 //! Keys: `e‖seq` → record, `k‖key id‖seq`, `t‖time‖seq`, `l‖seq`, `a‖digest‖seq` → ∅.
 
-use super::sled_store::{backend, be_u64, seq_key, time_from_bytes, time_index_key};
+use super::sled_store::{backend, be_u64, seq_key, time_index_key};
 use super::{StoreError, StoreIter, StoreResult, StoredRecord};
 use crate::time::LedgerTime;
 use uuid::Uuid;
@@ -157,16 +157,4 @@ impl<'a> Legacy<'a> {
             .transpose()?
             .unwrap_or(1))
     }
-}
-
-/// Decodes a `t‖time‖seq` key (both layouts share the time directory's key form).
-pub(super) fn time_entry(raw: &[u8]) -> StoreResult<(LedgerTime, u64)> {
-    if raw.len() != 17 {
-        return Err(StoreError::Corrupt(
-            "time index entry has the wrong length".into(),
-        ));
-    }
-    let mut time = [0u8; 8];
-    time.copy_from_slice(&raw[1..9]);
-    Ok((time_from_bytes(time), be_u64(&raw[9..])?))
 }

@@ -7,7 +7,7 @@
 //! `T‖first seq` → tail chunk, `B‖block` → sealed block, `P‖block` → its postings, `t‖time‖first seq` → ∅ (the
 //! time directory, one entry per block), `D‖id` → a dictionary, `d` → the id of the one new blocks use.
 
-use super::sled_legacy::{self, Legacy};
+use super::sled_legacy::Legacy;
 use super::sled_units::{
     attribute_term, key_term, split_tail, term_attribute, term_key, LIFECYCLE_TERM,
 };
@@ -71,8 +71,20 @@ fn time_bytes(time: LedgerTime) -> [u8; 8] {
     ((time.as_micros() as u64) ^ (1 << 63)).to_be_bytes()
 }
 
-pub(super) fn time_from_bytes(bytes: [u8; 8]) -> LedgerTime {
+fn time_from_bytes(bytes: [u8; 8]) -> LedgerTime {
     LedgerTime::from_micros((u64::from_be_bytes(bytes) ^ (1 << 63)) as i64)
+}
+
+/// Decodes a `t‖time‖seq` key (both layouts share the time directory's key form).
+fn time_entry(raw: &[u8]) -> StoreResult<(LedgerTime, u64)> {
+    if raw.len() != 17 {
+        return Err(StoreError::Corrupt(
+            "time index entry has the wrong length".into(),
+        ));
+    }
+    let mut time = [0u8; 8];
+    time.copy_from_slice(&raw[1..9]);
+    Ok((time_from_bytes(time), be_u64(&raw[9..])?))
 }
 
 pub(super) fn time_index_key(time: LedgerTime, seq: u64) -> [u8; 17] {
@@ -311,7 +323,7 @@ impl LogStore for SledStore {
         let directory = self
             .blocks
             .scan_prefix([TIME])
-            .map(|item| sled_legacy::time_entry(&item.map_err(backend)?.0));
+            .map(|item| time_entry(&item.map_err(backend)?.0));
         if self.legacy {
             return Box::new(directory);
         }
