@@ -24,6 +24,7 @@ mod remote_keys;
 mod serve;
 mod store_cmd;
 mod store_migrate;
+mod store_salvage;
 
 use crate::datadir::{DataDir, KeySource};
 use crate::error::LedgerError;

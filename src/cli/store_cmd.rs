@@ -20,6 +20,9 @@ pub enum StoreCommand {
     /// Rewrite a log written by keyledger before blocks (one sled item per event, which opens read-only) into
     /// the block layout; verified before the old layout is removed, and started again if killed.
     Migrate,
+    /// Copy every intact event of a damaged ledger (from the first up to the first damage) into a new ledger,
+    /// verify it, and report where it stopped and which stored checkpoint it still matches.
+    Salvage(super::store_salvage::SalvageArgs),
 }
 
 #[derive(Args, Debug)]
@@ -37,6 +40,7 @@ pub fn run(cli: &Cli, command: &StoreCommand) -> CliResult {
     match command {
         StoreCommand::Copy(args) => copy(cli, args),
         StoreCommand::Migrate => super::store_migrate::migrate(cli),
+        StoreCommand::Salvage(args) => super::store_salvage::salvage(cli, args),
     }
 }
 

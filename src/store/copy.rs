@@ -3,8 +3,8 @@
 //! (Merkle nodes, checkpoints, signers, snapshots, rollups). The caller verifies the copy with the ledger's
 //! public key before using it.
 
+use super::salvage::ChainFollower;
 use super::{AppendBatch, LogStore, StoreError, StoreResult};
-use crate::chain::{chain_hash, Hash32, GENESIS_PREV};
 use crate::event::Event;
 
 /// Records per batch written to the target.
@@ -36,27 +36,16 @@ pub fn copy_log(
         ));
     }
     let mut report = CopyReport::default();
-    let mut prev: Hash32 = GENESIS_PREV;
+    let mut chain = ChainFollower::default();
     let mut batch = AppendBatch::default();
     for record in source.scan(1, u64::MAX) {
         let record = record?;
-        let expected = report.events + 1;
-        if record.seq != expected {
-            return Err(StoreError::Corrupt(format!(
-                "event {expected} is missing from the source"
-            )));
-        }
-        if chain_hash(&prev, &record.body) != record.hash {
-            return Err(StoreError::Corrupt(format!(
-                "event {} does not chain from event {}: the source fails verification",
-                record.seq,
-                record.seq - 1
-            )));
-        }
+        chain.accept(&record).map_err(|problem| {
+            StoreError::Corrupt(format!("{problem}: the source fails verification"))
+        })?;
         let event = Event::decode(&record.body)
             .map_err(|e| StoreError::Corrupt(format!("event {}: {e}", record.seq)))?;
         batch.index_event(&event, batch.records.len());
-        prev = record.hash;
         batch.records.push(record);
         report.events += 1;
         if batch.records.len() == COPY_BATCH {

@@ -22,7 +22,7 @@ impl SledStore {
     }
 }
 
-fn check_files(dir: &Path) -> StoreResult<()> {
+pub(super) fn check_files(dir: &Path) -> StoreResult<()> {
     let conf = dir.join("conf");
     let bytes = match std::fs::read(&conf) {
         Ok(bytes) => bytes,

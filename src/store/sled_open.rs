@@ -1,8 +1,8 @@
 //! Opening the embedded store: sled's configuration, the lock of a directory another process holds, damage
 //! that makes sled panic, and which layout the log is in (a log from before blocks opens read-only).
 
-use super::sled_store::{backend, SledStore, LAYOUT, LAYOUT_BLOCKS};
-use super::{sled_legacy, StoreError, StoreResult};
+use super::sled_store::{backend, SledStore, LAYOUT, LAYOUT_BLOCKS, LAYOUT_SEGMENTS, SEGMENT_END};
+use super::{sled_legacy, sled_segment_files, sled_segments, StoreError, StoreResult};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -30,12 +30,23 @@ impl SledStore {
         }
     }
 
+    /// Opens sled files copied from a damaged log, reading that log's segments in `segments` without writing
+    /// them (`store salvage`).
+    pub(super) fn open_for_salvage(dir: &Path, segments: &Path) -> StoreResult<Self> {
+        let cache_bytes = super::StorageConfig::default().block_cache_mib as usize * 1024 * 1024;
+        Self::open_guarded(dir, cache_bytes, Some(segments))
+    }
+
     fn open_once(dir: &Path, cache_bytes: usize) -> StoreResult<Self> {
+        Self::open_guarded(dir, cache_bytes, None)
+    }
+
+    fn open_guarded(dir: &Path, cache_bytes: usize, segments: Option<&Path>) -> StoreResult<Self> {
         // sled panics on some damaged files (e.g. "tried to serialize Uninitialized" after a truncation); that is
         // corruption to report, not a crash. The default hook would print the panic, so it is silenced meanwhile.
         let hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(|_| {}));
-        let opened = std::panic::catch_unwind(|| Self::open_unguarded(dir, cache_bytes));
+        let opened = std::panic::catch_unwind(|| Self::open_unguarded(dir, cache_bytes, segments));
         std::panic::set_hook(hook);
         opened.unwrap_or_else(|panic| {
             let what = panic
@@ -49,7 +60,11 @@ impl SledStore {
         })
     }
 
-    fn open_unguarded(dir: &Path, cache_bytes: usize) -> StoreResult<Self> {
+    fn open_unguarded(
+        dir: &Path,
+        cache_bytes: usize,
+        salvaged_segments: Option<&Path>,
+    ) -> StoreResult<Self> {
         let db = sled::Config::new()
             .path(dir)
             // sled's page cache is most of a server's memory; 128 MiB keeps a serving ledger with 100,000 keys
@@ -68,7 +83,14 @@ impl SledStore {
             })?;
         let tree = db.open_tree("log").map_err(backend)?;
         let legacy = match tree.get(LAYOUT).map_err(backend)? {
-            Some(version) if version.as_ref() == [LAYOUT_BLOCKS] => false,
+            Some(version) if version.as_ref() == [LAYOUT_SEGMENTS] => false,
+            // Layout 2 differs only in blocks kept inline in sled, which this version still reads; new blocks
+            // go to segments, and the label says so before any does (an older keyledger then refuses the log).
+            Some(version) if version.as_ref() == [LAYOUT_BLOCKS] => {
+                tree.insert(LAYOUT, &[LAYOUT_SEGMENTS]).map_err(backend)?;
+                db.flush().map_err(backend)?;
+                false
+            }
             Some(version) => {
                 return Err(StoreError::Corrupt(format!(
                     "the log's layout version {version:?} is not one this keyledger reads"
@@ -76,7 +98,7 @@ impl SledStore {
             }
             None if sled_legacy::is_legacy(&tree)? => true,
             None => {
-                tree.insert(LAYOUT, &[LAYOUT_BLOCKS]).map_err(backend)?;
+                tree.insert(LAYOUT, &[LAYOUT_SEGMENTS]).map_err(backend)?;
                 db.flush().map_err(backend)?;
                 false
             }
@@ -87,6 +109,14 @@ impl SledStore {
         } else {
             db.open_tree("blocks").map_err(backend)?
         };
+        let committed = match blocks.get(SEGMENT_END).map_err(backend)? {
+            Some(value) => Some(sled_segments::decode_end(&value)?),
+            None => None,
+        };
+        let segments = match salvaged_segments {
+            Some(path) => sled_segment_files::Segments::open(path.to_path_buf(), committed, false)?,
+            None => sled_segment_files::Segments::open(dir.join("segments"), committed, !legacy)?,
+        };
         let store = Self {
             db,
             tree,
@@ -96,6 +126,7 @@ impl SledStore {
             tail_from: AtomicU64::new(1),
             write_lock: Mutex::new(()),
             cache: super::sled_read::BlockCache::new(cache_bytes),
+            segments,
         };
         store
             .tail_from

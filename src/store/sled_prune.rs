@@ -1,8 +1,10 @@
 //! Archival pruning for the block layout: the archived records leave their blocks and tail chunks (a block whose
 //! every record went is removed with its postings and directory entry), one unit per `apply_batch`. Kept records
-//! (the genesis, signer rotations, the last Merkle block) stay, without postings.
+//! (the genesis, signer rotations, the last Merkle block) stay, without postings. A rewritten block is appended
+//! to the newest segment, and segments that no block names any more are removed.
 
 use super::sled_read::tail_records;
+use super::sled_segments::block_frames;
 use super::sled_store::{
     backend, be_u64, seq_key, time_index_key, SledStore, BLOCK, POSTINGS, TAIL,
 };
@@ -40,23 +42,23 @@ impl SledStore {
                     writes.remove(&postings_key);
                 }
                 Some(first) => {
-                    let header = block_header(&value, "a block being pruned")?;
-                    let dictionary = self.dictionary(&header.dictionary, "a block being pruned")?;
+                    let unit = "a block being pruned";
+                    let header = block_header(&self.resolve(&value, unit)?, unit)?;
+                    let dictionary = self.dictionary(&header.dictionary, unit)?;
                     let id = header.dictionary;
-                    writes.insert(
-                        key,
-                        encode_block(&kept, dictionary.as_deref().map(|d| (&id, d)))?,
-                    );
+                    let block_bytes = encode_block(&kept, dictionary.as_deref().map(|d| (&id, d)))?;
                     writes.insert(&time_index_key(first.time, first.seq), &[]);
                     let postings = match self.blocks.get(postings_key).map_err(backend)? {
-                        Some(old) => all_postings(&old, "the postings of a block being pruned")?,
+                        Some(old) => all_postings(&self.resolve(&old, unit)?, unit)?,
                         None => Vec::new(),
                     };
-                    let postings = postings
-                        .into_iter()
-                        .filter(|(_, seq)| *seq > through)
-                        .collect();
-                    writes.insert(&postings_key, encode_postings(postings));
+                    let postings = encode_postings(
+                        postings
+                            .into_iter()
+                            .filter(|(_, seq)| *seq > through)
+                            .collect(),
+                    );
+                    self.store_frames(&mut writes, &block_frames(block, &block_bytes, &postings))?;
                 }
             }
             self.apply_cold(writes)?;
@@ -86,6 +88,13 @@ impl SledStore {
         }
         self.cache.clear();
         self.flush_all()?;
+        // Rewritten blocks went to the newest segment: older segments no location names are free.
+        let freed = self
+            .segments
+            .remove_unreferenced(&self.referenced_segments()?)?;
+        if freed > 0 {
+            tracing::info!(bytes = freed, "pruning freed whole segments");
+        }
         Ok(removed)
     }
 }

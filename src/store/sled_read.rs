@@ -124,15 +124,17 @@ impl SledStore {
         Ok(Some(bytes.to_vec()))
     }
 
+    /// The records of a block from its sled value (a segment location, or inline bytes in layout 2).
     pub(super) fn decode_block_value(
         &self,
         block: u64,
-        bytes: &[u8],
+        value: &[u8],
     ) -> StoreResult<Vec<StoredRecord>> {
         let unit = block_name(block);
-        let header = block_header(bytes, &unit)?;
+        let bytes = self.resolve(value, &unit)?;
+        let header = block_header(&bytes, &unit)?;
         let dictionary = self.dictionary(&header.dictionary, &unit)?;
-        let records = decode_block(bytes, dictionary.as_deref(), &unit)?;
+        let records = decode_block(&bytes, dictionary.as_deref(), &unit)?;
         if block_of(header.first_seq) != block
             || records.last().is_some_and(|r| block_of(r.seq) != block)
         {
@@ -318,12 +320,8 @@ impl SledStore {
             .range(seq_key(TAIL, tail_start)..seq_key(TAIL, to));
         let block_seqs = move |item: sled::Result<(sled::IVec, sled::IVec)>| {
             let (key, value) = item.map_err(backend)?;
-            let block = be_u64(&key[1..])?;
-            lookup_postings(
-                &value,
-                &term,
-                &format!("the postings of {}", block_name(block)),
-            )
+            let name = format!("the postings of {}", block_name(be_u64(&key[1..])?));
+            lookup_postings(&self.resolve(&value, &name)?, &term, &name)
         };
         let tail_seqs = move |item: sled::Result<(sled::IVec, sled::IVec)>| {
             let (key, value) = item.map_err(backend)?;
@@ -358,7 +356,7 @@ impl SledStore {
             let (key, value) = item.map_err(backend)?;
             let block = be_u64(&key[1..])?;
             let name = format!("the postings of {}", block_name(block));
-            let entries = all_postings(&value, &name)?;
+            let entries = all_postings(&self.resolve(&value, &name)?, &name)?;
             within(&entries, block_first(block), block_first(block + 1), &name)?;
             Ok(entries)
         });

@@ -22,8 +22,12 @@ pub use super::sled_units::BLOCK_EVENTS;
 
 pub(super) const HEAD: &[u8] = b"h";
 pub(super) const LAYOUT: &[u8] = b"L";
-/// The layout this version writes: 2 = blocks (1 = one item per event, read-only until migrated).
+/// Blocks with their bytes inline in sled (read, and relabelled [`LAYOUT_SEGMENTS`] when opened).
 pub(super) const LAYOUT_BLOCKS: u8 = 2;
+/// The layout this version writes: blocks in segment files (1 = one item per event, read-only until migrated).
+pub(super) const LAYOUT_SEGMENTS: u8 = 3;
+/// In the blocks tree: the newest segment and its committed end.
+pub(super) const SEGMENT_END: &[u8] = b"E";
 const SIDE: u8 = b's';
 pub(super) const TAIL: u8 = b'T';
 pub(super) const BLOCK: u8 = b'B';
@@ -48,6 +52,7 @@ pub struct SledStore {
     /// One writer at a time: a group commit, a prune or a tamper rewrites units it read.
     pub(super) write_lock: Mutex<()>,
     pub(super) cache: super::sled_read::BlockCache,
+    pub(super) segments: super::sled_segment_files::Segments,
 }
 
 pub(super) fn backend(err: sled::Error) -> StoreError {
@@ -167,7 +172,8 @@ impl SledStore {
             .flat_map(|tree| tree.iter())
             .filter_map(Result::ok)
             .map(|(key, value)| (key.len() + value.len()) as u64)
-            .sum()
+            .sum::<u64>()
+            + self.segment_live_bytes()
     }
 
     fn legacy_reader(&self) -> Option<Legacy<'_>> {
@@ -395,7 +401,7 @@ impl LogStore for SledStore {
     }
 
     fn size_on_disk(&self) -> StoreResult<u64> {
-        self.db.size_on_disk().map_err(backend)
+        Ok(self.db.size_on_disk().map_err(backend)? + self.segments.bytes_on_disk())
     }
 
     fn prune_archived(&self, through: u64, keep: &[u64]) -> StoreResult<u64> {

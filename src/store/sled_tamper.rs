@@ -4,6 +4,7 @@
 //! says it damages bytes.
 
 use super::sled_read::tail_records;
+use super::sled_segments::{block_frames, Frame, FrameKind, Location};
 use super::sled_store::{
     backend, dictionary_key, encode_head, seq_key, time_index_key, SledStore, BLOCK,
     CURRENT_DICTIONARY, POSTINGS, TAIL,
@@ -31,16 +32,20 @@ impl SledStore {
                 .get(key)
                 .map_err(backend)?
                 .ok_or_else(|| StoreError::Backend(format!("no block holds event {seq}")))?;
-            let header = block_header(&bytes, "a tampered block")?;
+            let header = block_header(
+                &self.resolve(&bytes, "a tampered block")?,
+                "a tampered block",
+            )?;
             let dictionary = self.dictionary(&header.dictionary, "a tampered block")?;
             let mut records = self.decode_block_value(block, &bytes)?;
             let postings_key = seq_key(POSTINGS, block);
-            let old = self
-                .blocks
-                .get(postings_key)
-                .map_err(backend)?
-                .unwrap_or_default();
-            let mut postings = all_postings(&old, "tampered postings")?;
+            let mut postings = match self.blocks.get(postings_key).map_err(backend)? {
+                Some(old) => all_postings(
+                    &self.resolve(&old, "tampered postings")?,
+                    "tampered postings",
+                )?,
+                None => Vec::new(),
+            };
             let old_first = records.first().map(|r| (r.time, r.seq));
             change(&mut records, &mut postings);
             if let Some((time, seq)) = old_first {
@@ -54,11 +59,10 @@ impl SledStore {
                 Some(first) => {
                     let id = header.dictionary;
                     writes.insert(&time_index_key(first.time, first.seq), &[]);
-                    writes.insert(
-                        &key,
-                        encode_block(&records, dictionary.as_deref().map(|d| (&id, d)))?,
-                    );
-                    writes.insert(&postings_key, encode_postings(postings));
+                    let block_bytes =
+                        encode_block(&records, dictionary.as_deref().map(|d| (&id, d)))?;
+                    let postings = encode_postings(postings);
+                    self.store_frames(&mut writes, &block_frames(block, &block_bytes, &postings))?;
                 }
             }
         } else {
@@ -187,12 +191,11 @@ impl SledStore {
             return Ok(());
         };
         let postings_key = seq_key(POSTINGS, block);
-        let old = self
-            .blocks
-            .get(postings_key)
-            .map_err(backend)?
-            .unwrap_or_default();
-        let postings = all_postings(&old, "the postings of a cut block")?;
+        let unit = "the postings of a cut block";
+        let postings = match self.blocks.get(postings_key).map_err(backend)? {
+            Some(old) => all_postings(&self.resolve(&old, unit)?, unit)?,
+            None => Vec::new(),
+        };
         let (mut writes, mut cold) = (sled::Batch::default(), sled::Batch::default());
         if let Some(first) = records.first() {
             cold.remove(&time_index_key(first.time, first.seq));
@@ -205,40 +208,58 @@ impl SledStore {
         Ok(())
     }
 
-    /// Flips one byte of a sealed block's stored bytes, `from_end` bytes before its end (tamper tests only).
+    /// Flips one byte of a sealed block's stored bytes in place, `from_end` bytes before its end, as a failing
+    /// disk or an editor would (tamper tests only).
     pub fn tamper_flip_block_byte(&self, block: u64, from_end: usize) -> StoreResult<()> {
-        self.tamper_block_bytes(block, &mut |bytes| {
-            let at = bytes.len() - from_end.min(bytes.len());
-            bytes[at] ^= 0x20;
-        })
-    }
-
-    /// Adds `by` to the first seq a sealed block's header names (tamper tests only).
-    pub fn tamper_block_first_seq(&self, block: u64, by: u64) -> StoreResult<()> {
-        self.tamper_block_bytes(block, &mut |bytes| {
-            let mut first = [0u8; 8];
-            first.copy_from_slice(&bytes[1..9]);
-            let moved = u64::from_be_bytes(first).wrapping_add(by);
-            bytes[1..9].copy_from_slice(&moved.to_be_bytes());
-        })
-    }
-
-    fn tamper_block_bytes(
-        &self,
-        block: u64,
-        change: &mut dyn FnMut(&mut Vec<u8>),
-    ) -> StoreResult<()> {
-        let key = seq_key(BLOCK, block);
-        let mut bytes = self
-            .blocks
-            .get(key)
-            .map_err(backend)?
-            .ok_or_else(|| StoreError::Backend(format!("block {block} is not stored")))?
-            .to_vec();
-        change(&mut bytes);
-        self.blocks.insert(key, bytes).map_err(backend)?;
+        let value = self.block_value(block)?;
+        match Location::decode(&value) {
+            Some(location) => {
+                let bytes = self.resolve(&value, "a damaged block")?;
+                let at = bytes.len() - from_end.min(bytes.len());
+                self.segments
+                    .damage(&location, at as u64, bytes[at] ^ 0x20)?;
+            }
+            None => {
+                let mut bytes = value.to_vec();
+                let at = bytes.len() - from_end.min(bytes.len());
+                bytes[at] ^= 0x20;
+                self.blocks
+                    .insert(seq_key(BLOCK, block), bytes)
+                    .map_err(backend)?;
+            }
+        }
         self.cache.clear();
         self.flush_all()
+    }
+
+    /// Adds `by` to the first seq a sealed block's header names, storing the block again with a matching
+    /// checksum, as a careful attacker would (tamper tests only).
+    pub fn tamper_block_first_seq(&self, block: u64, by: u64) -> StoreResult<()> {
+        let value = self.block_value(block)?;
+        let mut bytes = self.resolve(&value, "a rewritten block")?.into_owned();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&bytes[1..9]);
+        let moved = u64::from_be_bytes(first).wrapping_add(by);
+        bytes[1..9].copy_from_slice(&moved.to_be_bytes());
+        let mut writes = sled::Batch::default();
+        self.store_frames(
+            &mut writes,
+            &[Frame {
+                kind: FrameKind::Block,
+                block,
+                payload: &bytes,
+            }],
+        )?;
+        self.apply_cold(writes)?;
+        self.cache.clear();
+        self.flush_all()
+    }
+
+    fn block_value(&self, block: u64) -> StoreResult<sled::IVec> {
+        self.blocks
+            .get(seq_key(BLOCK, block))
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::Backend(format!("block {block} is not stored")))
     }
 
     /// Stores other bytes under the current dictionary's id (tamper tests only); `false` without a dictionary.

@@ -3,6 +3,7 @@
 //! a crash at any point leaves either the chunks or the blocks, never both or neither.
 
 use super::sled_read::{block_name, tail_name, tail_records};
+use super::sled_segments::{Frame, FrameKind};
 use super::sled_store::{
     backend, be_u64, dictionary_key, encode_head, seq_key, stored_side_key, time_index_key,
     SledStore, BLOCK, CURRENT_DICTIONARY, HEAD, POSTINGS, TAIL,
@@ -97,6 +98,10 @@ impl SledStore {
             writes.insert(stored_side_key(key), value.as_slice());
         }
         self.apply_both(writes, sealed.then_some(cold))?;
+        if sealed {
+            // Committed in sled's memory, not yet flushed (the caller's `sync` does that).
+            super::sled_segment_files::failpoint("seal-committed");
+        }
         self.tail_from.store(tail_from, Ordering::Release);
         Ok(())
     }
@@ -135,6 +140,8 @@ impl SledStore {
         // Every block the head has passed the end of is sealed; the rest stays one chunk.
         let open_block = block_of(all.last().map_or(tail_from, |r| r.seq) + 1);
         let mut dictionary = self.current_dictionary()?;
+        let mut trained_for: Option<u64> = None;
+        let mut sealed: Vec<(u64, Vec<u8>, Vec<u8>)> = Vec::new();
         let mut start = 0usize;
         while start < all.len() && block_of(all[start].seq) < open_block {
             let block = block_of(all[start].seq);
@@ -146,23 +153,42 @@ impl SledStore {
                     cold.insert(dictionary_key(&id), trained.as_slice());
                     cold.insert(CURRENT_DICTIONARY, &id);
                     dictionary = Some((id, trained));
+                    trained_for = Some(block);
                 }
             }
             let value = encode_block(
                 block_records,
                 dictionary.as_ref().map(|(id, d)| (id, d.as_slice())),
             )?;
-            cold.insert(&seq_key(BLOCK, block), value);
-            cold.insert(
-                &seq_key(POSTINGS, block),
-                encode_postings(by_block.remove(&block).unwrap_or_default()),
-            );
+            let postings = encode_postings(by_block.remove(&block).unwrap_or_default());
+            sealed.push((block, value, postings));
             cold.insert(
                 &time_index_key(block_records[0].time, block_records[0].seq),
                 &[],
             );
             start = end;
         }
+        let mut frames = Vec::with_capacity(sealed.len() * 2 + 1);
+        if let (Some(block), Some((_, trained))) = (trained_for, dictionary.as_ref()) {
+            frames.push(Frame {
+                kind: FrameKind::Dictionary,
+                block,
+                payload: trained,
+            });
+        }
+        for (block, value, postings) in &sealed {
+            frames.push(Frame {
+                kind: FrameKind::Block,
+                block: *block,
+                payload: value,
+            });
+            frames.push(Frame {
+                kind: FrameKind::Postings,
+                block: *block,
+                payload: postings,
+            });
+        }
+        self.store_frames(cold, &frames)?;
         let rest = &all[start..];
         if let Some(first) = rest.first() {
             let chunk_postings = by_block.remove(&block_of(first.seq)).unwrap_or_default();
@@ -196,6 +222,7 @@ impl SledStore {
         let mut any_cold = false;
         let tail_from = self.tail_from();
         let mut by_unit: BTreeMap<(bool, u64), Vec<(Term, u64)>> = BTreeMap::new();
+        let mut rewritten: Vec<(u64, Vec<u8>)> = Vec::new();
         for (term, seq) in postings {
             let unit = if seq < tail_from {
                 (false, block_of(seq))
@@ -227,20 +254,24 @@ impl SledStore {
                     encode_tail(&tail_records(at, &value)?, entries),
                 );
             } else {
-                let old = self
-                    .blocks
-                    .get(seq_key(POSTINGS, at))
-                    .map_err(backend)?
-                    .unwrap_or_default();
-                if !old.is_empty() {
-                    entries.extend(all_postings(
-                        &old,
-                        &format!("the postings of {}", block_name(at)),
-                    )?);
+                let name = format!("the postings of {}", block_name(at));
+                if let Some(old) = self.blocks.get(seq_key(POSTINGS, at)).map_err(backend)? {
+                    entries.extend(all_postings(&self.resolve(&old, &name)?, &name)?);
                 }
-                cold.insert(&seq_key(POSTINGS, at), encode_postings(entries));
-                any_cold = true;
+                rewritten.push((at, encode_postings(entries)));
             }
+        }
+        let frames: Vec<Frame<'_>> = rewritten
+            .iter()
+            .map(|(block, payload)| Frame {
+                kind: FrameKind::Postings,
+                block: *block,
+                payload,
+            })
+            .collect();
+        if !frames.is_empty() {
+            self.store_frames(cold, &frames)?;
+            any_cold = true;
         }
         Ok(any_cold)
     }
