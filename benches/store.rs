@@ -93,8 +93,8 @@ fn main() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let path = tmp.path().join("log");
     let store = SledStore::open(&path).expect("open");
-    println!("| events | append events/s | RSS MiB (peak, sampled every 10 s) | sled items/event | bytes/event on disk (body) | live bytes/event | full scan MB/s of bodies | 1,000 newest of a key ms |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| events | append events/s | RSS MiB (peak, sampled every 10 s) | sled items/event | bytes/event on disk (body) | of which segments | live bytes/event | full scan MB/s of bodies | 1,000 newest of a key ms |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let mut head = 0u64;
     let (mut peak, mut sampled) = (rss_mib(), Instant::now());
     for size in sizes {
@@ -107,6 +107,7 @@ fn main() {
         let items = store.item_count() as f64 / size as f64;
         let disk = store.size_on_disk().expect("size") as f64 / size as f64;
         let live = store.live_bytes() as f64 / size as f64;
+        let segments = store.segment_bytes_on_disk() as f64 / size as f64;
         let mean_body = body(size, Uuid::from_u128(1), "10.1.2.3").len();
         let scan_started = Instant::now();
         let bytes: usize = store
@@ -121,7 +122,7 @@ fn main() {
             .count();
         let query_ms = query_started.elapsed().as_secs_f64() * 1e3;
         println!(
-            "| {size} | {rate:.0} | {peak:.0} | {items:.4} | {disk:.0} ({mean_body}) | {live:.0} | {scan_rate:.0} | {query_ms:.1} ({newest} found) |"
+            "| {size} | {rate:.0} | {peak:.0} | {items:.4} | {disk:.0} ({mean_body}) | {segments:.0} | {live:.0} | {scan_rate:.0} | {query_ms:.1} ({newest} found) |"
         );
     }
 }

@@ -60,6 +60,15 @@ pub fn salvage(cli: &Cli, args: &SalvageArgs) -> CliResult {
     let scratch = args.to.join("salvage-scratch");
     let mut source =
         SalvageSource::open(&source_dir.db_path(), &scratch).map_err(LedgerError::from)?;
+    if source.side_entries(b"archive/prefix").next().is_some() {
+        drop(source);
+        // Best effort: the directory holds only the copied identity files and sled's scratch copy.
+        let _ = std::fs::remove_dir_all(&args.to);
+        return Err(failed(
+            "this ledger was archived (its first events live in archive files): salvage reads whole logs only; \
+             restore the archive into a full copy first",
+        ));
+    }
     let mut limit = u64::MAX;
     let mut stop: Option<String> = None;
     let mut attempt = 0;

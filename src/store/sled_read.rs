@@ -321,7 +321,7 @@ impl SledStore {
         let block_seqs = move |item: sled::Result<(sled::IVec, sled::IVec)>| {
             let (key, value) = item.map_err(backend)?;
             let name = format!("the postings of {}", block_name(be_u64(&key[1..])?));
-            lookup_postings(&self.resolve(&value, &name)?, &term, &name)
+            lookup_postings(&self.resolve_for_lookup(&value, &name)?, &term, &name)
         };
         let tail_seqs = move |item: sled::Result<(sled::IVec, sled::IVec)>| {
             let (key, value) = item.map_err(backend)?;

@@ -147,8 +147,9 @@ impl Segments {
         Ok(file)
     }
 
-    /// The payload at `location`, checked against its SHA-256; `unit` names it in errors.
-    pub(super) fn read(&self, location: &Location, unit: &str) -> StoreResult<Vec<u8>> {
+    /// The payload at `location`, not hashed: index lookups, whose every answer is an event read and checked
+    /// after (whole-index listings and verification use [`Segments::read`]).
+    pub(super) fn read_unhashed(&self, location: &Location, unit: &str) -> StoreResult<Vec<u8>> {
         let file = self.reader(location.segment)?;
         let mut bytes = vec![0u8; location.len as usize];
         file.read_exact_at(&mut bytes, location.offset)
@@ -158,6 +159,12 @@ impl Segments {
                     location.segment, location.offset
                 ))
             })?;
+        Ok(bytes)
+    }
+
+    /// The payload at `location`, checked against its SHA-256; `unit` names it in errors.
+    pub(super) fn read(&self, location: &Location, unit: &str) -> StoreResult<Vec<u8>> {
+        let bytes = self.read_unhashed(location, unit)?;
         if <[u8; 32]>::from(Sha256::digest(&bytes)) != location.sha256 {
             return Err(StoreError::Corrupt(format!(
                 "{unit} in segment {} no longer matches its SHA-256: its bytes were changed",

@@ -136,6 +136,20 @@ impl super::SledStore {
         }
     }
 
+    /// [`SledStore::resolve`] without the SHA-256 check, for postings looked up by a query: the 32-byte hash of a
+    /// ~70 KiB run per block was most of a rare key's whole-log lookup (docs/PERFORMANCE.md), and every event a
+    /// lookup names is read and checked after; verification reads postings through `resolve`.
+    pub(super) fn resolve_for_lookup<'a>(
+        &self,
+        value: &'a [u8],
+        unit: &str,
+    ) -> StoreResult<Cow<'a, [u8]>> {
+        match Location::decode(value) {
+            Some(location) => Ok(Cow::Owned(self.segments.read_unhashed(&location, unit)?)),
+            None => Ok(Cow::Borrowed(value)),
+        }
+    }
+
     /// Appends `frames` to the segments (durably) and records in `cold` where each block and posting run now
     /// lies, with the new committed end: the caller commits `cold` in one sled transaction.
     pub(super) fn store_frames(
@@ -158,6 +172,11 @@ impl super::SledStore {
         }
         cold.insert(SEGMENT_END, &encode_end(segment, end));
         Ok(())
+    }
+
+    /// Bytes of the segment files (docs/PERFORMANCE.md splits the log's disk use into sled's and these).
+    pub fn segment_bytes_on_disk(&self) -> u64 {
+        self.segments.bytes_on_disk()
     }
 
     /// Bytes the live blocks and postings take in their segments.
