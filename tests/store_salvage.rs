@@ -109,18 +109,16 @@ fn a_damaged_block_stops_the_salvage_before_it_and_names_the_lost_checkpoint() {
 }
 
 #[test]
-fn a_cut_sled_file_leaves_the_sealed_blocks_salvageable_from_the_segments() {
+fn a_lost_sled_file_leaves_the_sealed_blocks_salvageable_from_the_segments() {
     let (tmp, root) = ledger();
-    // 60 % off the end of sled's file: sled no longer opens the log (0.1 % cuts only its preallocated end).
+    // sled's file zeroed (a disk that lost it): sled refuses the log or opens it empty.
     let db = root.join("log").join("db");
     let len = std::fs::metadata(&db).unwrap().len();
-    let file = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
-    file.set_len(len * 2 / 5).unwrap();
-    drop(file);
+    std::fs::write(&db, vec![0u8; len as usize]).unwrap();
     let segments = fingerprint(&root.join("log").join("segments"));
-    let (code, _) = common::run_cli(&root, &["audit", "verify"]);
-    assert_ne!(code, 0, "a cut sled file must be refused");
-    // sled may open the cut file at an older state; the blocks it forgot must still be in their segments.
+    let (code, text) = common::run_cli(&root, &["audit", "verify"]);
+    assert_ne!(code, 0, "a zeroed sled file must be refused: {text}");
+    // Opening the damaged log must leave the sealed blocks in their segments.
     assert_eq!(fingerprint(&root.join("log").join("segments")), segments);
     let (code, text, new) = salvage(tmp.path(), &root);
     assert_eq!(code, 0, "{text}");

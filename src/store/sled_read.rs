@@ -5,7 +5,7 @@ use super::sled_store::{
     backend, be_u64, dictionary_key, seq_key, time_index_key, SledStore, BLOCK, POSTINGS, TAIL,
 };
 use super::sled_units::{
-    all_postings, block_first, block_header, block_of, decode_block, decode_records, dictionary_id,
+    all_postings, block_first, block_header, block_of, decode_block, dictionary_id,
     lookup_postings, split_tail, Term, NO_DICTIONARY,
 };
 use super::{StoreError, StoreIter, StoreResult, StoredRecord};
@@ -365,9 +365,7 @@ impl SledStore {
             let first = be_u64(&key[1..])?;
             let name = tail_name(first);
             let (_, records, postings) = split_tail(&value, &name)?;
-            let end = decode_records(records, &name)?
-                .last()
-                .map_or(first, |r| r.seq + 1);
+            let end = records.decode(&name)?.last().map_or(first, |r| r.seq + 1);
             let entries = all_postings(postings, &name)?;
             within(&entries, first, end, &name)?;
             Ok(entries)
@@ -402,7 +400,7 @@ fn within(entries: &[(Term, u64)], from: u64, to: u64, unit: &str) -> StoreResul
 pub(super) fn tail_records(first: u64, value: &[u8]) -> StoreResult<Vec<StoredRecord>> {
     let name = tail_name(first);
     let (_, records, _) = split_tail(value, &name)?;
-    let records = decode_records(records, &name)?;
+    let records = records.decode(&name)?;
     if records.first().is_some_and(|r| r.seq < first) {
         return Err(StoreError::Corrupt(format!("{name} holds earlier events")));
     }

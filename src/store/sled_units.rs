@@ -242,11 +242,21 @@ pub struct TailChunk {
     pub postings: Vec<(Term, u64)>,
 }
 
+/// A tail chunk whose records part is one zstd frame (level 1): every event passes through sled once in a chunk
+/// and sled keeps dead versions in its file, so the chunk's size is most of sled's disk use (docs/PERFORMANCE.md).
+const TAIL_COMPRESSED: u8 = 2;
+const TAIL_LEVEL: i32 = 1;
+
 pub fn encode_tail(records: &[StoredRecord], postings: Vec<(Term, u64)>) -> Vec<u8> {
-    let body = encode_records(records);
+    let raw = encode_records(records);
+    // Compressing a buffer in memory cannot fail short of allocation; keep the raw records if it ever does.
+    let (version, body) = match zstd::bulk::compress(&raw, TAIL_LEVEL) {
+        Ok(compressed) if compressed.len() < raw.len() => (TAIL_COMPRESSED, compressed),
+        _ => (UNIT_VERSION, raw),
+    };
     let postings = encode_postings(postings);
     let mut out = Vec::with_capacity(13 + body.len() + postings.len());
-    out.push(UNIT_VERSION);
+    out.push(version);
     let first_time = records.first().map_or(0, |r| r.time.as_micros());
     out.extend_from_slice(&first_time.to_be_bytes());
     out.extend_from_slice(&(body.len() as u32).to_be_bytes());
@@ -255,26 +265,52 @@ pub fn encode_tail(records: &[StoredRecord], postings: Vec<(Term, u64)>) -> Vec<
     out
 }
 
-/// Splits a tail chunk into its first event's time, its records' bytes and its postings' bytes.
+/// A tail chunk's records part, decoded only when asked for.
+pub struct TailRecords<'a> {
+    bytes: &'a [u8],
+    compressed: bool,
+}
+
+impl TailRecords<'_> {
+    pub fn decode(&self, unit: &str) -> StoreResult<Vec<StoredRecord>> {
+        if !self.compressed {
+            return decode_records(self.bytes, unit);
+        }
+        let raw = zstd::stream::decode_all(self.bytes)
+            .map_err(|e| corrupt(format!("{unit} does not decompress: {e}")))?;
+        decode_records(&raw, unit)
+    }
+}
+
+/// Splits a tail chunk into its first event's time, its records and its postings' bytes.
 pub fn split_tail<'a>(
     bytes: &'a [u8],
     unit: &'a str,
-) -> StoreResult<(LedgerTime, &'a [u8], &'a [u8])> {
+) -> StoreResult<(LedgerTime, TailRecords<'a>, &'a [u8])> {
     let mut reader = Reader { bytes, unit };
-    if reader.take(1)?[0] != UNIT_VERSION {
-        return Err(corrupt(format!("{unit} has an unknown version")));
-    }
+    let compressed = match reader.take(1)?[0] {
+        UNIT_VERSION => false,
+        TAIL_COMPRESSED => true,
+        _ => return Err(corrupt(format!("{unit} has an unknown version"))),
+    };
     let time = LedgerTime::from_micros(reader.u64()? as i64);
     let len = reader.u32()? as usize;
     let records = reader.take(len)?;
-    Ok((time, records, reader.bytes))
+    Ok((
+        time,
+        TailRecords {
+            bytes: records,
+            compressed,
+        },
+        reader.bytes,
+    ))
 }
 
 #[cfg(test)]
 pub fn decode_tail(bytes: &[u8], unit: &str) -> StoreResult<TailChunk> {
     let (_, records, postings) = split_tail(bytes, unit)?;
     Ok(TailChunk {
-        records: decode_records(records, unit)?,
+        records: records.decode(unit)?,
         postings: all_postings(postings, unit)?,
     })
 }

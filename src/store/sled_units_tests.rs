@@ -82,3 +82,27 @@ fn a_tail_chunk_round_trips() {
     assert_eq!(chunk.postings, vec![(LIFECYCLE_TERM, 6)]);
     assert_eq!(split_tail(&bytes, "t").unwrap().0, records[0].time);
 }
+
+#[test]
+fn tail_chunks_are_compressed_and_chunks_written_before_compression_still_read() {
+    let records: Vec<_> = (1..=64).map(record).collect();
+    let compressed = encode_tail(&records, vec![(LIFECYCLE_TERM, 6)]);
+    let raw = encode_records(&records);
+    assert_eq!(compressed[0], TAIL_COMPRESSED);
+    assert!(
+        compressed.len() * 3 < raw.len(),
+        "{} bytes for {} of records",
+        compressed.len(),
+        raw.len()
+    );
+    assert_eq!(decode_tail(&compressed, "t").unwrap().records, records);
+    // The first block layout's chunk: version 1, the records as they are.
+    let mut plain = vec![UNIT_VERSION];
+    plain.extend_from_slice(&records[0].time.as_micros().to_be_bytes());
+    plain.extend_from_slice(&(raw.len() as u32).to_be_bytes());
+    plain.extend_from_slice(&raw);
+    plain.extend_from_slice(&encode_postings(vec![(LIFECYCLE_TERM, 6)]));
+    let chunk = decode_tail(&plain, "t").unwrap();
+    assert_eq!(chunk.records, records);
+    assert_eq!(chunk.postings, vec![(LIFECYCLE_TERM, 6)]);
+}
