@@ -5,10 +5,12 @@ mod backfill;
 mod checkpointer;
 mod command;
 mod follower;
+mod open_hour;
 mod replay;
 mod shared;
 pub(crate) mod snapshot;
 mod startup;
+mod usage;
 mod writer;
 
 pub use checkpointer::SignedCheckpoint;
@@ -128,13 +130,7 @@ impl Ledger {
                 "filed the existing events in the attribute index"
             );
         }
-        let counted = backfill::ensure_rollups(store.as_ref())?;
-        if counted > 0 {
-            tracing::info!(
-                events = counted,
-                "counted the existing events into usage rollups"
-            );
-        }
+        let rollups = open_hour::prepare(store.as_ref())?;
         let signer = match replayed.signers.current() {
             Some(current) => candidates
                 .into_iter()
@@ -166,7 +162,7 @@ impl Ledger {
             last_time: head.map_or(crate::time::LedgerTime::MIN, |h| h.time),
             prev_hash: head.map_or(crate::chain::GENESIS_PREV, |h| h.hash),
             clock: clock.clone(),
-            rollups: crate::projection::rollup::RollupWriter::new(head.map(|h| h.time)),
+            rollups,
         };
         let durable = head.map_or(0, |h| h.seq);
         let (committed, _) = watch::channel(durable);
@@ -174,6 +170,7 @@ impl Ledger {
         let leftover_actions = projections.take_actions();
         let shared = Arc::new(Shared {
             store,
+            open_hour: state.rollups.shared(),
             projections: RwLock::new(projections),
             durable_seq: AtomicU64::new(durable),
             metrics: Metrics::default(),

@@ -16,7 +16,7 @@ use crate::chain::{Hash32, LedgerSigner};
 use crate::clock::SharedClock;
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::{Actor, Event, EventData, KeySuspended};
-use crate::projection::rollup::RollupWriter;
+use crate::projection::rollup_open::RollupWriter;
 use crate::projection::{KeyState, KeyStatus, PendingAction};
 use crate::store::{AppendBatch, StoredRecord};
 use crate::time::LedgerTime;
@@ -88,7 +88,7 @@ pub(crate) struct WriterState {
     pub last_time: LedgerTime,
     pub prev_hash: Hash32,
     pub clock: SharedClock,
-    /// The current hour's usage rollup cells.
+    /// The open hour's usage rollup cells (in memory; packed into the store when the hour closes).
     pub rollups: RollupWriter,
 }
 
@@ -266,10 +266,11 @@ fn write(
         ..Default::default()
     };
     let mut notes = Vec::new();
+    let events = || staged.iter().map(|item| &item.event);
+    state.rollups.pack_closed(events(), &mut batch);
     for (position, item) in staged.iter().enumerate() {
         let event = &item.event;
         batch.index_event(event, position);
-        state.rollups.add(shared.store.as_ref(), event)?;
         if let EventData::LedgerInitialized(init) = &event.data {
             state
                 .checkpointer
@@ -288,7 +289,6 @@ fn write(
         }
     }
     batch.side.extend(state.tiles.take_changed());
-    state.rollups.write_into(&mut batch);
     state.checkpointer.at_batch_end(
         &state.frontier,
         signer,
@@ -300,6 +300,7 @@ fn write(
         return Ok((false, notes));
     }
     shared.store.write_batch(&batch)?;
+    state.rollups.publish(events());
     Ok((true, notes))
 }
 
