@@ -7,17 +7,20 @@ mod command;
 mod follower;
 mod open_hour;
 mod replay;
+mod rotations;
 mod shared;
 pub(crate) mod snapshot;
 mod startup;
 mod usage;
 mod writer;
+mod writer_jobs;
 
 pub use checkpointer::SignedCheckpoint;
 pub use command::{AppendEvents, Command, PlanContext};
 pub use follower::FollowerPosition;
 pub use replay::{replay_log, replay_log_with, ReplayOutcome};
 pub(crate) use replay::{replay_range, Apply, Resume};
+pub(crate) use rotations::{rotation_seqs, signer_side_key};
 pub(crate) use shared::Shared;
 pub use startup::{replay_from_snapshot, Startup, StartupCheck};
 pub use writer::MAX_BATCH_COMMANDS;
@@ -37,29 +40,6 @@ use writer::{Job, PendingCommand, WriterState};
 
 /// How many commands may wait for the writer before callers are slowed down (backpressure).
 const COMMAND_QUEUE: usize = 16 * 1024;
-
-/// Side-entry key under which the public key introduced by a signer rotation at `seq` is kept.
-pub(crate) fn signer_side_key(seq: u64) -> Vec<u8> {
-    let mut key = b"signer/".to_vec();
-    key.extend_from_slice(&seq.to_be_bytes());
-    key
-}
-
-/// The seqs of the signer rotations the store records (their side entries), ascending.
-pub(crate) fn rotation_seqs(store: &dyn LogStore) -> LedgerResult<Vec<u64>> {
-    let mut seqs = Vec::new();
-    for entry in store.scan_side(b"signer/") {
-        let (key, _) = entry?;
-        if let Some(seq) = key
-            .get(b"signer/".len()..)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_be_bytes)
-        {
-            seqs.push(seq);
-        }
-    }
-    Ok(seqs)
-}
 
 /// A handle on an open ledger. Dropping it stops the writer after the commands already queued.
 pub struct Ledger {
@@ -222,7 +202,7 @@ impl Ledger {
             .is_empty()
         {
             // Actions requested before a restart but never recorded: wake the writer to record them now.
-            let _ = sender.try_send(Box::new(writer::WakeJob));
+            let _ = sender.try_send(Box::new(writer_jobs::WakeJob));
         }
         Ok(Self {
             shared,
@@ -412,7 +392,7 @@ fn command_job<C: Command>(command: C, reply: Reply<C::Output>) -> Box<dyn Job> 
 }
 
 fn checkpoint_job(reply: Reply<SignedCheckpoint>) -> Box<dyn Job> {
-    Box::new(writer::CheckpointJob {
+    Box::new(writer_jobs::CheckpointJob {
         checkpoint: None,
         reply,
     })
