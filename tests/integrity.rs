@@ -218,7 +218,9 @@ fn truncation_sweep_with_an_anchor_has_no_silent_loss_and_no_panic() {
             .write(true)
             .open(copy.db_path().join("db"))
             .unwrap();
-        file.set_len(size * percent / 100).unwrap();
+        // Off sled's 512 KiB segment boundaries: a cut exactly on one can remove only segments that no longer
+        // hold live data (the log is then whole, and verifies), which happens with a small log.
+        file.set_len(size * percent / 100 + 4_099).unwrap();
         drop(file);
         let verdict =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match copy.open_store() {
@@ -273,7 +275,9 @@ fn a_truncated_panicking_store_is_exit_3_from_the_cli() {
             .write(true)
             .open(root.join("log/db"))
             .unwrap();
-        file.set_len(size * percent / 100).unwrap();
+        // Off sled's 512 KiB segment boundaries: a cut exactly on one can remove only segments that no longer
+        // hold live data (the log is then whole, and verifies), which happens with a small log.
+        file.set_len(size * percent / 100 + 4_099).unwrap();
         drop(file);
         let (code, text) = cli(
             &root,
@@ -307,22 +311,13 @@ fn an_anchor_catches_a_tail_cut_with_its_checkpoints() {
         .collect();
     assert!(!above.is_empty());
     store.remove_side(&above).unwrap();
-    // The hourly usage rollups still count the cut events.
-    let report = common::verify_report(&store, &dir);
-    assert!(
-        report
-            .problems
-            .iter()
-            .any(|p| p.detail.contains("usage rollup of the hour")),
-        "{:?}",
-        report.problems
-    );
-    // The careful way also removes the rollups, as if the log predated them.
-    let mut rollups: Vec<Vec<u8>> = store
-        .scan_side(keyledger::projection::rollup::ROLLUP_PREFIX)
+    // The careful way also removes the rollups, as if the log predated them: the packed rollups of a closed hour
+    // would still count the cut events (the open hour's, where these events are, live only in the writer's
+    // memory).
+    let rollups: Vec<Vec<u8>> = store
+        .scan_side(b"rollup/")
         .map(|entry| entry.unwrap().0)
         .collect();
-    rollups.push(keyledger::projection::rollup::ROLLUP_MARKER.to_vec());
     store.remove_side(&rollups).unwrap();
     drop(store);
     let (code, text) = cli(dir.root(), &["audit", "verify"]);

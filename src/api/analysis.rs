@@ -5,7 +5,7 @@ use super::error::{time_param, uuid_param, ApiError, ApiResult};
 use super::AppState;
 use crate::projection::listing::list_anomalies;
 use crate::projection::reports::{credentials_csv, report, ReportKind};
-use crate::projection::usage::{usage_report, GroupBy};
+use crate::projection::usage::GroupBy;
 use crate::query::EventFilter;
 use crate::time::LedgerTime;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -47,19 +47,10 @@ pub async fn usage(
     if !(1..=1000).contains(&top) {
         return Err(ApiError::bad_request("top", "must be 1..=1000"));
     }
-    let report = tokio::task::spawn_blocking(move || {
-        let keys = ledger.projections().keys.clone();
-        usage_report(
-            ledger.store().as_ref(),
-            &keys,
-            &filter,
-            ledger.durable_seq(),
-            group_by,
-            top,
-        )
-    })
-    .await
-    .map_err(|e| ApiError::from(crate::LedgerError::Config(e.to_string())))??;
+    // The open hour from the writer's cells in memory (a follower counts it from its events).
+    let report = tokio::task::spawn_blocking(move || ledger.usage_report(&filter, group_by, top))
+        .await
+        .map_err(|e| ApiError::from(crate::LedgerError::Config(e.to_string())))??;
     Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
 }
 

@@ -196,6 +196,8 @@ pub fn archive(
     };
     let prefix = serde_json::to_vec(&prefix).map_err(|e| LedgerError::Config(e.to_string()))?;
     entries.push((PREFIX_KEY.to_vec(), prefix));
+    // The counts of the open hour's archived events: its rollups are not stored until the hour closes.
+    entries.extend(crate::projection::rollup_open::archived_part(store, size)?);
     // Readers switch to the base with this one atomic step; the removal after it only frees space.
     store.put_side(&entries)?;
     let records_removed = store.prune_archived(size, &kept_records(store, size)?)?;

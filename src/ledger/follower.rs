@@ -273,6 +273,7 @@ impl super::Ledger {
         let (committed, _) = tokio::sync::watch::channel(durable);
         let shared = Arc::new(Shared {
             store,
+            open_hour: Default::default(),
             projections: RwLock::new(projections),
             durable_seq: AtomicU64::new(durable),
             metrics: crate::metrics::Metrics::default(),

@@ -5,17 +5,22 @@ mod backfill;
 mod checkpointer;
 mod command;
 mod follower;
+mod open_hour;
 mod replay;
+mod rotations;
 mod shared;
 pub(crate) mod snapshot;
 mod startup;
+mod usage;
 mod writer;
+mod writer_jobs;
 
 pub use checkpointer::SignedCheckpoint;
 pub use command::{AppendEvents, Command, PlanContext};
 pub use follower::FollowerPosition;
 pub use replay::{replay_log, replay_log_with, ReplayOutcome};
 pub(crate) use replay::{replay_range, Apply, Resume};
+pub(crate) use rotations::{rotation_seqs, signer_side_key};
 pub(crate) use shared::Shared;
 pub use startup::{replay_from_snapshot, Startup, StartupCheck};
 pub use writer::MAX_BATCH_COMMANDS;
@@ -35,29 +40,6 @@ use writer::{Job, PendingCommand, WriterState};
 
 /// How many commands may wait for the writer before callers are slowed down (backpressure).
 const COMMAND_QUEUE: usize = 16 * 1024;
-
-/// Side-entry key under which the public key introduced by a signer rotation at `seq` is kept.
-pub(crate) fn signer_side_key(seq: u64) -> Vec<u8> {
-    let mut key = b"signer/".to_vec();
-    key.extend_from_slice(&seq.to_be_bytes());
-    key
-}
-
-/// The seqs of the signer rotations the store records (their side entries), ascending.
-pub(crate) fn rotation_seqs(store: &dyn LogStore) -> LedgerResult<Vec<u64>> {
-    let mut seqs = Vec::new();
-    for entry in store.scan_side(b"signer/") {
-        let (key, _) = entry?;
-        if let Some(seq) = key
-            .get(b"signer/".len()..)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_be_bytes)
-        {
-            seqs.push(seq);
-        }
-    }
-    Ok(seqs)
-}
 
 /// A handle on an open ledger. Dropping it stops the writer after the commands already queued.
 pub struct Ledger {
@@ -128,13 +110,7 @@ impl Ledger {
                 "filed the existing events in the attribute index"
             );
         }
-        let counted = backfill::ensure_rollups(store.as_ref())?;
-        if counted > 0 {
-            tracing::info!(
-                events = counted,
-                "counted the existing events into usage rollups"
-            );
-        }
+        let rollups = open_hour::prepare(store.as_ref())?;
         let signer = match replayed.signers.current() {
             Some(current) => candidates
                 .into_iter()
@@ -166,7 +142,7 @@ impl Ledger {
             last_time: head.map_or(crate::time::LedgerTime::MIN, |h| h.time),
             prev_hash: head.map_or(crate::chain::GENESIS_PREV, |h| h.hash),
             clock: clock.clone(),
-            rollups: crate::projection::rollup::RollupWriter::new(head.map(|h| h.time)),
+            rollups,
         };
         let durable = head.map_or(0, |h| h.seq);
         let (committed, _) = watch::channel(durable);
@@ -174,6 +150,7 @@ impl Ledger {
         let leftover_actions = projections.take_actions();
         let shared = Arc::new(Shared {
             store,
+            open_hour: state.rollups.shared(),
             projections: RwLock::new(projections),
             durable_seq: AtomicU64::new(durable),
             metrics: Metrics::default(),
@@ -225,7 +202,7 @@ impl Ledger {
             .is_empty()
         {
             // Actions requested before a restart but never recorded: wake the writer to record them now.
-            let _ = sender.try_send(Box::new(writer::WakeJob));
+            let _ = sender.try_send(Box::new(writer_jobs::WakeJob));
         }
         Ok(Self {
             shared,
@@ -415,7 +392,7 @@ fn command_job<C: Command>(command: C, reply: Reply<C::Output>) -> Box<dyn Job> 
 }
 
 fn checkpoint_job(reply: Reply<SignedCheckpoint>) -> Box<dyn Job> {
-    Box::new(writer::CheckpointJob {
+    Box::new(writer_jobs::CheckpointJob {
         checkpoint: None,
         reply,
     })

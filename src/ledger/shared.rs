@@ -3,6 +3,7 @@
 use super::StartupCheck;
 use crate::error::LedgerError;
 use crate::metrics::Metrics;
+use crate::projection::rollup_open::OpenHour;
 use crate::projection::{PendingAction, Projections};
 use crate::store::LogStore;
 use std::sync::atomic::AtomicU64;
@@ -12,6 +13,8 @@ use tokio::sync::watch;
 /// State shared by the writer, the flusher and readers.
 pub(crate) struct Shared {
     pub store: Arc<dyn LogStore>,
+    /// The writer's open hour of usage rollups (empty on a follower, which counts that hour from its events).
+    pub open_hour: OpenHour,
     pub(super) projections: RwLock<Projections>,
     /// The last seq that is durable and applied to the projections; readers never look past it.
     pub durable_seq: AtomicU64,

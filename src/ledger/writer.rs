@@ -8,6 +8,7 @@
 
 use super::checkpointer::{Checkpointer, SignedCheckpoint};
 use super::command::{Command, PlanContext, StagedEvent};
+use super::writer_jobs::{action_job, WakeJob};
 use super::Shared;
 use crate::audit::anchor::AnchorSink;
 use crate::audit::tiles::Tiles;
@@ -15,9 +16,9 @@ use crate::audit::tree::Frontier;
 use crate::chain::{Hash32, LedgerSigner};
 use crate::clock::SharedClock;
 use crate::error::{LedgerError, LedgerResult};
-use crate::event::{Actor, Event, EventData, KeySuspended};
-use crate::projection::rollup::RollupWriter;
-use crate::projection::{KeyState, KeyStatus, PendingAction};
+use crate::event::{Event, EventData};
+use crate::projection::rollup_open::RollupWriter;
+use crate::projection::KeyState;
 use crate::store::{AppendBatch, StoredRecord};
 use crate::time::LedgerTime;
 use rayon::prelude::*;
@@ -88,7 +89,7 @@ pub(crate) struct WriterState {
     pub last_time: LedgerTime,
     pub prev_hash: Hash32,
     pub clock: SharedClock,
-    /// The current hour's usage rollup cells.
+    /// The open hour's usage rollup cells (in memory; packed into the store when the hour closes).
     pub rollups: RollupWriter,
 }
 
@@ -266,10 +267,11 @@ fn write(
         ..Default::default()
     };
     let mut notes = Vec::new();
+    let events = || staged.iter().map(|item| &item.event);
+    state.rollups.pack_closed(events(), &mut batch);
     for (position, item) in staged.iter().enumerate() {
         let event = &item.event;
         batch.index_event(event, position);
-        state.rollups.add(shared.store.as_ref(), event)?;
         if let EventData::LedgerInitialized(init) = &event.data {
             state
                 .checkpointer
@@ -288,7 +290,6 @@ fn write(
         }
     }
     batch.side.extend(state.tiles.take_changed());
-    state.rollups.write_into(&mut batch);
     state.checkpointer.at_batch_end(
         &state.frontier,
         signer,
@@ -300,6 +301,7 @@ fn write(
         return Ok((false, notes));
     }
     shared.store.write_batch(&batch)?;
+    state.rollups.publish(events());
     Ok((true, notes))
 }
 
@@ -356,98 +358,5 @@ fn run_flusher(
             }
             batch.jobs.into_iter().for_each(|job| job.finish(None));
         }
-    }
-}
-
-/// Asks the writer for a checkpoint covering everything written before it, answered once it is durable.
-pub(crate) struct CheckpointJob {
-    pub checkpoint: Option<SignedCheckpoint>,
-    pub reply: oneshot::Sender<LedgerResult<SignedCheckpoint>>,
-}
-
-impl Job for CheckpointJob {
-    fn plan(&mut self, _ctx: &mut PlanContext<'_>) -> bool {
-        false
-    }
-
-    fn finish(self: Box<Self>, write_error: Option<&str>) {
-        let answer = match (write_error, self.checkpoint) {
-            (Some(message), _) => Err(LedgerError::WriteFailed(message.to_string())),
-            (None, Some(checkpoint)) => Ok(checkpoint),
-            (None, None) => Err(LedgerError::Config(
-                "the log has no ledger.initialized event to name its checkpoints".into(),
-            )),
-        };
-        let _ = self.reply.send(answer);
-    }
-
-    fn wants_checkpoint(&self) -> bool {
-        true
-    }
-
-    fn take_checkpoint(&mut self, checkpoint: &SignedCheckpoint) {
-        self.checkpoint = Some(checkpoint.clone());
-    }
-}
-
-/// An empty job that only wakes the writer so it picks up follow-up actions.
-pub(crate) struct WakeJob;
-
-impl Job for WakeJob {
-    fn plan(&mut self, _ctx: &mut PlanContext<'_>) -> bool {
-        false
-    }
-    fn finish(self: Box<Self>, _write_error: Option<&str>) {}
-}
-
-fn action_job(action: PendingAction) -> Box<dyn Job> {
-    let (reply, _) = oneshot::channel();
-    Box::new(PendingCommand {
-        command: RecordAction(action),
-        planned: None,
-        emitted: false,
-        reply,
-    })
-}
-
-/// Records an action a projection asked for: `anomaly.detected`, then the suspension if the key is still active.
-struct RecordAction(PendingAction);
-
-impl Command for RecordAction {
-    type Output = ();
-
-    fn plan(&mut self, ctx: &mut PlanContext<'_>) -> LedgerResult<()> {
-        let now = ctx.now();
-        let action = &self.0;
-        let mut anomaly = action.anomaly.clone();
-        let suspend = action
-            .suspend_for_secs
-            .zip(action.anomaly.key_id)
-            .filter(|(_, key_id)| {
-                ctx.state()
-                    .get(key_id)
-                    .is_some_and(|key| key.status_at(now) == KeyStatus::Active)
-            });
-        // Never lock everyone out: the last usable admin key is flagged, not suspended.
-        let suspend = match suspend {
-            Some((_, key_id)) if crate::keys::guards::an_admin_remains(ctx, &[key_id]).is_err() => {
-                anomaly.action = Some("alert_only (the last active ledger:admin key)".into());
-                None
-            }
-            other => other,
-        };
-        ctx.emit(Actor::System, None, EventData::AnomalyDetected(anomaly))?;
-        if let Some((secs, key_id)) = suspend {
-            let data = EventData::KeySuspended(KeySuspended {
-                key_id,
-                reason: Some(format!(
-                    "anomaly {} ({})",
-                    action.anomaly.anomaly_id, action.anomaly.rule
-                )),
-                until: Some(now.plus_secs(i64::from(secs))),
-            });
-            ctx.emit(Actor::System, None, data)?;
-        }
-        Ok(())
     }
 }

@@ -8,7 +8,9 @@ mod keys;
 pub mod listing;
 pub mod reports;
 pub mod rollup;
+pub mod rollup_open;
 pub mod usage;
+mod usage_rows;
 mod usage_window;
 
 pub use as_of::{keys_as_of, lifecycle_as_of};

@@ -1,19 +1,23 @@
-//! Hourly usage rollups: for every hour, the `key.used` counts per key, IP, user agent and scope, stored as side
-//! entries in the same atomic batch as the events they count (FORMAT.md §4), so usage over a long window reads
-//! hours instead of events. The open hour has one entry per group; when an hour closes, its cells are packed
-//! into one compressed entry per dimension. The writer keeps only the current hour's cells in memory.
+//! Hourly usage rollups as stored: for every closed hour, the `key.used` counts per key, IP, user agent and
+//! scope, packed into one compressed side entry per dimension and written in the same atomic batch as the first
+//! event of a later hour (FORMAT.md §4), so usage over a long window reads hours instead of events. The open
+//! hour is not stored: the writer keeps its cells in memory (`rollup_open`).
 
-use crate::event::{Event, EventData, KeyUsed, VerifyCode};
-use crate::store::{AppendBatch, LogStore, StoreError, StoreResult};
+use crate::event::{KeyUsed, VerifyCode};
+use crate::store::{LogStore, StoreError, StoreResult};
 use crate::time::LedgerTime;
 use serde::{Deserialize, Serialize};
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
-/// Side-entry prefix of every rollup cell: `rollup/h/` + hour number (u64 big-endian) + dimension byte + group.
+/// Side-entry prefix of the previous version's per-group cells of an open hour: `rollup/h/` + hour number (u64
+/// big-endian) + dimension byte + group. No longer written; read until the writer next opens the log, which
+/// packs or recounts their hours from the events and removes them.
 pub const ROLLUP_PREFIX: &[u8] = b"rollup/h/";
 /// Side-entry prefix of a closed hour's packed cells: `rollup/p/` + hour number + dimension byte.
 pub const PACKED_PREFIX: &[u8] = b"rollup/p/";
+/// Side-entry prefix of the archived part of an hour that was open when `audit archive` cut inside it:
+/// `rollup/a/` + hour number + dimension byte, packed like a closed hour. Removed when the hour is packed.
+pub const ARCHIVED_PREFIX: &[u8] = b"rollup/a/";
 /// Present once rollups cover the log from `RollupCoverage::from_seq` on.
 pub const ROLLUP_MARKER: &[u8] = b"rollup/hours-v1";
 pub const HOUR_MICROS: i64 = 3_600_000_000;
@@ -31,6 +35,16 @@ pub enum Dim {
 
 impl Dim {
     pub const ALL: [Dim; 4] = [Dim::Key, Dim::Ip, Dim::UserAgent, Dim::Scope];
+
+    /// The dimension's place in [`Dim::ALL`].
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Dim::Key => 0,
+            Dim::Ip => 1,
+            Dim::UserAgent => 2,
+            Dim::Scope => 3,
+        }
+    }
 
     fn byte(self) -> u8 {
         match self {
@@ -79,7 +93,7 @@ fn hour_bytes(hour: i64) -> [u8; 8] {
     (hour as u64 ^ (1 << 63)).to_be_bytes()
 }
 
-/// The side key of every cell of `dim` in `hour`.
+/// The side key of every previous-version cell of `dim` in `hour`.
 pub fn hour_dim_prefix(hour: i64, dim: Dim) -> Vec<u8> {
     let mut key = ROLLUP_PREFIX.to_vec();
     key.extend_from_slice(&hour_bytes(hour));
@@ -95,23 +109,36 @@ pub fn packed_key(hour: i64, dim: Dim) -> Vec<u8> {
     key
 }
 
+/// The side key of the archived part of `hour`'s cells of `dim`.
+pub fn archived_key(hour: i64, dim: Dim) -> Vec<u8> {
+    let mut key = ARCHIVED_PREFIX.to_vec();
+    key.extend_from_slice(&hour_bytes(hour));
+    key.push(dim.byte());
+    key
+}
+
 /// zstd over the JSON array of `[group, cell]` pairs, in group order.
-fn encode_packed(cells: &BTreeMap<String, Cell>) -> Vec<u8> {
+pub(crate) fn encode_packed(cells: &BTreeMap<&str, &Cell>) -> Vec<u8> {
     // Plain strings and cells always serialise; compressing bytes in memory cannot fail short of allocation.
     let json = serde_json::to_vec(&cells.iter().collect::<Vec<_>>()).unwrap_or_default();
     zstd::bulk::compress(&json, 3).unwrap_or_default()
 }
 
-fn decode_packed(bytes: &[u8]) -> StoreResult<Vec<(String, Cell)>> {
+pub(crate) fn decode_packed(bytes: &[u8]) -> StoreResult<Vec<(String, Cell)>> {
     let corrupt = |e: String| StoreError::Corrupt(format!("packed usage rollup: {e}"));
     let json = zstd::bulk::decompress(bytes, 1 << 30).map_err(|e| corrupt(e.to_string()))?;
     serde_json::from_slice(&json).map_err(|e| corrupt(e.to_string()))
 }
 
-/// Every cell of `dim` in `hour`: the packed entry of a closed hour, else the open hour's one entry per group.
-pub fn hour_cells(store: &dyn LogStore, hour: i64, dim: Dim) -> StoreResult<Vec<(String, Cell)>> {
+/// The stored cells of `dim` in `hour`: the packed entry of a closed hour, else the previous version's one entry
+/// per group; `None` when the store holds neither (the open hour, or an hour without uses).
+pub fn stored_hour_cells(
+    store: &dyn LogStore,
+    hour: i64,
+    dim: Dim,
+) -> StoreResult<Option<Vec<(String, Cell)>>> {
     if let Some(packed) = store.get_side(&packed_key(hour, dim))? {
-        return decode_packed(&packed);
+        return decode_packed(&packed).map(Some);
     }
     let mut cells = Vec::new();
     for entry in store.scan_side(&hour_dim_prefix(hour, dim)) {
@@ -124,13 +151,26 @@ pub fn hour_cells(store: &dyn LogStore, hour: i64, dim: Dim) -> StoreResult<Vec<
         })?;
         cells.push((group, Cell::decode(&value)?));
     }
-    Ok(cells)
+    Ok((!cells.is_empty()).then_some(cells))
 }
 
-/// The hours that have rollups, packed or not.
+/// Whether a closed hour's packed cells are stored (every use counts in all four dimensions, so one is enough).
+pub fn is_packed(store: &dyn LogStore, hour: i64) -> StoreResult<bool> {
+    Ok(store.get_side(&packed_key(hour, Dim::Key))?.is_some())
+}
+
+/// The keys of the previous version's per-group cells, in key order (so by hour).
+pub fn legacy_cells(store: &dyn LogStore) -> StoreResult<Vec<Vec<u8>>> {
+    store
+        .scan_side(ROLLUP_PREFIX)
+        .map(|entry| entry.map(|(key, _)| key))
+        .collect()
+}
+
+/// The hours that have rollups stored: packed, per group, or an archived part.
 pub fn stored_hours(store: &dyn LogStore) -> StoreResult<BTreeSet<i64>> {
     let mut hours = BTreeSet::new();
-    for prefix in [ROLLUP_PREFIX, PACKED_PREFIX] {
+    for prefix in [ROLLUP_PREFIX, PACKED_PREFIX, ARCHIVED_PREFIX] {
         for entry in store.scan_side(prefix) {
             hours.extend(hour_of_key(&entry?.0));
         }
@@ -150,12 +190,6 @@ pub fn first_hour(store: &dyn LogStore) -> StoreResult<Option<i64>> {
         }
     }
     Ok(first)
-}
-
-fn cell_key(hour: i64, dim: Dim, group: &str) -> Vec<u8> {
-    let mut key = hour_dim_prefix(hour, dim);
-    key.extend_from_slice(group.as_bytes());
-    key
 }
 
 /// The hour of a stored cell key.
@@ -223,11 +257,6 @@ impl Cell {
         serde_json::from_slice(bytes)
             .map_err(|e| StoreError::Corrupt(format!("usage rollup cell: {e}")))
     }
-
-    fn encode(&self) -> Vec<u8> {
-        // Serialising plain numbers, strings and maps with string keys cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
-    }
 }
 
 /// Which part of the log the rollups cover.
@@ -255,118 +284,4 @@ pub fn marker_entry(coverage: RollupCoverage) -> (Vec<u8>, Vec<u8>) {
     // A struct of two integers always serialises.
     let value = serde_json::to_vec(&coverage).unwrap_or_default();
     (ROLLUP_MARKER.to_vec(), value)
-}
-
-/// Maintains the current hour's cells and writes the ones a batch changed.
-#[derive(Debug)]
-pub struct RollupWriter {
-    hour: i64,
-    cells: HashMap<(Dim, String), Cell>,
-    touched: HashSet<(Dim, String)>,
-    /// Cells of hours after this one cannot be in the store yet, so they start empty without a read.
-    stored_through_hour: i64,
-    /// Packed cells of an hour that ended inside the current batch.
-    finished: Vec<(Vec<u8>, Vec<u8>)>,
-    /// The per-group entries those packed cells replace.
-    unpacked: Vec<Vec<u8>>,
-}
-
-impl RollupWriter {
-    /// A writer continuing a log whose newest event is at `head_time`.
-    pub fn new(head_time: Option<LedgerTime>) -> Self {
-        Self {
-            hour: i64::MIN,
-            cells: HashMap::new(),
-            touched: HashSet::new(),
-            stored_through_hour: head_time.map_or(i64::MIN, hour_of),
-            finished: Vec::new(),
-            unpacked: Vec::new(),
-        }
-    }
-
-    /// Counts one event (only `key.used` counts).
-    pub fn add(&mut self, store: &dyn LogStore, event: &Event) -> StoreResult<()> {
-        let EventData::KeyUsed(used) = &event.data else {
-            return Ok(());
-        };
-        let hour = hour_of(event.time);
-        if hour != self.hour {
-            self.finish_hour(store)?;
-            self.hour = hour;
-        }
-        for dim in Dim::ALL {
-            let slot = (dim, dim.group_of(used));
-            let cell = match self.cells.entry(slot.clone()) {
-                Entry::Occupied(cell) => cell.into_mut(),
-                Entry::Vacant(vacant) => {
-                    let stored = if hour <= self.stored_through_hour {
-                        store
-                            .get_side(&cell_key(hour, dim, &slot.1))?
-                            .map(|bytes| Cell::decode(&bytes))
-                            .transpose()?
-                    } else {
-                        None
-                    };
-                    vacant.insert(stored.unwrap_or_default())
-                }
-            };
-            cell.add(dim, event.time, used);
-            self.touched.insert(slot);
-        }
-        Ok(())
-    }
-
-    /// Packs the hour that just ended: its cells in memory over the ones earlier batches stored per group.
-    fn finish_hour(&mut self, store: &dyn LogStore) -> StoreResult<()> {
-        let hour = self.hour;
-        self.touched.clear();
-        if hour == i64::MIN {
-            return Ok(());
-        }
-        for dim in Dim::ALL {
-            let mut cells: BTreeMap<String, Cell> = BTreeMap::new();
-            if hour <= self.stored_through_hour {
-                for entry in store.scan_side(&hour_dim_prefix(hour, dim)) {
-                    let (key, value) = entry?;
-                    if let Some(group) = group_of_key(&key) {
-                        cells.insert(group, Cell::decode(&value)?);
-                    }
-                    self.unpacked.push(key);
-                }
-            }
-            for ((cell_dim, group), cell) in &self.cells {
-                if *cell_dim == dim {
-                    cells.insert(group.clone(), cell.clone());
-                }
-            }
-            if !cells.is_empty() {
-                self.finished
-                    .push((packed_key(hour, dim), encode_packed(&cells)));
-            }
-        }
-        self.cells.clear();
-        Ok(())
-    }
-
-    /// Moves every cell changed since the last call into the batch.
-    pub fn write_into(&mut self, batch: &mut AppendBatch) {
-        batch.side.append(&mut self.finished);
-        batch.side_removals.append(&mut self.unpacked);
-        if !self.touched.is_empty() {
-            // Cells of this hour are in the store from now on: packing it must replace them.
-            self.stored_through_hour = self.stored_through_hour.max(self.hour);
-        }
-        for slot in self.touched.drain() {
-            if let Some(cell) = self.cells.get(&slot) {
-                batch
-                    .side
-                    .push((cell_key(self.hour, slot.0, &slot.1), cell.encode()));
-            }
-        }
-    }
-
-    /// Cells changed and not yet written (for batching a backfill).
-    pub fn pending(&self) -> usize {
-        self.touched.len() + self.finished.len() + self.unpacked.len()
-    }
 }

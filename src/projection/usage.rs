@@ -92,4 +92,4 @@ impl GroupBy {
     }
 }
 
-pub use super::usage_window::{usage_report, UsageReport, UsageRow};
+pub use super::usage_window::{usage_report, usage_report_with, UsageReport, UsageRow};
