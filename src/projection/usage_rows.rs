@@ -32,7 +32,8 @@ pub struct UsageRow {
     pub distinct_ips_capped: bool,
 }
 
-/// A row while it is being counted.
+/// A row while it is being counted: what every row needs inline, what few rows need boxed, so that the rows of
+/// a busy hour (one per IP) stay small.
 #[derive(Default)]
 pub(super) struct Tally {
     total: u64,
@@ -40,12 +41,19 @@ pub(super) struct Tally {
     /// Times of the first and last use (µs), once `total` > 0.
     first: i64,
     last: i64,
-    /// Denials by code, at the code's place in `VerifyCode::ALL` (inline: no allocation per row).
-    denied: [u64; VerifyCode::ALL.len()],
+    /// Denials: the first code and its count inline (a row seldom sees two), any other code by its place in
+    /// `VerifyCode::ALL`, allocated when one comes.
+    denied: Option<(VerifyCode, u64)>,
+    denied_more: Option<Box<[u64; VerifyCode::ALL.len()]>>,
     /// The IPs seen; never kept for the ip dimension, whose row's only IP is its group.
-    ips: HashSet<String>,
+    ips: Option<Box<IpSet>>,
     capped: bool,
 }
+
+/// A row's distinct IPs, boxed in [`Tally`] for the tally's size (a set is 48 bytes inline, a box 8), not for
+/// the set's contents, which are on the heap either way.
+#[derive(Default)]
+struct IpSet(HashSet<String>);
 
 impl Tally {
     fn count(&mut self, uses: u64, allowed: u64, first: i64, last: i64) {
@@ -59,9 +67,19 @@ impl Tally {
     }
 
     fn deny(&mut self, code: VerifyCode, count: u64) {
-        if let Some(place) = VerifyCode::ALL.iter().position(|c| *c == code) {
-            self.denied[place] += count;
+        match &mut self.denied {
+            None => self.denied = Some((code, count)),
+            Some((first, n)) if *first == code => *n += count,
+            Some(_) => {
+                if let Some(place) = VerifyCode::ALL.iter().position(|c| *c == code) {
+                    self.denied_more.get_or_insert_with(Box::default)[place] += count;
+                }
+            }
         }
+    }
+
+    fn ips(&mut self) -> &mut HashSet<String> {
+        &mut self.ips.get_or_insert_with(Box::default).0
     }
 
     /// Counts one use.
@@ -72,8 +90,9 @@ impl Tally {
             self.deny(used.outcome, 1);
         }
         if let Some(ip) = used.ip.as_ref().filter(|_| dim != Dim::Ip) {
-            if !self.ips.contains(ip) {
-                self.ips.insert(ip.clone());
+            let ips = self.ips();
+            if !ips.contains(ip) {
+                ips.insert(ip.clone());
             }
         }
     }
@@ -84,8 +103,8 @@ impl Tally {
         for (code, count) in &cell.denied {
             self.deny(*code, *count);
         }
-        if dim != Dim::Ip {
-            self.ips.extend(cell.ips.iter().cloned());
+        if dim != Dim::Ip && !cell.ips.is_empty() {
+            self.ips().extend(cell.ips.iter().cloned());
         }
         self.capped |= cell.more_ips;
     }
@@ -93,19 +112,23 @@ impl Tally {
     fn into_row(self, group: String, dim: Dim) -> UsageRow {
         let distinct_ips = match dim {
             Dim::Ip => usize::from(group != "(none)"),
-            _ => self.ips.len(),
+            _ => self.ips.as_ref().map_or(0, |ips| ips.0.len()),
         };
         let time = |micros| (self.total > 0).then(|| LedgerTime::from_micros(micros));
+        let mut denied: BTreeMap<VerifyCode, u64> = self.denied.into_iter().collect();
+        if let Some(more) = self.denied_more {
+            for (code, count) in VerifyCode::ALL.into_iter().zip(*more) {
+                if count > 0 {
+                    *denied.entry(code).or_default() += count;
+                }
+            }
+        }
         UsageRow {
             group,
             name: None,
             total: self.total,
             allowed: self.allowed,
-            denied: VerifyCode::ALL
-                .into_iter()
-                .zip(self.denied)
-                .filter(|(_, count)| *count > 0)
-                .collect(),
+            denied,
             first: time(self.first),
             last: time(self.last),
             distinct_ips,
