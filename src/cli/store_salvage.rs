@@ -4,12 +4,13 @@
 
 use super::remote::local_only;
 use super::{Cli, CliError, CliResult, EXIT_FAILED, EXIT_VERIFY_FAILED};
-use crate::audit::checkpoint::{checkpoint_key, Checkpoint, CHECKPOINT_EVERY};
+use crate::audit::checkpoint::{checkpoint_key, stored_checkpoints, Checkpoint, CHECKPOINT_EVERY};
 use crate::audit::tree::Frontier;
 use crate::audit::{verify_log, VerifyRange};
 use crate::chain::LedgerSigner;
 use crate::datadir::DataDir;
 use crate::event::Event;
+use crate::ledger::{rotation_seqs, signer_side_key};
 use crate::store::salvage::{ChainFollower, SalvageSource};
 use crate::store::{AppendBatch, LogStore, SledStore, ATTRIBUTE_INDEX_MARKER};
 use crate::LedgerError;
@@ -60,7 +61,11 @@ pub fn salvage(cli: &Cli, args: &SalvageArgs) -> CliResult {
     let scratch = args.to.join("salvage-scratch");
     let mut source =
         SalvageSource::open(&source_dir.db_path(), &scratch).map_err(LedgerError::from)?;
-    if source.side_entries(b"archive/prefix").next().is_some() {
+    let archived = match source.store() {
+        Some(store) => crate::audit::archive::archived_prefix(store)?.is_some(),
+        None => false,
+    };
+    if archived {
         drop(source);
         // Best effort: the directory holds only the copied identity files and sled's scratch copy.
         let _ = std::fs::remove_dir_all(&args.to);
@@ -132,11 +137,10 @@ pub fn salvage(cli: &Cli, args: &SalvageArgs) -> CliResult {
         }
     };
     let resigned = !source.reads_sled();
-    let newest_stored = source
-        .side_entries(b"checkpoint/")
-        .filter_map(Result::ok)
-        .filter_map(|(key, _)| checkpoint_size(&key))
-        .max();
+    let newest_stored = match source.store() {
+        Some(store) => stored_checkpoints(store)?.last().map(|(size, _)| *size),
+        None => None,
+    };
     let how = source.describe();
     drop(source);
     std::fs::remove_dir_all(&scratch).map_err(|e| failed(format!("{}: {e}", scratch.display())))?;
@@ -262,32 +266,26 @@ fn copy_side_entries(
     target: &SledStore,
     salvaged: u64,
 ) -> Result<Option<u64>, CliError> {
+    let Some(store) = source.store() else {
+        return Ok(None);
+    };
     let mut entries = Vec::new();
     let mut newest = None;
-    for entry in source.side_entries(b"checkpoint/") {
-        let (key, value) = entry.map_err(LedgerError::from)?;
-        if let Some(size) = checkpoint_size(&key).filter(|size| *size <= salvaged) {
+    for (size, note) in stored_checkpoints(store)? {
+        if size <= salvaged {
             newest = Some(size);
-            entries.push((key, value));
+            entries.push((checkpoint_key(size), note.into_bytes()));
         }
     }
-    for entry in source.side_entries(b"signer/") {
-        let (key, value) = entry.map_err(LedgerError::from)?;
-        if u64_after(&key, b"signer/").is_some_and(|seq| seq <= salvaged) {
+    for seq in rotation_seqs(store)? {
+        let key = signer_side_key(seq);
+        if let (true, Some(value)) = (
+            seq <= salvaged,
+            store.get_side(&key).map_err(LedgerError::from)?,
+        ) {
             entries.push((key, value));
         }
     }
     target.put_side(&entries).map_err(LedgerError::from)?;
     Ok(newest)
-}
-
-fn checkpoint_size(key: &[u8]) -> Option<u64> {
-    u64_after(key, b"checkpoint/")
-}
-
-/// The big-endian u64 after `prefix` in a side-entry key.
-fn u64_after(key: &[u8], prefix: &[u8]) -> Option<u64> {
-    key.strip_prefix(prefix)
-        .and_then(|rest| rest.try_into().ok())
-        .map(u64::from_be_bytes)
 }

@@ -17,6 +17,8 @@ mod sled_segment_files;
 mod sled_segments;
 mod sled_store;
 mod sled_tamper;
+#[cfg(test)]
+mod sled_test_records;
 mod sled_units;
 mod sled_write;
 

@@ -40,24 +40,7 @@ impl SalvageSource {
     /// Opens the log in `log_dir` for reading only: its sled files are copied into `scratch` first (sled writes
     /// when it opens), its segments are read in place.
     pub fn open(log_dir: &Path, scratch: &Path) -> StoreResult<Self> {
-        let io = |what: &Path| {
-            let what = what.display().to_string();
-            move |e: std::io::Error| StoreError::Backend(format!("{what}: {e}"))
-        };
-        std::fs::create_dir_all(scratch).map_err(io(scratch))?;
-        for entry in std::fs::read_dir(log_dir).map_err(io(log_dir))? {
-            let entry = entry.map_err(io(log_dir))?;
-            let kind = entry.file_type().map_err(io(&entry.path()))?;
-            if entry.file_name() == "segments" {
-                continue;
-            }
-            if kind.is_file() {
-                std::fs::copy(entry.path(), scratch.join(entry.file_name()))
-                    .map_err(io(&entry.path()))?;
-            } else if kind.is_dir() {
-                copy_tree(&entry.path(), &scratch.join(entry.file_name()))?;
-            }
-        }
+        copy_tree(log_dir, scratch, "segments")?;
         let segments = log_dir.join("segments");
         // sled would start an empty log over missing files: that is damage too, not an empty ledger.
         let opened = super::sled_files::check_files(scratch)
@@ -97,12 +80,10 @@ impl SalvageSource {
         }
     }
 
-    /// The side entries under `prefix` when sled is read (none from the segments).
-    pub fn side_entries(&self, prefix: &[u8]) -> StoreIter<'_, (Vec<u8>, Vec<u8>)> {
-        match &self.sled {
-            Some(store) => store.scan_side(prefix),
-            None => Box::new(std::iter::empty()),
-        }
+    /// The damaged log's sled, while it is read: its side entries (checkpoints, signers) come with it; the
+    /// segments alone have none.
+    pub fn store(&self) -> Option<&dyn LogStore> {
+        self.sled.as_ref().map(|store| store as &dyn LogStore)
     }
 
     /// What was read and what could not be (a sentence for the report).
@@ -126,13 +107,17 @@ impl SalvageSource {
     }
 }
 
-fn copy_tree(from: &Path, to: &Path) -> StoreResult<()> {
+/// Copies the tree under `from` into `to`, leaving out the entry of `from` named `skip`.
+fn copy_tree(from: &Path, to: &Path, skip: &str) -> StoreResult<()> {
     let io = |e: std::io::Error| StoreError::Backend(format!("{}: {e}", from.display()));
     std::fs::create_dir_all(to).map_err(io)?;
     for entry in std::fs::read_dir(from).map_err(io)? {
         let entry = entry.map_err(io)?;
+        if entry.file_name() == skip {
+            continue;
+        }
         if entry.file_type().map_err(io)?.is_dir() {
-            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+            copy_tree(&entry.path(), &to.join(entry.file_name()), "")?;
         } else {
             std::fs::copy(entry.path(), to.join(entry.file_name())).map_err(io)?;
         }

@@ -1,40 +1,9 @@
 //! Unit tests of blocks in segment files: a log of layout 2 (blocks inline in sled) read and continued, and a
 //! segment cut or lost under a log that committed to it.
 use super::*;
-use crate::chain::SignerId;
 use crate::store::sled_store::{LAYOUT, LAYOUT_BLOCKS, LAYOUT_SEGMENTS};
-use crate::store::{AppendBatch, LogStore, SledStore, StoredRecord};
-use crate::time::LedgerTime;
-
-fn record(seq: u64) -> StoredRecord {
-    StoredRecord {
-        seq,
-        time: LedgerTime::from_micros(seq as i64 * 10),
-        hash: [seq as u8; 32],
-        signature: [0; 64],
-        signer: SignerId([0; 8]),
-        body: format!(
-            "{{\"seq\":{seq},\"type\":\"key.used\",\"ip\":\"192.0.2.{}\"}}",
-            seq % 7
-        )
-        .into_bytes(),
-    }
-}
-
-fn append(store: &SledStore, from: u64, count: u64) {
-    let records: Vec<_> = (from..from + count).map(record).collect();
-    let key_index = records
-        .iter()
-        .map(|r| (uuid::Uuid::from_u128(u128::from(r.seq % 3)), r.seq))
-        .collect();
-    store
-        .append(&AppendBatch {
-            records,
-            key_index,
-            ..Default::default()
-        })
-        .unwrap();
-}
+use crate::store::sled_test_records::append;
+use crate::store::{LogStore, SledStore};
 
 fn all_seqs(store: &SledStore) -> Vec<u64> {
     store.scan(1, u64::MAX).map(|r| r.unwrap().seq).collect()
