@@ -122,13 +122,22 @@ impl std::str::FromStr for LedgerTime {
 }
 
 impl Serialize for LedgerTime {
+    /// RFC 3339 text in human-readable formats (event bodies, the API); microseconds in binary ones (the
+    /// projection snapshot), which is smaller and needs no parsing.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        if serializer.is_human_readable() {
+            serializer.collect_str(self)
+        } else {
+            serializer.serialize_i64(self.0)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for LedgerTime {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if !deserializer.is_human_readable() {
+            return i64::deserialize(deserializer).map(Self);
+        }
         let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
         Self::parse(&text).map_err(serde::de::Error::custom)
     }

@@ -3,7 +3,6 @@
 use super::auth::{authenticate, READ};
 use super::error::{time_param, uuid_param, ApiError, ApiResult};
 use super::AppState;
-use crate::projection::listing::list_anomalies;
 use crate::projection::reports::{credentials_csv, report, ReportKind};
 use crate::projection::usage::GroupBy;
 use crate::query::EventFilter;
@@ -75,14 +74,10 @@ pub async fn anomalies(
         time_param("to", &q.to)?,
         uuid_param("key_id", &q.key_id)?,
     );
-    let projections = state.ledger.projections();
-    let found = list_anomalies(
-        projections.anomalies.all(),
-        &projections.keys,
-        key,
-        from,
-        to,
-    );
+    let ledger = state.ledger.clone();
+    let found = tokio::task::spawn_blocking(move || ledger.anomalies(key, from, to))
+        .await
+        .map_err(|e| ApiError::from(crate::LedgerError::Config(e.to_string())))??;
     Ok(Json(json!({ "anomalies": found })))
 }
 

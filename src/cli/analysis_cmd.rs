@@ -7,7 +7,7 @@ use super::remote::{window_query, Remote};
 use super::{Cli, CliError, CliResult};
 use crate::ledger::{replay_log_with, ReplayOutcome};
 use crate::projection::lifecycle_as_of;
-use crate::projection::listing::{list_anomalies, AnomalyListing};
+use crate::projection::listing::{list_anomalies, named, AnomalyListing};
 use crate::projection::reports::{credentials_csv, report, ReportKind, ReportRow};
 use crate::projection::usage::{usage_report, GroupBy, UsageReport};
 use crate::query::EventFilter;
@@ -140,10 +140,14 @@ pub fn anomalies(cli: &Cli, args: &AnomaliesArgs) -> CliResult {
             remote.get("/v1/anomalies", &window_query(args.from, args.to, args.key))?;
         return print_anomalies(&answer.anomalies, args.json);
     }
-    let outcome = replay(cli, None)?;
-    let p = &outcome.projections;
-    let found = list_anomalies(p.anomalies.all(), &p.keys, args.key, args.from, args.to);
-    print_anomalies(&found, args.json)
+    let store = cli.data_dir().open_store()?;
+    let durable = store
+        .head()
+        .map_err(LedgerError::from)?
+        .map_or(0, |h| h.seq);
+    let found = list_anomalies(store.as_ref(), args.key, args.from, args.to, durable)?;
+    let (keys, _) = lifecycle_as_of(store.as_ref(), LedgerTime::MAX.plus_micros(-1), durable)?;
+    print_anomalies(&named(found, &keys), args.json)
 }
 
 pub fn run_report(cli: &Cli, args: &ReportArgs) -> CliResult {
@@ -196,7 +200,7 @@ pub fn run_replay(cli: &Cli, args: &ReplayArgs) -> CliResult {
         "last_seq": outcome.head.map(|h| h.seq),
         "keys": p.keys.len(),
         "unmatched_attempts": p.usage.unmatched,
-        "anomalies": p.anomalies.all().len(),
+        "anomalies": p.anomalies.found(),
         "seconds": started.elapsed().as_secs_f64(),
     });
     if args.json {
@@ -207,7 +211,7 @@ pub fn run_replay(cli: &Cli, args: &ReplayArgs) -> CliResult {
         outcome.events,
         started.elapsed(),
         p.keys.len(),
-        p.anomalies.all().len(),
+        p.anomalies.found(),
         p.usage.unmatched
     );
     Ok(())

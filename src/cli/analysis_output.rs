@@ -64,11 +64,7 @@ pub fn print_anomalies(found: &[AnomalyListing], json: bool) -> CliResult {
             (Some(k), Some(name)) => format!("{name} ({k})"),
             (Some(k), None) => k.to_string(),
         };
-        let action = f
-            .action
-            .clone()
-            .or_else(|| a.recorded.then(|| "recorded".into()))
-            .unwrap_or_default();
+        let action = f.action.clone().unwrap_or_default();
         println!(
             "{:<6} {:<13} {subject}  observed {} {} (threshold {}) in {}..{}  evidence {} seqs {action}",
             f.severity,

@@ -303,6 +303,7 @@ impl super::Ledger {
             clock,
             snapshotter: None,
             opened_from_snapshot: None,
+            snapshot_refused: None,
             follower: Some(status),
         })
     }

@@ -10,6 +10,7 @@ mod replay;
 mod rotations;
 mod shared;
 pub(crate) mod snapshot;
+mod snapshot_format;
 mod startup;
 mod usage;
 mod writer;
@@ -51,6 +52,7 @@ pub struct Ledger {
     clock: SharedClock,
     snapshotter: Option<Arc<startup::Snapshotter>>,
     opened_from_snapshot: Option<u64>,
+    snapshot_refused: Option<String>,
     /// Set on a read-only follower (which has no writer).
     follower: Option<Arc<follower::FollowerStatus>>,
 }
@@ -102,6 +104,7 @@ impl Ledger {
         let replayed = opened.replayed;
         startup::check_anchor(store.as_ref(), &replayed, &anchor_config)?;
         let opened_from_snapshot = opened.from_snapshot;
+        let snapshot_refused = opened.snapshot_refused.clone();
         // After the replay, which has checked every record this reads.
         let backfilled = backfill::ensure_attribute_index(store.as_ref())?;
         if backfilled > 0 {
@@ -147,7 +150,7 @@ impl Ledger {
         let durable = head.map_or(0, |h| h.seq);
         let (committed, _) = watch::channel(durable);
         let mut projections = replayed.projections;
-        let leftover_actions = projections.take_actions();
+        let leftover_actions = writer_jobs::late_findings(projections.take_actions(), head);
         let shared = Arc::new(Shared {
             store,
             open_hour: state.rollups.shared(),
@@ -213,6 +216,7 @@ impl Ledger {
             clock,
             snapshotter: Some(snapshotter),
             opened_from_snapshot,
+            snapshot_refused,
             follower: None,
         })
     }
@@ -229,6 +233,11 @@ impl Ledger {
     /// The seq of the snapshot this ledger started from (`None` after a full replay).
     pub fn opened_from_snapshot(&self) -> Option<u64> {
         self.opened_from_snapshot
+    }
+
+    /// Why the stored projection snapshot was not used at open (a full replay followed), if there was one.
+    pub fn snapshot_refused(&self) -> Option<&str> {
+        self.snapshot_refused.as_deref()
     }
 
     /// Where the check of the events before the snapshot the ledger opened from stands.

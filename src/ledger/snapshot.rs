@@ -2,9 +2,10 @@
 //! starts by replaying only the events after it (O(keys) + tail instead of O(events)). The log stays the only
 //! source of truth: a snapshot that is missing, unsigned, built under other anomaly rules or naming an event the
 //! log does not hold is ignored (a full replay follows), and the events before it are checked in the background
-//! (see [`check_prefix`]). Stored form: FORMAT.md §4.
+//! (see [`check_prefix`]). Stored form: FORMAT.md §4 and `snapshot_format`.
 
 use super::replay::{replay_range, Apply, Resume};
+use super::snapshot_format::{decode_body, digest, encode_body, Body, Header, FORMAT, FORMAT_V1};
 use super::ReplayOutcome;
 use crate::audit::checkpoint::{stored_checkpoints, Checkpoint};
 use crate::audit::tree::Frontier;
@@ -16,10 +17,7 @@ use crate::error::{LedgerError, LedgerResult};
 use crate::projection::Projections;
 use crate::signers::SignerRegistry;
 use crate::store::{Head, LogStore, StoredRecord};
-use crate::time::LedgerTime;
 use ed25519_dalek::VerifyingKey;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::sync::atomic::AtomicBool;
 
 /// Where a snapshot is kept: a small header (read first) and the body, as two side entries.
@@ -40,34 +38,6 @@ pub(crate) const ARCHIVE_BASE: Slot = Slot {
     header: b"archive/base/header",
     body: b"archive/base/body",
 };
-const FORMAT: &str = "keyledger-snapshot/1";
-/// Domain tag of the signed digest: SHA-256(tag ‖ body bytes).
-const DOMAIN: &[u8] = b"keyledger/snapshot/v1\n";
-
-#[derive(Serialize, Deserialize)]
-struct Header {
-    format: String,
-    seq: u64,
-    hash: String,
-    signer: String,
-    signature: String,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Body {
-    seq: u64,
-    hash: String,
-    time: LedgerTime,
-    origin: Option<String>,
-    /// `(public key hex, first seq)` of every signer up to `seq + 1`.
-    signers: Vec<(String, u64)>,
-    /// Root of the Merkle tree over the first `seq` events.
-    frontier_root: String,
-    /// The newest stored checkpoint covering at most `seq` events (its signed note).
-    latest_checkpoint: Option<String>,
-    projections: Projections,
-}
-
 /// What a loaded snapshot gives the opening ledger.
 pub(crate) struct Loaded {
     pub resume: Resume,
@@ -76,18 +46,12 @@ pub(crate) struct Loaded {
     pub root: Hash32,
 }
 
-fn digest(body: &[u8]) -> Hash32 {
-    let mut hasher = Sha256::new();
-    hasher.update(DOMAIN);
-    hasher.update(body);
-    hasher.finalize().into()
-}
-
-/// The seq the snapshot in `slot` covers (0 when there is none or its header is unreadable).
+/// The seq the snapshot in `slot` covers (0 when there is none, its header is unreadable or of an older format).
 pub(crate) fn stored_seq(store: &dyn LogStore, slot: Slot) -> LedgerResult<u64> {
     let header = store.get_side(slot.header)?;
     Ok(header
         .and_then(|bytes| serde_json::from_slice::<Header>(&bytes).ok())
+        .filter(|h| h.format == FORMAT)
         .map_or(0, |h| h.seq))
 }
 
@@ -143,13 +107,13 @@ pub(crate) fn encode(
         latest_checkpoint,
         projections: projections.clone(),
     };
-    let body = serde_json::to_vec(&body).map_err(|e| LedgerError::Config(e.to_string()))?;
+    let body = encode_body(&body)?;
     let header = Header {
         format: FORMAT.into(),
         seq,
         hash: hex::encode(record.hash),
         signer: signer.id().to_string(),
-        signature: hex::encode(signer.sign_hash(&digest(&body))),
+        signature: hex::encode(signer.sign_hash(&digest(FORMAT, &body))),
     };
     let header = serde_json::to_vec(&header).map_err(|e| LedgerError::Config(e.to_string()))?;
     Ok(vec![
@@ -173,10 +137,11 @@ pub(crate) fn load(
     let Ok(header) = serde_json::from_slice::<Header>(&header) else {
         return Ok(Err("the snapshot header is unreadable".into()));
     };
-    if header.format != FORMAT {
+    if header.format == FORMAT_V1 && slot.body != ARCHIVE_BASE.body {
+        // Its anomaly windows are of the rules before counter windows: replaying gives the state of today's.
         return Ok(Err(format!(
-            "snapshot format {} is not {FORMAT}",
-            header.format
+            "the snapshot is {FORMAT_V1} (JSON, before counter windows), which is not read any more; the log is \
+             replayed and a {FORMAT} snapshot written"
         )));
     }
     let Some(body) = store.get_side(slot.body)? else {
@@ -186,15 +151,16 @@ pub(crate) fn load(
     let signed = hex::decode_to_slice(&header.signature, &mut signature).is_ok()
         && keys.iter().any(|key| {
             SignerId::of(key).to_string() == header.signer
-                && verify_hash_signature(key, &digest(&body), &signature)
+                && verify_hash_signature(key, &digest(&header.format, &body), &signature)
         });
     if !signed {
         return Ok(Err(
             "the snapshot is not signed by this ledger's signing key".into(),
         ));
     }
-    let Ok(body) = serde_json::from_slice::<Body>(&body) else {
-        return Ok(Err("the snapshot body is unreadable".into()));
+    let body = match decode_body(&header.format, &body) {
+        Ok(body) => body,
+        Err(why) => return Ok(Err(why)),
     };
     Ok(resume_from(store, &header, body, config, slot))
 }

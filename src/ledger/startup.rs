@@ -43,6 +43,8 @@ pub(crate) struct Opened {
     pub unchecked_prefix: Option<(Head, crate::chain::Hash32)>,
     /// The seq of the snapshot the state was loaded from (`None` after a full replay).
     pub from_snapshot: Option<u64>,
+    /// Why the stored snapshot was not used, when there was one to consider.
+    pub snapshot_refused: Option<String>,
 }
 
 pub(crate) fn open_state(
@@ -51,6 +53,7 @@ pub(crate) fn open_state(
     config: &AnalysisConfig,
     startup: Startup,
 ) -> LedgerResult<Opened> {
+    let mut refused = None;
     if startup == Startup::Snapshot {
         match snapshot::load(store, snapshot::SERVING, &public_keys(candidates), config)? {
             Ok(loaded) if loaded.head.seq < crate::audit::archive::archived_size(store)? => {
@@ -68,9 +71,13 @@ pub(crate) fn open_state(
                     replayed,
                     unchecked_prefix: Some((loaded.head, loaded.root)),
                     from_snapshot: Some(loaded.head.seq),
+                    snapshot_refused: None,
                 });
             }
-            Err(why) => tracing::info!(reason = %why, "replaying the whole log"),
+            Err(why) => {
+                tracing::info!(reason = %why, "replaying the whole log");
+                refused = Some(why);
+            }
         }
     }
     let replayed = replay_log_with(store, None, None, config.clone())?;
@@ -84,6 +91,7 @@ pub(crate) fn open_state(
         replayed,
         unchecked_prefix,
         from_snapshot: None,
+        snapshot_refused: refused,
     })
 }
 

@@ -101,3 +101,33 @@ impl Command for RecordAction {
         Ok(())
     }
 }
+
+/// How far behind the head a finding left unrecorded at open may be and still be recorded then.
+const LATE_FINDING_SECS: i64 = 3600;
+
+/// The findings a replay at open left unrecorded that are recorded now: those made within the last hour of the
+/// log (a process that stopped between a batch and its findings). Older ones come from rules that changed since
+/// the events were judged (the snapshot was built under other rules, so the whole log was judged again); the
+/// log keeps what was decided when it was written, so they are dropped, and counted in the log.
+pub(crate) fn late_findings(
+    actions: Vec<PendingAction>,
+    head: Option<crate::store::Head>,
+) -> Vec<PendingAction> {
+    let Some(head) = head else {
+        return actions;
+    };
+    let since = head.time.plus_secs(-LATE_FINDING_SECS);
+    let total = actions.len();
+    let kept: Vec<PendingAction> = actions
+        .into_iter()
+        .filter(|action| action.anomaly.window_end >= since)
+        .collect();
+    if kept.len() < total {
+        tracing::warn!(
+            dropped = total - kept.len(),
+            "findings of the [anomaly] rules over events older than an hour before the head were not recorded: \
+             the rules changed since those events were judged"
+        );
+    }
+    kept
+}

@@ -1,13 +1,17 @@
 //! Anomaly rules: deterministic functions of the event stream (time from the events, never the clock). Each
 //! finding names its rule, key, window, observed value, threshold, severity and evidence seqs, and has an id
-//! derived from those, so a replay finds exactly the same anomalies. State is bounded: per-key windows hold
-//! only events inside them, and the per-key sets of networks and hours are capped.
+//! derived from those, so a replay finds exactly the same anomalies. State is fixed-size per key and per probing
+//! source (`anomaly_windows`), whatever the traffic; findings are not kept here but recorded in the log as
+//! `anomaly.detected` events and listed from it (`listing`).
 
+use super::anomaly_windows::{
+    denied_window_start, ip_key, network_key, DeniedBuckets, DistinctIps, Recent, EVIDENCE,
+};
 use crate::config::AnomalyConfig;
 use crate::event::{AnomalyDetected, AnomalyPolicy, Event, EventData, KeyUsed, VerifyCode};
 use crate::time::LedgerTime;
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use uuid::Uuid;
 
 /// The rules judged per key, which a key's anomaly policy may tune or disable (`probing` is per source IP).
@@ -36,65 +40,49 @@ pub fn unit_of(rule: &str) -> &'static str {
 
 /// Networks remembered per key for the new-network rule; past this, new networks are not reported.
 const MAX_NETWORKS: usize = 256;
-/// Evidence seqs kept per finding.
-const MAX_EVIDENCE: usize = 50;
 /// Source IPs tracked for probing; the oldest is forgotten past this.
 const MAX_PROBE_SOURCES: usize = 10_000;
 
 /// A rule's finding before cooldown: (rule, severity, window start, observed, threshold, evidence seqs).
 type Candidate = (&'static str, &'static str, LedgerTime, u64, u64, Vec<u64>);
 
-/// One anomaly found by a rule.
+/// One anomaly as listed: the finding recorded in an `anomaly.detected` event, and that event's seq.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Anomaly {
     #[serde(flatten)]
     pub finding: AnomalyDetected,
-    /// Seq of the event that made the rule fire.
+    /// Seq of the `anomaly.detected` event that records the finding.
     pub seq: u64,
-    /// True once an `anomaly.detected` for this id is on the record (an action was taken).
-    pub recorded: bool,
 }
 
+/// What the rules remember about one key: fixed-size, whatever its traffic.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 struct KeyWindows {
-    uses: VecDeque<(LedgerTime, u64, String)>,
-    ip_counts: HashMap<String, u32>,
-    outcomes: VecDeque<(LedgerTime, u64, bool)>,
-    denied_in_window: u64,
+    /// The newest uses, for the distinct-IP rule's evidence.
+    uses: Recent,
+    ips: DistinctIps,
+    denied: DeniedBuckets,
+    /// The newest denied uses, for the denied-share rule's evidence.
+    denied_uses: Recent,
     buckets: VecDeque<(i64, u64)>,
-    networks: HashSet<String>,
+    /// Sorted; at most [`MAX_NETWORKS`].
+    networks: Vec<u128>,
     hours: u32,
     first_use: Option<LedgerTime>,
     allowed_uses: u64,
-    cooldown: HashMap<String, LedgerTime>,
+    /// Per rule of [`KEY_RULES`]: quiet until this time.
+    cooldown: [Option<LedgerTime>; 6],
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct AnomalyState {
     config: AnomalyConfig,
     keys: HashMap<Uuid, KeyWindows>,
-    probes: HashMap<String, VecDeque<(LedgerTime, u64)>>,
-    probe_order: VecDeque<String>,
-    probe_cooldown: HashMap<String, LedgerTime>,
-    found: Vec<Anomaly>,
-    ids: HashMap<String, usize>,
-    /// Ids that were recorded as `anomaly.detected` before the rule found them (replay order is the same, so this
-    /// stays empty unless the log was written by another configuration).
-    recorded_early: BTreeSet<String>,
-}
-
-fn network_of(ip: &str) -> String {
-    match ip.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(v4)) => {
-            let o = v4.octets();
-            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
-        }
-        Ok(std::net::IpAddr::V6(v6)) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
-        }
-        Err(_) => ip.to_string(),
-    }
+    /// Per source IP: its newest failed attempts (at most `probing_max + 1`, or [`EVIDENCE`]) and cooldown.
+    probes: HashMap<u128, (Recent, Option<LedgerTime>)>,
+    probe_order: VecDeque<u128>,
+    /// Findings made so far (each one is recorded as an `anomaly.detected` event).
+    found: u64,
 }
 
 impl AnomalyState {
@@ -113,42 +101,40 @@ impl AnomalyState {
         &self.config
     }
 
-    /// Every anomaly found so far, in the order found.
-    pub fn all(&self) -> &[Anomaly] {
-        &self.found
+    /// How many findings the rules made so far.
+    pub fn found(&self) -> u64 {
+        self.found
+    }
+
+    /// Keys with rule state, and probing sources tracked: what the state's size follows.
+    pub fn tracked(&self) -> (usize, usize) {
+        (self.keys.len(), self.probes.len())
     }
 
     /// Applies an event, judging a key use by the used key's own `policy` on top of the defaults; returns the
-    /// anomalies it caused (for actions).
+    /// anomalies it caused.
     pub fn apply(&mut self, event: &Event, policy: Option<&AnomalyPolicy>) -> Vec<AnomalyDetected> {
-        match &event.data {
-            EventData::KeyUsed(used) => self.on_use(event, used, policy),
-            EventData::AnomalyDetected(detected) => {
-                match self.ids.get(&detected.anomaly_id) {
-                    Some(&index) => self.found[index].recorded = true,
-                    None => {
-                        self.recorded_early.insert(detected.anomaly_id.clone());
-                    }
-                }
-                Vec::new()
-            }
-            _ => Vec::new(),
-        }
+        let EventData::KeyUsed(used) = &event.data else {
+            return Vec::new();
+        };
+        let fired = match used.key_id {
+            Some(key_id) => self.on_use(event, key_id, used, policy),
+            None => match &used.ip {
+                Some(ip) => self.probing(event, ip),
+                None => Vec::new(),
+            },
+        };
+        self.found += fired.len() as u64;
+        fired
     }
 
     fn on_use(
         &mut self,
         event: &Event,
+        key_id: Uuid,
         used: &KeyUsed,
         policy: Option<&AnomalyPolicy>,
     ) -> Vec<AnomalyDetected> {
-        let mut fired = Vec::new();
-        let Some(key_id) = used.key_id else {
-            if let Some(ip) = &used.ip {
-                fired.extend(self.probing(event, ip));
-            }
-            return self.record(event, fired);
-        };
         let c = &self.config;
         let distinct_ips_max = policy
             .and_then(|p| p.distinct_ips_max)
@@ -159,7 +145,7 @@ impl AnomalyState {
         let rate_factor = policy.and_then(|p| p.rate_factor).unwrap_or(c.rate_factor);
         let t = event.time;
         let w = self.keys.entry(key_id).or_default();
-        let ip = used.ip.clone().unwrap_or_default();
+        let ip = used.ip.as_deref().unwrap_or_default();
         let mut candidates: Vec<Candidate> = Vec::new();
 
         // Any attempt with a key that may no longer be used.
@@ -170,70 +156,37 @@ impl AnomalyState {
             candidates.push(("dead_key_use", "high", t, 1, 0, vec![event.seq]));
         }
 
-        // Distinct IPs within the window.
+        // Distinct IPs within the window, counted up to the threshold + 1.
         let window_start = t.plus_secs(-c.distinct_ips_window_secs);
-        while w.uses.front().is_some_and(|(at, _, _)| *at < window_start) {
-            if let Some((_, _, old)) = w.uses.pop_front() {
-                if let Some(count) = w.ip_counts.get_mut(&old) {
-                    *count -= 1;
-                    if *count == 0 {
-                        w.ip_counts.remove(&old);
-                    }
-                }
-            }
-        }
-        w.uses.push_back((t, event.seq, ip.clone()));
-        *w.ip_counts.entry(ip.clone()).or_default() += 1;
-        let distinct = w.ip_counts.len() as u64;
+        w.uses.push(t, event.seq, EVIDENCE);
+        let cap = usize::try_from(distinct_ips_max.saturating_add(1)).unwrap_or(usize::MAX);
+        let distinct = w.ips.see(ip_key(ip), t, window_start, cap);
         if distinct > distinct_ips_max {
-            let evidence = w
-                .uses
-                .iter()
-                .rev()
-                .take(MAX_EVIDENCE)
-                .map(|u| u.1)
-                .collect();
             candidates.push((
                 "distinct_ips",
                 "high",
                 window_start,
                 distinct,
                 distinct_ips_max,
-                evidence,
+                w.uses.evidence(window_start),
             ));
         }
 
-        // Denied share within the window.
-        let denied_start = t.plus_secs(-c.denied_window_secs);
-        while w
-            .outcomes
-            .front()
-            .is_some_and(|(at, _, _)| *at < denied_start)
-        {
-            if let Some((_, _, denied)) = w.outcomes.pop_front() {
-                w.denied_in_window -= u64::from(denied);
-            }
-        }
+        // Denied share within the window's buckets.
         let denied = !used.outcome.is_allowed();
-        w.outcomes.push_back((t, event.seq, denied));
-        w.denied_in_window += u64::from(denied);
-        let volume = w.outcomes.len() as u64;
-        if volume >= c.denied_min_volume && w.denied_in_window * 100 > denied_percent * volume {
-            let evidence = w
-                .outcomes
-                .iter()
-                .rev()
-                .filter(|o| o.2)
-                .take(MAX_EVIDENCE)
-                .map(|o| o.1)
-                .collect();
+        let denied_start = denied_window_start(t, c.denied_window_secs);
+        let (volume, denied_in_window) = w.denied.count(t, denied, c.denied_window_secs);
+        if denied {
+            w.denied_uses.push(t, event.seq, EVIDENCE);
+        }
+        if volume >= c.denied_min_volume && denied_in_window * 100 > denied_percent * volume {
             candidates.push((
                 "denied_rate",
                 "medium",
                 denied_start,
-                w.denied_in_window * 100 / volume,
+                denied_in_window * 100 / volume,
                 denied_percent,
-                evidence,
+                w.denied_uses.evidence(denied_start),
             ));
         }
 
@@ -251,15 +204,14 @@ impl AnomalyState {
             w.buckets.pop_front();
         }
         let current = w.buckets.back().map_or(0, |(_, n)| *n);
-        let history: Vec<u64> = w
+        let (history_buckets, history_uses) = w
             .buckets
             .iter()
             .filter(|(b, _)| *b < bucket)
-            .map(|(_, n)| *n)
-            .collect();
-        if history.len() as u64 >= c.rate_min_baseline_buckets && current >= c.rate_min_volume {
+            .fold((0u64, 0u64), |(n, sum), (_, uses)| (n + 1, sum + uses));
+        if history_buckets >= c.rate_min_baseline_buckets && current >= c.rate_min_volume {
             // Missing buckets in the trailing span count as zero uses.
-            let baseline = (history.iter().sum::<u64>() / c.rate_baseline_buckets).max(1);
+            let baseline = (history_uses / c.rate_baseline_buckets).max(1);
             if current > rate_factor * baseline {
                 let start = LedgerTime::from_micros(bucket * c.rate_bucket_secs * 1_000_000);
                 candidates.push((
@@ -277,14 +229,16 @@ impl AnomalyState {
             let first = *w.first_use.get_or_insert(t);
             w.allowed_uses += 1;
             // A network never seen before, once the key has a history.
-            let network = network_of(&ip);
+            let network = network_key(ip);
             let warm = w.allowed_uses > c.new_network_warmup_uses
                 || t.secs_since(first) > c.new_network_warmup_secs;
-            if !w.networks.contains(&network) && w.networks.len() < MAX_NETWORKS {
-                if warm && !ip.is_empty() {
-                    candidates.push(("new_network", "low", t, 1, 0, vec![event.seq]));
+            if let Err(at) = w.networks.binary_search(&network) {
+                if w.networks.len() < MAX_NETWORKS {
+                    if warm && !ip.is_empty() {
+                        candidates.push(("new_network", "low", t, 1, 0, vec![event.seq]));
+                    }
+                    w.networks.insert(at, network);
                 }
-                w.networks.insert(network);
             }
             // An hour of the day at which the key was never used.
             let hour_bit = 1u32 << event.time.hour_of_day();
@@ -305,12 +259,16 @@ impl AnomalyState {
 
         let disabled =
             |rule: &str| policy.is_some_and(|p| p.disabled_rules.iter().any(|r| r == rule));
+        let mut fired = Vec::new();
         for (rule, severity, window_start, observed, threshold, evidence) in candidates {
             if disabled(rule) {
                 continue;
             }
+            let Some(slot) = KEY_RULES.iter().position(|r| *r == rule) else {
+                continue;
+            };
             // One finding per rule and key per window: quiet until the window that fired has passed.
-            if w.cooldown.get(rule).is_some_and(|until| t < *until) {
+            if w.cooldown[slot].is_some_and(|until| t < until) {
                 continue;
             }
             let window_secs = match rule {
@@ -319,8 +277,7 @@ impl AnomalyState {
                 "rate_spike" => c.rate_bucket_secs,
                 _ => 600,
             };
-            w.cooldown
-                .insert(rule.to_string(), t.plus_secs(window_secs));
+            w.cooldown[slot] = Some(t.plus_secs(window_secs));
             fired.push(AnomalyDetected {
                 anomaly_id: format!("{rule}-{key_id}-{}", event.seq),
                 key_id: Some(key_id),
@@ -334,40 +291,33 @@ impl AnomalyState {
                 action: None,
             });
         }
-        self.record(event, fired)
+        fired
     }
 
     fn probing(&mut self, event: &Event, ip: &str) -> Vec<AnomalyDetected> {
         let c = &self.config;
         let t = event.time;
-        if !self.probes.contains_key(ip) {
+        let source = ip_key(ip);
+        if !self.probes.contains_key(&source) {
             if self.probe_order.len() >= MAX_PROBE_SOURCES {
                 if let Some(oldest) = self.probe_order.pop_front() {
                     self.probes.remove(&oldest);
-                    self.probe_cooldown.remove(&oldest);
                 }
             }
-            self.probe_order.push_back(ip.to_string());
+            self.probe_order.push_back(source);
         }
-        let attempts = self.probes.entry(ip.to_string()).or_default();
+        let (attempts, cooldown) = self.probes.entry(source).or_default();
         let start = t.plus_secs(-c.probing_window_secs);
-        while attempts.front().is_some_and(|(at, _)| *at < start) {
-            attempts.pop_front();
-        }
-        attempts.push_back((t, event.seq));
-        let observed = attempts.len() as u64;
-        if observed <= c.probing_max || self.probe_cooldown.get(ip).is_some_and(|until| t < *until)
-        {
+        let cap = usize::try_from(c.probing_max.saturating_add(1))
+            .unwrap_or(usize::MAX)
+            .max(EVIDENCE);
+        attempts.push(t, event.seq, cap);
+        // Exact up to `cap`: the ring holds the newest `cap` attempts.
+        let observed = attempts.since(start).count() as u64;
+        if observed <= c.probing_max || cooldown.is_some_and(|until| t < until) {
             return Vec::new();
         }
-        let evidence = attempts
-            .iter()
-            .rev()
-            .take(MAX_EVIDENCE)
-            .map(|a| a.1)
-            .collect();
-        self.probe_cooldown
-            .insert(ip.to_string(), t.plus_secs(c.probing_window_secs));
+        *cooldown = Some(t.plus_secs(c.probing_window_secs));
         vec![AnomalyDetected {
             anomaly_id: format!("probing-{ip}-{}", event.seq),
             key_id: None,
@@ -377,22 +327,8 @@ impl AnomalyState {
             window_end: t,
             observed,
             threshold: c.probing_max,
-            evidence,
+            evidence: attempts.evidence(start),
             action: None,
         }]
-    }
-
-    fn record(&mut self, event: &Event, fired: Vec<AnomalyDetected>) -> Vec<AnomalyDetected> {
-        for finding in &fired {
-            let recorded = self.recorded_early.remove(&finding.anomaly_id);
-            self.ids
-                .insert(finding.anomaly_id.clone(), self.found.len());
-            self.found.push(Anomaly {
-                finding: finding.clone(),
-                seq: event.seq,
-                recorded,
-            });
-        }
-        fired
     }
 }

@@ -3,6 +3,11 @@
 //! the published set that readers see; a replay from the log gives the same result.
 
 pub mod anomaly;
+#[cfg(test)]
+mod anomaly_model;
+#[cfg(test)]
+mod anomaly_tests;
+mod anomaly_windows;
 pub mod as_of;
 mod keys;
 pub mod listing;
@@ -21,9 +26,9 @@ use crate::event::{AnomalyDetected, Event, EventData};
 use anomaly::AnomalyState;
 use usage::UsageState;
 
-/// An action a projection asks the writer to take (e.g. suspend a key when an anomaly rule fires). The writer
-/// records it as `anomaly.detected` (with `action` set) followed by the action's own event, with the system as
-/// actor. A projection drops the request when it sees the `anomaly.detected` with the same `anomaly_id`, so a
+/// What a projection asks the writer to record: every anomaly a rule finds, as `anomaly.detected`, and for a
+/// rule that suspends the key (`suspend_for_secs`, with `action` set) the suspension's own event after it, with
+/// the system as actor. A projection drops the request when it sees the `anomaly.detected` with the same `anomaly_id`, so a
 /// replay re-queues only actions that were never recorded (e.g. after a crash) and never repeats one.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PendingAction {
@@ -92,16 +97,15 @@ impl Projections {
         );
         for finding in fired {
             let key = finding.key_id.and_then(|id| self.keys.get(&id));
-            if let Some(secs) = key.and_then(|k| suspension_for(k, &finding.rule, &self.config)) {
-                let anomaly = AnomalyDetected {
-                    action: Some(format!("suspend_key for {secs}s")),
-                    ..finding
-                };
-                self.pending_actions.push(PendingAction {
-                    anomaly,
-                    suspend_for_secs: Some(secs),
-                });
-            }
+            let secs = key.and_then(|k| suspension_for(k, &finding.rule, &self.config));
+            let anomaly = AnomalyDetected {
+                action: secs.map(|secs| format!("suspend_key for {secs}s")),
+                ..finding
+            };
+            self.pending_actions.push(PendingAction {
+                anomaly,
+                suspend_for_secs: secs,
+            });
         }
         if let EventData::AnomalyDetected(recorded) = &event.data {
             self.pending_actions
@@ -126,6 +130,27 @@ impl Projections {
         self.anomalies.set_config(config.anomaly.clone());
         self.config = config;
         self
+    }
+
+    /// Projections from a `keyledger-snapshot/1` body (JSON): keys, usage and requested actions as they were;
+    /// the anomaly windows of that version's rules start empty.
+    pub fn from_v1_json(value: serde_json::Value) -> Result<Self, serde_json::Error> {
+        #[derive(serde::Deserialize)]
+        struct ProjectionsV1 {
+            keys: KeyState,
+            usage: UsageState,
+            applied_seq: u64,
+            #[serde(default)]
+            pending_actions: Vec<PendingAction>,
+        }
+        let old: ProjectionsV1 = serde_json::from_value(value)?;
+        Ok(Self {
+            keys: old.keys,
+            usage: old.usage,
+            applied_seq: old.applied_seq,
+            pending_actions: old.pending_actions,
+            ..Default::default()
+        })
     }
 
     /// Actions requested by projections and not yet recorded.

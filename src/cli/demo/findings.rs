@@ -46,17 +46,22 @@ pub(super) fn run(
         .iter()
         .map(|k| (k.key_id, k.config.name.clone()))
         .collect();
-    let found = ledger.projections().anomalies.all().to_vec();
-    for anomaly in &found {
+    // Every finding is recorded as `anomaly.detected` right after the batch that made it: wait for the last.
+    let mut found = ledger.anomalies(None, None, None)?;
+    while Instant::now() < deadline && (found.len() as u64) < ledger.projections().anomalies.found()
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        found = ledger.anomalies(None, None, None)?;
+    }
+    for anomaly in found.iter().map(|listing| &listing.anomaly) {
         let f = &anomaly.finding;
         let subject = f
             .key_id
             .and_then(|k| names.get(&k).cloned())
             .unwrap_or_else(|| "(no key)".into());
-        let action = if anomaly.recorded {
-            "→ key suspended (on the record)"
-        } else {
-            ""
+        let action = match &f.action {
+            Some(action) if action.starts_with("suspend_key") => "→ key suspended (on the record)",
+            _ => "",
         };
         writeln!(
             out,
@@ -76,7 +81,10 @@ pub(super) fn run(
         started.elapsed()
     )
     .map_err(io)?;
-    summary.anomaly_rules = found.iter().map(|a| a.finding.rule.clone()).collect();
+    summary.anomaly_rules = found
+        .iter()
+        .map(|a| a.anomaly.finding.rule.clone())
+        .collect();
     summary.leaked_auto_suspended = suspended;
 
     let started = step(
