@@ -12,6 +12,7 @@ use keyledger::datadir::DataDir;
 use keyledger::event::{Actor, EventData, KeyConfig, KeyUsed, VerifyCode};
 use keyledger::keys::{CreateKey, Requester};
 use keyledger::ledger::{AppendEvents, Ledger};
+use keyledger::store::LogStore;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -319,8 +320,8 @@ fn main() {
         .build()
         .expect("client");
     let mut batch_number = 0u64;
-    println!("| events | fill/s | writer RSS MiB (peak while filling) | sled items/event | serve ready s | prefix checked s | RSS ready MiB | RSS under load MiB | verify req/s | by ip ms | by request_id ms | by type ms | by key ms | usage by ip 24h ms | bytes/event (body) | replay s (peak MiB) | audit verify ev/s (× floor) | export MB/s | verify-export ev/s (× floor) |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| events | fill/s | writer RSS MiB (peak while filling) | sled items/event | serve ready s | prefix checked s | RSS ready MiB | RSS under load MiB | verify req/s | by ip ms | by request_id ms | by type ms | by key ms | usage by ip 24h ms | bytes/event (body) | replay s (peak MiB) | audit verify ev/s (× floor) | export MB/s | verify-export ev/s (× floor) | snapshot B/key |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for size in sizes {
         let ledger = dir
             .open(&keyledger::datadir::KeySource::Default)
@@ -392,6 +393,13 @@ fn main() {
             Duration::from_secs(10),
         );
         drop(server);
+        // The clean shutdown wrote the projection snapshot: its size per key.
+        let snapshot_per_key = keyledger::store::SledStore::open(&data.join("log"))
+            .expect("reopen the log")
+            .get_side(b"snapshot/projections/body")
+            .expect("read the snapshot")
+            .map_or(0, |body| body.len()) as f64
+            / key_count as f64;
 
         let (replay_secs, replay_mib) = timed_cli(&data, &["replay"]);
         let (verify_secs, _) = timed_cli(&data, &["audit", "verify"]);
@@ -413,7 +421,7 @@ fn main() {
         let _ = std::fs::remove_file(&export);
         let events = events as f64;
         println!(
-            "| {events:.0} | {fill_rate:.0} | {writer_rss:.0} | {items:.4} | {ready:.2} | {checked:.1} | {rss_ready:.0} | {rss_load:.0} | {verify_rate:.0} | {by_ip:.1} | {by_request:.1} | {by_type:.1} | {by_key:.1} | {usage:.0} | {disk:.0} ({mean_body:.0}) | {replay_secs:.1} ({replay_mib:.0}) | {:.0} ({:.2}) | {:.0} | {:.0} ({:.2}) |",
+            "| {events:.0} | {fill_rate:.0} | {writer_rss:.0} | {items:.4} | {ready:.2} | {checked:.1} | {rss_ready:.0} | {rss_load:.0} | {verify_rate:.0} | {by_ip:.1} | {by_request:.1} | {by_type:.1} | {by_key:.1} | {usage:.0} | {disk:.0} ({mean_body:.0}) | {replay_secs:.1} ({replay_mib:.0}) | {:.0} ({:.2}) | {:.0} | {:.0} ({:.2}) | {snapshot_per_key:.0} |",
             events / verify_secs,
             events / verify_secs / floor,
             export_bytes / export_secs / 1e6,

@@ -318,3 +318,80 @@ fn gateway_keys_are_never_suspended_by_default_but_a_policy_decides() {
         "and finds nothing that is not on the record"
     );
 }
+
+#[test]
+fn among_100k_keys_the_admin_guard_looks_only_at_the_admin_candidates() {
+    use keyledger::event::{Actor, Event, EventData, KeyCreated, KeyStatusChange, KeyUpdated};
+    use keyledger::projection::KeyState;
+    use keyledger::time::LedgerTime;
+    let mut state = KeyState::default();
+    let at = LedgerTime::parse("2026-12-01T00:00:00Z").unwrap();
+    let mut seq = 0u64;
+    let mut apply = |state: &mut KeyState, data: EventData| {
+        seq += 1;
+        state.apply(&Event {
+            seq,
+            time: at,
+            id: Uuid::from_u128(u128::from(seq)),
+            actor: Actor::System,
+            request_id: None,
+            data,
+        });
+    };
+    let admins = [7u128, 50_000, 99_999];
+    for i in 0..100_000u128 {
+        let scopes: &[&str] = if admins.contains(&i) {
+            &["ledger:admin"]
+        } else {
+            &["orders:read"]
+        };
+        apply(
+            &mut state,
+            EventData::KeyCreated(KeyCreated {
+                key_id: Uuid::from_u128(i),
+                prefix: format!("kl_{i}"),
+                secret_sha256: format!("{i:064x}"),
+                config: key_config(&format!("svc-{i}"), scopes),
+                rotated_from: None,
+            }),
+        );
+    }
+    let candidates =
+        |state: &KeyState| -> Vec<Uuid> { state.admin_candidates().map(|k| k.key_id).collect() };
+    assert_eq!(candidates(&state), admins.map(Uuid::from_u128).to_vec());
+    // Revoked, demoted or bound to a project: no longer a candidate; granted later: a candidate.
+    apply(
+        &mut state,
+        EventData::KeyRevoked(KeyStatusChange {
+            key_id: Uuid::from_u128(7),
+            reason: None,
+        }),
+    );
+    apply(
+        &mut state,
+        EventData::KeyUpdated(KeyUpdated {
+            key_id: Uuid::from_u128(50_000),
+            changes: KeyPatch {
+                project_ids: Some(vec!["p".into()]),
+                ..Default::default()
+            },
+        }),
+    );
+    apply(
+        &mut state,
+        EventData::KeyUpdated(KeyUpdated {
+            key_id: Uuid::from_u128(12),
+            changes: KeyPatch {
+                scopes: Some(vec!["*".into()]),
+                ..Default::default()
+            },
+        }),
+    );
+    assert_eq!(
+        candidates(&state),
+        vec![Uuid::from_u128(12), Uuid::from_u128(99_999)]
+    );
+    // The candidates survive the snapshot form.
+    let restored: KeyState = serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
+    assert_eq!(candidates(&restored), candidates(&state));
+}

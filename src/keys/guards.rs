@@ -18,10 +18,13 @@ pub fn an_admin_remains(ctx: &PlanContext<'_>, losing: &[Uuid]) -> LedgerResult<
         .iter()
         .any(|id| ctx.state().get(id).is_some_and(|k| k.is_usable_admin(now)));
     if !loses_one {
-        // Most changes concern service keys: no need to look through every key (O(keys)).
+        // Most changes concern service keys: nothing to look through.
         return Ok(());
     }
-    let mut admins = ctx.state().iter().filter(|k| k.is_usable_admin(now));
+    let mut admins = ctx
+        .state()
+        .admin_candidates()
+        .filter(|k| k.is_usable_admin(now));
     let Some(first) = admins.next() else {
         // No administrator to lose (e.g. a ledger administered only from the CLI).
         return Ok(());

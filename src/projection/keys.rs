@@ -295,7 +295,9 @@ impl From<Vec<SnapshotEntry>> for KeyState {
             key.refresh_derived();
             state.by_hash.insert(key.secret_sha256, key.key_id);
             state.name_key(&key.config.environment, &key.config.name, key.key_id);
-            state.keys.insert(key.key_id, key);
+            let id = key.key_id;
+            state.keys.insert(id, key);
+            state.refresh_admin(id);
         }
         state
     }
@@ -309,6 +311,9 @@ pub struct KeyState {
     by_hash: HashMap<[u8; 32], Uuid>,
     /// Every key ever given a name in an environment, so that checking a new name costs O(1), not O(keys).
     by_name: HashMap<(String, String), BTreeSet<Uuid>>,
+    /// Keys that may be usable administrators (granting `ledger:admin`, bound to no project, not revoked, expired,
+    /// retired or rotated away), so that the last-admin guard looks at these, not at every key.
+    admins: BTreeSet<Uuid>,
 }
 
 impl KeyState {
@@ -346,6 +351,27 @@ impl KeyState {
             .filter_map(|id| self.keys.get(id))
     }
 
+    /// The keys that may be usable administrators at some time (see [`KeyRecord::is_usable_admin`] for now).
+    pub fn admin_candidates(&self) -> impl Iterator<Item = &KeyRecord> {
+        self.admins.iter().filter_map(|id| self.keys.get(id))
+    }
+
+    fn refresh_admin(&mut self, key_id: Uuid) {
+        let candidate = self.keys.get(&key_id).is_some_and(|key| {
+            !matches!(
+                key.recorded_status,
+                KeyStatus::Revoked | KeyStatus::Expired | KeyStatus::Retired
+            ) && key.rotated_to.is_none()
+                && key.config.project_ids.is_empty()
+                && key.grants_scope(crate::keys::scope::LEDGER_ADMIN)
+        });
+        if candidate {
+            self.admins.insert(key_id);
+        } else {
+            self.admins.remove(&key_id);
+        }
+    }
+
     fn name_key(&mut self, environment: &str, name: &str, key_id: Uuid) {
         self.by_name
             .entry((environment.to_string(), name.to_string()))
@@ -374,6 +400,15 @@ impl KeyState {
     }
 
     pub fn apply(&mut self, event: &Event) {
+        self.apply_event(event);
+        if event.data.is_lifecycle() {
+            for key_id in event.key_ids().into_iter().flatten() {
+                self.refresh_admin(key_id);
+            }
+        }
+    }
+
+    fn apply_event(&mut self, event: &Event) {
         let at = event.time;
         match &event.data {
             EventData::KeyCreated(created) => {

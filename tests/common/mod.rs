@@ -10,8 +10,19 @@ use keyledger::ledger::{AppendEvents, Ledger};
 use tempfile::TempDir;
 use uuid::Uuid;
 
-/// A `key.used` event for `key`, tagged by its user agent so tests can find it again.
+/// A `key.used` event for `key`, tagged by its user agent so tests can find it again. A use of no key comes from
+/// an address of its own (derived from the tag), so that filler traffic does not trip the probing rule, whose
+/// findings would be recorded as events of their own.
 pub fn used(key: Option<Uuid>, tag: &str) -> EventData {
+    let ip = match key {
+        Some(_) => "198.51.100.7".to_string(),
+        None => {
+            let h = tag
+                .bytes()
+                .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+            format!("10.{}.{}.{}", h >> 16 & 255, h >> 8 & 255, h & 255)
+        }
+    };
     EventData::KeyUsed(KeyUsed {
         key_id: key,
         prefix: None,
@@ -20,7 +31,7 @@ pub fn used(key: Option<Uuid>, tag: &str) -> EventData {
         } else {
             VerifyCode::NotFound
         },
-        ip: Some("198.51.100.7".into()),
+        ip: Some(ip),
         user_agent: Some(tag.to_string()),
         scope: Some("read".into()),
         project: None,
