@@ -64,7 +64,7 @@ fn a_ledger_reopened_mid_hour_answers_as_before_and_as_its_events() {
         ),
     ];
     let before: Vec<_> = windows.iter().map(|w| all_groupings(&ledger, w)).collect();
-    // The open hour is stored nowhere: the reopened writer can only have counted it from its events.
+    // No rollup entry holds the open hour (only the writer's checkpoint of its cells, FORMAT.md §4).
     let ledger = reopen(&dir, ledger);
     assert_eq!(ledger.store().scan_side(ROLLUP_PREFIX).count(), 0);
     for dim in Dim::ALL {
@@ -305,4 +305,57 @@ fn an_archive_cut_inside_the_open_hour_keeps_that_hours_counts() {
     let closed = window(Some(open), Some(open.plus_secs(3_600)));
     assert_eq!(writer_rows(&ledger, &closed), before[1]);
     common::assert_verifies(ledger.store().as_ref(), &dir);
+}
+
+/// A clean shutdown leaves the writer's checkpoint of the open hour's cells, naming the last event counted; the
+/// next open starts from it and counts only the events after it (shown with a checkpoint whose cells were made
+/// up: the writer answers from them). A checkpoint naming an event the log does not hold is ignored, and the hour
+/// is counted from its events.
+#[test]
+fn the_open_hour_starts_from_the_writers_checkpoint_when_it_matches_the_log() {
+    use keyledger::projection::rollup_checkpoint::{encode, OPEN_CELLS_KEY};
+    use keyledger::projection::rollup_open::HourCells;
+    let (_tmp, dir, ledger, clock) = common::clocked_ledger();
+    let keys = keys(&ledger);
+    append(&ledger, &keys, &[(0, 0, 0, 0, false), (1, 1, 1, 1, true)]);
+    clock.advance_secs(60);
+    append(&ledger, &keys, &[(2, 2, 2, 0, false)]);
+    let head = ledger.store().head().unwrap().unwrap();
+    let hour_window = window(Some(hour_start(hour_of(head.time))), None);
+    let before = writer_rows(&ledger, &hour_window);
+    let ledger = reopen(&dir, ledger);
+    let stored = ledger.store().get_side(OPEN_CELLS_KEY).unwrap();
+    assert_eq!(
+        stored.as_ref().map(|value| value[8..16].to_vec()),
+        Some(head.seq.to_be_bytes().to_vec()),
+        "the clean shutdown checkpointed the cells up to the head"
+    );
+    assert_eq!(writer_rows(&ledger, &hour_window), before);
+
+    // Made-up cells under the head's true seq and hash: the next open takes them as they are.
+    let mut made_up = HourCells::new(hour_of(head.time));
+    let EventData::KeyUsed(fake) = event(&keys, (0, 4, 0, 0, false)) else {
+        unreachable!("event() makes key uses")
+    };
+    made_up.add(head.time, &fake);
+    let (key, value) = encode(&made_up, head.seq, &head.hash);
+    ledger.store().put_side(&[(key.clone(), value)]).unwrap();
+    drop(ledger);
+    let ledger = dir.open(&KeySource::Default).expect("reopen");
+    let rows = ledger
+        .usage_report(&hour_window, GroupBy::Ip, 100)
+        .expect("usage report")
+        .rows;
+    assert_eq!(
+        rows.iter().map(|row| row.group.clone()).collect::<Vec<_>>(),
+        vec![fake.ip.clone().unwrap()],
+        "the writer started from the checkpoint, not from the events"
+    );
+
+    // The same cells naming a hash the log does not have: ignored, the hour is counted from its events.
+    let (key, value) = encode(&made_up, head.seq, &[7u8; 32]);
+    ledger.store().put_side(&[(key, value)]).unwrap();
+    // Nothing was counted since the open, so the shutdown writes no checkpoint over the stale one.
+    let ledger = reopen(&dir, ledger);
+    assert_eq!(writer_rows(&ledger, &hour_window), before);
 }

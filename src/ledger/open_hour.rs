@@ -1,11 +1,12 @@
 //! Usage rollups at writer open: the open hour (the head's) is counted again from the log's own events, since
-//! its cells live only in memory; a closed hour whose packed cells are missing is packed from its events; and
+//! its cells live in memory (from the writer's checkpoint of them on, when it matches the log); a closed hour whose packed cells are missing is packed from its events; and
 //! the per-group cells an earlier version kept for its open hour (`rollup/h/`) are removed — the packing and the
 //! removal in one batch, after the counting. Counts come only from events, so a crash at any point leaves
 //! nothing the next open does not count again exactly once.
 
 use crate::error::LedgerResult;
 use crate::projection::rollup::{self, RollupCoverage};
+use crate::projection::rollup_checkpoint;
 use crate::projection::rollup_open::{
     count_hour, hour_base, hour_seqs, stored_events, HourCells, RollupWriter,
 };
@@ -82,7 +83,7 @@ pub fn open_rollups(store: &dyn LogStore) -> LedgerResult<(RollupWriter, OpenedR
             opened.packed_hours += 1;
         }
     }
-    let (cells, uses) = count_stored_hour(store, open_hour, coverage.from_seq, end)?;
+    let (cells, uses) = count_open_hour(store, open_hour, coverage.from_seq, end)?;
     opened.open_uses = uses;
     opened.removed_cells = legacy.len();
     batch.side_removals = legacy;
@@ -91,6 +92,26 @@ pub fn open_rollups(store: &dyn LogStore) -> LedgerResult<(RollupWriter, OpenedR
         store.append(&batch)?;
     }
     Ok((RollupWriter::new(Some(cells)), opened))
+}
+
+/// The open hour's cells: from the writer's checkpoint of them plus the events after it, when the checkpoint
+/// matches the log and no archive cut the hour; else counted from the store as [`count_stored_hour`].
+fn count_open_hour(
+    store: &dyn LogStore,
+    hour: i64,
+    from_seq: u64,
+    end: u64,
+) -> LedgerResult<(HourCells, u64)> {
+    let (base, kept_from) = hour_base(store, hour, from_seq)?;
+    if base.is_empty() {
+        if let Some((cells, through)) = rollup_checkpoint::load(store, hour)? {
+            if through < end && through.saturating_add(1) >= kept_from {
+                let seqs = hour_seqs(store, hour, through.saturating_add(1), end)?;
+                return count_hour(cells, stored_events(store, seqs), None);
+            }
+        }
+    }
+    count_stored_hour(store, hour, from_seq, end)
 }
 
 /// The cells of `hour` counted from the store: its archived part, if any, then its events kept in the store (from

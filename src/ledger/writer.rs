@@ -268,6 +268,12 @@ fn write(
     };
     let mut notes = Vec::new();
     let events = || staged.iter().map(|item| &item.event);
+    // The open hour's cells as they were before this batch, written with it: never ahead of the log.
+    batch.side.extend(
+        state
+            .rollups
+            .checkpoint(forced_checkpoint && staged.is_empty()),
+    );
     state.rollups.pack_closed(events(), &mut batch);
     for (position, item) in staged.iter().enumerate() {
         let event = &item.event;
@@ -301,7 +307,9 @@ fn write(
         return Ok((false, notes));
     }
     shared.store.write_batch(&batch)?;
-    state.rollups.publish(events());
+    if let Some(last) = staged.last() {
+        state.rollups.publish(events(), (last.event.seq, last.hash));
+    }
     Ok((true, notes))
 }
 

@@ -62,6 +62,11 @@ impl HourCells {
             .add(dim, time, used);
     }
 
+    /// Puts a counted cell back (from a checkpoint).
+    pub(super) fn insert(&mut self, dim: Dim, group: String, cell: Cell) {
+        Arc::make_mut(&mut self.dims[dim.index()][shard_of(&group)]).insert(group, cell);
+    }
+
     /// Whether no use was counted.
     pub fn is_empty(&self) -> bool {
         self.dims.iter().flatten().all(|shard| shard.is_empty())
@@ -145,6 +150,9 @@ impl OpenHour {
 #[derive(Debug, Default)]
 pub struct RollupWriter {
     open: OpenHour,
+    /// The last event counted into the cells (seq, hash), and uses counted since the last checkpoint.
+    through: Option<(u64, crate::chain::Hash32)>,
+    since_checkpoint: u64,
 }
 
 impl RollupWriter {
@@ -152,7 +160,27 @@ impl RollupWriter {
     pub fn new(cells: Option<HourCells>) -> Self {
         Self {
             open: OpenHour(Arc::new(RwLock::new(cells))),
+            through: None,
+            since_checkpoint: 0,
         }
+    }
+
+    /// Before a batch is written: the checkpoint of the cells as they are (up to the last event published),
+    /// when [`rollup_checkpoint::CHECKPOINT_EVERY`] uses were counted since the last one, or when `force`d
+    /// (clean shutdown) and any were.
+    ///
+    /// [`rollup_checkpoint::CHECKPOINT_EVERY`]: super::rollup_checkpoint::CHECKPOINT_EVERY
+    pub fn checkpoint(&mut self, force: bool) -> Option<(Vec<u8>, Vec<u8>)> {
+        let due = self.since_checkpoint >= super::rollup_checkpoint::CHECKPOINT_EVERY
+            || (force && self.since_checkpoint > 0);
+        let (through, hash) = self.through.filter(|_| due)?;
+        let entry = self
+            .open
+            .read()
+            .as_ref()
+            .map(|cells| super::rollup_checkpoint::encode(cells, through, &hash))?;
+        self.since_checkpoint = 0;
+        Some(entry)
     }
 
     /// The cells readers share.
@@ -205,10 +233,16 @@ impl RollupWriter {
 
     /// After the batch is written: counts its uses into the shared cells, which move on to the hour of its last
     /// event when that is a later one (its earlier hours were packed by [`RollupWriter::pack_closed`]).
-    pub fn publish<'a>(&mut self, events: impl Iterator<Item = &'a Event> + Clone) {
+    /// `last` is the batch's last event (seq and hash).
+    pub fn publish<'a>(
+        &mut self,
+        events: impl Iterator<Item = &'a Event> + Clone,
+        last: (u64, crate::chain::Hash32),
+    ) {
         let Some(end_hour) = events.clone().last().map(|e| rollup::hour_of(e.time)) else {
             return;
         };
+        self.through = Some(last);
         let mut open = self.open.write();
         let cells = match open.as_mut() {
             Some(cells) if cells.hour == end_hour => cells,
@@ -218,6 +252,7 @@ impl RollupWriter {
             if let EventData::KeyUsed(used) = &event.data {
                 if rollup::hour_of(event.time) == end_hour {
                     cells.add(event.time, used);
+                    self.since_checkpoint += 1;
                 }
             }
         }

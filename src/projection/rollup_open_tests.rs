@@ -58,7 +58,7 @@ fn writer_with(events: &[Event]) -> RollupWriter {
     let mut batch = AppendBatch::default();
     writer.pack_closed(events.iter(), &mut batch);
     assert!(batch.side.is_empty(), "nothing closes within one hour");
-    writer.publish(events.iter());
+    writer.publish(events.iter(), (events.last().map_or(0, |e| e.seq), [0; 32]));
     writer
 }
 
@@ -115,7 +115,10 @@ fn the_batch_that_starts_a_later_hour_packs_the_open_hour_with_its_own_uses_of_i
     // Before the write, readers still see the open hour as it was.
     let open = writer.shared();
     assert_eq!(open.hour(), Some(HOUR));
-    writer.publish(batch_events.iter());
+    writer.publish(
+        batch_events.iter(),
+        (batch_events.last().map_or(0, |e| e.seq), [0; 32]),
+    );
     assert_eq!(open.hour(), Some(HOUR + 3));
     let cells: Vec<_> = open
         .shards_of(HOUR + 3, Dim::Ip)
@@ -137,7 +140,7 @@ fn a_lifecycle_event_of_a_later_hour_closes_the_open_hour() {
     let mut batch = AppendBatch::default();
     writer.pack_closed(later.iter(), &mut batch);
     assert_eq!(batch.side.len(), 4);
-    writer.publish(later.iter());
+    writer.publish(later.iter(), (later.last().map_or(0, |e| e.seq), [0; 32]));
     let open = writer.shared();
     assert_eq!(open.hour(), Some(HOUR + 2));
     assert!(open
@@ -152,7 +155,7 @@ fn a_readers_snapshot_does_not_change_when_the_writer_counts_on() {
     let mut writer = writer_with(&[use_at(1, HOUR, 1, "198.51.100.1")]);
     let snapshot = writer.shared().shards_of(HOUR, Dim::Key).unwrap();
     let more = [use_at(2, HOUR, 2, "198.51.100.2")];
-    writer.publish(more.iter());
+    writer.publish(more.iter(), (more.last().map_or(0, |e| e.seq), [0; 32]));
     let total = |shards: &[Arc<Shard>]| -> u64 {
         shards
             .iter()
