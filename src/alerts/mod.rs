@@ -8,6 +8,7 @@ pub mod deliveries;
 pub mod outbox;
 pub mod receiver;
 pub mod sign;
+mod watcher;
 
 pub use config::{AlertsConfig, SinkConfig, SinkFormat, KINDS};
 
