@@ -6,51 +6,15 @@ mod common;
 mod server;
 
 use hmac::{Hmac, Mac};
-use keyledger::alerts::outbox::Outbox;
 use keyledger::alerts::receiver::Receiver;
-use keyledger::alerts::AlertsConfig;
 use reqwest::Method as M;
 use serde_json::{json, Value};
 use server::{call, client, new_key, Server};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const SECRET: &str = "whsec_test_0123456789abcdef";
-
-/// keyledger.toml with one sink per (name, url, extra settings); the secret in a file beside it.
-fn sinks_toml(dir: &std::path::Path, sinks: &[(&str, &str, &str)]) -> String {
-    let secret_file = dir.join("sink.secret");
-    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
-    let mut toml = String::from("[alerts]\ncheck_interval_secs = 1\n");
-    for (name, url, extra) in sinks {
-        toml.push_str(&format!(
-            "[[alerts.sinks]]\nname = \"{name}\"\nurl = \"{url}\"\nsecret_file = \"{}\"\nretry_initial_ms = 50\n{extra}\n",
-            secret_file.display()
-        ));
-    }
-    toml
-}
-
-fn start_outbox(s: &Server) -> Outbox {
-    let config: AlertsConfig = s.ledger.projections().config.alerts.clone();
-    Outbox::start(s.ledger.clone(), &config, s.dir.identity().unwrap().origin).unwrap()
-}
-
-/// Waits (bounded) until `done` holds for what the receiver got.
-async fn wait_for(
-    receiver: &Receiver,
-    what: &str,
-    done: impl Fn(&[keyledger::alerts::receiver::Received]) -> bool,
-) {
-    let started = Instant::now();
-    while !done(&receiver.received()) {
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "{what}: got {:?}",
-            receiver.received()
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
+#[path = "common/alerts.rs"]
+mod alerting;
+use alerting::{alert_pairs, has, key_body, sinks_toml, start_outbox, wait_for, SECRET};
 
 /// The documented recipe (docs/API.md, "Alerts"), written here independently of keyledger's own code.
 fn recipe_verifies(secret: &str, header: &str, body: &[u8]) -> bool {
@@ -70,26 +34,6 @@ fn recipe_verifies(secret: &str, header: &str, body: &[u8]) -> bool {
     mac.update(format!("{t}.").as_bytes());
     mac.update(body);
     hex::encode(mac.finalize().into_bytes()) == v1
-}
-
-/// (kind, key id) of every alert received.
-fn alert_pairs(received: &[keyledger::alerts::receiver::Received]) -> Vec<(String, String)> {
-    received
-        .iter()
-        .map(|r| {
-            let alert: Value = serde_json::from_slice(&r.body).unwrap();
-            (
-                alert["kind"].as_str().unwrap().to_string(),
-                alert["key"]["key_id"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
-}
-
-fn has(received: &[keyledger::alerts::receiver::Received], kind: &str, key_id: &str) -> bool {
-    alert_pairs(received)
-        .iter()
-        .any(|(k, id)| k == kind && id == key_id)
 }
 
 /// Runs docs/API.md's Python recipe on a received request; `None` when python3 is not installed.
@@ -127,10 +71,6 @@ async fn revoke(s: &Server, key_id: &str) {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-}
-
-fn key_body(name: &str) -> Value {
-    json!({"name": name, "owner": "team-payments", "environment": "live", "scopes": ["payments:write"]})
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,11 +1,14 @@
 //! Alerts that leave keyledger on their own (issue 15): what an alert is, which events and deadlines raise one,
-//! and its stable id. Delivery (an outbox per sink, at least once) lives in `outbox`, signing in `sign`.
+//! and its stable id. Delivery (an outbox per sink, at least once) lives in `outbox`, signing in `sign`, the
+//! time-ordered index of deadlines in `deadlines` and the task that sweeps it in `watcher`.
 
 pub mod config;
+pub mod deadlines;
 pub mod deliveries;
 pub mod outbox;
 pub mod receiver;
 pub mod sign;
+mod watcher;
 
 pub use config::{AlertsConfig, SinkConfig, SinkFormat, KINDS};
 
@@ -188,7 +191,9 @@ pub fn alert_for_event(event: &Event, projections: &Projections, ledger: &str) -
 }
 
 /// The time-based alerts in force at `now`: rotation due (within the notice period) or overdue, and expiry
-/// within `expiry_notice_days`. Each id names the key and the deadline, so it fires once per deadline.
+/// within `expiry_notice_days`. Each id names the key and the deadline, so it fires once per deadline. This walks
+/// every key: the watcher uses [`deadlines::Deadlines`], which visits only the keys whose moment has come; this
+/// full walk is the reference it is tested against.
 pub fn time_alerts(
     projections: &Projections,
     now: LedgerTime,
@@ -197,57 +202,103 @@ pub fn time_alerts(
 ) -> Vec<Alert> {
     let mut alerts = Vec::new();
     for key in projections.keys.iter() {
-        if !matches!(key.status_at(now), KeyStatus::Active | KeyStatus::Suspended) {
-            continue;
-        }
-        let (every, notify) = crate::projection::reports::rotation_days(projections, key);
-        let since = key.last_rotated_at.unwrap_or(key.created_at);
-        let deadline = since.plus_micros(i64::from(every) * DAY * 1_000_000);
-        let notice = deadline.plus_micros(-i64::from(notify) * DAY * 1_000_000);
-        let mut raise = |kind: &str, at: LedgerTime, severity: &str, summary: String| {
-            let info = alert_key(key);
-            alerts.push(Alert {
-                id: alert_id(&[ledger, kind, &key.key_id.to_string(), &at.to_string()]),
-                kind: kind.to_string(),
-                time: at,
-                ledger: ledger.to_string(),
-                seqs: Vec::new(),
-                severity: severity.to_string(),
-                summary: format!("{}: {summary}", describe(Some(&info), None)),
-                key: Some(info),
-                details: serde_json::json!({ "deadline": at }),
-            });
-        };
-        if key.rotated_to.is_none() {
-            if now >= deadline {
-                raise(
-                    "key.rotation_overdue",
-                    deadline,
-                    "high",
-                    format!("rotation overdue since {deadline} (every {every} days)"),
-                );
-            } else if now >= notice {
-                raise(
-                    "key.rotation_due",
-                    deadline,
-                    "low",
-                    format!("rotation due by {deadline} (every {every} days)"),
-                );
-            }
-        }
-        if let Some(expires) = key.config.expires_at {
-            let warn_from = expires.plus_micros(-i64::from(expiry_notice_days) * DAY * 1_000_000);
-            if now >= warn_from && now < expires {
-                raise(
-                    "key.expiring",
-                    expires,
-                    "medium",
-                    format!("expires at {expires}"),
-                );
-            }
-        }
+        key_time_alerts(
+            projections,
+            key,
+            now,
+            expiry_notice_days,
+            ledger,
+            &mut alerts,
+        );
     }
     alerts
+}
+
+/// The moments a key's time-based alerts compare `now` against.
+pub(crate) struct Thresholds {
+    /// The rotation period, in days.
+    every: u32,
+    /// (start of the notice, deadline) of the next rotation; `None` once the key was rotated away.
+    rotation: Option<(LedgerTime, LedgerTime)>,
+    /// (start of the warning, expiry time), when the key expires.
+    expiry: Option<(LedgerTime, LedgerTime)>,
+}
+
+/// `key`'s thresholds, from its rotation policy (or the defaults, `reports::rotation_days`) and expiry.
+pub(crate) fn thresholds(
+    projections: &Projections,
+    key: &KeyRecord,
+    expiry_notice_days: u32,
+) -> Thresholds {
+    let (every, notify) = crate::projection::reports::rotation_days(projections, key);
+    let since = key.last_rotated_at.unwrap_or(key.created_at);
+    let deadline = since.plus_micros(i64::from(every) * DAY * 1_000_000);
+    let notice = deadline.plus_micros(-i64::from(notify) * DAY * 1_000_000);
+    Thresholds {
+        every,
+        rotation: key.rotated_to.is_none().then_some((notice, deadline)),
+        expiry: key.config.expires_at.map(|expires| {
+            let warn_from = expires.plus_micros(-i64::from(expiry_notice_days) * DAY * 1_000_000);
+            (warn_from, expires)
+        }),
+    }
+}
+
+/// Appends to `alerts` the time-based alerts in force for `key` at `now` (what [`time_alerts`] raises for it).
+pub(crate) fn key_time_alerts(
+    projections: &Projections,
+    key: &KeyRecord,
+    now: LedgerTime,
+    expiry_notice_days: u32,
+    ledger: &str,
+    alerts: &mut Vec<Alert>,
+) {
+    if !matches!(key.status_at(now), KeyStatus::Active | KeyStatus::Suspended) {
+        return;
+    }
+    let thresholds = thresholds(projections, key, expiry_notice_days);
+    let every = thresholds.every;
+    let mut raise = |kind: &str, at: LedgerTime, severity: &str, summary: String| {
+        let info = alert_key(key);
+        alerts.push(Alert {
+            id: alert_id(&[ledger, kind, &key.key_id.to_string(), &at.to_string()]),
+            kind: kind.to_string(),
+            time: at,
+            ledger: ledger.to_string(),
+            seqs: Vec::new(),
+            severity: severity.to_string(),
+            summary: format!("{}: {summary}", describe(Some(&info), None)),
+            key: Some(info),
+            details: serde_json::json!({ "deadline": at }),
+        });
+    };
+    if let Some((notice, deadline)) = thresholds.rotation {
+        if now >= deadline {
+            raise(
+                "key.rotation_overdue",
+                deadline,
+                "high",
+                format!("rotation overdue since {deadline} (every {every} days)"),
+            );
+        } else if now >= notice {
+            raise(
+                "key.rotation_due",
+                deadline,
+                "low",
+                format!("rotation due by {deadline} (every {every} days)"),
+            );
+        }
+    }
+    if let Some((warn_from, expires)) = thresholds.expiry {
+        if now >= warn_from && now < expires {
+            raise(
+                "key.expiring",
+                expires,
+                "medium",
+                format!("expires at {expires}"),
+            );
+        }
+    }
 }
 
 /// The alert for a failed self-verification of the chain (the background check of a snapshot's prefix, or a

@@ -1,7 +1,7 @@
 //! The outbox: one task per sink delivers, in order and at least once, the alerts derived from the log after its
 //! persisted cursor (advanced only once an alert is acknowledged or given up), then the pending time-based
-//! alerts; a watcher raises those (rotation due/overdue, expiring, a failed self-verification) once per
-//! deadline, marking them fired in the same write that queues them. A failing sink retries with exponential
+//! alerts; a watcher (`watcher`) raises those (rotation due/overdue, expiring, a failed self-verification) once
+//! per deadline, marking them fired in the same write that queues them. A failing sink retries with exponential
 //! backoff and jitter on its own task: appends and the other sinks never wait for it.
 
 use super::deliveries::{self, AlertMetrics, Delivery, DeliveryStatus, Outcome};
@@ -72,7 +72,7 @@ impl Outbox {
         }
         let origin = Arc::new(origin);
         let sink_names: Vec<SinkConfig> = sinks.iter().map(|s| s.config.clone()).collect();
-        tasks.push(tokio::spawn(watch_deadlines(
+        tasks.push(tokio::spawn(super::watcher::watch_deadlines(
             ledger.clone(),
             config.clone(),
             sink_names,
@@ -91,7 +91,7 @@ impl Outbox {
 }
 
 /// Runs blocking store work off the async workers.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     ledger: &Arc<Ledger>,
     work: impl FnOnce(&dyn LogStore) -> LedgerResult<T> + Send + 'static,
 ) -> LedgerResult<T> {
@@ -99,53 +99,6 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(move || work(store.as_ref()))
         .await
         .map_err(|e| LedgerError::Config(format!("an alert task failed: {e}")))?
-}
-
-/// Raises the time-based alerts (and a failed self-verification) once per deadline, across restarts.
-async fn watch_deadlines(
-    ledger: Arc<Ledger>,
-    config: AlertsConfig,
-    sinks: Vec<SinkConfig>,
-    origin: Arc<String>,
-) {
-    let mut every = tokio::time::interval(Duration::from_secs(config.check_interval_secs));
-    loop {
-        every.tick().await;
-        let now = ledger.now();
-        let mut alerts = {
-            let projections = ledger.projections();
-            super::time_alerts(&projections, now, config.expiry_notice_days, &origin)
-        };
-        let failure = match ledger.startup_check() {
-            crate::ledger::StartupCheck::Failed(reason) => Some(reason),
-            _ => ledger.failure().filter(|r| r.contains("stored log")),
-        };
-        if let Some(reason) = failure {
-            alerts.push(super::verification_failed(&reason, now, &origin));
-        }
-        let sinks = sinks.clone();
-        let queued = blocking(&ledger, move |store| {
-            for alert in alerts {
-                let fired = deliveries::fired_key(&alert.id);
-                if store.get_side(&fired)?.is_some() {
-                    continue;
-                }
-                let body =
-                    serde_json::to_vec(&alert).map_err(|e| LedgerError::Config(e.to_string()))?;
-                let mut entries = vec![(fired, b"1".to_vec())];
-                for sink in sinks.iter().filter(|s| s.wants(&alert.kind)) {
-                    entries.push((deliveries::pending_key(&sink.name, &alert.id), body.clone()));
-                }
-                // The mark and the queue entries in one write: never marked without being queued.
-                store.put_side(&entries)?;
-            }
-            Ok(())
-        })
-        .await;
-        if let Err(error) = queued {
-            tracing::warn!(%error, "could not queue time-based alerts");
-        }
-    }
 }
 
 async fn run_sink(

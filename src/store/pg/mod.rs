@@ -12,12 +12,13 @@ use std::sync::Mutex;
 use uuid::Uuid;
 
 mod follow;
+mod listings;
 mod rows;
 mod setup;
 mod write;
 
 pub use follow::PgRole;
-use rows::{all_rows, bigint_range, prefix_end, record_of, seq_of};
+use rows::{bigint_range, record_of, seq_of};
 use setup::{check_schema, migrate, password_from_env, redact};
 use write::write;
 
@@ -152,15 +153,6 @@ impl PgStore {
         })
     }
 
-    /// Every row of `sql` (whole-index listings, for verification), mapped.
-    fn all<T: Send + 'static>(
-        &self,
-        sql: &'static str,
-        map: fn(&postgres::Row) -> StoreResult<T>,
-    ) -> StoreIter<'_, T> {
-        all_rows(self.read(|c| c.query(sql, &[])), map)
-    }
-
     /// The writer's session; `ReadOnly` on a follower.
     fn writer(&self) -> StoreResult<std::sync::MutexGuard<'_, Client>> {
         self.inner()?
@@ -279,10 +271,7 @@ impl LogStore for PgStore {
     }
 
     fn key_index(&self) -> StoreIter<'_, (Uuid, u64)> {
-        self.all(
-            "SELECT key_id, seq FROM kl_key_index ORDER BY key_id, seq",
-            |row| Ok((row.get::<_, Uuid>(0), row.get::<_, i64>(1) as u64)),
-        )
+        self.list_key_index()
     }
 
     fn lifecycle_seqs(&self, from: u64, to: u64) -> StoreIter<'_, u64> {
@@ -296,15 +285,7 @@ impl LogStore for PgStore {
     }
 
     fn time_index(&self) -> StoreIter<'_, (LedgerTime, u64)> {
-        self.all(
-            "SELECT time_us, seq FROM kl_time_index ORDER BY time_us, seq",
-            |row| {
-                Ok((
-                    LedgerTime::from_micros(row.get(0)),
-                    row.get::<_, i64>(1) as u64,
-                ))
-            },
-        )
+        self.list_time_index()
     }
 
     fn attribute_seqs(&self, digest: [u8; 16], from: u64, to: u64) -> StoreIter<'_, u64> {
@@ -318,16 +299,7 @@ impl LogStore for PgStore {
     }
 
     fn attribute_index(&self) -> StoreIter<'_, ([u8; 16], u64)> {
-        self.all(
-            "SELECT digest, seq FROM kl_attribute_index ORDER BY digest, seq",
-            |row| {
-                let digest: Vec<u8> = row.get(0);
-                let digest: [u8; 16] = digest
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("attribute digest is not 16 bytes".into()))?;
-                Ok((digest, row.get::<_, i64>(1) as u64))
-            },
-        )
+        self.list_attribute_index()
     }
 
     fn get_side(&self, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
@@ -342,18 +314,7 @@ impl LogStore for PgStore {
     }
 
     fn scan_side_from(&self, prefix: &[u8], from: &[u8]) -> StoreIter<'_, (Vec<u8>, Vec<u8>)> {
-        let (prefix, end) = (from.max(prefix).to_vec(), prefix_end(prefix));
-        let rows = self.read(|c| match &end {
-            Some(end) => c.query(
-                "SELECT key, value FROM kl_side WHERE key >= $1 AND key < $2 ORDER BY key",
-                &[&prefix, end],
-            ),
-            None => c.query(
-                "SELECT key, value FROM kl_side WHERE key >= $1 ORDER BY key",
-                &[&prefix],
-            ),
-        });
-        all_rows(rows, |row| Ok((row.get(0), row.get(1))))
+        self.list_side(prefix, from)
     }
 
     fn put_side(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> StoreResult<()> {

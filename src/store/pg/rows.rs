@@ -14,13 +14,28 @@ impl PgStore {
         params: Vec<Box<dyn ToSql + Sync + Send>>,
         map: fn(&postgres::Row) -> StoreResult<(i64, T)>,
     ) -> StoreIter<'a, T> {
+        self.keyset(sql, start, params, one, map)
+    }
+
+    /// Keyset paging over any key: `sql` takes the key to continue after as its first parameters (`cursor` lists
+    /// them), then the page size, then `params`, and ends with `ORDER BY` that key `LIMIT` the page size; `map`
+    /// returns each row's key and item. Each page is one query, so a listing never holds more than a page.
+    pub(super) fn keyset<'a, K: Send + Sync + 'a, T: Send + 'a>(
+        &'a self,
+        sql: &'static str,
+        start: K,
+        params: Vec<Box<dyn ToSql + Sync + Send>>,
+        cursor: fn(&K) -> Vec<&(dyn ToSql + Sync)>,
+        map: fn(&postgres::Row) -> StoreResult<(K, T)>,
+    ) -> StoreIter<'a, T> {
         let mut after = start;
         let mut buffer: std::collections::VecDeque<StoreResult<T>> = Default::default();
         let mut done = false;
         Box::new(std::iter::from_fn(move || {
             if buffer.is_empty() && !done {
                 let fetched = self.read(|client| {
-                    let mut args: Vec<&(dyn ToSql + Sync)> = vec![&after, &PAGE];
+                    let mut args = cursor(&after);
+                    args.push(&PAGE);
                     args.extend(params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)));
                     client.query(sql, &args)
                 });
@@ -52,6 +67,16 @@ impl PgStore {
     }
 }
 
+/// The parameters of a one-column key.
+fn one<A: ToSql + Sync>(key: &A) -> Vec<&(dyn ToSql + Sync)> {
+    vec![key]
+}
+
+/// The parameters of a two-column key (`(a, b) > ($1, $2)`).
+pub(super) fn pair<A: ToSql + Sync, B: ToSql + Sync>(key: &(A, B)) -> Vec<&(dyn ToSql + Sync)> {
+    vec![&key.0, &key.1]
+}
+
 pub(super) fn record_of(row: &postgres::Row) -> StoreResult<(i64, StoredRecord)> {
     let seq: i64 = row.get(0);
     let bytes: Vec<u8> = row.get(1);
@@ -81,14 +106,4 @@ pub(super) fn bigint_range(from: u64, to: u64) -> (i64, i64) {
         from.min(i64::MAX as u64) as i64,
         to.min(i64::MAX as u64) as i64,
     )
-}
-
-pub(super) fn all_rows<'a, T: Send + 'a>(
-    rows: StoreResult<Vec<postgres::Row>>,
-    map: fn(&postgres::Row) -> StoreResult<T>,
-) -> StoreIter<'a, T> {
-    match rows {
-        Ok(rows) => Box::new(rows.into_iter().map(move |row| map(&row))),
-        Err(e) => Box::new(std::iter::once(Err(e))),
-    }
 }

@@ -1,0 +1,67 @@
+//! Helpers of the alert tests: a keyledger.toml with sinks, starting the outbox, waiting for what a receiver gets.
+#![allow(dead_code)]
+
+use super::server::Server;
+use keyledger::alerts::outbox::Outbox;
+use keyledger::alerts::receiver::{Received, Receiver};
+use keyledger::alerts::AlertsConfig;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+pub const SECRET: &str = "whsec_test_0123456789abcdef";
+
+/// keyledger.toml with one sink per (name, url, extra settings); the secret in a file beside it.
+pub fn sinks_toml(dir: &std::path::Path, sinks: &[(&str, &str, &str)]) -> String {
+    let secret_file = dir.join("sink.secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    let mut toml = String::from("[alerts]\ncheck_interval_secs = 1\n");
+    for (name, url, extra) in sinks {
+        toml.push_str(&format!(
+            "[[alerts.sinks]]\nname = \"{name}\"\nurl = \"{url}\"\nsecret_file = \"{}\"\nretry_initial_ms = 50\n{extra}\n",
+            secret_file.display()
+        ));
+    }
+    toml
+}
+
+pub fn start_outbox(s: &Server) -> Outbox {
+    let config: AlertsConfig = s.ledger.projections().config.alerts.clone();
+    Outbox::start(s.ledger.clone(), &config, s.dir.identity().unwrap().origin).unwrap()
+}
+
+/// Waits (bounded) until `done` holds for what the receiver got.
+pub async fn wait_for(receiver: &Receiver, what: &str, done: impl Fn(&[Received]) -> bool) {
+    let started = Instant::now();
+    while !done(&receiver.received()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{what}: got {:?}",
+            receiver.received()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// (kind, key id) of every alert received.
+pub fn alert_pairs(received: &[Received]) -> Vec<(String, String)> {
+    received
+        .iter()
+        .map(|r| {
+            let alert: Value = serde_json::from_slice(&r.body).unwrap();
+            (
+                alert["kind"].as_str().unwrap().to_string(),
+                alert["key"]["key_id"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+pub fn has(received: &[Received], kind: &str, key_id: &str) -> bool {
+    alert_pairs(received)
+        .iter()
+        .any(|(k, id)| k == kind && id == key_id)
+}
+
+pub fn key_body(name: &str) -> Value {
+    json!({"name": name, "owner": "team-payments", "environment": "live", "scopes": ["payments:write"]})
+}
