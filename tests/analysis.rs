@@ -274,6 +274,7 @@ fn live_anomalies_equal_replayed_ones_and_the_action_is_recorded_once() {
         ))
         .unwrap();
     assert_eq!(after.code, VerifyCode::Suspended);
+    common::wait_for_findings(&ledger);
     let listed = ledger.anomalies(None, None, None).unwrap();
     let live = serde_json::to_string(&listed).unwrap();
     assert!(live.contains("distinct_ips"));

@@ -266,17 +266,8 @@ fn gateway_keys_are_never_suspended_by_default_but_a_policy_decides() {
     use_from_hosts(&ledger, strict.secret.expose(), 7, "ledger:verify");
     use_from_hosts(&ledger, tolerant.secret.expose(), 7, "read");
     use_from_hosts(&ledger, quiet.secret.expose(), 7, "read");
-    // Every finding is recorded as `anomaly.detected` after the batch that made it.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut recorded = ledger.anomalies(None, None, None).unwrap();
-    while (recorded.len() as u64) < ledger.projections().anomalies.found() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "findings were not recorded"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        recorded = ledger.anomalies(None, None, None).unwrap();
-    }
+    common::wait_for_findings(&ledger);
+    let recorded = ledger.anomalies(None, None, None).unwrap();
     let now = ledger.now();
     let projections = ledger.projections();
     let status = |id: Uuid| projections.keys.get(&id).unwrap().status_at(now);

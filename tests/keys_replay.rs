@@ -265,6 +265,7 @@ proptest! {
     fn any_command_sequence_leaves_the_live_projection_equal_to_a_replay(ops in prop::collection::vec(op(), 1..40)) {
         let (_tmp, _dir, ledger) = common::fresh_ledger();
         run_ops(&ledger, &ops);
+        common::wait_for_findings(&ledger);
         let live = fingerprint(&ledger.projections().keys);
         let replayed = replay_log(ledger.store().as_ref(), None, None).unwrap();
         prop_assert_eq!(live, fingerprint(&replayed.projections.keys));
@@ -288,7 +289,9 @@ proptest! {
             }
         });
         let (written, durable) = taken.expect("the hook ran");
-        prop_assert_eq!(written, Some(durable));
+        // A finding the last operation made may be recorded just after the snapshot: its event is in the tail.
+        prop_assert!(written.is_some_and(|seq| seq <= durable), "{:?} of {}", written, durable);
+        common::wait_for_findings(&ledger);
         let signer = dir.load_signer(&KeySource::Default).unwrap();
         let store = ledger.store().as_ref();
         let resumed = replay_from_snapshot(store, &[signer], &AnalysisConfig::default())

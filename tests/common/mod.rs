@@ -212,3 +212,18 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// Waits until every finding the anomaly rules made is on the record: the writer records each one as
+/// `anomaly.detected` after the batch that made it, so a test comparing the log with the projections waits for it.
+pub fn wait_for_findings(ledger: &Ledger) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while (ledger.anomalies(None, None, None).expect("anomalies").len() as u64)
+        < ledger.projections().anomalies.found()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the findings were not recorded"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
