@@ -8,7 +8,6 @@ use common::run_cli;
 use keyledger::datadir::{DataDir, KeySource};
 use keyledger::ledger::replay_log;
 use keyledger::projection::Projections;
-use keyledger::store::LogStore;
 use keyledger::time::LedgerTime;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
