@@ -6,8 +6,7 @@ mod alerting;
 #[path = "common/server.rs"]
 mod server;
 
-use alerting::{alert_pairs, has, key_body, sinks_toml, start_outbox, wait_for, SECRET};
-use keyledger::alerts::receiver::Receiver;
+use alerting::{alert_pairs, deadline_server, has, key_body, start_outbox, wait_for};
 use reqwest::Method as M;
 use serde_json::json;
 use server::{call, client, new_key};
@@ -17,24 +16,8 @@ const DAY: i64 = 86_400;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_created_and_changed_after_the_watcher_started_raise_their_deadlines_once() {
-    let receiver = Receiver::start(SECRET.as_bytes(), 0, Duration::ZERO)
-        .await
-        .unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let clock = keyledger::clock::ManualClock::starting_at("2026-01-01T00:00:00Z".parse().unwrap());
-    let toml = sinks_toml(
-        tmp.path(),
-        &[(
-            "deadlines",
-            &receiver.url,
-            "kinds = [\"key.expiring\", \"key.rotation_due\", \"key.rotation_overdue\"]",
-        )],
-    );
-    let s = server::start_clocked_with_config(
-        &format!("[rotation]\ndefault_days = 90\nnotify_days_before = 14\n{toml}"),
-        clock.clone(),
-    )
-    .await;
+    let (receiver, s, clock) = deadline_server(tmp.path()).await;
     let outbox = start_outbox(&s);
     // The watcher indexes the keys there are (the admin key, nothing due) at its first sweep.
     tokio::time::sleep(Duration::from_millis(1_500)).await;

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 #[path = "common/alerts.rs"]
 mod alerting;
-use alerting::{alert_pairs, has, key_body, sinks_toml, start_outbox, wait_for, SECRET};
+use alerting::{
+    alert_pairs, deadline_server, has, key_body, sinks_toml, start_outbox, wait_for, SECRET,
+};
 
 /// The documented recipe (docs/API.md, "Alerts"), written here independently of keyledger's own code.
 fn recipe_verifies(secret: &str, header: &str, body: &[u8]) -> bool {
@@ -269,24 +271,8 @@ async fn a_sink_that_keeps_failing_holds_back_neither_appends_nor_another_sink()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn time_based_alerts_fire_once_per_deadline_also_after_a_restart() {
-    let receiver = Receiver::start(SECRET.as_bytes(), 0, Duration::ZERO)
-        .await
-        .unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let clock = keyledger::clock::ManualClock::starting_at("2026-01-01T00:00:00Z".parse().unwrap());
-    let toml = sinks_toml(
-        tmp.path(),
-        &[(
-            "deadlines",
-            &receiver.url,
-            "kinds = [\"key.expiring\", \"key.rotation_due\", \"key.rotation_overdue\"]",
-        )],
-    );
-    let s = server::start_clocked_with_config(
-        &format!("[rotation]\ndefault_days = 90\nnotify_days_before = 14\n{toml}"),
-        clock.clone(),
-    )
-    .await;
+    let (receiver, s, clock) = deadline_server(tmp.path()).await;
     let mut expiring = key_body("expiring");
     expiring["expires_at"] = json!("2026-01-10T00:00:00Z");
     let (expiring_id, _) = new_key(&s, expiring).await;

@@ -111,7 +111,9 @@ fn count_open_hour(
             }
         }
     }
-    count_stored_hour(store, hour, from_seq, end)
+    // As count_stored_hour, with the base already read.
+    let seqs = hour_seqs(store, hour, kept_from, end)?;
+    count_hour(base, stored_events(store, seqs), None)
 }
 
 /// The cells of `hour` counted from the store: its archived part, if any, then its events kept in the store (from

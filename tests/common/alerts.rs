@@ -24,6 +24,35 @@ pub fn sinks_toml(dir: &std::path::Path, sinks: &[(&str, &str, &str)]) -> String
     toml
 }
 
+/// A receiver, and a server on a manual clock from 2026-01-01 (rotation every 90 days, 14 days' notice) whose one
+/// sink takes the deadline alerts (expiring, rotation due and overdue); its files go in `dir`.
+pub async fn deadline_server(
+    dir: &std::path::Path,
+) -> (
+    Receiver,
+    Server,
+    std::sync::Arc<keyledger::clock::ManualClock>,
+) {
+    let receiver = Receiver::start(SECRET.as_bytes(), 0, Duration::ZERO)
+        .await
+        .unwrap();
+    let clock = keyledger::clock::ManualClock::starting_at("2026-01-01T00:00:00Z".parse().unwrap());
+    let toml = sinks_toml(
+        dir,
+        &[(
+            "deadlines",
+            &receiver.url,
+            "kinds = [\"key.expiring\", \"key.rotation_due\", \"key.rotation_overdue\"]",
+        )],
+    );
+    let s = super::server::start_clocked_with_config(
+        &format!("[rotation]\ndefault_days = 90\nnotify_days_before = 14\n{toml}"),
+        clock.clone(),
+    )
+    .await;
+    (receiver, s, clock)
+}
+
 pub fn start_outbox(s: &Server) -> Outbox {
     let config: AlertsConfig = s.ledger.projections().config.alerts.clone();
     Outbox::start(s.ledger.clone(), &config, s.dir.identity().unwrap().origin).unwrap()
