@@ -40,6 +40,7 @@ fn append_to(store: &SledStore, from: u64, to: u64, peak: &mut f64, sampled: &mu
     let mut seq = from;
     while seq <= to {
         let mut batch = AppendBatch::default();
+        let batch_first = seq;
         for _ in 0..BATCH.min(to + 1 - seq) {
             let n = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 17;
             let key = Uuid::from_u128(u128::from(n % KEYS) + 1);
@@ -60,12 +61,41 @@ fn append_to(store: &SledStore, from: u64, to: u64, peak: &mut f64, sampled: &mu
             batch.records.push(record);
             seq += 1;
         }
+        if with_tiles() {
+            batch.side.extend(tiles_completed(batch_first, seq - 1));
+        }
         store.append(&batch).expect("append");
         if sampled.elapsed() >= Duration::from_secs(10) {
             *peak = peak.max(rss_mib());
             *sampled = Instant::now();
         }
     }
+}
+
+/// `KEYLEDGER_STORE_TILES=1`: also write the Merkle tiles the writer would, to see what they cost the store.
+fn with_tiles() -> bool {
+    std::env::var("KEYLEDGER_STORE_TILES").is_ok_and(|v| v == "1")
+}
+
+/// The tiles the writer writes for the leaves `first..=last` (audit/tiles.rs): each leaf tile once full, and the
+/// level-1 tile (partial or full) whenever a leaf tile completes.
+fn tiles_completed(first: u64, last: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let key = |level: u8, index: u64| {
+        let mut key = b"tile/".to_vec();
+        key.push(level);
+        key.extend_from_slice(&index.to_be_bytes());
+        key
+    };
+    let mut out = Vec::new();
+    for leaves in (first..=last).filter(|leaves| leaves % 256 == 0) {
+        out.push((key(0, leaves / 256 - 1), vec![1; 8192]));
+        let (index, width) = match leaves / 256 % 256 {
+            0 => (leaves / 65_536 - 1, 256),
+            width => (leaves / 65_536, width),
+        };
+        out.push((key(1, index), vec![2; 32 * width as usize]));
+    }
+    out
 }
 
 struct Sha;

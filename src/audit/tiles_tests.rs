@@ -99,11 +99,35 @@ fn store_with_tiles(size: u64) -> (tempfile::TempDir, SledStore, Vec<Hash32>) {
     let store = SledStore::open(&tmp.path().join("db")).unwrap();
     // Every tile, the partial leaf tile too (as a migration writes them), so that no read needs the events.
     let (_, _, _, leaves) = grow(size, 500);
+    append_events(&store, size);
     let stored = expected_tiles(size);
     store
         .put_side(&stored.into_iter().collect::<Vec<_>>())
         .unwrap();
     (tmp, store, leaves)
+}
+
+/// Events 1..=`count` (hashes as `event_hash`): a store shows a full tile only once its head covers it.
+fn append_events(store: &SledStore, count: u64) {
+    use crate::store::{AppendBatch, LogStore, StoredRecord};
+    for first in (1..=count).step_by(4096) {
+        let records = (first..=count.min(first + 4095))
+            .map(|seq| StoredRecord {
+                seq,
+                time: crate::time::LedgerTime::from_micros(seq as i64),
+                hash: event_hash(seq - 1),
+                signature: [0; 64],
+                signer: crate::chain::SignerId([0; 8]),
+                body: b"{}".to_vec(),
+            })
+            .collect();
+        store
+            .append(&AppendBatch {
+                records,
+                ..Default::default()
+            })
+            .unwrap();
+    }
 }
 
 #[test]

@@ -19,6 +19,7 @@ mod sled_store;
 mod sled_tamper;
 #[cfg(test)]
 mod sled_test_records;
+mod sled_tile_files;
 mod sled_units;
 mod sled_write;
 

@@ -127,6 +127,7 @@ impl SledStore {
             write_lock: Mutex::new(()),
             cache: super::sled_read::BlockCache::new(cache_bytes),
             segments,
+            tile_files: super::sled_tile_files::TileFiles::new(dir.join("tiles")),
         };
         store
             .tail_from

@@ -53,6 +53,8 @@ pub struct SledStore {
     pub(super) write_lock: Mutex<()>,
     pub(super) cache: super::sled_read::BlockCache,
     pub(super) segments: super::sled_segment_files::Segments,
+    /// Full Merkle tiles, beside sled.
+    pub(super) tile_files: super::sled_tile_files::TileFiles,
 }
 
 pub(super) fn backend(err: sled::Error) -> StoreError {
@@ -174,6 +176,7 @@ impl SledStore {
             .map(|(key, value)| (key.len() + value.len()) as u64)
             .sum::<u64>()
             + self.segment_live_bytes()
+            + self.tile_files.bytes_on_disk()
     }
 
     fn legacy_reader(&self) -> Option<Legacy<'_>> {
@@ -352,56 +355,29 @@ impl LogStore for SledStore {
     }
 
     fn get_side(&self, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
-        Ok(self
-            .tree
-            .get(side_key(key))
-            .map_err(backend)?
-            .map(|v| v.to_vec()))
+        self.side_get(key)
     }
 
     fn scan_side(&self, prefix: &[u8]) -> StoreIter<'_, (Vec<u8>, Vec<u8>)> {
-        Box::new(self.tree.scan_prefix(side_key(prefix)).map(|item| {
-            let (key, value) = item.map_err(backend)?;
-            Ok((key[1..].to_vec(), value.to_vec()))
-        }))
+        self.side_scan(prefix, prefix)
     }
 
     fn scan_side_from(&self, prefix: &[u8], from: &[u8]) -> StoreIter<'_, (Vec<u8>, Vec<u8>)> {
-        let prefix = side_key(prefix);
-        Box::new(
-            self.tree
-                .range(side_key(from)..)
-                .take_while(move |item| {
-                    item.as_ref()
-                        .map_or(true, |(key, _)| key.starts_with(&prefix))
-                })
-                .map(|item| {
-                    let (key, value) = item.map_err(backend)?;
-                    Ok((key[1..].to_vec(), value.to_vec()))
-                }),
-        )
+        self.side_scan(prefix, from)
     }
 
     fn put_side(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> StoreResult<()> {
-        let mut writes = sled::Batch::default();
-        for (key, value) in entries {
-            writes.insert(side_key(key), value.as_slice());
-        }
-        self.apply(writes)?;
-        self.flush_all()
+        self.side_write(entries, &[])
     }
 
     fn remove_side(&self, keys: &[Vec<u8>]) -> StoreResult<()> {
-        let mut writes = sled::Batch::default();
-        for key in keys {
-            writes.remove(side_key(key));
-        }
-        self.apply(writes)?;
-        self.flush_all()
+        self.side_write(&[], keys)
     }
 
     fn size_on_disk(&self) -> StoreResult<u64> {
-        Ok(self.db.size_on_disk().map_err(backend)? + self.segments.bytes_on_disk())
+        Ok(self.db.size_on_disk().map_err(backend)?
+            + self.segments.bytes_on_disk()
+            + self.tile_files.bytes_on_disk())
     }
 
     fn prune_archived(&self, through: u64, keep: &[u64]) -> StoreResult<u64> {

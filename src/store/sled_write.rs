@@ -91,12 +91,15 @@ impl SledStore {
         if !postings.is_empty() {
             sealed |= self.add_postings(&mut writes, &mut cold, postings)?;
         }
-        for key in &batch.side_removals {
+        let routed = self.route_side(&batch.side, &batch.side_removals);
+        for key in &routed.sled_removals {
             writes.remove(stored_side_key(key));
         }
-        for (key, value) in &batch.side {
+        for (key, value) in routed.to_sled {
             writes.insert(stored_side_key(key), value.as_slice());
         }
+        // On disk before the commit that makes them visible (sled_tile_files.rs).
+        self.tile_files.write(&routed.to_files)?;
         self.apply_both(writes, sealed.then_some(cold))?;
         if sealed {
             // Committed in sled's memory, not yet flushed (the caller's `sync` does that).
