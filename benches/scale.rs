@@ -7,11 +7,15 @@
 
 #[path = "shared/floors.rs"]
 mod floors;
+#[path = "shared/scale_fill.rs"]
+mod scale_fill;
+
+use scale_fill::{fill_child, fill_in_child, ip_of, rss_kib};
 
 use keyledger::datadir::DataDir;
-use keyledger::event::{Actor, EventData, KeyConfig, KeyUsed, VerifyCode};
+use keyledger::event::{Actor, KeyConfig};
 use keyledger::keys::{CreateKey, Requester};
-use keyledger::ledger::{AppendEvents, Ledger};
+use keyledger::ledger::Ledger;
 use keyledger::store::LogStore;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -19,13 +23,6 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyledger");
-const BATCH: usize = 4000;
-
-/// A key's client IPs: each key is used from three addresses of its own.
-fn ip_of(key_index: usize, n: u64) -> String {
-    let host = key_index * 3 + (n % 3) as usize;
-    format!("10.{}.{}.{}", host >> 16 & 255, host >> 8 & 255, host & 255)
-}
 
 fn create_keys(ledger: &Ledger, count: usize) -> (Vec<Uuid>, String, String) {
     let make = |name: String, scopes: &[&str], environment: &str| KeyConfig {
@@ -73,69 +70,6 @@ fn create_keys(ledger: &Ledger, count: usize) -> (Vec<Uuid>, String, String) {
         gateway.secret.expose().to_string(),
         service.secret.expose().to_string(),
     )
-}
-
-/// Appends realistic key uses (a valid use of a random key from one of its IPs, 3% denied) until `target`.
-fn fill_to(ledger: &Ledger, keys: &[Uuid], target: u64, batch_number: &mut u64) {
-    let agents = [
-        "billing-service/2.14.1 (linux; x86_64) reqwest/0.12",
-        "curl/8.5.0",
-        "python-requests/2.32.3",
-    ];
-    while ledger.durable_seq() < target {
-        let commands: Vec<AppendEvents> = (0..2)
-            .map(|_| {
-                *batch_number += 1;
-                let base = *batch_number * BATCH as u64;
-                let events = (0..BATCH as u64)
-                    .map(|i| {
-                        let n = (base + i).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 17;
-                        let key_index = (n % keys.len() as u64) as usize;
-                        EventData::KeyUsed(KeyUsed {
-                            key_id: Some(keys[key_index]),
-                            prefix: Some("kl_prod_Ab3dEf9".into()),
-                            outcome: if n % 33 == 0 {
-                                VerifyCode::InsufficientScope
-                            } else {
-                                VerifyCode::Valid
-                            },
-                            ip: Some(ip_of(key_index, n)),
-                            user_agent: Some(agents[(n % 3) as usize].into()),
-                            scope: Some("orders:read".into()),
-                            project: None,
-                            gateway_ip: None,
-                            overlap: false,
-                            method: None,
-                            path: None,
-                        })
-                    })
-                    .collect();
-                AppendEvents {
-                    actor: Actor::System,
-                    request_id: Some(format!("r-{batch_number}")),
-                    events,
-                }
-            })
-            .collect();
-        // Plain threads: rayon's pool is the writer's, for signing large batches.
-        std::thread::scope(|scope| {
-            for command in commands {
-                scope.spawn(|| ledger.submit_blocking(command).expect("append"));
-            }
-        });
-    }
-}
-
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Runs the CLI to completion; returns (seconds, peak RSS in MiB, sampled from /proc every 20 ms: rusage would
@@ -294,6 +228,9 @@ fn verify_load(
 }
 
 fn main() {
+    if let Ok(target) = std::env::var("KEYLEDGER_SCALE_FILL_TO") {
+        return fill_child(target.parse().expect("KEYLEDGER_SCALE_FILL_TO is a number"));
+    }
     let sizes: Vec<u64> = std::env::var("KEYLEDGER_SCALE_SIZES")
         .unwrap_or_else(|_| "1000000,3000000,10000000".into())
         .split(',')
@@ -323,32 +260,10 @@ fn main() {
     println!("| events | fill/s | writer RSS MiB (peak while filling) | sled items/event | serve ready s | prefix checked s | RSS ready MiB | RSS under load MiB | verify req/s | by ip ms | by request_id ms | by type ms | by key ms | usage by ip 24h ms | bytes/event (body) | replay s (peak MiB) | audit verify ev/s (× floor) | export MB/s | verify-export ev/s (× floor) | snapshot B/key |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for size in sizes {
+        let (fill_rate, writer_rss) = fill_in_child(&data, &keys, size, &mut batch_number);
         let ledger = dir
             .open(&keyledger::datadir::KeySource::Default)
             .expect("open");
-        let filled_from = ledger.durable_seq();
-        let fill_started = Instant::now();
-        let sampling = std::sync::atomic::AtomicBool::new(true);
-        let writer_rss = std::thread::scope(|scope| {
-            // The writer's RSS, sampled every 10 s while it appends: it must stay flat as the log grows.
-            let sampler = scope.spawn(|| {
-                let mut peak = 0u64;
-                let mut last_sample = Instant::now() - Duration::from_secs(10);
-                while sampling.load(std::sync::atomic::Ordering::Relaxed) {
-                    if last_sample.elapsed() >= Duration::from_secs(10) {
-                        peak = peak.max(rss_kib(std::process::id(), "VmRSS:"));
-                        last_sample = Instant::now();
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                peak.max(rss_kib(std::process::id(), "VmRSS:"))
-            });
-            fill_to(&ledger, &keys, size, &mut batch_number);
-            sampling.store(false, std::sync::atomic::Ordering::Relaxed);
-            sampler.join().expect("sampler") as f64 / 1024.0
-        });
-        let fill_rate =
-            (ledger.durable_seq() - filled_from) as f64 / fill_started.elapsed().as_secs_f64();
         let events = ledger.durable_seq();
         let store = ledger.store().clone();
         let sample: Vec<usize> = (0..2000u64)

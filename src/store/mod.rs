@@ -15,6 +15,7 @@ mod sled_prune;
 mod sled_read;
 mod sled_segment_files;
 mod sled_segments;
+mod sled_side;
 mod sled_store;
 mod sled_tamper;
 #[cfg(test)]

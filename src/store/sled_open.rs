@@ -1,7 +1,9 @@
 //! Opening the embedded store: sled's configuration, the lock of a directory another process holds, damage
 //! that makes sled panic, and which layout the log is in (a log from before blocks opens read-only).
 
-use super::sled_store::{backend, SledStore, LAYOUT, LAYOUT_BLOCKS, LAYOUT_SEGMENTS, SEGMENT_END};
+use super::sled_store::{
+    backend, SledStore, LAYOUT, LAYOUT_BLOCKS, LAYOUT_CURRENT, LAYOUT_SEGMENTS, SEGMENT_END,
+};
 use super::{sled_legacy, sled_segment_files, sled_segments, StoreError, StoreResult};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -83,11 +85,14 @@ impl SledStore {
             })?;
         let tree = db.open_tree("log").map_err(backend)?;
         let legacy = match tree.get(LAYOUT).map_err(backend)? {
-            Some(version) if version.as_ref() == [LAYOUT_SEGMENTS] => false,
-            // Layout 2 differs only in blocks kept inline in sled, which this version still reads; new blocks
-            // go to segments, and the label says so before any does (an older keyledger then refuses the log).
-            Some(version) if version.as_ref() == [LAYOUT_BLOCKS] => {
-                tree.insert(LAYOUT, &[LAYOUT_SEGMENTS]).map_err(backend)?;
+            Some(version) if version.as_ref() == [LAYOUT_CURRENT] => false,
+            // Layout 2 differs in blocks kept inline in sled, layout 3 in full tiles and large side entries kept in
+            // the `log` tree; this version reads both. New writes go where this layout puts them, and the label
+            // says so before any does (an older keyledger then refuses the log).
+            Some(version)
+                if version.as_ref() == [LAYOUT_BLOCKS] || version.as_ref() == [LAYOUT_SEGMENTS] =>
+            {
+                tree.insert(LAYOUT, &[LAYOUT_CURRENT]).map_err(backend)?;
                 db.flush().map_err(backend)?;
                 false
             }
@@ -98,16 +103,19 @@ impl SledStore {
             }
             None if sled_legacy::is_legacy(&tree)? => true,
             None => {
-                tree.insert(LAYOUT, &[LAYOUT_SEGMENTS]).map_err(backend)?;
+                tree.insert(LAYOUT, &[LAYOUT_CURRENT]).map_err(backend)?;
                 db.flush().map_err(backend)?;
                 false
             }
         };
-        let blocks = if legacy {
+        let (blocks, bulk) = if legacy {
             // The first layout has no blocks; opening a tree would write into a log that opens read-only.
-            tree.clone()
+            (tree.clone(), tree.clone())
         } else {
-            db.open_tree("blocks").map_err(backend)?
+            (
+                db.open_tree("blocks").map_err(backend)?,
+                db.open_tree("bulk").map_err(backend)?,
+            )
         };
         let committed = match blocks.get(SEGMENT_END).map_err(backend)? {
             Some(value) => Some(sled_segments::decode_end(&value)?),
@@ -121,6 +129,7 @@ impl SledStore {
             db,
             tree,
             blocks,
+            bulk,
             dir: dir.to_path_buf(),
             legacy,
             tail_from: AtomicU64::new(1),

@@ -1,7 +1,7 @@
 //! Unit tests of blocks in segment files: a log of layout 2 (blocks inline in sled) read and continued, and a
 //! segment cut or lost under a log that committed to it.
 use super::*;
-use crate::store::sled_store::{LAYOUT, LAYOUT_BLOCKS, LAYOUT_SEGMENTS};
+use crate::store::sled_store::{LAYOUT, LAYOUT_BLOCKS, LAYOUT_CURRENT};
 use crate::store::sled_test_records::append;
 use crate::store::{LogStore, SledStore};
 
@@ -37,7 +37,7 @@ fn a_layout_2_log_reads_and_goes_on_with_new_blocks_in_segments() {
     let store = SledStore::open(tmp.path()).unwrap();
     assert_eq!(
         store.tree.get(LAYOUT).unwrap().unwrap().as_ref(),
-        [LAYOUT_SEGMENTS]
+        [LAYOUT_CURRENT]
     );
     assert_eq!(all_seqs(&store), (1..=2500).collect::<Vec<_>>());
     append(&store, 2501, 1000);

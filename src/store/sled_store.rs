@@ -1,11 +1,13 @@
-//! The embedded sled backend: one tree, prefixed keys, one `apply_batch` plus `flush` per group commit.
+//! The embedded sled backend: three trees beside segment and tile files, one atomic write plus `flush` per group
+//! commit.
 //!
-//! All entries live in a single tree so that a group commit is one atomic `apply_batch` (sled makes batches atomic
-//! within a tree). Events are not one item each: a group commit adds one tail chunk, and once the tail holds
-//! [`BLOCK_EVENTS`] events they are sealed, in the same atomic batch, into a zstd block with its postings
-//! (docs/FORMAT.md, "Stored layout"). Keys: `L` → layout version, `h` → head, `s‖name` → side entries,
-//! `T‖first seq` → tail chunk, `B‖block` → sealed block, `P‖block` → its postings, `t‖time‖first seq` → ∅ (the
-//! time directory, one entry per block), `D‖id` → a dictionary, `d` → the id of the one new blocks use.
+//! A group commit is one `apply_batch` on the `log` tree, or one transaction over the trees it touches. Events are
+//! not one item each: a group commit adds one tail chunk, and once the tail holds [`BLOCK_EVENTS`] events they are
+//! sealed into a zstd block with its postings, appended to a segment file (docs/FORMAT.md §4). `log`: `L` → layout
+//! version, `h` → head, `s‖name` → side entries, `T‖first seq` → tail chunk. `blocks`: `B‖block` / `P‖block` →
+//! where a block and its postings lie, `t‖time‖first seq` → ∅ (the time directory, one entry per block), `D‖id` →
+//! a dictionary, `d` → the id new blocks use, `E` → the segments' committed end. `bulk`: large side entries
+//! (sled_side.rs). Full Merkle tiles are in tile files (sled_tile_files.rs).
 
 use super::sled_legacy::Legacy;
 use super::sled_units::{
@@ -22,10 +24,13 @@ pub use super::sled_units::BLOCK_EVENTS;
 
 pub(super) const HEAD: &[u8] = b"h";
 pub(super) const LAYOUT: &[u8] = b"L";
-/// Blocks with their bytes inline in sled (read, and relabelled [`LAYOUT_SEGMENTS`] when opened).
+/// Blocks with their bytes inline in sled (read, and relabelled [`LAYOUT_CURRENT`] when opened).
 pub(super) const LAYOUT_BLOCKS: u8 = 2;
-/// The layout this version writes: blocks in segment files (1 = one item per event, read-only until migrated).
+/// Blocks in segment files, every side entry in the `log` tree (read, and relabelled [`LAYOUT_CURRENT`] when opened).
 pub(super) const LAYOUT_SEGMENTS: u8 = 3;
+/// The layout this version writes: blocks in segment files, full tiles in tile files, large side entries in the
+/// `bulk` tree (1 = one item per event, read-only until migrated).
+pub(super) const LAYOUT_CURRENT: u8 = 4;
 /// In the blocks tree: the newest segment and its committed end.
 pub(super) const SEGMENT_END: &[u8] = b"E";
 const SIDE: u8 = b's';
@@ -44,6 +49,8 @@ pub struct SledStore {
     /// Sealed blocks, their postings, the time directory and dictionaries: large values written once. Kept apart
     /// so that sled never rewrites a block with the hot entries of its node (measured in docs/PERFORMANCE.md).
     pub(super) blocks: sled::Tree,
+    /// Large side entries written now and then (sled_side.rs).
+    pub(super) bulk: sled::Tree,
     pub(super) dir: PathBuf,
     /// Written by keyledger before blocks: readable, not writable (`store migrate`).
     pub(super) legacy: bool,
@@ -159,7 +166,7 @@ impl SledStore {
         if self.legacy {
             return self.tree.len();
         }
-        self.tree.len() + self.blocks.len()
+        self.tree.len() + self.blocks.len() + self.bulk.len()
     }
 
     /// Bytes of the live keys and values (what the log holds, before sled's own overhead and dead versions).
@@ -167,7 +174,7 @@ impl SledStore {
         let trees: &[&sled::Tree] = if self.legacy {
             &[&self.tree]
         } else {
-            &[&self.tree, &self.blocks]
+            &[&self.tree, &self.blocks, &self.bulk]
         };
         trees
             .iter()
@@ -198,20 +205,26 @@ impl SledStore {
         self.blocks.apply_batch(writes).map_err(backend)
     }
 
-    /// Applies both batches atomically (one sled transaction over both trees), or the first alone.
-    pub(super) fn apply_both(
+    /// Applies the batches atomically (one sled transaction over the trees that have one), or `log` alone.
+    pub(super) fn apply_group(
         &self,
         log: sled::Batch,
         cold: Option<sled::Batch>,
+        bulk: Option<sled::Batch>,
     ) -> StoreResult<()> {
         use sled::Transactional;
-        let Some(cold) = cold else {
+        if cold.is_none() && bulk.is_none() {
             return self.apply(log);
-        };
-        (&self.tree, &self.blocks)
-            .transaction(|(tree, blocks)| {
+        }
+        (&self.tree, &self.blocks, &self.bulk)
+            .transaction(|(tree, blocks, bulk_tree)| {
                 tree.apply_batch(&log)?;
-                blocks.apply_batch(&cold)?;
+                if let Some(cold) = &cold {
+                    blocks.apply_batch(cold)?;
+                }
+                if let Some(bulk) = &bulk {
+                    bulk_tree.apply_batch(bulk)?;
+                }
                 Ok(())
             })
             .map_err(|e: sled::transaction::TransactionError<()>| match e {

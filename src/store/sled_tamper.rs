@@ -203,7 +203,7 @@ impl SledStore {
         }
         cold.remove(&seq_key(BLOCK, block));
         cold.remove(&postings_key);
-        self.apply_both(writes, Some(cold))?;
+        self.apply_group(writes, Some(cold), None)?;
         self.cache.clear();
         Ok(())
     }

@@ -7,8 +7,7 @@
 //! once the log's head covers it, so bytes a crash left between writing a file and committing the batch are never
 //! read, and the next commit overwrites them. A removed tile is all zeros (no SHA-256 is).
 
-use super::sled_store::{backend, stored_side_key, SledStore};
-use super::{LogStore, StoreError, StoreIter, StoreResult};
+use super::{StoreError, StoreResult};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -192,123 +191,6 @@ impl TileFiles {
     }
 }
 
-/// A batch's side entries sorted by where they go: full tiles (and zeros for removed ones) to the tile files, the
-/// rest to sled; `sled_removals` are the partial versions the full tiles replace, with the removals asked for.
-pub(super) struct RoutedSide<'a> {
-    pub(super) to_files: Vec<(u8, u64, &'a [u8])>,
-    pub(super) to_sled: Vec<&'a (Vec<u8>, Vec<u8>)>,
-    pub(super) sled_removals: Vec<Vec<u8>>,
-}
-
-static ZEROS: [u8; FULL_TILE] = [0; FULL_TILE];
-
-impl SledStore {
-    /// The number of leaves of the tree: every event is one.
-    fn leaves(&self) -> StoreResult<u64> {
-        Ok(self.head()?.map_or(0, |head| head.seq))
-    }
-
-    /// Sorts side writes and removals between the tile files and sled (a legacy layout keeps every tile in sled).
-    pub(super) fn route_side<'a>(
-        &self,
-        side: &'a [(Vec<u8>, Vec<u8>)],
-        removals: &[Vec<u8>],
-    ) -> RoutedSide<'a> {
-        let mut routed = RoutedSide {
-            to_files: Vec::new(),
-            to_sled: Vec::new(),
-            sled_removals: removals.to_vec(),
-        };
-        for entry in side {
-            match tile_address(&entry.0) {
-                Some((level, index)) if !self.legacy && entry.1.len() == FULL_TILE => {
-                    routed.to_files.push((level, index, &entry.1));
-                    routed.sled_removals.push(entry.0.clone());
-                }
-                _ => routed.to_sled.push(entry),
-            }
-        }
-        if !self.legacy {
-            routed.to_files.extend(
-                removals
-                    .iter()
-                    .filter_map(|key| tile_address(key))
-                    .map(|(level, index)| (level, index, &ZEROS[..])),
-            );
-        }
-        routed
-    }
-
-    pub(super) fn side_get(&self, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
-        if let Some((level, index)) = tile_address(key).filter(|_| !self.legacy) {
-            if let Some(tile) = self.tile_files.read(level, index, self.leaves()?)? {
-                return Ok(Some(tile));
-            }
-        }
-        Ok(self
-            .tree
-            .get(stored_side_key(key))
-            .map_err(backend)?
-            .map(|v| v.to_vec()))
-    }
-
-    /// Side entries under `prefix` from key `from` on, the tile files' merged in key order.
-    pub(super) fn side_scan(
-        &self,
-        prefix: &[u8],
-        from: &[u8],
-    ) -> StoreIter<'_, (Vec<u8>, Vec<u8>)> {
-        let sled_prefix = stored_side_key(prefix);
-        let in_sled = self
-            .tree
-            .range(stored_side_key(from.max(prefix))..)
-            .take_while(move |item| {
-                item.as_ref()
-                    .map_or(true, |(key, _)| key.starts_with(&sled_prefix))
-            })
-            .map(|item| {
-                let (key, value) = item.map_err(backend)?;
-                Ok((key[1..].to_vec(), value.to_vec()))
-            });
-        if self.legacy || !may_hold_tiles(prefix) {
-            return Box::new(in_sled);
-        }
-        let leaves = match self.leaves() {
-            Ok(leaves) => leaves,
-            Err(err) => return Box::new(std::iter::once(Err(err))),
-        };
-        let prefix = prefix.to_vec();
-        let in_files = self
-            .tile_files
-            .scan(leaves, from.max(&prefix).to_vec())
-            .filter(move |entry| {
-                entry
-                    .as_ref()
-                    .map_or(true, |(key, _)| key.starts_with(&prefix))
-            });
-        Box::new(merge_sorted(in_files, in_sled))
-    }
-
-    /// Writes side entries outside a group commit (tile rewrites, tamper tests): tiles durably first.
-    pub(super) fn side_write(
-        &self,
-        entries: &[(Vec<u8>, Vec<u8>)],
-        removals: &[Vec<u8>],
-    ) -> StoreResult<()> {
-        let routed = self.route_side(entries, removals);
-        self.tile_files.write(&routed.to_files)?;
-        let mut writes = sled::Batch::default();
-        for key in &routed.sled_removals {
-            writes.remove(stored_side_key(key));
-        }
-        for (key, value) in routed.to_sled {
-            writes.insert(stored_side_key(key), value.as_slice());
-        }
-        self.apply(writes)?;
-        self.flush_all()
-    }
-}
-
 fn sync_dir(dir: &Path) -> StoreResult<()> {
     File::open(dir)
         .and_then(|dir| dir.sync_all())
@@ -342,8 +224,9 @@ pub(super) fn merge_sorted<'a>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::sled_store::{stored_side_key, SledStore};
     use super::super::sled_test_records::record;
-    use super::super::AppendBatch;
+    use super::super::{AppendBatch, LogStore};
     use super::*;
 
     fn tile(byte: u8) -> Vec<u8> {

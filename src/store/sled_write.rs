@@ -5,8 +5,8 @@
 use super::sled_read::{block_name, tail_name, tail_records};
 use super::sled_segments::{Frame, FrameKind};
 use super::sled_store::{
-    backend, be_u64, dictionary_key, encode_head, seq_key, stored_side_key, time_index_key,
-    SledStore, BLOCK, CURRENT_DICTIONARY, HEAD, POSTINGS, TAIL,
+    backend, be_u64, dictionary_key, encode_head, seq_key, time_index_key, SledStore, BLOCK,
+    CURRENT_DICTIONARY, HEAD, POSTINGS, TAIL,
 };
 use super::sled_units::{
     all_postings, attribute_term, block_first, block_of, dictionary_id, encode_block,
@@ -91,16 +91,10 @@ impl SledStore {
         if !postings.is_empty() {
             sealed |= self.add_postings(&mut writes, &mut cold, postings)?;
         }
-        let routed = self.route_side(&batch.side, &batch.side_removals);
-        for key in &routed.sled_removals {
-            writes.remove(stored_side_key(key));
-        }
-        for (key, value) in routed.to_sled {
-            writes.insert(stored_side_key(key), value.as_slice());
-        }
+        let staged = self.stage_side(&batch.side, &batch.side_removals, &mut writes);
         // On disk before the commit that makes them visible (sled_tile_files.rs).
-        self.tile_files.write(&routed.to_files)?;
-        self.apply_both(writes, sealed.then_some(cold))?;
+        self.tile_files.write(&staged.tiles)?;
+        self.apply_group(writes, sealed.then_some(cold), staged.bulk)?;
         if sealed {
             // Committed in sled's memory, not yet flushed (the caller's `sync` does that).
             super::sled_segment_files::failpoint("seal-committed");
