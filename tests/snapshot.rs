@@ -3,6 +3,8 @@
 //! edited, or built under other anomaly rules, is ignored in favour of a full replay.
 
 mod common;
+#[path = "common/snapshots.rs"]
+mod snapshots;
 
 use common::ledger_with_uses;
 use keyledger::datadir::{DataDir, KeySource};
@@ -98,15 +100,21 @@ fn a_snapshot_edited_without_the_signing_key_is_ignored() {
             .get_side(BODY)
             .unwrap()
             .expect("a snapshot was written");
-        // zstd-compressed MessagePack: the status is the string "revoked"; "retired" has the same length, so
-        // the forged body stays well-formed and only the signature can tell.
-        let mut packed = zstd::stream::decode_all(body.as_slice()).unwrap();
-        let at = packed
+        // Sections of zstd-compressed MessagePack, the keys' second: the status is the string "revoked";
+        // "retired" has the same length, so the forged body stays well-formed and only the signature can tell.
+        let mut parts = snapshots::sections(&body);
+        assert_eq!(
+            parts.len(),
+            5,
+            "facts, keys, usage, anomaly windows, pending actions"
+        );
+        let keys = &mut parts[1];
+        let at = keys
             .windows(7)
             .position(|w| w == b"revoked")
             .expect("the key's status is in the body");
-        packed[at..at + 7].copy_from_slice(b"retired");
-        let forged = zstd::bulk::compress(&packed, 3).unwrap();
+        keys[at..at + 7].copy_from_slice(b"retired");
+        let forged = snapshots::pack_sections(&parts);
         store.put_side(&[(BODY.to_vec(), forged)]).unwrap();
     }
     let ledger = open_serving(&dir);
@@ -179,8 +187,13 @@ fn the_snapshot_is_binary_small_and_round_trips() {
         )
     };
     let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
-    assert_eq!(header["format"], "keyledger-snapshot/2");
-    assert_eq!(&body[..4], b"\x28\xb5\x2f\xfd", "a zstd frame");
+    assert_eq!(header["format"], "keyledger-snapshot/3");
+    assert_eq!(
+        &body[4..8],
+        b"\x28\xb5\x2f\xfd",
+        "a zstd frame after its length"
+    );
+    assert_eq!(snapshots::sections(&body).len(), 5);
     assert!(
         body.len() < 4 * 1024,
         "2,000 uses of 4 keys leave a snapshot of {} bytes: state follows keys, not uses",
@@ -219,4 +232,27 @@ fn a_snapshot_of_the_previous_format_is_refused_with_its_reason_and_replaced() {
         reopened.opened_from_snapshot().is_some(),
         "the clean shutdown wrote a snapshot of the new format"
     );
+}
+
+#[test]
+fn a_snapshot_of_format_2_is_still_read() {
+    let (_tmp, dir) = ledger_with_uses(300, &keys());
+    {
+        let store = SledStore::open(&dir.db_path()).unwrap();
+        let body = snapshots::body_of(&store.get_side(BODY).unwrap().unwrap());
+        let stored = zstd::bulk::compress(&rmp_serde::to_vec_named(&body).unwrap(), 3).unwrap();
+        let header = snapshots::signed_header(&dir, 2, &body, &stored);
+        store
+            .put_side(&[(HEADER.to_vec(), header), (BODY.to_vec(), stored)])
+            .unwrap();
+    }
+    let ledger = open_serving(&dir);
+    assert_eq!(
+        ledger.opened_from_snapshot(),
+        Some(ledger.durable_seq()),
+        "{:?}",
+        ledger.snapshot_refused()
+    );
+    let full = replay_log(ledger.store().as_ref(), None, None).unwrap();
+    assert_eq!(*ledger.projections(), full.projections);
 }

@@ -3,59 +3,31 @@
 //! windows of that version start empty), while a serving snapshot of that format is replayed over (tests/snapshot.rs).
 
 mod common;
+#[path = "common/snapshots.rs"]
+mod snapshots;
 
 use common::run_cli;
 use keyledger::datadir::{DataDir, KeySource};
 use keyledger::ledger::replay_log;
-use keyledger::projection::Projections;
 use keyledger::time::LedgerTime;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 const HEADER: &[u8] = b"archive/base/header";
 const BODY: &[u8] = b"archive/base/body";
 
-/// The fields of a snapshot body, either format.
-#[derive(Serialize, Deserialize)]
-struct Body {
-    seq: u64,
-    hash: String,
-    time: LedgerTime,
-    origin: Option<String>,
-    signers: Vec<(String, u64)>,
-    frontier_root: String,
-    latest_checkpoint: Option<String>,
-    projections: Projections,
-}
-
 /// Rewrites the stored archive base as format 1 would have written it: JSON, signed under the v1 domain.
 fn rewrite_as_format_1(dir: &DataDir) {
     let store = dir.open_store().unwrap();
-    let body = store.get_side(BODY).unwrap().expect("an archive base");
-    let packed = zstd::stream::decode_all(body.as_slice()).unwrap();
-    let mut body: Body = rmp_serde::from_slice(&packed).unwrap();
+    let stored = store.get_side(BODY).unwrap().expect("an archive base");
+    let mut body = snapshots::body_of(&stored);
     body.projections.anomalies = Default::default();
     let mut json = serde_json::to_value(&body).unwrap();
     // Format 1's anomaly state had other fields; reading it ignores them.
     json["projections"]["anomalies"] = serde_json::json!({"found": [], "ids": {}, "keys": {}});
     let bytes = serde_json::to_vec(&json).unwrap();
-    let signer = dir.load_signer(&KeySource::Default).unwrap();
-    let mut hasher = Sha256::new();
-    hasher.update(b"keyledger/snapshot/v1\n");
-    hasher.update(&bytes);
-    let header = serde_json::json!({
-        "format": "keyledger-snapshot/1",
-        "seq": body.seq,
-        "hash": body.hash,
-        "signer": signer.id().to_string(),
-        "signature": hex::encode(signer.sign_hash(&hasher.finalize().into())),
-    });
+    let header = snapshots::signed_header(dir, 1, &body, &bytes);
     store
-        .put_side(&[
-            (HEADER.to_vec(), serde_json::to_vec(&header).unwrap()),
-            (BODY.to_vec(), bytes),
-        ])
+        .put_side(&[(HEADER.to_vec(), header), (BODY.to_vec(), bytes)])
         .unwrap();
 }
 

@@ -100,7 +100,14 @@ impl Ledger {
         let snapshot_interval = std::time::Duration::from_secs(config.snapshots.interval_secs);
         let anchor_config = config.anchor.clone();
         store.check_writable()?;
-        let opened = startup::open_state(store.as_ref(), &candidates, &config, startup)?;
+        // The open hour's checkpointed cells decode on a second thread while the projections load.
+        let (opened, prefetched) = std::thread::scope(|scope| {
+            let ahead = scope.spawn(|| open_hour::prefetch(store.as_ref()));
+            let opened = startup::open_state(store.as_ref(), &candidates, &config, startup);
+            // A failed read ahead is read again, and its error reported, where the rollups open.
+            (opened, ahead.join().ok().and_then(Result::ok).flatten())
+        });
+        let opened = opened?;
         let replayed = opened.replayed;
         startup::check_anchor(store.as_ref(), &replayed, &anchor_config)?;
         let opened_from_snapshot = opened.from_snapshot;
@@ -113,7 +120,7 @@ impl Ledger {
                 "filed the existing events in the attribute index"
             );
         }
-        let rollups = open_hour::prepare(store.as_ref())?;
+        let rollups = open_hour::prepare(store.as_ref(), prefetched)?;
         let signer = match replayed.signers.current() {
             Some(current) => candidates
                 .into_iter()

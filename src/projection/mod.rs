@@ -155,6 +155,29 @@ impl Projections {
         })
     }
 
+    /// The actions requested and not yet recorded, as a snapshot stores them.
+    pub fn pending_actions(&self) -> &[PendingAction] {
+        &self.pending_actions
+    }
+
+    /// Projections from their parts as a snapshot stored them (the configuration is set by the caller).
+    pub fn from_parts(
+        keys: KeyState,
+        usage: UsageState,
+        anomalies: AnomalyState,
+        applied_seq: u64,
+        pending_actions: Vec<PendingAction>,
+    ) -> Self {
+        Self {
+            keys,
+            usage,
+            anomalies,
+            applied_seq,
+            pending_actions,
+            ..Default::default()
+        }
+    }
+
     /// Actions requested by projections and not yet recorded.
     pub fn take_actions(&mut self) -> Vec<PendingAction> {
         std::mem::take(&mut self.pending_actions)
