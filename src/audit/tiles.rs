@@ -1,5 +1,6 @@
 //! The Merkle tree's stored form, C2SP tlog-tiles: the tile at tile level L, index N holds the hashes of tree level
-//! 8·L (level 0: the leaf hashes) with indices 256·N … 256·N+W−1, concatenated; one side entry per tile. This
+//! 8·L (level 0: the leaf hashes) with indices 256·N … 256·N+W−1, concatenated; read and written as one side entry
+//! per tile (the embedded store keeps full ones in tile files, store/sled_tile_files.rs). This
 //! module owns the tile keys, reading a subtree from its tile, the right edge the writer grows (each batch writes
 //! every tile it changed once, with its final contents), and rewriting every tile of an existing log.
 
