@@ -157,26 +157,117 @@ pub(crate) fn replay_range(
     progress: Option<&dyn Fn(u64)>,
     cancel: Option<&std::sync::atomic::AtomicBool>,
 ) -> LedgerResult<(ReplayOutcome, Option<u64>)> {
-    let Resume {
-        mut outcome,
-        mut prev,
-    } = start;
+    let Resume { mut outcome, prev } = start;
     let resumed_at = outcome.frontier.size();
     let mut checkpoints = stored_checkpoints_from(store, resumed_at + 1)?
         .into_iter()
         .filter(|(size, _)| *size > resumed_at)
         .peekable();
     let mut expected = resumed_at + 1;
-    let mut records = store.scan(expected, end.max(expected));
-    loop {
-        if cancel.is_some_and(|flag| flag.load(std::sync::atomic::Ordering::Relaxed)) {
-            break;
+    let cancelled = || cancel.is_some_and(|flag| flag.load(std::sync::atomic::Ordering::Relaxed));
+    std::thread::scope(|scope| -> LedgerResult<()> {
+        // Reading and decoding the next chunks (a thread, then both cores) overlaps applying this one.
+        let (sender, chunks) = std::sync::mpsc::sync_channel::<DecodedChunk>(2);
+        let from = expected;
+        scope.spawn(move || decode_chunks(store, from, end.max(from), prev, sender, cancelled));
+        for chunk in chunks {
+            if cancelled() {
+                break;
+            }
+            let (chunk, decoded) = chunk?;
+            for (record, event) in chunk.iter().zip(decoded) {
+                if record.seq != expected {
+                    return Err(LedgerError::Corrupt {
+                        seq: expected,
+                        problem: format!(
+                            "event {expected} is missing (next stored is {})",
+                            record.seq
+                        ),
+                    });
+                }
+                let event = event?;
+                match outcome.signers.signer_for(record.seq) {
+                    Some(signer) if signer.id == record.signer => {}
+                    _ if record.seq == 1 => {}
+                    _ => {
+                        return Err(LedgerError::Corrupt {
+                            seq: record.seq,
+                            problem: format!(
+                                "signed by {} which is not the signer in force",
+                                record.signer
+                            ),
+                        })
+                    }
+                }
+                outcome
+                    .signers
+                    .observe(&event)
+                    .map_err(|e| LedgerError::Corrupt {
+                        seq: record.seq,
+                        problem: e.to_string(),
+                    })?;
+                if let EventData::LedgerInitialized(init) = &event.data {
+                    outcome.origin.get_or_insert_with(|| init.origin.clone());
+                }
+                match &mut apply {
+                    Apply::Projections => outcome.projections.apply(&event),
+                    Apply::ChainOnly => {}
+                    Apply::Visit(visit) => visit(record, &event, &outcome.signers)?,
+                }
+                outcome.frontier.push(&record.hash);
+                while let Some((size, note)) =
+                    checkpoints.next_if(|(size, _)| *size <= outcome.frontier.size())
+                {
+                    let checkpoint = check_checkpoint(&outcome, size, &note)?;
+                    outcome.latest_checkpoint = Some((checkpoint, note));
+                }
+                expected += 1;
+                outcome.events += 1;
+                outcome.head = Some(Head {
+                    seq: record.seq,
+                    hash: record.hash,
+                    time: record.time,
+                });
+            }
+            if let Some(report) = progress {
+                report(expected - 1);
+            }
         }
-        let chunk: Vec<StoredRecord> = records.by_ref().take(CHUNK).collect::<Result<_, _>>()?;
-        if chunk.is_empty() {
-            break;
-        }
-        let first_prev = prev;
+        // Dropping the receiver on an early return stops the decoding thread at its next send.
+        Ok(())
+    })?;
+    let unreached = checkpoints.next().map(|(size, _)| size);
+    Ok((outcome, unreached))
+}
+
+/// A chunk of stored records with each one's event (or why it does not decode or link), or the read error that
+/// ended the scan.
+type DecodedChunk = LedgerResult<(Vec<StoredRecord>, Vec<LedgerResult<Event>>)>;
+
+/// Reads `from..to` in chunks and checks each record's link and body on both cores, sending the chunks in order
+/// until the log ends, a read fails, `cancelled` says so or the receiver is gone.
+fn decode_chunks(
+    store: &dyn LogStore,
+    from: u64,
+    to: u64,
+    mut prev: Hash32,
+    sender: std::sync::mpsc::SyncSender<DecodedChunk>,
+    cancelled: impl Fn() -> bool,
+) {
+    let mut records = store.scan(from, to);
+    while !cancelled() {
+        let chunk: Vec<StoredRecord> = match records.by_ref().take(CHUNK).collect::<Result<_, _>>()
+        {
+            Ok(chunk) => chunk,
+            Err(err) => {
+                let _ = sender.send(Err(err.into()));
+                return;
+            }
+        };
+        let Some(last) = chunk.last() else {
+            return;
+        };
+        let first_prev = std::mem::replace(&mut prev, last.hash);
         let decoded: Vec<LedgerResult<Event>> = chunk
             .par_iter()
             .enumerate()
@@ -189,67 +280,10 @@ pub(crate) fn replay_range(
                 check_record(record, &link)
             })
             .collect();
-        for (record, event) in chunk.iter().zip(decoded) {
-            if record.seq != expected {
-                return Err(LedgerError::Corrupt {
-                    seq: expected,
-                    problem: format!(
-                        "event {expected} is missing (next stored is {})",
-                        record.seq
-                    ),
-                });
-            }
-            let event = event?;
-            match outcome.signers.signer_for(record.seq) {
-                Some(signer) if signer.id == record.signer => {}
-                _ if record.seq == 1 => {}
-                _ => {
-                    return Err(LedgerError::Corrupt {
-                        seq: record.seq,
-                        problem: format!(
-                            "signed by {} which is not the signer in force",
-                            record.signer
-                        ),
-                    })
-                }
-            }
-            outcome
-                .signers
-                .observe(&event)
-                .map_err(|e| LedgerError::Corrupt {
-                    seq: record.seq,
-                    problem: e.to_string(),
-                })?;
-            if let EventData::LedgerInitialized(init) = &event.data {
-                outcome.origin.get_or_insert_with(|| init.origin.clone());
-            }
-            match &mut apply {
-                Apply::Projections => outcome.projections.apply(&event),
-                Apply::ChainOnly => {}
-                Apply::Visit(visit) => visit(record, &event, &outcome.signers)?,
-            }
-            outcome.frontier.push(&record.hash);
-            while let Some((size, note)) =
-                checkpoints.next_if(|(size, _)| *size <= outcome.frontier.size())
-            {
-                let checkpoint = check_checkpoint(&outcome, size, &note)?;
-                outcome.latest_checkpoint = Some((checkpoint, note));
-            }
-            prev = record.hash;
-            expected += 1;
-            outcome.events += 1;
-            outcome.head = Some(Head {
-                seq: record.seq,
-                hash: record.hash,
-                time: record.time,
-            });
-        }
-        if let Some(report) = progress {
-            report(expected - 1);
+        if sender.send(Ok((chunk, decoded))).is_err() {
+            return;
         }
     }
-    let unreached = checkpoints.next().map(|(size, _)| size);
-    Ok((outcome, unreached))
 }
 
 /// A stored checkpoint of `size` events must be signed by the signer of event `size` (or of the next one) and
