@@ -476,3 +476,45 @@ fn a_cut_file_is_reported_at_its_real_line() {
     let crlf = join(&lines).replace('\n', "\r\n");
     assert!(refused(&f, &crlf, "CRLF lines").problem.contains("CR"));
 }
+
+/// Lines are read and parsed in batches of 1,024 on every core: a bad line far past the first batch is still
+/// reported at its own line, with the reason the in-order check gives.
+#[test]
+fn tampering_past_the_first_read_batch_is_caught_at_its_line() {
+    let (_tmp, dir, ledger) = common::fresh_ledger();
+    append(&ledger, "long", 2600);
+    let f = Fixture {
+        _tmp,
+        dir,
+        ledger,
+        t1: LedgerTime::now(),
+        t2: LedgerTime::now(),
+    };
+    let whole = export(&f, &ExportRequest::default());
+    assert_eq!(check(&f, &whole, None).unwrap().events, 2601);
+    let lines = lines(&whole);
+
+    let mut changed = lines.clone();
+    let at = event_line(&changed, 2100);
+    changed[at] = changed[at].replacen("long-", "lonG-", 1);
+    let failure = refused(&f, &join(&changed), "a body changed in the third batch");
+    assert_eq!(failure.line, at as u64 + 1, "{failure}");
+    assert!(failure.problem.contains("body was changed"), "{failure}");
+
+    let mut swapped = lines.clone();
+    let at = event_line(&swapped, 1500);
+    swapped.swap(at, at + 1);
+    let failure = refused(
+        &f,
+        &join(&swapped),
+        "two events swapped in the second batch",
+    );
+    assert_eq!(failure.line, at as u64 + 1, "{failure}");
+    assert!(failure.problem.contains("prev_hash"), "{failure}");
+
+    let mut cut = join(&lines);
+    cut.truncate(cut.len() - 1);
+    let failure = refused(&f, &cut, "the last line without its line feed");
+    assert_eq!(failure.line, lines.len() as u64, "{failure}");
+    assert!(failure.problem.contains("cut short"), "{failure}");
+}

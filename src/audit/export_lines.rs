@@ -209,18 +209,30 @@ pub(super) struct RecordLine {
     pub signer_id: String,
 }
 
+/// The first checks of [`check_record`] given the previous event's hash: seq present, prev_hash well formed and
+/// equal to `want`.
+pub(super) fn check_link(value: &Value, line: u64, want: &Hash32) -> Check<()> {
+    let seq = value["seq"]
+        .as_u64()
+        .map_or_else(|| fail(line, None, "seq is missing"), Ok)?;
+    if hash_field(value, "prev_hash", line)? != *want {
+        return fail(line, Some(seq), "prev_hash is not the previous event's hash (an event was removed, inserted or reordered)");
+    }
+    Ok(())
+}
+
 pub(super) fn check_record(
     value: &Value,
     line: u64,
     expected_prev: Option<&Hash32>,
 ) -> Check<RecordLine> {
+    if let Some(want) = expected_prev {
+        check_link(value, line, want)?;
+    }
     let seq = value["seq"]
         .as_u64()
         .map_or_else(|| fail(line, None, "seq is missing"), Ok)?;
     let prev = hash_field(value, "prev_hash", line)?;
-    if expected_prev.is_some_and(|want| *want != prev) {
-        return fail(line, Some(seq), "prev_hash is not the previous event's hash (an event was removed, inserted or reordered)");
-    }
     let hash = hash_field(value, "hash", line)?;
     let body = canonical_value_bytes(&value["body"])
         .or_else(|e| fail(line, Some(seq), format!("body: {e}")))?;

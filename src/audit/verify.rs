@@ -14,7 +14,7 @@ use crate::chain::{chain_hash, verify_hash_signature, Hash32, GENESIS_PREV};
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::{Event, EventData, KeyUsed};
 use crate::signers::SignerRegistry;
-use crate::store::{Head, LogStore, StoreError, StoredRecord};
+use crate::store::{with_read_ahead, Head, LogStore, StoreError, StoredRecord};
 use ed25519_dalek::{Signature, VerifyingKey};
 use rayon::prelude::*;
 
@@ -112,124 +112,122 @@ pub fn verify_log(
         true => RollupCheck::new(store, from)?,
         false => None,
     };
-    let mut records = store.scan(from, to.saturating_add(1));
     let mut unreadable = false;
-    while !unreadable {
-        let mut chunk = Vec::with_capacity(CHUNK);
-        for item in records.by_ref().take(CHUNK) {
-            match item {
-                Ok(record) => chunk.push(record),
+    // The next chunks are read and decompressed on a thread of their own while this one is checked.
+    with_read_ahead(store, from, to.saturating_add(1), CHUNK, |chunks| {
+        for chunk in chunks {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
                 Err(e) => {
-                    let at = chunk.last().map_or(expected, |r: &StoredRecord| r.seq + 1);
-                    problems.push(storage_problem(at, &e));
+                    problems.push(storage_problem(expected, &e));
                     unreadable = true;
                     break;
                 }
-            }
-        }
-        if chunk.is_empty() {
-            break;
-        }
-        let first_prev = prev;
-        // Bodies, links and each event's own index entries are checked on all cores (the lookups are random
-        // reads); what depends on order (gaps, time, signers) follows in one pass.
-        let checked: Vec<Result<(Checked, Vec<Problem>), Problem>> = chunk
-            .par_iter()
-            .enumerate()
-            .map(|(i, record)| {
-                let link = if i == 0 {
-                    &first_prev
-                } else {
-                    &chunk[i - 1].hash
-                };
-                let checked = check_body(record, link)?;
-                // From genesis, whole-index digests are compared at the end (the events are read again to name
-                // a missing entry only when they differ); a range has no such digest, so it looks each entry up.
-                let missing = match from_genesis {
-                    true => Vec::new(),
-                    false => {
-                        missing_index_entries(store, record.seq, &checked.keys, checked.lifecycle)
-                    }
-                };
-                Ok((checked, missing))
-            })
-            .collect();
-        let mut to_sign: Vec<(usize, VerifyingKey)> = Vec::with_capacity(chunk.len());
-        for (index, (record, checked)) in chunk.iter().zip(checked).enumerate() {
-            if record.seq != expected {
-                problems.push(Problem {
-                    seq: expected,
-                    kind: ProblemKind::Gap,
-                    detail: format!("events {expected}..{} are missing", record.seq - 1),
-                });
-            }
-            expected = record.seq + 1;
-            if last_time.is_some_and(|t| record.time < t) {
-                problems.push(problem(
-                    record.seq,
-                    ProblemKind::Reorder,
-                    "time runs backwards",
-                ));
-            }
-            last_time = Some(record.time);
-            if from_genesis {
-                report.merkle_nodes_checked += tree.push(store, record, &mut problems);
-            }
-            match signers.signer_for(record.seq) {
-                Some(signer) if signer.id == record.signer => to_sign.push((index, signer.key)),
-                Some(signer) => problems.push(Problem {
-                    seq: record.seq,
-                    kind: ProblemKind::UnknownSigner,
-                    detail: format!(
-                        "signed by {} but the signer in force is {}",
-                        record.signer, signer.id
-                    ),
-                }),
-                None => problems.push(problem(
-                    record.seq,
-                    ProblemKind::UnknownSigner,
-                    "no signer is in force",
-                )),
-            }
-            match checked {
-                Ok((checked, missing)) => {
-                    problems.extend(missing);
-                    for key in checked.keys.into_iter().flatten() {
-                        expected_keys.add(&key, record.seq);
-                    }
-                    for digest in &checked.attributes {
-                        expected_attributes.add_bytes(digest, record.seq);
-                    }
-                    if checked.lifecycle {
-                        expected_lifecycle.add(&uuid::Uuid::nil(), record.seq);
-                    }
-                    if let (Some(used), Some(rollups)) = (&checked.used, rollups.as_mut()) {
-                        rollups.push(store, record.seq, record.time, used);
-                    }
-                    if let Some(rotation) = checked.rotation {
-                        if let Err(e) = signers.observe(&rotation) {
-                            problems.push(problem(
-                                record.seq,
-                                ProblemKind::Malformed,
-                                &e.to_string(),
-                            ));
+            };
+            let first_prev = prev;
+            // Bodies, links and each event's own index entries are checked on all cores (the lookups are random
+            // reads); what depends on order (gaps, time, signers) follows in one pass.
+            let checked: Vec<Result<(Checked, Vec<Problem>), Problem>> = chunk
+                .par_iter()
+                .enumerate()
+                .map(|(i, record)| {
+                    let link = if i == 0 {
+                        &first_prev
+                    } else {
+                        &chunk[i - 1].hash
+                    };
+                    let checked = check_body(record, link)?;
+                    // From genesis, whole-index digests are compared at the end (the events are read again to name
+                    // a missing entry only when they differ); a range has no such digest, so it looks each entry up.
+                    let missing = match from_genesis {
+                        true => Vec::new(),
+                        false => missing_index_entries(
+                            store,
+                            record.seq,
+                            &checked.keys,
+                            checked.lifecycle,
+                        ),
+                    };
+                    Ok((checked, missing))
+                })
+                .collect();
+            let mut to_sign: Vec<(usize, VerifyingKey)> = Vec::with_capacity(chunk.len());
+            for (index, (record, checked)) in chunk.iter().zip(checked).enumerate() {
+                if record.seq != expected {
+                    problems.push(Problem {
+                        seq: expected,
+                        kind: ProblemKind::Gap,
+                        detail: format!("events {expected}..{} are missing", record.seq - 1),
+                    });
+                }
+                expected = record.seq + 1;
+                if last_time.is_some_and(|t| record.time < t) {
+                    problems.push(problem(
+                        record.seq,
+                        ProblemKind::Reorder,
+                        "time runs backwards",
+                    ));
+                }
+                last_time = Some(record.time);
+                if from_genesis {
+                    report.merkle_nodes_checked += tree.push(store, record, &mut problems);
+                }
+                match signers.signer_for(record.seq) {
+                    Some(signer) if signer.id == record.signer => to_sign.push((index, signer.key)),
+                    Some(signer) => problems.push(Problem {
+                        seq: record.seq,
+                        kind: ProblemKind::UnknownSigner,
+                        detail: format!(
+                            "signed by {} but the signer in force is {}",
+                            record.signer, signer.id
+                        ),
+                    }),
+                    None => problems.push(problem(
+                        record.seq,
+                        ProblemKind::UnknownSigner,
+                        "no signer is in force",
+                    )),
+                }
+                match checked {
+                    Ok((checked, missing)) => {
+                        problems.extend(missing);
+                        for key in checked.keys.into_iter().flatten() {
+                            expected_keys.add(&key, record.seq);
+                        }
+                        for digest in &checked.attributes {
+                            expected_attributes.add_bytes(digest, record.seq);
+                        }
+                        if checked.lifecycle {
+                            expected_lifecycle.add(&uuid::Uuid::nil(), record.seq);
+                        }
+                        if let (Some(used), Some(rollups)) = (&checked.used, rollups.as_mut()) {
+                            rollups.push(store, record.seq, record.time, used);
+                        }
+                        if let Some(rotation) = checked.rotation {
+                            if let Err(e) = signers.observe(&rotation) {
+                                problems.push(problem(
+                                    record.seq,
+                                    ProblemKind::Malformed,
+                                    &e.to_string(),
+                                ));
+                            }
                         }
                     }
+                    Err(found) => problems.push(found),
                 }
-                Err(found) => problems.push(found),
+            }
+            report.signatures_checked += to_sign.len() as u64;
+            problems.extend(check_signatures(&chunk, &to_sign));
+            report.events_checked += chunk.len() as u64;
+            prev = chunk[chunk.len() - 1].hash;
+            if let Some(report_progress) = progress {
+                report_progress(expected - 1);
+            }
+            if problems.len() > MAX_PROBLEMS {
+                break;
             }
         }
-        report.signatures_checked += to_sign.len() as u64;
-        problems.extend(check_signatures(&chunk, &to_sign));
-        report.events_checked += chunk.len() as u64;
-        prev = chunk[chunk.len() - 1].hash;
-        if let Some(report_progress) = progress {
-            report_progress(expected - 1);
-        }
-        if problems.len() > MAX_PROBLEMS {
-            break;
-        }
-    }
+    });
     if from_genesis && !unreadable {
         report.merkle_nodes_checked += tree.finish(store, &mut problems);
         let archived = super::archive::archived_size(store)?;

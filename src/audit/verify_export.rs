@@ -3,18 +3,19 @@
 //! endorsements, the closing checkpoint's signature, the inclusion of the window in it, and the consistency proof
 //! that the log only grew. The first bad line is reported with why.
 
-use super::export_lines::{check_record, parse_header, parse_line, proof_field, RecordLine};
+use super::export_lines::{check_link, check_record, parse_header, proof_field, RecordLine};
 use crate::chain::{verify_hash_signature, Hash32, GENESIS_PREV};
 use crate::event::EventData;
 use crate::signers::SignerRegistry;
 use ed25519_dalek::{Signature, VerifyingKey};
 use rayon::prelude::*;
 use serde::Serialize;
-use serde_json::Value;
 use std::io::BufRead;
 
 mod closing;
+mod lines;
 use closing::{finish, Summary};
+use lines::Lines;
 
 const SIGNATURE_CHUNK: usize = 4096;
 
@@ -142,52 +143,13 @@ pub fn verify_export(
     }
 }
 
-/// Reads LF-terminated lines, numbered from 1; remembers the last line number for "cut short" reports.
-struct Lines<R> {
-    reader: R,
-    number: u64,
-}
-
-impl<R: BufRead> Lines<R> {
-    fn next(&mut self) -> Check<Option<(u64, Value)>> {
-        let mut text = String::new();
-        let read = self
-            .reader
-            .read_line(&mut text)
-            .or_else(|e| fail(self.number + 1, None, format!("unreadable: {e}")))?;
-        if read == 0 {
-            return Ok(None);
-        }
-        self.number += 1;
-        let Some(text) = text.strip_suffix('\n') else {
-            return fail(
-                self.number,
-                None,
-                "the last line has no line feed: the export was cut short",
-            );
-        };
-        parse_line(text, self.number).map(|value| Some((self.number, value)))
-    }
-
-    fn cut_short<T>(&self, before: &str) -> Check<T> {
-        fail(
-            self.number + 1,
-            None,
-            format!(
-                "the file ends after line {} before its {before}: the export was cut short",
-                self.number
-            ),
-        )
-    }
-}
-
 fn run(
     reader: impl BufRead,
     v: &mut Verifier,
     older: Option<&str>,
     trusted: &str,
 ) -> Check<ExportCheck> {
-    let mut lines = Lines { reader, number: 0 };
+    let mut lines = Lines::new(reader);
     let Some((_, header)) = lines.next()? else {
         return fail(1, None, "the file is empty");
     };
@@ -261,7 +223,13 @@ fn run(
                 prev = record.hash;
             }
             Some("event") => {
-                let record = check_record(&value, line, Some(&prev))?;
+                let record = match lines.take_record() {
+                    Some(checked) => {
+                        check_link(&value, line, &prev)?;
+                        checked?
+                    }
+                    None => check_record(&value, line, Some(&prev))?,
+                };
                 if record.seq != expected {
                     return fail(
                         line,

@@ -6,6 +6,7 @@
 mod checked;
 pub mod copy;
 mod pg;
+mod read_ahead;
 mod record;
 pub mod salvage;
 mod sled_files;
@@ -26,6 +27,7 @@ mod sled_write;
 
 pub use checked::{check_record, CheckedReader};
 pub use pg::{PgRole, PgStore};
+pub use read_ahead::{with_read_ahead, Chunk};
 pub use record::{RecordDecodeError, StoredRecord};
 pub use sled_store::{SledStore, BLOCK_EVENTS};
 
