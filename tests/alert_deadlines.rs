@@ -186,7 +186,12 @@ fn change(model: &mut Model, op: &Op) {
         Op::Create(spec) => create_from(model, spec, now),
         Op::Rotate(i, overlap) => {
             let Some(old) = model.key(*i) else { return };
-            let Some(config) = model.projections.keys.get(&old).map(|k| k.config.clone()) else {
+            let Some(config) = model
+                .projections
+                .keys
+                .get(&old)
+                .map(|k| KeyConfig::clone(&k.config))
+            else {
                 return;
             };
             if model

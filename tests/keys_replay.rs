@@ -377,3 +377,63 @@ fn no_issued_secret_reaches_the_data_directory_or_the_log_output() {
         );
     }
 }
+
+/// The writer's copy of the key state (a clone taken at open) shares each key's configuration with the published
+/// one: uses (last use, rate limiter) leave it shared, an update gives the updated state its own, and the other
+/// state keeps the configuration it had.
+#[test]
+fn a_cloned_key_state_shares_configurations_until_an_update() {
+    use keyledger::event::{Event, EventData, KeyCreated, KeyUpdated};
+    let event = |seq: u64, data: EventData| Event {
+        seq,
+        time: LedgerTime::from_micros(1_700_000_000_000_000 + seq as i64),
+        id: Uuid::from_u128(u128::from(seq)),
+        actor: Actor::System,
+        request_id: None,
+        data,
+    };
+    let key_id = Uuid::from_u128(7);
+    let mut published = KeyState::default();
+    published.apply(&event(
+        1,
+        EventData::KeyCreated(KeyCreated {
+            key_id,
+            prefix: "kl_test_0007".into(),
+            secret_sha256: "ab".repeat(32),
+            config: config("shared"),
+            rotated_from: None,
+        }),
+    ));
+    let mut writer = published.clone();
+    let shared = |a: &KeyState, b: &KeyState| {
+        Arc::ptr_eq(
+            &a.get(&key_id).unwrap().config,
+            &b.get(&key_id).unwrap().config,
+        )
+    };
+    assert!(shared(&published, &writer));
+    let used = event(2, common::used(Some(key_id), "a use"));
+    writer.apply(&used);
+    published.apply(&used);
+    assert!(
+        shared(&published, &writer),
+        "a use copied the configuration"
+    );
+    assert!(writer.get(&key_id).unwrap().last_used_at.is_some());
+    let update = event(
+        3,
+        EventData::KeyUpdated(KeyUpdated {
+            key_id,
+            changes: KeyPatch {
+                owner: Some("new-owner".into()),
+                ..Default::default()
+            },
+        }),
+    );
+    writer.apply(&update);
+    assert!(!shared(&published, &writer));
+    assert_eq!(writer.get(&key_id).unwrap().config.owner, "new-owner");
+    assert_eq!(published.get(&key_id).unwrap().config.owner, "o");
+    published.apply(&update);
+    assert_eq!(published, writer);
+}

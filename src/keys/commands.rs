@@ -210,7 +210,7 @@ impl Command for RotateKey {
                 format!("key {} was already rotated to {successor}", self.key_id),
             ));
         }
-        let config = old.config.clone();
+        let config = KeyConfig::clone(&old.config);
         guards::may_grant(ctx, &self.who.actor, &config.scopes)?;
         let now = ctx.now();
         let issued = emit_created(ctx, &self.who, config, Some(self.key_id))?;

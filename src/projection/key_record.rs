@@ -3,6 +3,7 @@
 use crate::event::{ClearableField, KeyConfig, KeyPatch};
 use crate::time::LedgerTime;
 use serde::Serialize;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// A key's lifecycle status as recorded by events. Time-based transitions (expiry, end of suspension, end of a
@@ -60,8 +61,9 @@ pub struct KeyRecord {
     pub prefix: String,
     #[serde(skip)]
     pub secret_sha256: [u8; 32],
+    /// Shared, not copied, when the key state is cloned (the writer's copy): only an update replaces it.
     #[serde(flatten)]
-    pub config: KeyConfig,
+    pub config: Arc<KeyConfig>,
     /// Status as recorded; see [`KeyRecord::status_at`] for the status in force at a time.
     pub recorded_status: KeyStatus,
     pub created_at: LedgerTime,
@@ -223,7 +225,8 @@ impl KeyRecord {
     }
 
     pub(super) fn apply_patch(&mut self, patch: &KeyPatch) {
-        let config = &mut self.config;
+        // Copied here only if another key state (the writer's, or the published one) still shares it.
+        let config = Arc::make_mut(&mut self.config);
         for field in &patch.clear {
             match field {
                 ClearableField::Description => config.description.clear(),
