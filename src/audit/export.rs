@@ -8,7 +8,7 @@ use super::merkle::{consistency_proof, inclusion_proof};
 use super::tree::StoredTree;
 use crate::chain::{Hash32, GENESIS_PREV};
 use crate::error::{LedgerError, LedgerResult};
-use crate::store::{with_read_ahead, LogStore, StoredRecord};
+use crate::store::{link_before, with_read_ahead, LogStore, StoredRecord};
 use crate::time::LedgerTime;
 use rayon::prelude::*;
 use serde_json::{json, Value};
@@ -218,10 +218,7 @@ pub fn write_export(
             let lines: Vec<LedgerResult<Vec<u8>>> = chunk
                 .par_iter()
                 .enumerate()
-                .map(|(i, record)| match i {
-                    0 => event_line(record, &first_prev),
-                    _ => event_line(record, &chunk[i - 1].hash),
-                })
+                .map(|(i, record)| event_line(record, link_before(&chunk, i, &first_prev)))
                 .collect();
             for line in lines {
                 let line = line?;

@@ -15,6 +15,7 @@ pub mod verify_export;
 mod verify_indexes;
 mod verify_rollups;
 mod verify_tree;
+mod verify_walk;
 
 pub use problem::{Problem, ProblemKind, VerifyRange, VerifyReport};
 pub use verify::verify_log;

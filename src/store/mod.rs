@@ -27,7 +27,7 @@ mod sled_write;
 
 pub use checked::{check_record, CheckedReader};
 pub use pg::{PgRole, PgStore};
-pub use read_ahead::{with_read_ahead, Chunk};
+pub use read_ahead::{link_before, with_read_ahead, Chunk};
 pub use record::{RecordDecodeError, StoredRecord};
 pub use sled_store::{SledStore, BLOCK_EVENTS};
 

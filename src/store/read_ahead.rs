@@ -2,6 +2,7 @@
 //! sled store, decompressed) while the caller checks or writes the current one.
 
 use super::{LogStore, StoreError, StoredRecord};
+use crate::chain::Hash32;
 use std::sync::mpsc::{sync_channel, Receiver};
 
 /// Chunks read ahead of the one being consumed: two keep the reader busy without holding much more than a chunk.
@@ -65,5 +66,14 @@ impl Iterator for Chunks {
 
     fn next(&mut self) -> Option<Chunk> {
         self.receiver.recv().ok()
+    }
+}
+
+/// The hash record `i` of `chunk` links to: the one before it in the chunk, or `first_prev` (the hash of the
+/// record before the chunk) for the first.
+pub fn link_before<'a>(chunk: &'a [StoredRecord], i: usize, first_prev: &'a Hash32) -> &'a Hash32 {
+    match i.checked_sub(1) {
+        Some(before) => &chunk[before].hash,
+        None => first_prev,
     }
 }
