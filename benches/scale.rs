@@ -257,8 +257,10 @@ fn main() {
         .build()
         .expect("client");
     let mut batch_number = 0u64;
-    println!("| events | fill/s | writer RSS MiB (peak while filling) | sled items/event | serve ready s | prefix checked s | RSS ready MiB | RSS under load MiB | verify req/s | by ip ms | by request_id ms | by type ms | by key ms | usage by ip 24h ms | bytes/event (body) | replay s (peak MiB) | audit verify ev/s (× floor) | export MB/s | verify-export ev/s (× floor) | snapshot B/key |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| events | fill/s | writer RSS MiB (peak while filling) | sled items/event | serve ready s | prefix checked s | RSS ready MiB | RSS under load MiB | verify req/s | by ip ms | by request_id ms | by type ms | by key ms | usage by ip 24h ms | bytes/event (body) | replay s (peak MiB) | audit verify ev/s (× floor) | export MB/s | verify-export ev/s (× floor) | snapshot B/key | key list ms |");
+    println!(
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
     for size in sizes {
         let (fill_rate, writer_rss) = fill_in_child(&data, &keys, size, &mut batch_number);
         let ledger = dir
@@ -294,6 +296,12 @@ fn main() {
         );
         let by_type = median_ms(&client, &q("type=key.created"), &gateway, 11);
         let by_key = median_ms(&client, &q(&format!("key_id={}", keys[17])), &gateway, 11);
+        let key_list = median_ms(
+            &client,
+            &format!("{}/v1/keys?limit=100", server.base),
+            &gateway,
+            11,
+        );
         let usage = median_ms(
             &client,
             &format!("{}/v1/usage?from=-24h&group_by=ip&top=100", server.base),
@@ -336,7 +344,7 @@ fn main() {
         let _ = std::fs::remove_file(&export);
         let events = events as f64;
         println!(
-            "| {events:.0} | {fill_rate:.0} | {writer_rss:.0} | {items:.4} | {ready:.2} | {checked:.1} | {rss_ready:.0} | {rss_load:.0} | {verify_rate:.0} | {by_ip:.1} | {by_request:.1} | {by_type:.1} | {by_key:.1} | {usage:.0} | {disk:.0} ({mean_body:.0}) | {replay_secs:.1} ({replay_mib:.0}) | {:.0} ({:.2}) | {:.0} | {:.0} ({:.2}) | {snapshot_per_key:.0} |",
+            "| {events:.0} | {fill_rate:.0} | {writer_rss:.0} | {items:.4} | {ready:.2} | {checked:.1} | {rss_ready:.0} | {rss_load:.0} | {verify_rate:.0} | {by_ip:.1} | {by_request:.1} | {by_type:.1} | {by_key:.1} | {usage:.0} | {disk:.0} ({mean_body:.0}) | {replay_secs:.1} ({replay_mib:.0}) | {:.0} ({:.2}) | {:.0} | {:.0} ({:.2}) | {snapshot_per_key:.0} | {key_list:.1} |",
             events / verify_secs,
             events / verify_secs / floor,
             export_bytes / export_secs / 1e6,

@@ -93,6 +93,11 @@ fn every_operator_command_works_through_the_server_with_the_local_output() {
         table.contains("billing") && table.contains("2 key(s)"),
         "{table}"
     );
+    let first = ok(run(&["key", "list", "--limit", "1"]));
+    assert!(
+        first.contains("1 key(s)") && !first.contains("billing"),
+        "--limit 1 gives the oldest key, the admin's: {first}"
+    );
     let shown = ok(run(&["key", "show", &id]));
     assert!(shown.contains("owner        team-pay"), "{shown}");
 

@@ -78,6 +78,30 @@ fn key_show_and_list_report_the_last_use() {
 }
 
 #[test]
+fn key_list_limit_gives_the_oldest_keys_first_and_refuses_zero() {
+    let (_tmp, data) = ledger();
+    let ids: Vec<String> = (0..4)
+        .map(|i| create(&data, &format!("svc-{i}"), "team-a", &[]).0)
+        .collect();
+    let key_ids = |args: &[&str]| -> Vec<String> {
+        ok_json(&data, args)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["key_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let all = key_ids(&["key", "list", "--json"]);
+    let created: Vec<&String> = all.iter().filter(|id| ids.contains(id)).collect();
+    assert_eq!(created, ids.iter().collect::<Vec<_>>(), "oldest first");
+    let limited = key_ids(&["key", "list", "--limit", "3", "--json"]);
+    assert_eq!(limited, all[..3], "the first three of the whole list");
+    let (code, text) = cli(&data, &["key", "list", "--limit", "0"]);
+    assert_ne!(code, 0, "{text}");
+    assert!(text.contains("--limit"), "{text}");
+}
+
+#[test]
 fn revoking_by_owner_revokes_and_prints_every_live_key_of_the_owner() {
     let (_tmp, data) = ledger();
     let (a, _) = create(&data, "a", "mallory", &[]);

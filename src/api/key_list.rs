@@ -98,21 +98,23 @@ pub async fn list(
             let past = tokio::task::spawn_blocking(move || keys_as_of(store.as_ref(), at, durable))
                 .await
                 .map_err(|_| crate::LedgerError::WriterStopped)??;
-            (list_keys(&past.0, &filter, at), at)
+            (list_keys(&past.0, &filter, at, after, Some(limit + 1)), at)
         }
         None => {
             let now = state.ledger.now();
             (
-                list_keys(&state.ledger.projections().keys, &filter, now),
+                list_keys(
+                    &state.ledger.projections().keys,
+                    &filter,
+                    now,
+                    after,
+                    Some(limit + 1),
+                ),
                 now,
             )
         }
     };
-    let mut page: Vec<_> = keys
-        .into_iter()
-        .filter(|k| k.created_seq > after)
-        .take(limit + 1)
-        .collect();
+    let mut page = keys;
     let next = (page.len() > limit).then(|| {
         page.truncate(limit);
         let after = page.last().map_or(after, |k| k.created_seq);

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum ProblemKind {
     /// The stored hash is not SHA-256(domain ‖ previous hash ‖ body): the body was changed, or the event before
-    /// it is not the one it was chained to.
+    /// it is not the one it was chained to. In a sealed block, which stores hashes implied by the bodies: the
+    /// body's hash is not the leaf the Merkle tree recorded and the signature fails over it.
     BodyChanged,
     /// A seq is missing.
     Gap,

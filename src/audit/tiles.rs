@@ -4,7 +4,7 @@
 //! module owns the tile keys, reading a subtree from its tile, the right edge the writer grows (each batch writes
 //! every tile it changed once, with its final contents), and rewriting every tile of an existing log.
 
-use super::merkle::{empty_root, fold_leaves, node_hash, SubtreeSource};
+use super::merkle::{empty_root, fold_leaves, leaf_hash, node_hash, SubtreeSource};
 use super::tree::{node_key, Frontier, StoredTree};
 use crate::chain::Hash32;
 use crate::error::{LedgerError, LedgerResult};
@@ -72,6 +72,38 @@ pub fn subtree_from_tile(
     Ok(Some(fold_leaves(hashes_of(
         &bytes[offset * HASH..end * HASH],
     ))))
+}
+
+/// The leaf the stored tree holds for event `seq`, when a stored tile covers it.
+pub fn recorded_leaf(store: &dyn LogStore, seq: u64) -> LedgerResult<Option<Hash32>> {
+    match seq {
+        0 => Ok(None),
+        _ => subtree_from_tile(store, 0, seq - 1),
+    }
+}
+
+/// The first event of `from..=to` whose hash is not the leaf the stored tree holds for it. A sealed block stores
+/// no hash but its first (the rest follow from the bodies), so a changed body there shows first as a link or a
+/// checkpoint further on; the tree's leaves say which event it was. `None` when every stored leaf agrees, or a
+/// read fails (the caller's own finding stands).
+pub fn first_unrecorded_leaf(store: &dyn LogStore, from: u64, to: u64) -> Option<u64> {
+    let mut tile: Option<(u64, Option<Vec<u8>>)> = None;
+    for record in store.scan(from.max(1), to.saturating_add(1)) {
+        let record = record.ok()?;
+        let index = record.seq - 1;
+        let number = index / TILE_WIDTH;
+        if tile.as_ref().map(|(n, _)| *n) != Some(number) {
+            tile = Some((number, read_tile(store, 0, number).ok()?));
+        }
+        let at = (index % TILE_WIDTH) as usize * HASH;
+        let leaf = tile
+            .as_ref()
+            .and_then(|(_, bytes)| bytes.as_ref()?.get(at..at + HASH));
+        if leaf.is_some_and(|leaf| leaf != leaf_hash(&record.hash)) {
+            return Some(record.seq);
+        }
+    }
+    None
 }
 
 /// The right-edge (partial) tile of one tile level.

@@ -75,7 +75,12 @@ impl Walk<'_> {
             }
         }
         self.report.signatures_checked += to_sign.len() as u64;
-        self.problems.extend(check_signatures(chunk, &to_sign));
+        let bad = check_signatures(chunk, &to_sign);
+        let store = self.store;
+        self.problems.extend(
+            bad.into_iter()
+                .map(|found| changed_body_or(store, chunk, found)),
+        );
         self.report.events_checked += chunk.len() as u64;
     }
 
@@ -200,6 +205,27 @@ fn check_body(record: &StoredRecord, link: &Hash32) -> Result<Checked, Problem> 
         rotation,
         used,
     })
+}
+
+/// A signature that does not verify over a hash that is not the leaf the stored tree holds for the event: in a
+/// sealed block, which stores no hash but its first, that is how a changed body shows (the hash is recomputed
+/// from it), so it is named as one.
+fn changed_body_or(store: &dyn LogStore, chunk: &[StoredRecord], found: Problem) -> Problem {
+    if found.kind != ProblemKind::BadSignature {
+        return found;
+    }
+    let Ok(at) = chunk.binary_search_by_key(&found.seq, |r| r.seq) else {
+        return found;
+    };
+    match super::tiles::recorded_leaf(store, found.seq) {
+        Ok(Some(leaf)) if leaf != super::merkle::leaf_hash(&chunk[at].hash) => problem(
+            found.seq,
+            ProblemKind::BodyChanged,
+            "the hash of this body is not the leaf the Merkle tree recorded for the event, and the signature \
+             does not verify over it: body changed or chain link broken",
+        ),
+        _ => found,
+    }
 }
 
 /// Batch-verifies signatures on all cores; a failing batch is re-checked one by one to find the bad seqs.

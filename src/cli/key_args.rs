@@ -124,6 +124,9 @@ pub struct ListArgs {
     /// Show the keys as they were at this time.
     #[arg(long, allow_hyphen_values = true)]
     pub as_of: Option<LedgerTime>,
+    /// At most this many keys, the oldest first (all of them when not given).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,

@@ -120,7 +120,8 @@ pub fn run(cli: &Cli, command: &KeyCommand) -> CliResult {
                 scope: args.scope.clone(),
             };
             let (state, at) = state_at(cli, args.as_of)?;
-            let keys = list_keys(&state, &filter, at);
+            let limit = args.limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+            let keys = list_keys(&state, &filter, at, 0, limit);
             if args.json {
                 return print_json(&keys.iter().map(|k| key_json(k, at)).collect::<Vec<_>>());
             }

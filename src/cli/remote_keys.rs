@@ -89,6 +89,7 @@ pub fn run(remote: &Remote, command: &KeyCommand) -> CliResult {
                         project: None,
                         scope: None,
                         as_of: Some(at),
+                        limit: None,
                         json: true,
                     };
                     list(remote, &past)?
@@ -153,9 +154,10 @@ pub fn run(remote: &Remote, command: &KeyCommand) -> CliResult {
     }
 }
 
-/// Every key of a listing, following the cursor to the last page.
+/// The keys of a listing, following the cursor to the last page or until `--limit` keys were read.
 fn list(remote: &Remote, args: &ListArgs) -> Result<Vec<Value>, CliError> {
-    let mut query = vec![("limit", "1000".to_string())];
+    let wanted = args.limit.unwrap_or(u64::MAX);
+    let mut query = vec![("limit", wanted.min(MAX_PAGE).to_string())];
     let filters = [
         ("environment", args.environment.clone()),
         ("owner", args.owner.clone()),
@@ -165,13 +167,27 @@ fn list(remote: &Remote, args: &ListArgs) -> Result<Vec<Value>, CliError> {
         ("as_of", args.as_of.map(|t| t.to_string())),
     ];
     query.extend(filters.into_iter().filter_map(|(k, v)| Some((k, v?))));
+    if wanted <= MAX_PAGE {
+        let mut page: Value = remote.get("/v1/keys", &query)?;
+        return match page.get_mut("keys").map(Value::take) {
+            Some(Value::Array(views)) => Ok(views),
+            _ => Err(CliError::new(
+                EXIT_FAILED,
+                "unexpected answer from the server: no keys list",
+            )),
+        };
+    }
     let mut views = Vec::new();
     remote.pages("/v1/keys", &query, "keys", |view| {
         views.push(view);
         Ok(())
     })?;
+    views.truncate(usize::try_from(wanted).unwrap_or(usize::MAX));
     Ok(views)
 }
+
+/// The largest page the server gives (`MAX_KEYS_PAGE` in api/key_list.rs).
+const MAX_PAGE: u64 = 1000;
 
 fn show(view: Value, json: bool, now: LedgerTime) -> CliResult {
     let key = record(view)?;

@@ -74,7 +74,7 @@ fn copy(cli: &Cli, args: &CopyArgs) -> CliResult {
     let report = copy_log(source.as_ref(), target.as_ref(), &|seq| {
         bar.set_position(seq)
     })
-    .map_err(LedgerError::from)?;
+    .map_err(|err| located(source.as_ref(), err))?;
     bar.finish_and_clear();
     let verified = verify_log(
         target.as_ref(),
@@ -120,4 +120,22 @@ pub(super) fn first_problem(report: &crate::audit::VerifyReport) -> Option<Strin
     report
         .first_problem()
         .map(|p| format!("seq {}: {:?}: {}", p.seq, p.kind, p.detail))
+}
+
+/// A broken link found by the copy, named at the event whose body changed when the stored tree says which: in a
+/// sealed block, which stores no hash that follows from the one before, a changed body breaks the link only at
+/// the next block (docs/FORMAT.md §4).
+fn located(source: &dyn LogStore, err: crate::store::StoreError) -> LedgerError {
+    let crate::store::StoreError::Corrupt(problem) = &err else {
+        return err.into();
+    };
+    let found_at = source.head().ok().flatten().map_or(0, |h| h.seq);
+    match crate::audit::tiles::first_unrecorded_leaf(source, 1, found_at) {
+        Some(changed) => crate::store::StoreError::Corrupt(format!(
+            "event {changed} does not chain: the hash of its body is not the leaf the Merkle tree recorded for it \
+             ({problem})"
+        ))
+        .into(),
+        None => err.into(),
+    }
 }

@@ -80,15 +80,21 @@ impl KeyFilter {
     }
 }
 
-/// Keys matching the filter, oldest first.
-pub fn list_keys(state: &KeyState, filter: &KeyFilter, now: LedgerTime) -> Vec<KeyRecord> {
-    let mut keys: Vec<KeyRecord> = state
-        .iter()
+/// Keys matching the filter that were created after event `after`, oldest first, at most `limit` of them: a page
+/// reads the keys it returns (and those the filter skips), not every key.
+pub fn list_keys(
+    state: &KeyState,
+    filter: &KeyFilter,
+    now: LedgerTime,
+    after: u64,
+    limit: Option<usize>,
+) -> Vec<KeyRecord> {
+    state
+        .created_after(after)
         .filter(|key| filter.matches(key, now))
+        .take(limit.unwrap_or(usize::MAX))
         .cloned()
-        .collect();
-    keys.sort_by_key(|key| key.created_seq);
-    keys
+        .collect()
 }
 
 /// A leaked secret, or only its SHA-256 hex, to the hash that identifies its key.

@@ -153,6 +153,33 @@ pub(crate) fn replay_range(
     store: &dyn LogStore,
     start: Resume,
     end: u64,
+    apply: Apply<'_>,
+    progress: Option<&dyn Fn(u64)>,
+    cancel: Option<&std::sync::atomic::AtomicBool>,
+) -> LedgerResult<(ReplayOutcome, Option<u64>)> {
+    let from = start.outcome.frontier.size() + 1;
+    replay_checked(store, start, end, apply, progress, cancel).map_err(|err| match err {
+        // A changed body inside a sealed block breaks a link or a checkpoint only further on (audit/tiles.rs).
+        LedgerError::Corrupt { seq, problem } => {
+            match crate::audit::tiles::first_unrecorded_leaf(store, from, seq) {
+                Some(changed) if changed < seq => LedgerError::Corrupt {
+                    seq: changed,
+                    problem: format!(
+                        "the hash of its body is not the leaf the Merkle tree recorded for it: body changed \
+                         (found at event {seq}: {problem})"
+                    ),
+                },
+                _ => LedgerError::Corrupt { seq, problem },
+            }
+        }
+        other => other,
+    })
+}
+
+fn replay_checked(
+    store: &dyn LogStore,
+    start: Resume,
+    end: u64,
     mut apply: Apply<'_>,
     progress: Option<&dyn Fn(u64)>,
     cancel: Option<&std::sync::atomic::AtomicBool>,

@@ -34,9 +34,11 @@ impl From<Vec<SnapshotEntry>> for KeyState {
             state.by_hash.insert(key.secret_sha256, key.key_id);
             state.name_key(&key.config.environment, &key.config.name, key.key_id);
             let id = key.key_id;
+            state.created_order.push((key.created_seq, id));
             state.keys.insert(id, key);
             state.refresh_admin(id);
         }
+        state.created_order.sort_unstable();
         state
     }
 }
@@ -53,6 +55,8 @@ pub struct KeyState {
     /// Keys that may be usable administrators (granting `ledger:admin`, bound to no project, not revoked, expired,
     /// retired or rotated away), so that the last-admin guard looks at these, not at every key.
     admins: BTreeSet<Uuid>,
+    /// Every key by the seq of its creation, ascending: a page of the key list reads its keys, not every key.
+    created_order: Vec<(u64, Uuid)>,
 }
 
 impl KeyState {
@@ -75,6 +79,14 @@ impl KeyState {
 
     pub fn iter(&self) -> impl Iterator<Item = &KeyRecord> {
         self.keys.values()
+    }
+
+    /// The keys created after event `after`, oldest first.
+    pub fn created_after(&self, after: u64) -> impl Iterator<Item = &KeyRecord> {
+        let from = self.created_order.partition_point(|(seq, _)| *seq <= after);
+        self.created_order[from..]
+            .iter()
+            .filter_map(|(_, id)| self.keys.get(id))
     }
 
     /// The keys that were ever named `name` in `environment` (whatever their status now).
@@ -121,6 +133,20 @@ impl KeyState {
         }
     }
 
+    /// Events apply in seq order, so a creation almost always goes at the end; the search keeps the order whatever
+    /// the caller does.
+    fn order_created(&mut self, seq: u64, key_id: Uuid) {
+        match self.created_order.last() {
+            Some(last) if *last >= (seq, key_id) => {
+                let at = self
+                    .created_order
+                    .partition_point(|entry| *entry < (seq, key_id));
+                self.created_order.insert(at, (seq, key_id));
+            }
+            _ => self.created_order.push((seq, key_id)),
+        }
+    }
+
     /// Sets a key's last allowed use (for states rebuilt from lifecycle events only).
     pub fn set_last_use(&mut self, key_id: Uuid, at: LedgerTime, ip: Option<String>) {
         if let Some(key) = self.keys.get_mut(&key_id) {
@@ -158,7 +184,7 @@ impl KeyState {
                 // A malformed hash in a verified log cannot match any secret; leave it zeroed.
                 let _ = hex::decode_to_slice(&created.secret_sha256, &mut hash);
                 self.by_hash.insert(hash, created.key_id);
-                self.keys.insert(
+                let replaced = self.keys.insert(
                     created.key_id,
                     KeyRecord {
                         key_id: created.key_id,
@@ -185,6 +211,13 @@ impl KeyState {
                 if let Some(key) = self.keys.get_mut(&created.key_id) {
                     key.refresh_derived();
                 }
+                if let Some(replaced) = replaced {
+                    let entry = (replaced.created_seq, created.key_id);
+                    if let Ok(at) = self.created_order.binary_search(&entry) {
+                        self.created_order.remove(at);
+                    }
+                }
+                self.order_created(event.seq, created.key_id);
                 self.name_key(
                     &created.config.environment,
                     &created.config.name,

@@ -2,6 +2,7 @@
 //! postings), sealed blocks of [`BLOCK_EVENTS`] events (a zstd frame with the ledger's dictionary) and the postings
 //! run of each sealed block (docs/FORMAT.md, "Stored layout").
 
+use super::record::CHAINED_FORMAT;
 use super::{StoreError, StoreResult, StoredRecord};
 use crate::time::LedgerTime;
 use sha2::{Digest, Sha256};
@@ -14,6 +15,8 @@ const BLOCK_LEVEL: i32 = 3;
 /// Largest trained dictionary.
 const DICTIONARY_BYTES: usize = 16 * 1024;
 const UNIT_VERSION: u8 = 1;
+/// A sealed block whose records leave out the chain hashes that follow from the record before (docs/FORMAT.md §4).
+const BLOCK_CHAINED: u8 = 2;
 /// `version ‖ first seq ‖ count ‖ first time ‖ last time ‖ raw length ‖ dictionary id`.
 const BLOCK_HEADER: usize = 1 + 8 + 4 + 8 + 8 + 4 + 32;
 /// A block compressed without a dictionary names this id.
@@ -140,6 +143,55 @@ pub fn decode_records(bytes: &[u8], unit: &str) -> StoreResult<Vec<StoredRecord>
         let len = reader.u32()? as usize;
         let seq = reader.u64()?;
         records.push(StoredRecord::decode(seq, reader.take(len)?)?);
+    }
+    if !reader.bytes.is_empty() {
+        return Err(corrupt(format!("{unit} has bytes after its records")));
+    }
+    Ok(records)
+}
+
+/// `count u32 ‖ (length u32 ‖ seq u64 ‖ record)*` as [`encode_records`], but a record that follows the one before
+/// it in the unit (seq + 1) leaves out its hash, which follows from that one's and its body: 32 incompressible
+/// bytes of nearly every event of a sealed block.
+fn encode_chained_records(records: &[StoredRecord]) -> Vec<u8> {
+    let size: usize = records.iter().map(|r| r.body.len() + 98).sum();
+    let mut out = Vec::with_capacity(4 + size);
+    out.extend_from_slice(&(records.len() as u32).to_be_bytes());
+    let mut before: Option<u64> = None;
+    for record in records {
+        let encoded = match before {
+            Some(seq) if seq + 1 == record.seq => record.encode_chained(),
+            _ => record.encode(),
+        };
+        before = Some(record.seq);
+        out.extend_from_slice(&(encoded.len() as u32).to_be_bytes());
+        out.extend_from_slice(&record.seq.to_be_bytes());
+        out.extend_from_slice(&encoded);
+    }
+    out
+}
+
+/// Reads [`encode_chained_records`]' bytes, recomputing each left-out hash from the record before it.
+fn decode_chained_records(bytes: &[u8], unit: &str) -> StoreResult<Vec<StoredRecord>> {
+    let mut reader = Reader { bytes, unit };
+    let count = reader.u32()? as usize;
+    let mut records: Vec<StoredRecord> = Vec::with_capacity(count.min(1 << 16));
+    for _ in 0..count {
+        let len = reader.u32()? as usize;
+        let seq = reader.u64()?;
+        let bytes = reader.take(len)?;
+        let record = match (bytes.first(), records.last()) {
+            (Some(&CHAINED_FORMAT), Some(before)) if before.seq + 1 == seq => {
+                StoredRecord::decode_chained(seq, bytes, &before.hash)?
+            }
+            (Some(&CHAINED_FORMAT), _) => {
+                return Err(corrupt(format!(
+                "{unit}: event {seq} leaves out its hash but does not follow the event before it"
+            )))
+            }
+            _ => StoredRecord::decode(seq, bytes)?,
+        };
+        records.push(record);
     }
     if !reader.bytes.is_empty() {
         return Err(corrupt(format!("{unit} has bytes after its records")));
@@ -331,7 +383,7 @@ pub fn encode_block(
     records: &[StoredRecord],
     dictionary: Option<(&[u8; 32], &[u8])>,
 ) -> StoreResult<Vec<u8>> {
-    let raw = encode_records(records);
+    let raw = encode_chained_records(records);
     let io = |e: std::io::Error| StoreError::Backend(format!("compressing a block: {e}"));
     let mut compressor = match dictionary {
         Some((_, bytes)) => zstd::bulk::Compressor::with_dictionary(BLOCK_LEVEL, bytes),
@@ -349,7 +401,7 @@ pub fn encode_block(
         }
     };
     let mut out = Vec::with_capacity(BLOCK_HEADER + frame.len());
-    out.push(UNIT_VERSION);
+    out.push(BLOCK_CHAINED);
     out.extend_from_slice(&first.seq.to_be_bytes());
     out.extend_from_slice(&(records.len() as u32).to_be_bytes());
     out.extend_from_slice(&first.time.as_micros().to_be_bytes());
@@ -362,7 +414,8 @@ pub fn encode_block(
 
 pub fn block_header(bytes: &[u8], unit: &str) -> StoreResult<BlockHeader> {
     let mut reader = Reader { bytes, unit };
-    if reader.take(1)?[0] != UNIT_VERSION {
+    let version = reader.take(1)?[0];
+    if version != UNIT_VERSION && version != BLOCK_CHAINED {
         return Err(corrupt(format!("{unit} has an unknown version")));
     }
     let first_seq = reader.u64()?;
@@ -400,7 +453,11 @@ pub fn decode_block(
     let raw = decompressor
         .decompress(frame, header.raw_len as usize)
         .map_err(damaged)?;
-    let records = decode_records(&raw, unit)?;
+    let records = if bytes[0] == BLOCK_CHAINED {
+        decode_chained_records(&raw, unit)?
+    } else {
+        decode_records(&raw, unit)?
+    };
     let lies = match (records.first(), records.last()) {
         (Some(first), Some(last)) => {
             first.seq != header.first_seq

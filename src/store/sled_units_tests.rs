@@ -17,6 +17,15 @@ fn record(seq: u64) -> StoredRecord {
     }
 }
 
+/// Records `seqs` whose hashes chain from the first one's, as the writer's do.
+fn chained(seqs: std::ops::RangeInclusive<u64>) -> Vec<StoredRecord> {
+    let mut records: Vec<StoredRecord> = seqs.map(record).collect();
+    for i in 1..records.len() {
+        records[i].hash = crate::chain::chain_hash(&records[i - 1].hash, &records[i].body);
+    }
+    records
+}
+
 #[test]
 fn postings_round_trip_and_are_found_by_term() {
     let a = attribute_term(&[3; 16]);
@@ -44,7 +53,7 @@ fn postings_round_trip_and_are_found_by_term() {
 
 #[test]
 fn a_block_round_trips_with_and_without_a_dictionary() {
-    let records: Vec<_> = (1..=1024).map(record).collect();
+    let records = chained(1..=1024);
     let dict = train_dictionary(&records).expect("bodies to learn from");
     let id = dictionary_id(&dict);
     let block = encode_block(&records, Some((&id, &dict))).unwrap();
@@ -56,7 +65,7 @@ fn a_block_round_trips_with_and_without_a_dictionary() {
 
 #[test]
 fn a_flipped_byte_or_a_lying_header_is_corruption() {
-    let records: Vec<_> = (1..=300).map(record).collect();
+    let records = chained(1..=300);
     let block = encode_block(&records, None).unwrap();
     let mut flipped = block.clone();
     let at = flipped.len() - 40;
@@ -71,6 +80,42 @@ fn a_flipped_byte_or_a_lying_header_is_corruption() {
         decode_block(&lying, None, "b"),
         Err(StoreError::Corrupt(_))
     ));
+}
+
+#[test]
+fn a_block_stores_only_the_hashes_that_do_not_follow_and_blocks_that_stored_every_hash_still_read()
+{
+    let records = chained(1025..=2048);
+    let chained_block = encode_block(&records, None).unwrap();
+    assert_eq!(chained_block[0], BLOCK_CHAINED);
+    // The first layout of blocks: version 1, every record with its hash.
+    let raw = encode_records(&records);
+    let frame = zstd::bulk::compress(&raw, BLOCK_LEVEL).unwrap();
+    let mut old = chained_block[..BLOCK_HEADER].to_vec();
+    old[0] = UNIT_VERSION;
+    old[BLOCK_HEADER - 36..BLOCK_HEADER - 32].copy_from_slice(&(raw.len() as u32).to_be_bytes());
+    old.extend_from_slice(&frame);
+    assert_eq!(decode_block(&old, None, "b").unwrap(), records);
+    assert_eq!(decode_block(&chained_block, None, "b").unwrap(), records);
+    assert!(
+        chained_block.len() + 1023 * 30 < old.len(),
+        "the hashes are not stored: {} against {} bytes",
+        chained_block.len(),
+        old.len()
+    );
+    // A changed body changes its hash and every later one: what their signatures no longer cover.
+    let mut changed = records.clone();
+    changed[10].body[2] ^= 0x01;
+    let decoded = decode_block(&encode_block(&changed, None).unwrap(), None, "b").unwrap();
+    assert_eq!(decoded[9].hash, records[9].hash);
+    assert!((10..1024).all(|i| decoded[i].hash != records[i].hash));
+    // After a gap (an archive's kept events) a record keeps its own hash.
+    let kept: Vec<_> = [0usize, 1, 500, 501, 1023]
+        .iter()
+        .map(|&i| records[i].clone())
+        .collect();
+    let block = encode_block(&kept, None).unwrap();
+    assert_eq!(decode_block(&block, None, "b").unwrap(), kept);
 }
 
 #[test]
