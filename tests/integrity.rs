@@ -284,6 +284,13 @@ fn a_truncated_panicking_store_is_exit_3_from_the_cli() {
     let (tmp, dir, anchor_file) = anchored_ledger(3_000);
     let db = dir.db_path().join("db");
     let size = std::fs::metadata(&db).unwrap().len();
+    let head = SledStore::open(&dir.db_path())
+        .unwrap()
+        .head()
+        .unwrap()
+        .unwrap()
+        .seq;
+    let whole = format!("events 1..={head} verify");
     let mut codes = Vec::new();
     for percent in [10, 30, 50, 70, 90] {
         let root = tmp.path().join(format!("t{percent}"));
@@ -301,11 +308,17 @@ fn a_truncated_panicking_store_is_exit_3_from_the_cli() {
             &["audit", "verify", "--anchor", anchor_file.to_str().unwrap()],
         );
         assert!(!text.contains("panicked"), "{percent}%: {text}");
+        // sled's file holds the indexes and the tail's places, not the events (the journal and the segments
+        // do): a cut that removes only space sled no longer uses leaves the whole log, which verifies.
+        assert!(
+            code == 3 || (code == 0 && text.contains(&whole)),
+            "{percent}%: exit {code}: {text}"
+        );
         codes.push(code);
     }
     assert!(
-        codes.iter().all(|c| *c == 3),
-        "every cut is exit 3: {codes:?}"
+        codes.iter().filter(|c| **c == 3).count() >= 3,
+        "most cuts are exit 3: {codes:?}"
     );
 }
 

@@ -1,5 +1,5 @@
 //! A writer killed at each step of sealing a block (frames written, frames fsynced, sled's transaction applied
-//! but not flushed) leaves a ledger that opens, verifies, and goes on: the crash is injected with
+//! but not flushed), or of writing a tail chunk to the journal, leaves a ledger that opens, verifies, and goes on: the crash is injected with
 //! `KEYLEDGER_FAILPOINT` in a child process that runs this file's own writer test (docs/FORMAT.md "Segments").
 
 mod common;
@@ -64,6 +64,7 @@ fn killed_at(step: &str, nth: u32, tmp: &Path) -> std::path::PathBuf {
 /// and everything verifies again with every block sealed.
 /// `uncommitted`: the kill left frames in a segment that sled never recorded.
 fn survives(step: &str, nth: u32, uncommitted: bool) {
+    let uncommitted = uncommitted && step.starts_with("seal-");
     let tmp = tempfile::tempdir().unwrap();
     let root = killed_at(step, nth, tmp.path());
     // Opening never cuts or removes segment bytes, committed or not.
@@ -89,7 +90,11 @@ fn survives(step: &str, nth: u32, uncommitted: bool) {
         0,
         "head {head} at {step}:{nth}"
     );
-    let sealing_batch = u64::from(nth) * BLOCK_EVENTS / PER_BATCH as u64;
+    // A seal step's nth is the nth seal; a journal step's the nth commit (init's first, one per batch after).
+    let sealing_batch = match step.starts_with("seal-") {
+        true => u64::from(nth) * BLOCK_EVENTS / PER_BATCH as u64,
+        false => u64::from(nth).saturating_sub(2),
+    };
     assert!(
         (head - 1) / PER_BATCH as u64 >= sealing_batch.saturating_sub(1),
         "head {head} lost batches before the seal at {step}:{nth}"
@@ -140,6 +145,21 @@ fn a_kill_after_the_first_seals_frames_are_written_loses_nothing_committed() {
 fn a_kill_after_a_seals_frames_are_fsynced_but_not_recorded_in_sled_loses_nothing_committed() {
     survives("seal-frames-synced", 1, true);
     survives("seal-frames-synced", 3, true);
+}
+
+#[test]
+fn a_kill_while_a_tail_chunk_is_written_to_the_journal_loses_nothing_committed() {
+    // Batch 4 (no seal), batch 11 (the one that seals block 0), batch 31 (seals block 2).
+    for nth in [5, 12, 32] {
+        survives("journal-frames-written", nth, true);
+    }
+}
+
+#[test]
+fn a_kill_after_a_tail_chunk_is_fsynced_but_not_recorded_in_sled_loses_nothing_committed() {
+    for nth in [5, 12] {
+        survives("journal-frames-synced", nth, true);
+    }
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod read_ahead;
 mod record;
 pub mod salvage;
 mod sled_files;
+mod sled_journal;
 mod sled_legacy;
 mod sled_open;
 mod sled_prune;

@@ -152,7 +152,8 @@ fn scan_frames(dir: &Path) -> StoreResult<FrameScan> {
                                 },
                             );
                         }
-                        FrameKind::Postings => {}
+                        // Tail chunks live in the journal, not among the segments.
+                        FrameKind::Postings | FrameKind::Tail => {}
                     }
                     at += FRAME_HEADER + payload.len() + FRAME_TRAILER;
                 }

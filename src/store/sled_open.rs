@@ -2,7 +2,8 @@
 //! that makes sled panic, and which layout the log is in (a log from before blocks opens read-only).
 
 use super::sled_store::{
-    backend, SledStore, LAYOUT, LAYOUT_BLOCKS, LAYOUT_CURRENT, LAYOUT_SEGMENTS, SEGMENT_END,
+    backend, SledStore, LAYOUT, LAYOUT_BLOCKS, LAYOUT_CURRENT, LAYOUT_SEGMENTS, LAYOUT_TILE_FILES,
+    SEGMENT_END,
 };
 use super::{sled_legacy, sled_segment_files, sled_segments, StoreError, StoreResult};
 use std::path::Path;
@@ -87,10 +88,11 @@ impl SledStore {
         let legacy = match tree.get(LAYOUT).map_err(backend)? {
             Some(version) if version.as_ref() == [LAYOUT_CURRENT] => false,
             // Layout 2 differs in blocks kept inline in sled, layout 3 in full tiles and large side entries kept in
-            // the `log` tree; this version reads both. New writes go where this layout puts them, and the label
+            // the `log` tree, layout 4 in tail chunks kept inline in sled; this version reads all three. New writes go where this layout puts them, and the label
             // says so before any does (an older keyledger then refuses the log).
             Some(version)
-                if version.as_ref() == [LAYOUT_BLOCKS] || version.as_ref() == [LAYOUT_SEGMENTS] =>
+                if [LAYOUT_BLOCKS, LAYOUT_SEGMENTS, LAYOUT_TILE_FILES].contains(&version[0])
+                    && version.len() == 1 =>
             {
                 tree.insert(LAYOUT, &[LAYOUT_CURRENT]).map_err(backend)?;
                 db.flush().map_err(backend)?;
@@ -121,10 +123,24 @@ impl SledStore {
             Some(value) => Some(sled_segments::decode_end(&value)?),
             None => None,
         };
+        use sled_segment_files::{Segments, JOURNAL, SEALED};
         let segments = match salvaged_segments {
-            Some(path) => sled_segment_files::Segments::open(path.to_path_buf(), committed, false)?,
-            None => sled_segment_files::Segments::open(dir.join("segments"), committed, !legacy)?,
+            Some(path) => Segments::open(path.to_path_buf(), SEALED, committed, false)?,
+            None => Segments::open(dir.join("segments"), SEALED, committed, !legacy)?,
         };
+        let journaled = match tree
+            .get(super::sled_journal::JOURNAL_END)
+            .map_err(backend)?
+        {
+            Some(value) => Some(sled_segments::decode_end(&value)?),
+            None => None,
+        };
+        let journal = Segments::open(
+            dir.join("journal"),
+            JOURNAL,
+            journaled,
+            !legacy && salvaged_segments.is_none(),
+        )?;
         let store = Self {
             db,
             tree,
@@ -136,6 +152,7 @@ impl SledStore {
             write_lock: Mutex::new(()),
             cache: super::sled_read::BlockCache::new(cache_bytes),
             segments,
+            journal,
             tile_files: super::sled_tile_files::TileFiles::new(dir.join("tiles")),
         };
         store

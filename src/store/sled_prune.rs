@@ -70,6 +70,7 @@ impl SledStore {
             .map_err(backend)?;
         for (key, value) in chunks {
             let first = be_u64(&key[1..])?;
+            let value = self.tail_bytes(first, &value)?;
             let records = tail_records(first, &value)?;
             let kept: Vec<_> = records.iter().filter(|r| stays(r.seq)).cloned().collect();
             removed += (records.len() - kept.len()) as u64;
@@ -82,7 +83,7 @@ impl SledStore {
             if kept.is_empty() {
                 writes.remove(key);
             } else {
-                writes.insert(key, encode_tail(&kept, postings));
+                self.journal_tails(&mut writes, &[(first, encode_tail(&kept, postings))])?;
             }
             self.apply(writes)?;
         }

@@ -162,8 +162,8 @@ impl SledStore {
         Ok(Some(records))
     }
 
-    /// The tail chunk whose first seq is the largest at or below `seq`: `(first seq, value)`.
-    pub(super) fn tail_chunk_at(&self, seq: u64) -> StoreResult<Option<(u64, sled::IVec)>> {
+    /// The tail chunk whose first seq is the largest at or below `seq`: `(first seq, its bytes)`.
+    pub(super) fn tail_chunk_at(&self, seq: u64) -> StoreResult<Option<(u64, Vec<u8>)>> {
         let found = self
             .tree
             .range(seq_key(TAIL, 0)..=seq_key(TAIL, seq))
@@ -171,8 +171,22 @@ impl SledStore {
             .transpose()
             .map_err(backend)?;
         found
-            .map(|(key, value)| Ok((be_u64(&key[1..])?, value)))
+            .map(|(key, value)| {
+                let first = be_u64(&key[1..])?;
+                Ok((first, self.tail_bytes(first, &value)?.into_owned()))
+            })
             .transpose()
+    }
+
+    /// The first seq of [`SledStore::tail_chunk_at`]'s chunk, without reading it.
+    pub(super) fn tail_first_at(&self, seq: u64) -> StoreResult<Option<u64>> {
+        let found = self
+            .tree
+            .range(seq_key(TAIL, 0)..=seq_key(TAIL, seq))
+            .next_back()
+            .transpose()
+            .map_err(backend)?;
+        found.map(|(key, _)| be_u64(&key[1..])).transpose()
     }
 
     pub(super) fn record_at(&self, seq: u64) -> StoreResult<Option<StoredRecord>> {
@@ -223,10 +237,7 @@ impl SledStore {
         &self,
         from: u64,
     ) -> StoreResult<impl Iterator<Item = StoreResult<Records>> + '_> {
-        let tail_start = match self.tail_chunk_at(from)? {
-            Some((first, _)) => first,
-            None => from,
-        };
+        let tail_start = self.tail_first_at(from)?.unwrap_or(from);
         let blocks = self
             .blocks
             .range(seq_key(BLOCK, block_of(from))..=seq_key(BLOCK, u64::MAX))
@@ -243,7 +254,11 @@ impl SledStore {
             .range(seq_key(TAIL, tail_start)..=seq_key(TAIL, u64::MAX))
             .map(|item| {
                 let (key, value) = item.map_err(backend)?;
-                Ok(Arc::new(tail_records(be_u64(&key[1..])?, &value)?))
+                let first = be_u64(&key[1..])?;
+                Ok(Arc::new(tail_records(
+                    first,
+                    &self.tail_bytes(first, &value)?,
+                )?))
             });
         Ok(blocks.chain(tails))
     }
@@ -292,8 +307,8 @@ impl SledStore {
         if from >= to {
             return Box::new(std::iter::empty());
         }
-        let tail_start = match self.tail_chunk_at(from) {
-            Ok(found) => found.map_or(from, |(first, _)| first),
+        let tail_start = match self.tail_first_at(from) {
+            Ok(found) => found.unwrap_or(from),
             Err(error) => return Box::new(std::iter::once(Err(error))),
         };
         let in_range = move |seqs: StoreResult<Vec<u64>>| -> Vec<StoreResult<u64>> {
@@ -325,7 +340,9 @@ impl SledStore {
         };
         let tail_seqs = move |item: sled::Result<(sled::IVec, sled::IVec)>| {
             let (key, value) = item.map_err(backend)?;
-            let name = tail_name(be_u64(&key[1..])?);
+            let first = be_u64(&key[1..])?;
+            let name = tail_name(first);
+            let value = self.tail_bytes(first, &value)?;
             let (_, _, postings) = split_tail(&value, &name)?;
             lookup_postings(postings, &term, &name)
         };
@@ -364,6 +381,7 @@ impl SledStore {
             let (key, value) = item.map_err(backend)?;
             let first = be_u64(&key[1..])?;
             let name = tail_name(first);
+            let value = self.tail_bytes(first, &value)?;
             let (_, records, postings) = split_tail(&value, &name)?;
             let end = records.decode(&name)?.last().map_or(first, |r| r.seq + 1);
             let entries = all_postings(postings, &name)?;

@@ -10,8 +10,32 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-/// A new segment is started once the current one holds this many bytes.
-const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// What a series of segment files holds: when a new file is started, and the name of its crash-injection steps.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Series {
+    /// A new segment is started once the current one holds this many bytes.
+    roll_at: u64,
+    /// The prefix of its steps' failpoint names (`seal-frames-written`, …).
+    steps: &'static str,
+}
+
+/// Sealed blocks, their postings and the dictionary: kept for good, in files of 64 MiB.
+pub(super) const SEALED: Series = Series {
+    roll_at: 64 * 1024 * 1024,
+    steps: "seal",
+};
+
+/// The tail chunks (sled_journal.rs): each dead once its block is sealed, so the files are small enough to be
+/// removed soon after.
+pub(super) const JOURNAL: Series = Series {
+    // Unit tests roll sooner, to see files removed.
+    roll_at: if cfg!(test) {
+        64 * 1024
+    } else {
+        4 * 1024 * 1024
+    },
+    steps: "journal",
+};
 
 pub(super) fn segment_path(dir: &Path, segment: u32) -> PathBuf {
     dir.join(format!("{segment:08}.seg"))
@@ -24,6 +48,7 @@ fn io(what: String) -> impl FnOnce(std::io::Error) -> StoreError {
 /// The segment files of one log: the appending end and read handles.
 pub(super) struct Segments {
     dir: PathBuf,
+    series: Series,
     /// The segment being appended to and its committed end; `None` before the first frame.
     end: Mutex<(u32, u64)>,
     readers: RwLock<HashMap<u32, Arc<File>>>,
@@ -34,6 +59,7 @@ impl Segments {
     /// what lies past the committed end (a seal that did not commit) and remove segments started after it.
     pub(super) fn open(
         dir: PathBuf,
+        series: Series,
         committed: Option<(u32, u64)>,
         writable: bool,
     ) -> StoreResult<Self> {
@@ -65,6 +91,7 @@ impl Segments {
         }
         Ok(Self {
             dir,
+            series,
             end: Mutex::new(next),
             readers: RwLock::new(HashMap::new()),
         })
@@ -75,7 +102,7 @@ impl Segments {
     pub(super) fn append(&self, frames: &[Frame<'_>]) -> StoreResult<(Vec<Location>, (u32, u64))> {
         let mut end = self.end.lock().unwrap_or_else(|p| p.into_inner());
         let (mut segment, mut offset) = *end;
-        if offset >= SEGMENT_BYTES || (segment == 0 && offset == 0) {
+        if offset >= self.series.roll_at || (segment == 0 && offset == 0) {
             segment += 1;
             offset = 0;
         }
@@ -111,7 +138,7 @@ impl Segments {
         }
         file.write_all_at(&bytes, offset)
             .map_err(io(format!("appending to {}", path.display())))?;
-        failpoint("seal-frames-written");
+        failpoint(&format!("{}-frames-written", self.series.steps));
         file.sync_data()
             .map_err(io(format!("syncing {}", path.display())))?;
         if offset == 0 {
@@ -119,7 +146,7 @@ impl Segments {
                 .and_then(|dir| dir.sync_all())
                 .map_err(io(format!("syncing {}", self.dir.display())))?;
         }
-        failpoint("seal-frames-synced");
+        failpoint(&format!("{}-frames-synced", self.series.steps));
         let new_end = (segment, offset + bytes.len() as u64);
         // The end moves on before sled commits; if the commit fails the writer stops, and the next open cuts the
         // frames off again.

@@ -27,6 +27,8 @@ pub(super) enum FrameKind {
     Block,
     Postings,
     Dictionary,
+    /// A tail chunk, in the journal (sled_journal.rs); its number is the chunk's first seq.
+    Tail,
 }
 
 impl FrameKind {
@@ -35,6 +37,7 @@ impl FrameKind {
             FrameKind::Block => b'B',
             FrameKind::Postings => b'P',
             FrameKind::Dictionary => b'D',
+            FrameKind::Tail => b'T',
         }
     }
 
@@ -43,6 +46,7 @@ impl FrameKind {
             b'B' => Some(FrameKind::Block),
             b'P' => Some(FrameKind::Postings),
             b'D' => Some(FrameKind::Dictionary),
+            b'T' => Some(FrameKind::Tail),
             _ => None,
         }
     }
@@ -166,7 +170,7 @@ impl super::SledStore {
                 FrameKind::Block => BLOCK,
                 FrameKind::Postings => POSTINGS,
                 // sled keeps the dictionary itself (`D‖id`); its frame is for salvage.
-                FrameKind::Dictionary => continue,
+                FrameKind::Dictionary | FrameKind::Tail => continue,
             };
             cold.insert(&seq_key(prefix, frame.block), location.encode());
         }

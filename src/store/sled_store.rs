@@ -28,9 +28,11 @@ pub(super) const LAYOUT: &[u8] = b"L";
 pub(super) const LAYOUT_BLOCKS: u8 = 2;
 /// Blocks in segment files, every side entry in the `log` tree (read, and relabelled [`LAYOUT_CURRENT`] when opened).
 pub(super) const LAYOUT_SEGMENTS: u8 = 3;
-/// The layout this version writes: blocks in segment files, full tiles in tile files, large side entries in the
-/// `bulk` tree (1 = one item per event, read-only until migrated).
-pub(super) const LAYOUT_CURRENT: u8 = 4;
+/// Layout 4 kept tail chunks inline in sled (read, and relabelled [`LAYOUT_CURRENT`] when opened).
+pub(super) const LAYOUT_TILE_FILES: u8 = 4;
+/// The layout this version writes: blocks in segment files, tail chunks in the journal, full tiles in tile files,
+/// large side entries in the `bulk` tree (1 = one item per event, read-only until migrated).
+pub(super) const LAYOUT_CURRENT: u8 = 5;
 /// In the blocks tree: the newest segment and its committed end.
 pub(super) const SEGMENT_END: &[u8] = b"E";
 const SIDE: u8 = b's';
@@ -60,6 +62,8 @@ pub struct SledStore {
     pub(super) write_lock: Mutex<()>,
     pub(super) cache: super::sled_read::BlockCache,
     pub(super) segments: super::sled_segment_files::Segments,
+    /// The tail chunks, beside sled (sled_journal.rs).
+    pub(super) journal: super::sled_segment_files::Segments,
     /// Full Merkle tiles, beside sled.
     pub(super) tile_files: super::sled_tile_files::TileFiles,
 }
@@ -349,10 +353,13 @@ impl LogStore for SledStore {
         if self.legacy {
             return Box::new(directory);
         }
-        // Tail chunks carry their first event's time themselves.
+        // Tail chunks carry their first event's time themselves (a journaled one in its sled value).
         let tails = self.tree.scan_prefix([TAIL]).map(|item| {
             let (key, value) = item.map_err(backend)?;
             let seq = be_u64(&key[1..])?;
+            if let Some(time) = super::sled_journal::ref_time(&value) {
+                return Ok((time, seq));
+            }
             let (time, _, _) = split_tail(&value, &format!("the tail chunk at event {seq}"))?;
             Ok((time, seq))
         });
@@ -390,6 +397,7 @@ impl LogStore for SledStore {
     fn size_on_disk(&self) -> StoreResult<u64> {
         Ok(self.db.size_on_disk().map_err(backend)?
             + self.segments.bytes_on_disk()
+            + self.journal_bytes_on_disk()
             + self.tile_files.bytes_on_disk())
     }
 

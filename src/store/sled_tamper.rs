@@ -76,7 +76,7 @@ impl SledStore {
             if records.is_empty() {
                 writes.remove(&seq_key(TAIL, first));
             } else {
-                writes.insert(&seq_key(TAIL, first), encode_tail(&records, postings));
+                self.journal_tails(&mut writes, &[(first, encode_tail(&records, postings))])?;
             }
         }
         if sealed {
@@ -199,7 +199,7 @@ impl SledStore {
         let (mut writes, mut cold) = (sled::Batch::default(), sled::Batch::default());
         if let Some(first) = records.first() {
             cold.remove(&time_index_key(first.time, first.seq));
-            writes.insert(&seq_key(TAIL, first.seq), encode_tail(&records, postings));
+            self.journal_tails(&mut writes, &[(first.seq, encode_tail(&records, postings))])?;
         }
         cold.remove(&seq_key(BLOCK, block));
         cold.remove(&postings_key);

@@ -50,6 +50,8 @@ impl SledStore {
         let mut writes = sled::Batch::default();
         let mut cold = sled::Batch::default();
         let mut sealed = false;
+        // Tail chunks this commit writes (first seq, bytes): to the journal, once, before sled commits.
+        let mut tails: Vec<(u64, Vec<u8>)> = Vec::new();
         let mut tail_from = self.tail_from();
         if let (Some(first), Some(last)) = (batch.records.first(), batch.records.last()) {
             // The one writer never does otherwise; a batch that does not continue the head is refused, as
@@ -73,13 +75,18 @@ impl SledStore {
                 .partition(|(_, seq)| *seq >= first.seq && *seq <= last.seq);
             postings = outside;
             if last.seq + 1 - tail_from >= BLOCK_EVENTS {
-                tail_from = self.seal(&mut writes, &mut cold, tail_from, &batch.records, inside)?;
+                self.trim_journal()?;
+                tail_from = self.seal(
+                    &mut writes,
+                    &mut cold,
+                    &mut tails,
+                    tail_from,
+                    &batch.records,
+                    inside,
+                )?;
                 sealed = true;
             } else {
-                writes.insert(
-                    &seq_key(TAIL, first.seq),
-                    encode_tail(&batch.records, inside),
-                );
+                tails.push((first.seq, encode_tail(&batch.records, inside)));
             }
             let head = Head {
                 seq: last.seq,
@@ -89,8 +96,9 @@ impl SledStore {
             writes.insert(HEAD, encode_head(&head));
         }
         if !postings.is_empty() {
-            sealed |= self.add_postings(&mut writes, &mut cold, postings)?;
+            sealed |= self.add_postings(&mut tails, &mut cold, postings)?;
         }
+        self.journal_tails(&mut writes, &tails)?;
         let staged = self.stage_side(&batch.side, &batch.side_removals, &mut writes);
         // On disk before the commit that makes them visible (sled_tile_files.rs).
         self.tile_files.write(&staged.tiles)?;
@@ -109,6 +117,7 @@ impl SledStore {
         &self,
         writes: &mut sled::Batch,
         cold: &mut sled::Batch,
+        tails: &mut Vec<(u64, Vec<u8>)>,
         tail_from: u64,
         records: &[StoredRecord],
         postings: Vec<(Term, u64)>,
@@ -119,6 +128,7 @@ impl SledStore {
             let (key, value) = item.map_err(backend)?;
             let first = be_u64(&key[1..])?;
             let name = tail_name(first);
+            let value = self.tail_bytes(first, &value)?;
             let (_, _, chunk_postings) = split_tail(&value, &name)?;
             all.extend(tail_records(first, &value)?);
             all_postings_of_tail.extend(all_postings(chunk_postings, &name)?);
@@ -189,7 +199,7 @@ impl SledStore {
         let rest = &all[start..];
         if let Some(first) = rest.first() {
             let chunk_postings = by_block.remove(&block_of(first.seq)).unwrap_or_default();
-            writes.insert(&seq_key(TAIL, first.seq), encode_tail(rest, chunk_postings));
+            tails.push((first.seq, encode_tail(rest, chunk_postings)));
         }
         Ok(block_first(open_block))
     }
@@ -212,7 +222,7 @@ impl SledStore {
     /// Returns whether a block's postings (in `cold`) changed.
     pub(super) fn add_postings(
         &self,
-        writes: &mut sled::Batch,
+        tails: &mut Vec<(u64, Vec<u8>)>,
         cold: &mut sled::Batch,
         postings: Vec<(Term, u64)>,
     ) -> StoreResult<bool> {
@@ -224,32 +234,28 @@ impl SledStore {
             let unit = if seq < tail_from {
                 (false, block_of(seq))
             } else {
-                let first = self
-                    .tail_chunk_at(seq)?
-                    .map(|(first, _)| first)
-                    .ok_or_else(|| {
-                        StoreError::Corrupt(format!(
-                            "event {seq} is not stored: it cannot be indexed"
-                        ))
-                    })?;
+                let first = self.tail_first_at(seq)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("event {seq} is not stored: it cannot be indexed"))
+                })?;
                 (true, first)
             };
             by_unit.entry(unit).or_default().push((term, seq));
         }
         for ((tail, at), mut entries) in by_unit {
             if tail {
-                let value = self
-                    .tree
-                    .get(seq_key(TAIL, at))
-                    .map_err(backend)?
-                    .unwrap_or_default();
+                // A chunk this commit writes already is rewritten in place, else the stored one.
+                let value = match tails.iter().position(|(first, _)| *first == at) {
+                    Some(written) => tails.remove(written).1,
+                    None => self
+                        .tail_chunk_at(at)?
+                        .filter(|(first, _)| *first == at)
+                        .map(|(_, bytes)| bytes)
+                        .unwrap_or_default(),
+                };
                 let name = tail_name(at);
                 let (_, _, old) = split_tail(&value, &name)?;
                 entries.extend(all_postings(old, &name)?);
-                writes.insert(
-                    &seq_key(TAIL, at),
-                    encode_tail(&tail_records(at, &value)?, entries),
-                );
+                tails.push((at, encode_tail(&tail_records(at, &value)?, entries)));
             } else {
                 let name = format!("the postings of {}", block_name(at));
                 if let Some(old) = self.blocks.get(seq_key(POSTINGS, at)).map_err(backend)? {
