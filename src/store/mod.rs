@@ -9,6 +9,7 @@ mod pg;
 mod read_ahead;
 mod record;
 pub mod salvage;
+mod sled_columns;
 mod sled_files;
 mod sled_journal;
 mod sled_legacy;

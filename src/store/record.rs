@@ -6,10 +6,6 @@ use crate::time::LedgerTime;
 /// Layout version of an encoded record (first byte).
 const RECORD_FORMAT: u8 = 1;
 const HEADER_LEN: usize = 1 + 8 + 32 + 64 + 8;
-/// A record without its chain hash, which its reader recomputes from the hash before it and the body (inside a
-/// sealed block, docs/FORMAT.md §4).
-pub(super) const CHAINED_FORMAT: u8 = 2;
-const CHAINED_HEADER_LEN: usize = 1 + 8 + 64 + 8;
 
 /// One log entry as stored: `seq` is the store key; the rest is the value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,67 +42,29 @@ impl StoredRecord {
     }
 
     pub fn decode(seq: u64, bytes: &[u8]) -> Result<Self, RecordDecodeError> {
-        Self::parse(seq, bytes, None)
-    }
-
-    /// Both formats: `prev` is `None` for a record with its hash (format 1), the hash before it for a chained one.
-    fn parse(seq: u64, bytes: &[u8], prev: Option<&Hash32>) -> Result<Self, RecordDecodeError> {
         let err = |what| RecordDecodeError { seq, what };
-        let (format, hash_len) = match prev {
-            None => (RECORD_FORMAT, 32),
-            Some(_) => (CHAINED_FORMAT, 0),
-        };
-        let header_len = 1 + 8 + hash_len + 64 + 8;
-        if bytes.len() < header_len {
+        if bytes.len() < HEADER_LEN {
             return Err(err("shorter than its header"));
         }
-        if bytes[0] != format {
+        if bytes[0] != RECORD_FORMAT {
             return Err(err("unknown record format"));
         }
-        let field = |from: usize, len: usize| &bytes[from..from + len];
         let mut time = [0u8; 8];
-        time.copy_from_slice(field(1, 8));
+        time.copy_from_slice(&bytes[1..9]);
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(&bytes[9..41]);
         let mut signature = [0u8; 64];
-        signature.copy_from_slice(field(9 + hash_len, 64));
+        signature.copy_from_slice(&bytes[41..105]);
         let mut signer = [0u8; 8];
-        signer.copy_from_slice(field(73 + hash_len, 8));
-        let body = bytes[header_len..].to_vec();
-        let hash = match prev {
-            None => {
-                let mut hash = [0u8; 32];
-                hash.copy_from_slice(field(9, 32));
-                hash
-            }
-            Some(prev) => crate::chain::chain_hash(prev, &body),
-        };
+        signer.copy_from_slice(&bytes[105..113]);
         Ok(StoredRecord {
             seq,
             time: LedgerTime::from_micros(i64::from_be_bytes(time)),
             hash,
             signature,
             signer: SignerId(signer),
-            body,
+            body: bytes[HEADER_LEN..].to_vec(),
         })
-    }
-
-    /// `format(2) ‖ time(i64 BE) ‖ signature(64) ‖ signer id(8) ‖ body`: the record less its hash.
-    pub fn encode_chained(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(CHAINED_HEADER_LEN + self.body.len());
-        out.push(CHAINED_FORMAT);
-        out.extend_from_slice(&self.time.as_micros().to_be_bytes());
-        out.extend_from_slice(&self.signature);
-        out.extend_from_slice(&self.signer.0);
-        out.extend_from_slice(&self.body);
-        out
-    }
-
-    /// Decodes [`Self::encode_chained`]'s bytes; the hash is `SHA-256(domain ‖ prev ‖ body)`.
-    pub fn decode_chained(
-        seq: u64,
-        bytes: &[u8],
-        prev: &Hash32,
-    ) -> Result<Self, RecordDecodeError> {
-        Self::parse(seq, bytes, Some(prev))
     }
 
     /// Reads only the time from an encoded record (for time seeks).
@@ -137,29 +95,5 @@ mod tests {
         let mut other = bytes.clone();
         other[0] = 9;
         assert!(StoredRecord::decode(9, &other).is_err());
-    }
-
-    #[test]
-    fn a_chained_record_recomputes_its_hash_from_the_one_before() {
-        let prev = [7u8; 32];
-        let body = b"{\"v\":2}".to_vec();
-        let record = StoredRecord {
-            seq: 10,
-            time: LedgerTime::from_micros(42),
-            hash: crate::chain::chain_hash(&prev, &body),
-            signature: [4; 64],
-            signer: SignerId([5; 8]),
-            body,
-        };
-        let bytes = record.encode_chained();
-        assert_eq!(bytes.len(), record.encode().len() - 32, "no hash stored");
-        assert_eq!(
-            StoredRecord::decode_chained(10, &bytes, &prev).unwrap(),
-            record
-        );
-        let other = StoredRecord::decode_chained(10, &bytes, &[8u8; 32]).unwrap();
-        assert_ne!(other.hash, record.hash, "another link gives another hash");
-        assert!(StoredRecord::decode_chained(10, &bytes[..40], &prev).is_err());
-        assert!(StoredRecord::decode_chained(10, &record.encode(), &prev).is_err());
     }
 }

@@ -29,11 +29,7 @@ pub(super) const SEALED: Series = Series {
 /// removed soon after.
 pub(super) const JOURNAL: Series = Series {
     // Unit tests roll sooner, to see files removed.
-    roll_at: if cfg!(test) {
-        64 * 1024
-    } else {
-        4 * 1024 * 1024
-    },
+    roll_at: if cfg!(test) { 64 * 1024 } else { 1024 * 1024 },
     steps: "journal",
 };
 
