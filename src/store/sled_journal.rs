@@ -160,6 +160,60 @@ mod tests {
     }
 
     #[test]
+    fn a_layout_4_log_with_its_tail_in_sled_reads_and_seals_it_with_new_chunks_in_the_journal() {
+        use crate::store::sled_store::{LAYOUT, LAYOUT_CURRENT, LAYOUT_TILE_FILES};
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(tmp.path()).unwrap();
+            for batch in 0..15 {
+                append(&store, 1 + batch * 100, 100);
+            }
+            // As layout 4 kept them: each chunk's bytes as its sled value, no journal.
+            let chunks: Vec<_> = store
+                .tree
+                .scan_prefix([TAIL])
+                .map(|item| item.unwrap())
+                .collect();
+            assert_eq!(chunks.len(), 5, "events 1025..=1500 in five chunks");
+            for (key, value) in chunks {
+                let first = crate::store::sled_store::be_u64(&key[1..]).unwrap();
+                let bytes = store.tail_bytes(first, &value).unwrap().into_owned();
+                store.tree.insert(key, bytes).unwrap();
+            }
+            store.tree.remove(JOURNAL_END).unwrap();
+            store.tree.insert(LAYOUT, &[LAYOUT_TILE_FILES]).unwrap();
+            store.flush_all().unwrap();
+        }
+        std::fs::remove_dir_all(tmp.path().join("journal")).unwrap();
+        let store = SledStore::open(tmp.path()).unwrap();
+        assert_eq!(
+            store.tree.get(LAYOUT).unwrap().unwrap().as_ref(),
+            [LAYOUT_CURRENT]
+        );
+        let all = |store: &SledStore| -> Vec<u64> {
+            store.scan(1, u64::MAX).map(|r| r.unwrap().seq).collect()
+        };
+        assert_eq!(all(&store), (1..=1500).collect::<Vec<_>>());
+        assert_eq!(
+            store.first_seq_at_or_after(record(1200).time).unwrap(),
+            1200
+        );
+        for batch in 15..21 {
+            append(&store, 1 + batch * 100, 100);
+        }
+        assert_eq!(all(&store), (1..=2100).collect::<Vec<_>>());
+        assert_eq!(
+            store.unit_counts().0,
+            2,
+            "the inline chunks were sealed into block 1"
+        );
+        assert!(store
+            .tree
+            .scan_prefix([TAIL])
+            .all(|item| ref_time(&item.unwrap().1).is_some()));
+    }
+
+    #[test]
     fn a_journal_cut_below_its_committed_end_refuses_to_open() {
         let tmp = tempfile::tempdir().unwrap();
         let store = SledStore::open(tmp.path()).unwrap();
