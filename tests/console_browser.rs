@@ -203,7 +203,10 @@ impl Browser {
 #[test]
 fn the_console_answers_an_investigation_in_a_real_browser() {
     if !(installed("/usr/bin/chromium") && installed("/usr/bin/chromedriver")) {
-        eprintln!("skipped: Chromium and chromedriver are not installed (Debian: apt-get install chromium chromium-driver; .ci/run does)");
+        common::skip(
+            "Chromium",
+            "Chromium and chromedriver are not installed (Debian: apt-get install chromium chromium-driver; .ci/run does)",
+        );
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

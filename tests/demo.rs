@@ -1,6 +1,9 @@
 //! The demo does what it says: the leaked key is found, revoked and refused afterwards, stragglers and the
 //! probing burst are on the record, and the chain verifies.
 
+#[path = "common/skip.rs"]
+mod skip;
+
 use keyledger::cli::demo::run_demo;
 use keyledger::event::VerifyCode;
 
@@ -63,8 +66,29 @@ fn demo_backs_every_claim_it_prints() {
                 "{text}"
             );
         }
-        None => assert!(text.contains("skipped: nginx is not installed"), "{text}"),
+        None => {
+            skip::skip(
+                "nginx",
+                "nginx is not installed: the tour's gateway step was skipped",
+            );
+            assert!(text.contains("skipped: nginx is not installed"), "{text}");
+        }
     }
     // A second demo into the same directory is refused rather than mixing ledgers.
     assert!(run_demo(&root, 10, &mut Vec::new()).is_err());
+}
+
+#[test]
+fn a_missing_dependency_is_a_skip_on_a_bare_machine_and_a_failure_where_all_are_required() {
+    skip::skip_unless(false, "nginx", "not installed");
+    let failed = std::panic::catch_unwind(|| skip::skip_unless(true, "nginx", "not installed"));
+    let message = failed.expect_err("a required dependency that is missing fails the test");
+    let text = message
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        text.contains("nginx is required here (KEYLEDGER_REQUIRE_ALL=1) but not installed"),
+        "{text}"
+    );
 }

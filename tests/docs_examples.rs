@@ -10,6 +10,8 @@
 
 #[path = "docs_examples/commands.rs"]
 mod commands;
+#[path = "common/skip.rs"]
+mod skip;
 
 use commands::{dry_parse, keyledger_commands, metavariables, snippets};
 use std::env;
@@ -67,7 +69,10 @@ fn run_examples(relative: &str, prelude: &str) {
         .into_iter()
         .find(|t| !installed(t));
     if let Some(tool) = missing {
-        eprintln!("skipping the examples of {relative}: they need `{tool}`, not installed here");
+        skip::skip(
+            tool,
+            &format!("the examples of {relative} need `{tool}`, not installed here"),
+        );
         return;
     }
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);

@@ -4,6 +4,8 @@
 
 #[path = "common/server.rs"]
 mod server;
+#[path = "common/skip.rs"]
+mod skip;
 
 use keyledger::gateway::nginx;
 use reqwest::{Method as M, StatusCode};
@@ -99,7 +101,10 @@ fn code_of(response: &reqwest::Response) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_auth_request_lets_valid_keys_through_and_records_every_request() {
     let Some(binary) = nginx::find_binary() else {
-        eprintln!("SKIPPED: nginx is not installed (Debian: apt-get install nginx-light); .ci/run installs it");
+        skip::skip(
+            "nginx",
+            "nginx is not installed (Debian: apt-get install nginx-light); .ci/run installs it",
+        );
         return;
     };
     let s = start_with_config(AUTHZ_TOML).await;

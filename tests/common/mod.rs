@@ -3,6 +3,10 @@
 
 #[allow(clippy::duplicate_mod)]
 pub mod pg;
+#[allow(clippy::duplicate_mod)]
+pub mod skip;
+#[allow(unused_imports)]
+pub use skip::skip;
 
 use keyledger::datadir::DataDir;
 use keyledger::event::{Actor, EventData, KeyUsed, VerifyCode};

@@ -6,6 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[allow(clippy::duplicate_mod)]
+#[path = "skip.rs"]
+mod skip;
+
 /// Why PostgreSQL tests cannot run here, for the skip message.
 pub const HOW_TO_RUN: &str =
     "install Debian's postgresql package (apt-get install postgresql), or set \
@@ -167,13 +171,20 @@ pub fn use_test_store(dir: &keyledger::datadir::DataDir) {
     }
 }
 
-/// A cluster for a test that needs one; `None` (the test then returns) after printing why it is skipped.
+/// A cluster for a test that needs one; `None` (the test then returns) after printing why it is skipped. Only a
+/// missing PostgreSQL is a skip: an installed one that does not start (initdb, pg_ctl) fails the test.
 pub fn cluster_or_skip() -> Option<Cluster> {
+    if std::env::var_os("KEYLEDGER_TEST_PG").is_none() && bin_dir().is_none() {
+        skip::skip(
+            "PostgreSQL",
+            &format!("PostgreSQL is not installed: {HOW_TO_RUN}"),
+        );
+        return None;
+    }
     match start_cluster() {
         Ok(cluster) => Some(cluster),
         Err(reason) => {
-            eprintln!("SKIPPED (PostgreSQL): {reason}");
-            None
+            panic!("PostgreSQL is installed but the test cluster did not start: {reason}")
         }
     }
 }
