@@ -156,6 +156,8 @@ pub fn run(remote: &Remote, command: &KeyCommand) -> CliResult {
 
 /// The keys of a listing, following the cursor to the last page or until `--limit` keys were read.
 fn list(remote: &Remote, args: &ListArgs) -> Result<Vec<Value>, CliError> {
+    // The largest page the server gives.
+    const MAX_PAGE: u64 = crate::api::key_list::MAX_KEYS_PAGE as u64;
     let wanted = args.limit.unwrap_or(u64::MAX);
     let mut query = vec![("limit", wanted.min(MAX_PAGE).to_string())];
     let filters = [
@@ -185,9 +187,6 @@ fn list(remote: &Remote, args: &ListArgs) -> Result<Vec<Value>, CliError> {
     views.truncate(usize::try_from(wanted).unwrap_or(usize::MAX));
     Ok(views)
 }
-
-/// The largest page the server gives (`MAX_KEYS_PAGE` in api/key_list.rs).
-const MAX_PAGE: u64 = 1000;
 
 fn show(view: Value, json: bool, now: LedgerTime) -> CliResult {
     let key = record(view)?;

@@ -162,8 +162,8 @@ impl SledStore {
         Ok(Some(records))
     }
 
-    /// The tail chunk whose first seq is the largest at or below `seq`: `(first seq, its bytes)`.
-    pub(super) fn tail_chunk_at(&self, seq: u64) -> StoreResult<Option<(u64, Vec<u8>)>> {
+    /// The sled entry of the tail chunk whose first seq is the largest at or below `seq`: `(first seq, value)`.
+    fn tail_entry_at(&self, seq: u64) -> StoreResult<Option<(u64, sled::IVec)>> {
         let found = self
             .tree
             .range(seq_key(TAIL, 0)..=seq_key(TAIL, seq))
@@ -171,22 +171,20 @@ impl SledStore {
             .transpose()
             .map_err(backend)?;
         found
-            .map(|(key, value)| {
-                let first = be_u64(&key[1..])?;
-                Ok((first, self.tail_bytes(first, &value)?.into_owned()))
-            })
+            .map(|(key, value)| Ok((be_u64(&key[1..])?, value)))
+            .transpose()
+    }
+
+    /// The tail chunk whose first seq is the largest at or below `seq`: `(first seq, its bytes)`.
+    pub(super) fn tail_chunk_at(&self, seq: u64) -> StoreResult<Option<(u64, Vec<u8>)>> {
+        self.tail_entry_at(seq)?
+            .map(|(first, value)| Ok((first, self.tail_bytes(first, &value)?.into_owned())))
             .transpose()
     }
 
     /// The first seq of [`SledStore::tail_chunk_at`]'s chunk, without reading it.
     pub(super) fn tail_first_at(&self, seq: u64) -> StoreResult<Option<u64>> {
-        let found = self
-            .tree
-            .range(seq_key(TAIL, 0)..=seq_key(TAIL, seq))
-            .next_back()
-            .transpose()
-            .map_err(backend)?;
-        found.map(|(key, _)| be_u64(&key[1..])).transpose()
+        Ok(self.tail_entry_at(seq)?.map(|(first, _)| first))
     }
 
     pub(super) fn record_at(&self, seq: u64) -> StoreResult<Option<StoredRecord>> {
