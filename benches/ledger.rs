@@ -181,7 +181,7 @@ fn follower_lag(
     let follower = keyledger::ledger::Ledger::open_follower(
         Arc::new(store),
         vec![dir.anchor_public_key().expect("anchor")],
-        dir.config().expect("config"),
+        dir.config().expect("config").rules(),
         keyledger::clock::system(),
     )
     .expect("follower");

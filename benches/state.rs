@@ -5,7 +5,6 @@
 //! snapshot's body bytes per key (MessagePack with zstd) and the time to encode and decode it.
 //! Run: `cargo bench --bench state` (KEYLEDGER_STATE_SIZES, default `10000,100000,1000000`).
 
-use keyledger::config::AnalysisConfig;
 use keyledger::event::{Actor, Event, EventData, KeyConfig, KeyCreated, KeyUsed, VerifyCode};
 use keyledger::projection::Projections;
 use keyledger::time::LedgerTime;
@@ -72,7 +71,7 @@ fn use_of(n: u64, outcome: VerifyCode, ip: String) -> EventData {
 fn measure(keys: u64) {
     let before = rss_bytes();
     let started = Instant::now();
-    let mut projections = Projections::new(AnalysisConfig::default());
+    let mut projections = Projections::new(Default::default());
     let t0 = LedgerTime::parse("2026-12-01T00:00:00Z").expect("a valid time");
     let mut seq = 0u64;
     for n in 0..keys {

@@ -2,7 +2,7 @@
 
 use crate::canonical::CanonicalError;
 use crate::event::EventDecodeError;
-use crate::store::StoreError;
+use crate::store::{ArchivedPrefix, StoreError};
 
 /// Errors from the ledger and its commands. `code()` is stable and is what the HTTP API and `--json` report.
 #[derive(Debug, thiserror::Error)]
@@ -113,3 +113,18 @@ impl LedgerError {
 }
 
 pub type LedgerResult<T> = Result<T, LedgerError>;
+
+/// Defined here rather than in `store::archived`: the store answers in its own errors, below this type.
+impl ArchivedPrefix {
+    /// The error for a question about event `seq` or time `at` inside the prefix.
+    pub fn reached(&self, what: String) -> LedgerError {
+        LedgerError::Archived {
+            through: self.size,
+            message: format!(
+                "{what} reaches into the archived events 1..={} (older than {}): they are in {} (sha256 {}); \
+                 check them with `keyledger audit verify-export {}`",
+                self.size, self.last_time, self.file, self.file_sha256, self.file
+            ),
+        }
+    }
+}

@@ -11,6 +11,7 @@ pub mod api;
 pub mod audit;
 pub mod canonical;
 pub mod chain;
+pub mod checked;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -2,7 +2,8 @@
 
 use crate::error::LedgerResult;
 use crate::event::Event;
-use crate::store::{CheckedReader, LogStore, StoreResult, StoredRecord};
+use crate::checked::CheckedReader;
+use crate::store::{LogStore, StoreResult, StoredRecord};
 use crate::time::LedgerTime;
 use uuid::Uuid;
 

@@ -4,7 +4,7 @@
 
 use keyledger::alerts::deadlines::Deadlines;
 use keyledger::alerts::{time_alerts, Alert};
-use keyledger::config::{AnalysisConfig, RotationDefaults};
+use keyledger::projection::{AnalysisRules, RotationDefaults};
 use keyledger::event::{
     Actor, Event, EventData, KeyConfig, KeyCreated, KeyPatch, KeyRotated, KeyStatusChange,
     KeySuspended, RotationPolicy,
@@ -30,12 +30,12 @@ struct Model {
 
 impl Model {
     fn new(rotation: RotationDefaults, now: LedgerTime) -> Model {
-        let config = AnalysisConfig {
+        let rules = AnalysisRules {
             rotation,
-            ..AnalysisConfig::default()
+            ..AnalysisRules::default()
         };
         Model {
-            projections: Projections::new(config),
+            projections: Projections::new(rules),
             seq: 0,
             now,
             keys: Vec::new(),

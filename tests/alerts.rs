@@ -6,7 +6,7 @@ mod common;
 mod server;
 
 use hmac::{Hmac, Mac};
-use keyledger::alerts::receiver::Receiver;
+use keyledger::cli::demo::receiver::Receiver;
 use reqwest::Method as M;
 use serde_json::{json, Value};
 use server::{call, client, new_key, Server};

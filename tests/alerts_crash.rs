@@ -5,7 +5,7 @@ mod common;
 #[path = "common/process.rs"]
 mod process;
 
-use keyledger::alerts::receiver::Receiver;
+use keyledger::cli::demo::receiver::Receiver;
 use process::{admin_key_from, wait_until, Served};
 use reqwest::blocking::Client;
 use serde_json::{json, Value};

@@ -268,10 +268,10 @@ fn sigkill_with_persisted_state_reopens_equal_to_a_full_replay() {
 
         let store = dir.open_store().unwrap();
         let signer = dir.load_signer(&KeySource::Default).unwrap();
-        let config = dir.config().unwrap();
-        let full = replay_log_with(store.as_ref(), None, None, config.clone())
+        let rules = dir.config().unwrap().rules();
+        let full = replay_log_with(store.as_ref(), None, None, rules.clone())
             .unwrap_or_else(|e| panic!("round {round}: full replay failed: {e}"));
-        if let Ok(resumed) = replay_from_snapshot(store.as_ref(), &[signer], &config).unwrap() {
+        if let Ok(resumed) = replay_from_snapshot(store.as_ref(), &[signer], &rules).unwrap() {
             resumed_rounds += 1;
             assert_eq!(resumed.head, full.head, "round {round}");
             assert_eq!(

@@ -54,7 +54,7 @@ fn demo_backs_every_claim_it_prints() {
         );
     }
     // Issue 17: with nginx installed the tour puts it in front of a service; without, it says it skipped.
-    match keyledger::gateway::nginx::find_binary() {
+    match keyledger::cli::demo::nginx::find_binary() {
         Some(_) => {
             let run = summary.gateway.expect("the gateway step ran");
             assert_eq!(

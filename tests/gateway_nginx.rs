@@ -7,7 +7,7 @@ mod server;
 #[path = "common/skip.rs"]
 mod skip;
 
-use keyledger::gateway::nginx;
+use keyledger::cli::demo::nginx;
 use reqwest::{Method as M, StatusCode};
 use serde_json::{json, Value};
 use server::{call, client, new_key, start_with_config, Server};

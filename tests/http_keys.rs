@@ -113,7 +113,7 @@ async fn a_gateway_on_many_hosts_records_one_event_per_call_and_keeps_working() 
     );
     // The same from the log alone (what `key show`, `key list` and `?as_of=` read): the by-key index names the
     // gateway on the uses it asked about.
-    let (past, _) = keyledger::projection::keys_as_of(
+    let (past, _) = keyledger::ledger::keys_as_of(
         s.ledger.store().as_ref(),
         s.ledger.now(),
         s.ledger.durable_seq(),

@@ -3,12 +3,12 @@
 
 mod common;
 
-use keyledger::config::AnalysisConfig;
 use keyledger::datadir::KeySource;
 use keyledger::event::{Actor, KeyConfig, KeyPatch};
 use keyledger::keys::*;
 use keyledger::ledger::{replay_from_snapshot, replay_log, Ledger};
-use keyledger::projection::{keys_as_of, KeyState, KeyStatus};
+use keyledger::ledger::keys_as_of;
+use keyledger::projection::{KeyState, KeyStatus};
 use keyledger::time::LedgerTime;
 use proptest::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -294,7 +294,7 @@ proptest! {
         common::wait_for_findings(&ledger);
         let signer = dir.load_signer(&KeySource::Default).unwrap();
         let store = ledger.store().as_ref();
-        let resumed = replay_from_snapshot(store, &[signer], &AnalysisConfig::default())
+        let resumed = replay_from_snapshot(store, &[signer], &Default::default())
             .unwrap()
             .expect("the snapshot is usable");
         let full = replay_log(store, None, None).unwrap();

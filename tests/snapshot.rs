@@ -146,7 +146,7 @@ fn other_anomaly_rules_replay_the_whole_log() {
         ledger.store().as_ref(),
         None,
         None,
-        dir.config().unwrap(),
+        dir.config().unwrap().rules(),
     )
     .unwrap();
     assert_eq!(*ledger.projections(), full.projections);

@@ -6,7 +6,6 @@ pub mod config;
 pub mod deadlines;
 pub mod deliveries;
 pub mod outbox;
-pub mod receiver;
 pub mod sign;
 mod watcher;
 

@@ -76,6 +76,6 @@ pub async fn deliveries(
         tokio::task::spawn_blocking(move || list(store.as_ref(), sink.as_deref(), status, limit))
             .await
             .map_err(ApiError::internal)??;
-    let sinks = sinks_view(&state.ledger.projections().config.alerts);
+    let sinks = sinks_view(&state.alerts);
     Ok(Json(json!({ "sinks": sinks, "deliveries": found })))
 }

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use std::net::SocketAddr;
 use uuid::Uuid;
 
-pub use crate::keys::scope::{
+pub use crate::projection::scope::{
     LEDGER_ADMIN as ADMIN, LEDGER_AUDIT as AUDIT, LEDGER_READ as READ, LEDGER_VERIFY as VERIFY,
 };
 

@@ -9,6 +9,7 @@ use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
 
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -127,5 +128,31 @@ mod tests {
             let status = StatusCode::from_u16(status).unwrap();
             assert_ne!(code_for(status), "error", "{status}");
         }
+    }
+}
+
+/// The HTTP API's browser-facing settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Origins (`https://console.example.com`) whose pages may call the API from a browser. Empty (the default):
+    /// no CORS headers at all, so browsers refuse cross-origin calls.
+    pub cors_origins: Vec<String>,
+}
+
+impl HttpConfig {
+    /// Each origin is a scheme and a host (and port), nothing more.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(bad) = self.cors_origins.iter().find(|o| {
+            !(o.starts_with("https://") || o.starts_with("http://"))
+                || o.ends_with('/')
+                || o.contains(char::is_whitespace)
+        }) {
+            return Err(format!(
+                "http.cors_origins: {bad:?} is not an origin like https://console.example.com (scheme and host, \
+                 no path)"
+            ));
+        }
+        Ok(())
     }
 }

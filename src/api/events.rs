@@ -185,7 +185,7 @@ fn read_page(
     let mut last = after;
     let mut more = false;
     let seqs = incident.candidates(store, key_id, after + 1, window_end + 1)?;
-    let mut reader = crate::store::CheckedReader::new(store);
+    let mut reader = crate::checked::CheckedReader::new(store);
     for seq in seqs {
         let seq = seq?;
         if events.len() == limit {

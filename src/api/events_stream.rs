@@ -12,7 +12,8 @@ use crate::error::{LedgerError, LedgerResult};
 use crate::event::Event;
 use crate::incident::IncidentFilter;
 use crate::ledger::Ledger;
-use crate::store::{CheckedReader, LogStore, StoredRecord};
+use crate::checked::CheckedReader;
+use crate::store::{LogStore, StoredRecord};
 use crate::time::LedgerTime;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -266,7 +267,7 @@ fn starting_point(
             }
         }
     };
-    if let Some(prefix) = crate::audit::archive::archived_prefix(store)? {
+    if let Some(prefix) = crate::store::archived_prefix(store)? {
         if after < prefix.size {
             return Err(prefix.reached(format!("a stream after event {after}")));
         }
@@ -320,13 +321,13 @@ fn read_chunk(
 
 /// Why a durable event could not be read: archived since, or missing from the log.
 fn missing(store: &dyn LogStore, seq: u64) -> LedgerError {
-    match crate::audit::archive::archived_prefix(store) {
+    match crate::store::archived_prefix(store) {
         Ok(Some(prefix)) if seq <= prefix.size => prefix.reached(format!("event {seq}")),
         Ok(_) => LedgerError::Corrupt {
             seq,
             problem: "a durable event is missing".into(),
         },
-        Err(error) => error,
+        Err(error) => error.into(),
     }
 }
 

@@ -22,7 +22,7 @@ pub mod verify;
 use crate::ledger::Ledger;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use ed25519_dalek::VerifyingKey;
@@ -81,26 +81,40 @@ pub struct AppState {
     pub leader_auth: Option<Arc<follower_auth::LeaderAuth>>,
     /// The alert outbox's counters, when it runs (the writer with sinks configured).
     pub alert_metrics: Option<Arc<crate::alerts::deliveries::AlertMetrics>>,
+    /// Browser origins allowed to call the API (`[http] cors_origins`).
+    pub cors_origins: Vec<String>,
+    /// The webhook sinks (`[alerts]`), shown by `/v1/alerts`.
+    pub alerts: Arc<crate::alerts::AlertsConfig>,
 }
 
 impl AppState {
+    /// The state with no gateway rules and no browser origins; [`AppState::configured`] sets them.
     pub fn new(ledger: Arc<Ledger>, anchor: VerifyingKey, origin: String) -> Self {
-        // keyledger.toml was validated (which compiles these) when the ledger opened.
-        let authz = ledger
-            .projections()
-            .config
-            .authz
-            .compile()
-            .unwrap_or_default();
         Self {
             ledger,
             anchor,
             origin,
             in_flight: Arc::default(),
-            authz: Arc::new(authz),
+            authz: Arc::default(),
             leader_auth: None,
             alert_metrics: None,
+            cors_origins: Vec::new(),
+            alerts: Arc::default(),
         }
+    }
+
+    /// The `[authz]`, `[http]` and `[alerts]` sections of keyledger.toml.
+    pub fn configured(
+        mut self,
+        authz: &crate::gateway::AuthzConfig,
+        http: &conventions::HttpConfig,
+        alerts: &crate::alerts::AlertsConfig,
+    ) -> Self {
+        self.alerts = Arc::new(alerts.clone());
+        // keyledger.toml was validated (which compiles the rules) when it was loaded.
+        self.authz = Arc::new(authz.compile().unwrap_or_default());
+        self.cors_origins = http.cors_origins.clone();
+        self
     }
 
     /// The state of a follower, which authenticates callers through the leader.
@@ -108,6 +122,14 @@ impl AppState {
         self.leader_auth = Some(Arc::new(leader_auth));
         self
     }
+}
+
+/// `GET /console/{file}`: the console's scripts and style sheet.
+async fn console_asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    crate::console::asset(&file).unwrap_or_else(|| {
+        error::ApiError::new(StatusCode::NOT_FOUND, "no_route", format!("no console file {file:?}"))
+            .into_response()
+    })
 }
 
 /// `/healthz`'s account of the process's role: the leader (the writer), or a follower and how far behind it is.
@@ -199,7 +221,7 @@ async fn stop_on_integrity_failure(
 pub fn router(state: AppState) -> Router {
     let router = Router::new()
         .route("/", get(crate::console::index))
-        .route("/console/{file}", get(crate::console::asset))
+        .route("/console/{file}", get(console_asset))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi))
@@ -240,7 +262,7 @@ pub fn router(state: AppState) -> Router {
                 .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(tower_http::LatencyUnit::Micros)),
         )
         ;
-    let origins = state.ledger.projections().config.http.cors_origins.clone();
+    let origins = state.cors_origins.clone();
     let router = match conventions::cors(&origins) {
         Some(cors) => router.layer(cors),
         None => router,

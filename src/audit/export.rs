@@ -82,7 +82,7 @@ struct EventLine<'a> {
 
 /// The `event` line of a record whose link to `prev` is checked first, with its line feed.
 fn event_line(record: &StoredRecord, prev: &Hash32) -> LedgerResult<Vec<u8>> {
-    crate::store::check_record(record, prev)?;
+    crate::checked::check_record(record, prev)?;
     format_event_line(record, prev)
 }
 
@@ -141,7 +141,7 @@ pub fn write_export(
     progress: Option<&dyn Fn(u64)>,
 ) -> LedgerResult<ExportSummary> {
     let size = checkpoint.size;
-    let archived = super::archive::archived_prefix(store)?;
+    let archived = crate::store::archived_prefix(store)?;
     let live_from = archived.as_ref().map_or(1, |p| p.size + 1);
     let from_seq = match (request.first_seq, request.from) {
         (Some(seq), _) => seq.clamp(1, size + 1),
@@ -184,7 +184,7 @@ pub fn write_export(
         "tree_size": size,
     });
     write_line(out, &header, &mut bytes)?;
-    for seq in crate::ledger::rotation_seqs(store)? {
+    for seq in super::rotations::rotation_seqs(store)? {
         if seq <= size && !(from_seq..=to_seq).contains(&seq) {
             write_line(
                 out,

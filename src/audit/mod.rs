@@ -2,12 +2,12 @@
 
 pub mod anchor;
 pub mod anchor_check;
-pub mod archive;
 pub mod checkpoint;
 pub mod export;
 mod export_lines;
 pub mod merkle;
 mod problem;
+pub mod rotations;
 pub mod tiles;
 pub mod tree;
 pub mod verify;

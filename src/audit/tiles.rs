@@ -272,7 +272,7 @@ impl Tiles {
 /// while no writer has the ledger open. Returns the number of tiles written.
 pub fn write_all_tiles(store: &dyn LogStore) -> LedgerResult<u64> {
     let size = store.head()?.map_or(0, |h| h.seq);
-    let archived = super::archive::archived_size(store)?.min(size);
+    let archived = crate::store::archived_size(store)?.min(size);
     let mut written = 0u64;
     let mut pending: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let mut flush = |pending: &mut Vec<(Vec<u8>, Vec<u8>)>, all: bool| -> LedgerResult<()> {

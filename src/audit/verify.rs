@@ -31,7 +31,7 @@ pub fn verify_log(
     range: VerifyRange,
     progress: Option<&(dyn Fn(u64) + Sync)>,
 ) -> LedgerResult<VerifyReport> {
-    let archived = super::archive::archived_prefix(store)?;
+    let archived = crate::store::archived_prefix(store)?;
     let base = archived.as_ref().map_or(0, |p| p.size);
     let from = range.from.max(base + 1);
     let (head, last) = match (store.head(), store.last_record()) {
@@ -143,7 +143,7 @@ pub fn verify_log(
     } = walk;
     if from_genesis && !unreadable {
         report.merkle_nodes_checked += tree.finish(store, &mut problems);
-        let archived = super::archive::archived_size(store)?;
+        let archived = crate::store::archived_size(store)?;
         let bounds = IndexBounds { to, archived };
         report.index_entries_checked = check_indexes(store, &keys, bounds, &mut problems)?
             + check_lifecycle_index(store, &lifecycle, bounds, &mut problems)?;
@@ -223,7 +223,7 @@ pub(crate) fn signers_before(
     from: u64,
 ) -> LedgerResult<SignerRegistry> {
     let mut signers = SignerRegistry::anchored(anchor);
-    for seq in crate::ledger::rotation_seqs(store)? {
+    for seq in super::rotations::rotation_seqs(store)? {
         if seq >= from {
             break;
         }

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// checkpoint names; and the kept last event of the prefix must have the recorded hash.
 pub(super) fn archived_frontier(
     store: &dyn LogStore,
-    prefix: &super::archive::ArchivedPrefix,
+    prefix: &crate::store::ArchivedPrefix,
     signers: &SignerRegistry,
     problems: &mut Vec<Problem>,
 ) -> LedgerResult<Frontier> {

@@ -6,7 +6,7 @@ use super::progress::events_bar;
 use super::remote::{window_query, Remote};
 use super::{Cli, CliError, CliResult};
 use crate::ledger::{replay_log_with, ReplayOutcome};
-use crate::projection::lifecycle_as_of;
+use crate::ledger::lifecycle_as_of;
 use crate::projection::listing::{list_anomalies, named, AnomalyListing};
 use crate::projection::reports::{credentials_csv, report, ReportKind, ReportRow};
 use crate::projection::usage::{usage_report, GroupBy, UsageReport};
@@ -94,7 +94,7 @@ fn replay(cli: &Cli, as_of: Option<LedgerTime>) -> Result<ReplayOutcome, CliErro
         .map_or(0, |h| h.seq);
     let bar = events_bar(head, "replaying");
     let update = |seq: u64| bar.set_position(seq);
-    let outcome = replay_log_with(store.as_ref(), as_of, Some(&update), config)?;
+    let outcome = replay_log_with(store.as_ref(), as_of, Some(&update), config.rules())?;
     bar.finish_and_clear();
     Ok(outcome)
 }

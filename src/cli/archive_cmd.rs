@@ -25,12 +25,12 @@ pub fn archive(cli: &Cli, args: &ArchiveArgs) -> CliResult {
     let dir = cli.data_dir();
     let ledger = dir.open(&cli.key_source())?;
     let signer = dir.load_signer(&cli.key_source())?;
-    let summary = crate::audit::archive::archive(
+    let summary = crate::ledger::archive::archive(
         &ledger,
         &signer,
         args.before,
         &args.output,
-        &dir.config()?,
+        &dir.config()?.rules(),
     )?;
     if args.json {
         return super::key_output::print_json(&summary);

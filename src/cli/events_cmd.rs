@@ -8,7 +8,7 @@ use crate::event::Actor;
 use crate::incident::IncidentFilter;
 use crate::keys::{CreateKey, Requester};
 use crate::query::{seq_range, EventFilter};
-use crate::store::CheckedReader;
+use crate::checked::CheckedReader;
 use crate::time::LedgerTime;
 use clap::Args;
 use std::io::Write;

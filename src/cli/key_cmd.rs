@@ -7,7 +7,7 @@ use super::{Cli, CliError, CliResult, EXIT_FAILED};
 use crate::event::{Actor, KeyConfig, KeyPatch, RotationPolicy};
 use crate::keys::*;
 use crate::ledger::Ledger;
-use crate::projection::keys_as_of;
+use crate::ledger::keys_as_of;
 use crate::time::LedgerTime;
 use std::collections::BTreeMap;
 use std::io::Read;

@@ -151,7 +151,9 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
         say(format, "keyledger standby: took over as the writer");
     }
     let origin = identity.origin.clone();
-    let mut state = AppState::new(ledger.clone(), dir.anchor_public_key()?, identity.origin);
+    let config = dir.config()?;
+    let mut state = AppState::new(ledger.clone(), dir.anchor_public_key()?, identity.origin)
+        .configured(&config.authz, &config.http, &config.alerts);
     if let Some(leader_auth) = leader_auth {
         state = state.following(leader_auth);
     }
@@ -172,12 +174,11 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
         let (_outbox, sinks) = if args.follower {
             (None, 0)
         } else {
-            let config = ledger.projections().config.alerts.clone();
-            let outbox =
-                crate::alerts::outbox::Outbox::start(ledger.clone(), &config, origin.clone())
+                        let outbox =
+                crate::alerts::outbox::Outbox::start(ledger.clone(), &config.alerts, origin.clone())
                     .map_err(|e| CliError::new(2, e))?;
             state.alert_metrics = Some(outbox.metrics.clone());
-            (Some(outbox), config.sinks.len())
+            (Some(outbox), config.alerts.sinks.len())
         };
         say(
             format,

@@ -10,7 +10,7 @@ use crate::audit::{verify_log, VerifyRange};
 use crate::chain::LedgerSigner;
 use crate::datadir::DataDir;
 use crate::event::Event;
-use crate::ledger::{rotation_seqs, signer_side_key};
+use crate::audit::rotations::{rotation_seqs, signer_side_key};
 use crate::store::salvage::{ChainFollower, SalvageSource};
 use crate::store::{AppendBatch, LogStore, SledStore, ATTRIBUTE_INDEX_MARKER};
 use crate::LedgerError;
@@ -62,7 +62,9 @@ pub fn salvage(cli: &Cli, args: &SalvageArgs) -> CliResult {
     let mut source =
         SalvageSource::open(&source_dir.db_path(), &scratch).map_err(LedgerError::from)?;
     let archived = match source.store() {
-        Some(store) => crate::audit::archive::archived_prefix(store)?.is_some(),
+        Some(store) => crate::store::archived_prefix(store)
+            .map_err(LedgerError::from)?
+            .is_some(),
         None => false,
     };
     if archived {

@@ -93,7 +93,7 @@ impl DataDir {
         Ledger::open_follower(
             store,
             vec![self.anchor_public_key()?],
-            self.config()?,
+            self.config()?.rules(),
             self.clock.clone(),
         )
     }
@@ -236,7 +236,12 @@ impl DataDir {
             ));
         }
         let ledger =
-            Ledger::open_with_clock(store, vec![signer], self.config()?, self.clock.clone())?;
+            Ledger::open_with_clock(
+                store,
+                vec![signer],
+                self.config()?.ledger_settings(),
+                self.clock.clone(),
+            )?;
         ledger.submit_blocking(AppendEvents {
             actor: Actor::local_operator(),
             request_id: None,
@@ -271,11 +276,11 @@ impl DataDir {
     /// [`DataDir::open`], building the projections as `startup` says (`serve` starts from the snapshot).
     pub fn open_with(&self, source: &KeySource, startup: Startup) -> LedgerResult<Ledger> {
         let store = self.open_store()?;
-        let config = self.config()?;
+        let settings = self.config()?.ledger_settings();
         let mut candidates = vec![self.load_signer(source)?];
         candidates.extend(rotation::pending_signers(self)?);
         let ledger =
-            Ledger::open_with_startup(store, candidates, config, self.clock.clone(), startup)?;
+            Ledger::open_with_startup(store, candidates, settings, self.clock.clone(), startup)?;
         rotation::finish_if_pending(self, source, ledger.signer_public_hex())?;
         Ok(ledger)
     }

@@ -3,7 +3,6 @@
 //! needs. The HTTP side is `api::authz`; docs/GATEWAYS.md shows the proxy configurations.
 
 pub mod forwarded;
-pub mod nginx;
 pub mod routes;
 
 use ipnet::IpNet;

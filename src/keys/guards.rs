@@ -8,38 +8,12 @@ use crate::ledger::PlanContext;
 use crate::projection::{KeyRecord, KeyStatus};
 use uuid::Uuid;
 
-use super::scope;
+use crate::projection::scope;
 
 /// Refuses a change that would leave no usable `ledger:admin` key, when there is one now. `losing` lists the
 /// keys that stop being usable administrators through the change.
 pub fn an_admin_remains(ctx: &PlanContext<'_>, losing: &[Uuid]) -> LedgerResult<()> {
-    let now = ctx.now();
-    let loses_one = losing
-        .iter()
-        .any(|id| ctx.state().get(id).is_some_and(|k| k.is_usable_admin(now)));
-    if !loses_one {
-        // Most changes concern service keys: nothing to look through.
-        return Ok(());
-    }
-    let mut admins = ctx
-        .state()
-        .admin_candidates()
-        .filter(|k| k.is_usable_admin(now));
-    let Some(first) = admins.next() else {
-        // No administrator to lose (e.g. a ledger administered only from the CLI).
-        return Ok(());
-    };
-    let remains = std::iter::once(first)
-        .chain(admins)
-        .any(|k| !losing.contains(&k.key_id));
-    if remains {
-        return Ok(());
-    }
-    Err(LedgerError::conflict(
-        "last_admin_key",
-        "this change would leave no active ledger:admin key; issue another admin key first \
-         (or, locked out already, run `keyledger admin recover` on the server)",
-    ))
+    ctx.state().an_admin_remains(ctx.now(), losing)
 }
 
 /// A request may not revoke, suspend or demote the key it authenticates with (the CLI operator has no key).

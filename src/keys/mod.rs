@@ -4,7 +4,6 @@
 pub mod bulk;
 pub mod commands;
 pub mod guards;
-pub mod scope;
 pub mod validate;
 pub mod verify;
 pub mod view;
@@ -18,6 +17,7 @@ use crate::event::Event;
 use crate::projection::{KeyRecord, KeyState, KeyStatus};
 use crate::secret::{self, SecretHash};
 use crate::store::LogStore;
+use crate::projection::scope;
 use crate::time::LedgerTime;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -113,7 +113,7 @@ pub fn key_history(
     key_id: Uuid,
     durable_seq: u64,
 ) -> LedgerResult<Vec<Event>> {
-    let mut reader = crate::store::CheckedReader::new(store);
+    let mut reader = crate::checked::CheckedReader::new(store);
     store
         .key_seqs(key_id, 1, durable_seq + 1)
         .map(|seq| {

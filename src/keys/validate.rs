@@ -115,7 +115,7 @@ pub fn scopes(field: &str, values: &[String]) -> LedgerResult<Vec<String>> {
     for value in values {
         let scope = value.trim().to_string();
         clean(field, &scope)?;
-        super::scope::check(field, &scope)?;
+        crate::projection::scope::check(field, &scope)?;
         if !out.contains(&scope) {
             out.push(scope);
         }

@@ -6,7 +6,7 @@
 use super::replay::{check_tail_signatures, replay_range, Apply, Resume};
 use super::{snapshot, ReplayOutcome, Shared};
 use crate::chain::verify_hash_signature;
-use crate::config::AnalysisConfig;
+use crate::projection::AnalysisRules;
 use crate::error::{LedgerError, LedgerResult};
 use crate::store::{Head, LogStore};
 use crate::time::LedgerTime;
@@ -90,15 +90,15 @@ impl FollowerStatus {
 pub(crate) fn open_state(
     store: &dyn LogStore,
     keys: &[VerifyingKey],
-    config: &AnalysisConfig,
+    rules: &AnalysisRules,
 ) -> LedgerResult<(ReplayOutcome, Option<(Head, crate::chain::Hash32)>)> {
     let end = store.head()?.map_or(1, |h| h.seq + 1);
-    let (start, prefix) = match snapshot::load(store, snapshot::SERVING, keys, config)? {
-        Ok(loaded) if loaded.head.seq >= crate::audit::archive::archived_size(store)? => {
+    let (start, prefix) = match snapshot::load(store, snapshot::SERVING, keys, rules)? {
+        Ok(loaded) if loaded.head.seq >= crate::store::archived_size(store)? => {
             (loaded.resume, Some((loaded.head, loaded.root)))
         }
         _ => (
-            crate::audit::archive::replay_start(store, config.clone())?,
+            crate::ledger::archive::replay_start(store, rules.clone())?,
             None,
         ),
     };
@@ -260,14 +260,14 @@ impl super::Ledger {
     pub fn open_follower(
         store: Arc<dyn LogStore>,
         keys: Vec<ed25519_dalek::VerifyingKey>,
-        config: crate::config::AnalysisConfig,
+        rules: AnalysisRules,
         clock: crate::clock::SharedClock,
     ) -> LedgerResult<Self> {
-        let (mut chain, unchecked_prefix) = open_state(store.as_ref(), &keys, &config)?;
+        let (mut chain, unchecked_prefix) = open_state(store.as_ref(), &keys, &rules)?;
         let durable = chain.head.map_or(0, |h| h.seq);
         let mut projections = std::mem::replace(
             &mut chain.projections,
-            crate::projection::Projections::new(config),
+            crate::projection::Projections::new(rules),
         );
         drop(projections.take_actions());
         let (committed, _) = tokio::sync::watch::channel(durable);

@@ -7,7 +7,9 @@ mod command;
 mod follower;
 mod open_hour;
 mod replay;
-mod rotations;
+pub mod archive;
+pub mod as_of;
+pub mod settings;
 mod shared;
 pub(crate) mod snapshot;
 mod snapshot_format;
@@ -19,9 +21,10 @@ mod writer_jobs;
 pub use checkpointer::SignedCheckpoint;
 pub use command::{AppendEvents, Command, PlanContext};
 pub use follower::FollowerPosition;
+pub use as_of::{keys_as_of, lifecycle_as_of};
+pub use settings::LedgerSettings;
 pub use replay::{replay_log, replay_log_with, ReplayOutcome};
 pub(crate) use replay::{replay_range, Apply, Resume};
-pub(crate) use rotations::{rotation_seqs, signer_side_key};
 pub(crate) use shared::Shared;
 pub use startup::{replay_from_snapshot, Startup, StartupCheck};
 pub use writer::MAX_BATCH_COMMANDS;
@@ -61,11 +64,7 @@ impl Ledger {
     /// Opens the log in `store`: replays it (refusing a log whose chain, checkpoints or tail signatures do not
     /// verify) and starts the writer, which signs with `signer`. `signer` must be the ledger's current signer.
     pub fn open(store: Arc<dyn LogStore>, signer: LedgerSigner) -> LedgerResult<Self> {
-        Self::open_with(
-            store,
-            vec![signer],
-            crate::config::AnalysisConfig::default(),
-        )
+        Self::open_with(store, vec![signer], LedgerSettings::default())
     }
 
     /// [`Ledger::open`] with the configuration (anomaly rules, checkpoints, anchor), signing with whichever of
@@ -73,37 +72,37 @@ impl Ledger {
     pub fn open_with(
         store: Arc<dyn LogStore>,
         candidates: Vec<LedgerSigner>,
-        config: crate::config::AnalysisConfig,
+        settings: LedgerSettings,
     ) -> LedgerResult<Self> {
-        Self::open_with_clock(store, candidates, config, crate::clock::system())
+        Self::open_with_clock(store, candidates, settings, crate::clock::system())
     }
 
     /// [`Ledger::open_with`], taking the time of new events from `clock`.
     pub fn open_with_clock(
         store: Arc<dyn LogStore>,
         candidates: Vec<LedgerSigner>,
-        config: crate::config::AnalysisConfig,
+        settings: LedgerSettings,
         clock: SharedClock,
     ) -> LedgerResult<Self> {
-        Self::open_with_startup(store, candidates, config, clock, Startup::Full)
+        Self::open_with_startup(store, candidates, settings, clock, Startup::Full)
     }
 
     /// [`Ledger::open_with_clock`], building the projections as `startup` says.
     pub fn open_with_startup(
         store: Arc<dyn LogStore>,
         candidates: Vec<LedgerSigner>,
-        config: crate::config::AnalysisConfig,
+        settings: LedgerSettings,
         clock: SharedClock,
         startup: Startup,
     ) -> LedgerResult<Self> {
-        let interval = std::time::Duration::from_secs(config.checkpoints.interval_secs);
-        let snapshot_interval = std::time::Duration::from_secs(config.snapshots.interval_secs);
-        let anchor_config = config.anchor.clone();
+        let interval = std::time::Duration::from_secs(settings.checkpoints.interval_secs);
+        let snapshot_interval = std::time::Duration::from_secs(settings.snapshots.interval_secs);
+        let anchor_config = settings.anchor.clone();
         store.check_writable()?;
         // The open hour's checkpointed cells decode on a second thread while the projections load.
         let (opened, prefetched) = std::thread::scope(|scope| {
             let ahead = scope.spawn(|| open_hour::prefetch(store.as_ref()));
-            let opened = startup::open_state(store.as_ref(), &candidates, &config, startup);
+            let opened = startup::open_state(store.as_ref(), &candidates, &settings.rules, startup);
             // A failed read ahead is read again, and its error reported, where the rollups open.
             (opened, ahead.join().ok().and_then(Result::ok).flatten())
         });

@@ -8,7 +8,7 @@ use super::checkpointer::SignedCheckpoint;
 use crate::audit::checkpoint::{stored_checkpoints_from, Checkpoint};
 use crate::audit::tree::Frontier;
 use crate::chain::{chain_hash, verify_hash_signature, Hash32, GENESIS_PREV};
-use crate::config::AnalysisConfig;
+use crate::projection::AnalysisRules;
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::{Event, EventData};
 use crate::projection::Projections;
@@ -42,7 +42,7 @@ pub fn replay_log(
     as_of: Option<LedgerTime>,
     progress: Option<&dyn Fn(u64)>,
 ) -> LedgerResult<ReplayOutcome> {
-    replay_log_with(store, as_of, progress, AnalysisConfig::default())
+    replay_log_with(store, as_of, progress, AnalysisRules::default())
 }
 
 /// [`replay_log`] with the analysis configuration the projections use.
@@ -50,12 +50,12 @@ pub fn replay_log_with(
     store: &dyn LogStore,
     as_of: Option<LedgerTime>,
     progress: Option<&dyn Fn(u64)>,
-    config: AnalysisConfig,
+    rules: AnalysisRules,
 ) -> LedgerResult<ReplayOutcome> {
-    let start = crate::audit::archive::replay_start(store, config)?;
+    let start = crate::ledger::archive::replay_start(store, rules)?;
     if let (Some(time), Some(base)) = (as_of, start.outcome.head) {
         if time < base.time {
-            if let Some(prefix) = crate::audit::archive::archived_prefix(store)? {
+            if let Some(prefix) = crate::store::archived_prefix(store)? {
                 return Err(prefix.reached(format!("the state as of {time}")));
             }
         }

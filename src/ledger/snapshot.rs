@@ -12,7 +12,7 @@ use crate::audit::tree::Frontier;
 use crate::chain::{
     first_bad_signature, verify_hash_signature, Hash32, LedgerSigner, PendingSignature, SignerId,
 };
-use crate::config::AnalysisConfig;
+use crate::projection::AnalysisRules;
 use crate::error::{LedgerError, LedgerResult};
 use crate::projection::Projections;
 use crate::signers::SignerRegistry;
@@ -123,13 +123,13 @@ pub(crate) fn encode(
 }
 
 /// Loads the stored snapshot if it can be trusted and used: signed by one of `signers` (the keys the ledger
-/// was opened with), built under the anomaly rules of `config`, and naming an event the log holds with the
+/// was opened with), built under the anomaly rules of `rules`, and naming an event the log holds with the
 /// same hash and Merkle root. Otherwise says why (the caller replays the whole log instead).
 pub(crate) fn load(
     store: &dyn LogStore,
     slot: Slot,
     keys: &[VerifyingKey],
-    config: &AnalysisConfig,
+    rules: &AnalysisRules,
 ) -> LedgerResult<Result<Loaded, String>> {
     let Some(header) = store.get_side(slot.header)? else {
         return Ok(Err("no snapshot is stored".into()));
@@ -162,14 +162,14 @@ pub(crate) fn load(
         Ok(body) => body,
         Err(why) => return Ok(Err(why)),
     };
-    Ok(resume_from(store, &header, body, config, slot))
+    Ok(resume_from(store, &header, body, rules, slot))
 }
 
 fn resume_from(
     store: &dyn LogStore,
     header: &Header,
     body: Body,
-    config: &AnalysisConfig,
+    rules: &AnalysisRules,
     slot: Slot,
 ) -> Result<Loaded, String> {
     let seq = body.seq;
@@ -197,10 +197,10 @@ fn resume_from(
     };
     let projections = if slot.body == ARCHIVE_BASE.body {
         // No replay can rebuild the archived prefix under other rules: its state stands as recorded.
-        body.projections.restored_as_recorded(config.clone())
+        body.projections.restored_as_recorded(rules.clone())
     } else {
         body.projections
-            .restored(config.clone())
+            .restored(rules.clone())
             .ok_or("the snapshot was built under other [anomaly] rules")?
     };
     let root = frontier.root();
@@ -265,7 +265,7 @@ pub(crate) fn check_prefix(
     root: Hash32,
     cancel: &AtomicBool,
 ) -> LedgerResult<bool> {
-    let start = crate::audit::archive::replay_start(store, AnalysisConfig::default())?;
+    let start = crate::ledger::archive::replay_start(store, AnalysisRules::default())?;
     // Every signature too, not only the chain and the root: a flipped signature byte changes neither.
     let mut pending: Vec<PendingSignature> = Vec::with_capacity(SIGNATURE_CHUNK);
     let mut visit = |record: &StoredRecord, _: &crate::event::Event, signers: &SignerRegistry| {

@@ -6,7 +6,7 @@ use super::snapshot;
 use super::{replay_log_with, ReplayOutcome, Shared};
 use crate::audit::anchor::AnchorConfig;
 use crate::chain::LedgerSigner;
-use crate::config::AnalysisConfig;
+use crate::projection::AnalysisRules;
 use crate::error::{LedgerError, LedgerResult};
 use crate::signers::SignerRegistry;
 use crate::store::{Head, LogStore};
@@ -50,13 +50,13 @@ pub(crate) struct Opened {
 pub(crate) fn open_state(
     store: &dyn LogStore,
     candidates: &[LedgerSigner],
-    config: &AnalysisConfig,
+    rules: &AnalysisRules,
     startup: Startup,
 ) -> LedgerResult<Opened> {
     let mut refused = None;
     if startup == Startup::Snapshot {
-        match snapshot::load(store, snapshot::SERVING, &public_keys(candidates), config)? {
-            Ok(loaded) if loaded.head.seq < crate::audit::archive::archived_size(store)? => {
+        match snapshot::load(store, snapshot::SERVING, &public_keys(candidates), rules)? {
+            Ok(loaded) if loaded.head.seq < crate::store::archived_size(store)? => {
                 tracing::info!(
                     "the projection snapshot predates the archived prefix; replaying from its base"
                 );
@@ -80,7 +80,7 @@ pub(crate) fn open_state(
             }
         }
     }
-    let replayed = replay_log_with(store, None, None, config.clone())?;
+    let replayed = replay_log_with(store, None, None, rules.clone())?;
     // The replay checked the signatures after the newest checkpoint only (the ones before are covered by its
     // signed root); a server also checks those in the background, so a damaged signature is found at start.
     let unchecked_prefix = match (startup, replayed.head) {
@@ -143,10 +143,10 @@ pub(crate) fn check_anchor(
 pub fn replay_from_snapshot(
     store: &dyn LogStore,
     signers: &[LedgerSigner],
-    config: &AnalysisConfig,
+    rules: &AnalysisRules,
 ) -> LedgerResult<Result<ReplayOutcome, String>> {
     Ok(
-        match snapshot::load(store, snapshot::SERVING, &public_keys(signers), config)? {
+        match snapshot::load(store, snapshot::SERVING, &public_keys(signers), rules)? {
             Ok(loaded) => Ok(replay_from(store, None, None, loaded.resume)?),
             Err(why) => Err(why),
         },
@@ -225,7 +225,7 @@ impl Snapshotter {
     }
 
     fn signer_rotated(&self, store: &dyn LogStore) -> LedgerResult<bool> {
-        Ok(super::rotation_seqs(store)?
+        Ok(crate::audit::rotations::rotation_seqs(store)?
             .iter()
             .any(|seq| *seq >= self.opened_next_seq))
     }

@@ -290,7 +290,7 @@ fn write(
             .after_leaf(&state.frontier, signer, &mut batch, &mut notes);
         if let EventData::SignerRotated(rotation) = &event.data {
             batch.side.push((
-                super::signer_side_key(event.seq),
+                crate::audit::rotations::signer_side_key(event.seq),
                 rotation.new_public_key.clone().into_bytes(),
             ));
         }

@@ -80,7 +80,7 @@ impl Command for RecordAction {
             });
         // Never lock everyone out: the last usable admin key is flagged, not suspended.
         let suspend = match suspend {
-            Some((_, key_id)) if crate::keys::guards::an_admin_remains(ctx, &[key_id]).is_err() => {
+            Some((_, key_id)) if ctx.state().an_admin_remains(now, &[key_id]).is_err() => {
                 anomaly.action = Some("alert_only (the last active ledger:admin key)".into());
                 None
             }

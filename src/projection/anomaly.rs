@@ -7,7 +7,7 @@
 use super::anomaly_windows::{
     denied_window_start, ip_key, network_key, DeniedBuckets, DistinctIps, Recent, EVIDENCE,
 };
-use crate::config::AnomalyConfig;
+use super::rules::AnomalyConfig;
 use crate::event::{AnomalyDetected, AnomalyPolicy, Event, EventData, KeyUsed, VerifyCode};
 use crate::time::LedgerTime;
 use serde::Serialize;

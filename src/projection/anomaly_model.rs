@@ -4,7 +4,7 @@
 //! [`EVIDENCE`] seqs.
 
 use super::anomaly_windows::{denied_window_start, EVIDENCE};
-use crate::config::AnomalyConfig;
+use super::rules::AnomalyConfig;
 use crate::event::{AnomalyDetected, AnomalyPolicy, Event, EventData, KeyUsed, VerifyCode};
 use crate::time::LedgerTime;
 use std::collections::{HashMap, HashSet, VecDeque};

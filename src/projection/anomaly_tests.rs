@@ -5,7 +5,7 @@
 use super::anomaly::AnomalyState;
 use super::anomaly_model::ModelState;
 use super::anomaly_windows::EVIDENCE;
-use crate::config::AnomalyConfig;
+use super::rules::AnomalyConfig;
 use crate::event::{Actor, AnomalyPolicy, Event, EventData, KeyUsed, VerifyCode};
 use crate::time::LedgerTime;
 use proptest::prelude::*;

@@ -195,9 +195,9 @@ impl KeyRecord {
         ip.is_some_and(|ip| self.allow_nets.iter().any(|net| net.contains(&ip)))
     }
 
-    /// True when the key's scopes grant `required` (see [`crate::keys::scope`] for the grammar).
+    /// True when the key's scopes grant `required` (see [`crate::projection::scope`] for the grammar).
     pub fn grants_scope(&self, required: &str) -> bool {
-        crate::keys::scope::any_grants(&self.config.scopes, required)
+        crate::projection::scope::any_grants(&self.config.scopes, required)
     }
 
     /// True when a request for `project` may use the key: a key bound to projects (`project_ids`) works only
@@ -212,7 +212,7 @@ impl KeyRecord {
     pub fn is_usable_admin(&self, now: LedgerTime) -> bool {
         self.status_at(now) == KeyStatus::Active
             && self.rotated_to.is_none()
-            && self.grants_scope(crate::keys::scope::LEDGER_ADMIN)
+            && self.grants_scope(crate::projection::scope::LEDGER_ADMIN)
             && self.config.project_ids.is_empty()
     }
 

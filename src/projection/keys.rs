@@ -1,6 +1,7 @@
 //! The key-state projection: every key's configuration, status and links, replayed from key events.
 
 pub use super::key_record::{KeyRecord, KeyStatus, RateStatus};
+use crate::error::{LedgerError, LedgerResult};
 use crate::event::{Event, EventData, VerifyCode};
 use crate::time::LedgerTime;
 use serde::Serialize;
@@ -107,6 +108,34 @@ impl KeyState {
         self.admins.iter().filter_map(|id| self.keys.get(id))
     }
 
+    /// Refuses a change at `now` that would leave no usable `ledger:admin` key, when there is one now. `losing`
+    /// lists the keys that stop being usable administrators through the change.
+    pub fn an_admin_remains(&self, now: LedgerTime, losing: &[Uuid]) -> LedgerResult<()> {
+        let loses_one = losing
+            .iter()
+            .any(|id| self.get(id).is_some_and(|k| k.is_usable_admin(now)));
+        if !loses_one {
+            // Most changes concern service keys: nothing to look through.
+            return Ok(());
+        }
+        let mut admins = self.admin_candidates().filter(|k| k.is_usable_admin(now));
+        let Some(first) = admins.next() else {
+            // No administrator to lose (e.g. a ledger administered only from the CLI).
+            return Ok(());
+        };
+        let remains = std::iter::once(first)
+            .chain(admins)
+            .any(|k| !losing.contains(&k.key_id));
+        if remains {
+            return Ok(());
+        }
+        Err(LedgerError::conflict(
+            "last_admin_key",
+            "this change would leave no active ledger:admin key; issue another admin key first \
+             (or, locked out already, run `keyledger admin recover` on the server)",
+        ))
+    }
+
     fn refresh_admin(&mut self, key_id: Uuid) {
         let candidate = self.keys.get(&key_id).is_some_and(|key| {
             !matches!(
@@ -114,7 +143,7 @@ impl KeyState {
                 KeyStatus::Revoked | KeyStatus::Expired | KeyStatus::Retired
             ) && key.rotated_to.is_none()
                 && key.config.project_ids.is_empty()
-                && key.grants_scope(crate::keys::scope::LEDGER_ADMIN)
+                && key.grants_scope(crate::projection::scope::LEDGER_ADMIN)
         });
         if candidate {
             self.admins.insert(key_id);

@@ -8,7 +8,6 @@ mod anomaly_model;
 #[cfg(test)]
 mod anomaly_tests;
 mod anomaly_windows;
-pub mod as_of;
 mod key_record;
 mod keys;
 pub mod listing;
@@ -16,14 +15,15 @@ pub mod reports;
 pub mod rollup;
 pub mod rollup_checkpoint;
 pub mod rollup_open;
+pub mod rules;
+pub mod scope;
 pub mod usage;
 mod usage_rows;
 mod usage_window;
 
-pub use as_of::{keys_as_of, lifecycle_as_of};
 pub use keys::{KeyRecord, KeyState, KeyStatus, RateStatus, SnapshotEntry};
+pub use rules::{AnalysisRules, AnomalyConfig, RotationDefaults};
 
-use crate::config::AnalysisConfig;
 use crate::event::{AnomalyDetected, Event, EventData};
 use anomaly::AnomalyState;
 use usage::UsageState;
@@ -42,7 +42,7 @@ pub struct PendingAction {
 /// How long a firing of `rule` suspends `key`, if at all: the key's own policy decides when it says; otherwise
 /// the `[anomaly]` defaults, except that keys holding keyledger's own scopes (`ledger:*`, `*`) are never
 /// suspended by default, since suspending a gateway's or an administrator's key is an outage of its own.
-fn suspension_for(key: &KeyRecord, rule: &str, config: &AnalysisConfig) -> Option<u32> {
+fn suspension_for(key: &KeyRecord, rule: &str, rules: &AnalysisRules) -> Option<u32> {
     let policy = key.config.anomaly_policy.as_ref();
     let suspend_on = match policy.and_then(|p| p.suspend_on.as_ref()) {
         Some(rules) => rules,
@@ -50,16 +50,16 @@ fn suspension_for(key: &KeyRecord, rule: &str, config: &AnalysisConfig) -> Optio
             .config
             .scopes
             .iter()
-            .any(|s| crate::keys::scope::reaches_ledger(s)) =>
+            .any(|s| crate::projection::scope::reaches_ledger(s)) =>
         {
             return None
         }
-        None => &config.anomaly.suspend_on,
+        None => &rules.anomaly.suspend_on,
     };
     suspend_on.iter().any(|r| r == rule).then(|| {
         policy
             .and_then(|p| p.suspend_for_secs)
-            .unwrap_or(config.anomaly.suspend_for_secs)
+            .unwrap_or(rules.anomaly.suspend_for_secs)
     })
 }
 
@@ -71,17 +71,17 @@ pub struct Projections {
     pub usage: UsageState,
     pub anomalies: AnomalyState,
     #[serde(skip)]
-    pub config: AnalysisConfig,
+    pub rules: AnalysisRules,
     /// The seq of the last event applied.
     pub applied_seq: u64,
     pending_actions: Vec<PendingAction>,
 }
 
 impl Projections {
-    pub fn new(config: AnalysisConfig) -> Self {
+    pub fn new(rules: AnalysisRules) -> Self {
         Self {
-            anomalies: AnomalyState::new(config.anomaly.clone()),
-            config,
+            anomalies: AnomalyState::new(rules.anomaly.clone()),
+            rules,
             ..Default::default()
         }
     }
@@ -99,7 +99,7 @@ impl Projections {
         );
         for finding in fired {
             let key = finding.key_id.and_then(|id| self.keys.get(&id));
-            let secs = key.and_then(|k| suspension_for(k, &finding.rule, &self.config));
+            let secs = key.and_then(|k| suspension_for(k, &finding.rule, &self.rules));
             let anomaly = AnomalyDetected {
                 action: secs.map(|secs| format!("suspend_key for {secs}s")),
                 ..finding
@@ -118,19 +118,19 @@ impl Projections {
 
     /// Projections loaded from a snapshot, given the configuration in force; `None` when they were built under
     /// other anomaly rules (a replay under the current rules would then give another state).
-    pub fn restored(mut self, config: AnalysisConfig) -> Option<Self> {
-        if self.anomalies.config() != &config.anomaly {
+    pub fn restored(mut self, rules: AnalysisRules) -> Option<Self> {
+        if self.anomalies.config() != &rules.anomaly {
             return None;
         }
-        self.config = config;
+        self.rules = rules;
         Some(self)
     }
 
     /// Projections loaded from the archived prefix's base state: kept whatever the anomaly rules are now (new
     /// events are judged by the configured rules; the windows carried over keep their state).
-    pub fn restored_as_recorded(mut self, config: AnalysisConfig) -> Self {
-        self.anomalies.set_config(config.anomaly.clone());
-        self.config = config;
+    pub fn restored_as_recorded(mut self, rules: AnalysisRules) -> Self {
+        self.anomalies.set_config(rules.anomaly.clone());
+        self.rules = rules;
         self
     }
 

@@ -85,7 +85,7 @@ pub fn rotation_days(p: &Projections, key: &KeyRecord) -> (u32, u32) {
     match &key.config.rotation_policy {
         Some(policy) => (policy.every_days, policy.notify_days_before),
         None => {
-            let d = &p.config.rotation;
+            let d = &p.rules.rotation;
             let every = if key.config.environment == "production" {
                 d.production_days
             } else {

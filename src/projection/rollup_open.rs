@@ -276,7 +276,7 @@ pub fn hour_base(store: &dyn LogStore, hour: i64, from_seq: u64) -> LedgerResult
     if !archived {
         return Ok((cells, from_seq));
     }
-    let kept = crate::audit::archive::archived_size(store)?.saturating_add(1);
+    let kept = crate::store::archived_size(store)?.saturating_add(1);
     Ok((cells, from_seq.max(kept)))
 }
 

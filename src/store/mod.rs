@@ -3,7 +3,7 @@
 //! The writer's chain logic never sees the backend; [`SledStore`] is the embedded default and a replicated
 //! database can implement [`LogStore`] later (DESIGN.md §9). Every call maps to a primary-key lookup or range scan.
 
-mod checked;
+pub mod archived;
 pub mod copy;
 mod pg;
 mod read_ahead;
@@ -27,7 +27,7 @@ mod sled_tile_files;
 mod sled_units;
 mod sled_write;
 
-pub use checked::{check_record, CheckedReader};
+pub use archived::{archived_prefix, archived_size, ArchivedPrefix, PREFIX_KEY};
 pub use pg::{PgRole, PgStore};
 pub use read_ahead::{link_before, with_read_ahead, Chunk};
 pub use record::{RecordDecodeError, StoredRecord};

@@ -3,7 +3,7 @@
 
 use super::server::Server;
 use keyledger::alerts::outbox::Outbox;
-use keyledger::alerts::receiver::{Received, Receiver};
+use keyledger::cli::demo::receiver::{Received, Receiver};
 use keyledger::alerts::AlertsConfig;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -54,7 +54,7 @@ pub async fn deadline_server(
 }
 
 pub fn start_outbox(s: &Server) -> Outbox {
-    let config: AlertsConfig = s.ledger.projections().config.alerts.clone();
+    let config: AlertsConfig = s.dir.config().unwrap().alerts;
     Outbox::start(s.ledger.clone(), &config, s.dir.identity().unwrap().origin).unwrap()
 }
 

@@ -4,7 +4,7 @@
 
 use super::{io, step};
 use crate::alerts::outbox::Outbox;
-use crate::alerts::receiver::Receiver;
+use super::receiver::Receiver;
 use crate::ledger::Ledger;
 use crate::LedgerError;
 use rand_core::{OsRng, RngCore};
@@ -69,7 +69,7 @@ impl DemoAlerts {
         origin: String,
     ) -> Result<Outbox, LedgerError> {
         let _entered = runtime.enter();
-        let config = ledger.projections().config.alerts.clone();
+        let config = crate::config::AnalysisConfig::load(&self.config_path)?.alerts;
         Outbox::start(ledger.clone(), &config, origin).map_err(LedgerError::Config)
     }
 

@@ -4,7 +4,7 @@
 use super::{io, key, step};
 use crate::api::AppState;
 use crate::event::{Actor, EventData};
-use crate::gateway::nginx::{echo_upstream, find_binary, Nginx};
+use super::nginx::{echo_upstream, find_binary, Nginx};
 use crate::gateway::{AuthzConfig, RouteRule};
 use crate::keys::{CreateKey, Requester};
 use crate::ledger::Ledger;

@@ -8,6 +8,8 @@ mod alerts;
 mod findings;
 mod gateway;
 mod investigate;
+pub mod nginx;
+pub mod receiver;
 mod traffic;
 
 pub use gateway::GatewayRun;

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const GATEWAYS_DOC: &str = include_str!("../../docs/GATEWAYS.md");
+const GATEWAYS_DOC: &str = include_str!("../../../docs/GATEWAYS.md");
 
 /// Where Debian installs nginx, or the first `nginx` on PATH.
 pub fn find_binary() -> Option<PathBuf> {

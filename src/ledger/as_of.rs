@@ -3,7 +3,7 @@
 //! changes, not to the length of the log (which is mostly uses). The usage fields (`last_used_at`,
 //! `last_used_ip`) are then filled in from each key's index read backwards to its last allowed use.
 
-use super::KeyState;
+use crate::projection::KeyState;
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::{Event, EventData};
 use crate::store::LogStore;
@@ -17,7 +17,7 @@ pub fn keys_as_of(
     durable_seq: u64,
 ) -> LedgerResult<(KeyState, u64)> {
     let (mut state, last) = lifecycle_as_of(store, time, durable_seq)?;
-    let mut reader = crate::store::CheckedReader::new(store);
+    let mut reader = crate::checked::CheckedReader::new(store);
     let ids: Vec<_> = state.iter().map(|k| k.key_id).collect();
     for key_id in ids {
         if let Some((at, ip)) = last_allowed_use(store, &mut reader, key_id, last + 1)? {
@@ -37,17 +37,17 @@ pub fn lifecycle_as_of(
     let end = store
         .first_seq_at_or_after(time.plus_micros(1))?
         .min(durable_seq + 1);
-    let (mut state, start) = match crate::audit::archive::archived_prefix(store)? {
+    let (mut state, start) = match crate::store::archived_prefix(store)? {
         None => (KeyState::default(), 1),
         Some(prefix) if time < prefix.last_time => {
             return Err(prefix.reached(format!("the key state as of {time}")))
         }
         Some(prefix) => {
-            let base = crate::audit::archive::replay_start(store, Default::default())?;
+            let base = super::archive::replay_start(store, Default::default())?;
             (base.outcome.projections.keys, prefix.size + 1)
         }
     };
-    let mut reader = crate::store::CheckedReader::new(store);
+    let mut reader = crate::checked::CheckedReader::new(store);
     for seq in store.lifecycle_seqs(start, end.max(start)) {
         let seq = seq?;
         let record = reader.get_indexed(seq)?;
@@ -61,7 +61,7 @@ pub fn lifecycle_as_of(
 /// The time and client IP of the key's newest allowed use before seq `end`.
 fn last_allowed_use(
     store: &dyn LogStore,
-    reader: &mut crate::store::CheckedReader<'_>,
+    reader: &mut crate::checked::CheckedReader<'_>,
     key_id: uuid::Uuid,
     end: u64,
 ) -> LedgerResult<Option<(LedgerTime, Option<String>)>> {

@@ -88,16 +88,16 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
             .unwrap_or_default()
             .to_string()
     };
-    let signature = header(super::sign::SIGNATURE_HEADER);
+    let signature = header(crate::alerts::sign::SIGNATURE_HEADER);
     let now = chrono::Utc::now().timestamp();
-    let signed = super::sign::verify(&inner.secret, &signature, &body, now, 300);
+    let signed = crate::alerts::sign::verify(&inner.secret, &signature, &body, now, 300);
     let acknowledged = inner.seen.fetch_add(1, Ordering::SeqCst) >= inner.fail_first;
     inner
         .received
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .push(Received {
-            alert_id: header(super::sign::ALERT_ID_HEADER),
+            alert_id: header(crate::alerts::sign::ALERT_ID_HEADER),
             signature,
             body: body.to_vec(),
             signed,

@@ -4,7 +4,7 @@
 //! too, since its body was hashed after a different predecessor. (Signatures are checked where the whole log is
 //! walked: open, replay and `audit verify`.)
 
-use super::{LogStore, StoredRecord};
+use crate::store::{LogStore, StoredRecord};
 use crate::chain::{chain_hash, Hash32, GENESIS_PREV};
 use crate::error::{LedgerError, LedgerResult};
 
@@ -71,7 +71,7 @@ impl<'a> CheckedReader<'a> {
             _ => match self.store.get(seq - 1)? {
                 Some(previous) => previous.hash,
                 None => {
-                    if let Some(prefix) = crate::audit::archive::archived_prefix(self.store)?
+                    if let Some(prefix) = crate::store::archived_prefix(self.store)?
                         .filter(|p| seq - 1 <= p.size)
                     {
                         return Err(prefix.reached(format!("event {seq}")));

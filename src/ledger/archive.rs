@@ -3,82 +3,32 @@
 //! prefix (its size, the hash of its last event, the checkpoint covering it); replays and verification start
 //! from there, and a read that reaches into the prefix is an `archived` error naming the archive file.
 
-use super::checkpoint::{checkpoint_key, Checkpoint, CHECKPOINT_EVERY};
-use super::export::{write_export, ExportRequest};
-use super::tree::STORED_LEVEL;
-use super::verify::signers_before;
+use crate::audit::checkpoint::{checkpoint_key, Checkpoint, CHECKPOINT_EVERY};
+use crate::audit::export::{write_export, ExportRequest};
+use crate::audit::rotations::rotation_seqs;
+use crate::audit::tree::STORED_LEVEL;
+use crate::audit::verify::signers_before;
 use crate::chain::{parse_public_key_hex, LedgerSigner};
-use crate::config::AnalysisConfig;
+use crate::projection::AnalysisRules;
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::{Event, EventData};
-use crate::ledger::snapshot::{self, ARCHIVE_BASE};
-use crate::ledger::{replay_range, Apply, Ledger, Resume};
-use crate::store::LogStore;
+use super::snapshot::{self, ARCHIVE_BASE};
+use super::{replay_range, Apply, Ledger, Resume};
+use crate::store::{archived_prefix, archived_size, ArchivedPrefix, LogStore, PREFIX_KEY};
 use crate::time::LedgerTime;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::io::{BufReader, Read};
 use std::path::Path;
 
-/// Side entry describing the archived prefix.
-pub const PREFIX_KEY: &[u8] = b"archive/prefix";
 /// Records of a 16-event block stay together. With Merkle tiles (which stay when the records go) the tree needs
 /// none of them; a ledger archived before tiles computes its proofs below level 4 from them.
 const BLOCK: u64 = 1 << STORED_LEVEL;
 
-/// What the store remembers of the archived events 1..=size.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ArchivedPrefix {
-    pub size: u64,
-    /// Hash of event `size`: what event `size + 1` chains from.
-    pub last_hash: String,
-    pub last_time: LedgerTime,
-    /// The signed checkpoint note of the first `size` events.
-    pub checkpoint: String,
-    /// The archive file as named when it was written, and the SHA-256 of its bytes.
-    pub file: String,
-    pub file_sha256: String,
-    pub archived_at: LedgerTime,
-    /// The size of the prefix archived before this one (its file holds events 1..=previous).
-    pub previous: u64,
-}
-
-impl ArchivedPrefix {
-    /// The error for a question about event `seq` or time `at` inside the prefix.
-    pub fn reached(&self, what: String) -> LedgerError {
-        LedgerError::Archived {
-            through: self.size,
-            message: format!(
-                "{what} reaches into the archived events 1..={} (older than {}): they are in {} (sha256 {}); \
-                 check them with `keyledger audit verify-export {}`",
-                self.size, self.last_time, self.file, self.file_sha256, self.file
-            ),
-        }
-    }
-}
-
-/// The archived prefix, if events were archived.
-pub fn archived_prefix(store: &dyn LogStore) -> LedgerResult<Option<ArchivedPrefix>> {
-    match store.get_side(PREFIX_KEY)? {
-        None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| LedgerError::Corrupt {
-                seq: 0,
-                problem: format!("the archived prefix record is unreadable: {e}"),
-            }),
-    }
-}
-
-/// The size of the archived prefix (0 when nothing was archived).
-pub fn archived_size(store: &dyn LogStore) -> LedgerResult<u64> {
-    Ok(archived_prefix(store)?.map_or(0, |p| p.size))
-}
-
 /// Where every replay starts: the genesis, or the signed base state after the archived prefix.
-pub(crate) fn replay_start(store: &dyn LogStore, config: AnalysisConfig) -> LedgerResult<Resume> {
+pub(crate) fn replay_start(store: &dyn LogStore, rules: AnalysisRules) -> LedgerResult<Resume> {
     let Some(prefix) = archived_prefix(store)? else {
-        return Ok(Resume::genesis(crate::projection::Projections::new(config)));
+        return Ok(Resume::genesis(crate::projection::Projections::new(rules)));
     };
     let corrupt = |problem: String| LedgerError::Corrupt {
         seq: prefix.size,
@@ -96,7 +46,7 @@ pub(crate) fn replay_start(store: &dyn LogStore, config: AnalysisConfig) -> Ledg
         .map_err(|_| corrupt("the genesis names an invalid public key".into()))?;
     let signers = signers_before(store, anchor, u64::MAX)?;
     let keys: Vec<_> = signers.entries().iter().map(|s| s.key).collect();
-    let loaded = snapshot::load(store, ARCHIVE_BASE, &keys, &config)?.map_err(|why| {
+    let loaded = snapshot::load(store, ARCHIVE_BASE, &keys, &rules)?.map_err(|why| {
         corrupt(format!(
             "the state after the archived prefix cannot be used: {why}"
         ))
@@ -138,7 +88,7 @@ pub fn archive(
     signer: &LedgerSigner,
     before: LedgerTime,
     out: &Path,
-    config: &AnalysisConfig,
+    rules: &AnalysisRules,
 ) -> LedgerResult<ArchiveSummary> {
     let store = ledger.store().as_ref();
     let previous = archived_size(store)?;
@@ -170,7 +120,7 @@ pub fn archive(
     })?;
     let written = write_file(ledger, &checkpoint, &note, previous, out)?;
 
-    let start = replay_start(store, config.clone())?;
+    let start = replay_start(store, rules.clone())?;
     let (base, _) = replay_range(store, start, size + 1, Apply::Projections, None, None)?;
     let head = base.head.ok_or_else(|| LedgerError::Corrupt {
         seq: size,
@@ -273,7 +223,7 @@ fn write_file(
         hasher.update(&buffer[..n]);
     }
     let reader = BufReader::new(std::fs::File::open(out).map_err(|e| io("reading", e))?);
-    let check = super::verify_export::verify_export(reader, anchor, None).map_err(|failure| {
+    let check = crate::audit::verify_export::verify_export(reader, anchor, None).map_err(|failure| {
         LedgerError::Config(format!(
             "the archive written to {} does not verify (line {}: {}); nothing was removed",
             out.display(),
@@ -304,7 +254,7 @@ fn kept_records(store: &dyn LogStore, size: u64) -> LedgerResult<Vec<u64>> {
         start..=start + BLOCK - 1
     };
     let mut keep: Vec<u64> = vec![1];
-    for seq in crate::ledger::rotation_seqs(store)? {
+    for seq in rotation_seqs(store)? {
         if seq <= size {
             keep.extend(block_of(seq.saturating_sub(1).max(1)));
             keep.extend(block_of(seq));
