@@ -7,9 +7,9 @@
 mod load;
 
 use keyledger::api::{serve, AppState};
+use keyledger::cli::demo::nginx::{echo_upstream, find_binary, Nginx};
 use keyledger::datadir::DataDir;
 use keyledger::event::{Actor, KeyConfig};
-use keyledger::cli::demo::nginx::{echo_upstream, find_binary, Nginx};
 use keyledger::gateway::{AuthzConfig, RouteRule};
 use keyledger::keys::{CreateKey, Requester};
 use std::sync::Arc;

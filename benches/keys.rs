@@ -5,8 +5,8 @@
 use keyledger::datadir::DataDir;
 use keyledger::event::{Actor, EventData, KeyConfig, KeyUsed, VerifyCode};
 use keyledger::keys::{decide, CreateKey, Request, Requester, VerifyKey};
-use keyledger::ledger::AppendEvents;
 use keyledger::ledger::keys_as_of;
+use keyledger::ledger::AppendEvents;
 use keyledger::secret;
 use keyledger::time::LedgerTime;
 use std::net::IpAddr;

@@ -4,9 +4,9 @@
 //! too, since its body was hashed after a different predecessor. (Signatures are checked where the whole log is
 //! walked: open, replay and `audit verify`.)
 
-use crate::store::{LogStore, StoredRecord};
 use crate::chain::{chain_hash, Hash32, GENESIS_PREV};
 use crate::error::{LedgerError, LedgerResult};
+use crate::store::{LogStore, StoredRecord};
 
 /// Checks records in any order, remembering the last one so contiguous reads cost no extra lookup.
 pub struct CheckedReader<'a> {
@@ -71,8 +71,8 @@ impl<'a> CheckedReader<'a> {
             _ => match self.store.get(seq - 1)? {
                 Some(previous) => previous.hash,
                 None => {
-                    if let Some(prefix) = crate::store::archived_prefix(self.store)?
-                        .filter(|p| seq - 1 <= p.size)
+                    if let Some(prefix) =
+                        crate::store::archived_prefix(self.store)?.filter(|p| seq - 1 <= p.size)
                     {
                         return Err(prefix.reached(format!("event {seq}")));
                     }

@@ -1,8 +1,8 @@
 //! Reading events back: by seq range, time window or key, never past the last durable event.
 
+use crate::checked::CheckedReader;
 use crate::error::LedgerResult;
 use crate::event::Event;
-use crate::checked::CheckedReader;
 use crate::store::{LogStore, StoreResult, StoredRecord};
 use crate::time::LedgerTime;
 use uuid::Uuid;

@@ -4,12 +4,12 @@
 
 use keyledger::alerts::deadlines::Deadlines;
 use keyledger::alerts::{time_alerts, Alert};
-use keyledger::projection::{AnalysisRules, RotationDefaults};
 use keyledger::event::{
     Actor, Event, EventData, KeyConfig, KeyCreated, KeyPatch, KeyRotated, KeyStatusChange,
     KeySuspended, RotationPolicy,
 };
 use keyledger::projection::Projections;
+use keyledger::projection::{AnalysisRules, RotationDefaults};
 use keyledger::time::LedgerTime;
 use proptest::prelude::*;
 use std::collections::BTreeMap;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use keyledger::audit::{anchor, verify_log, VerifyRange};
+use keyledger::audit::{anchor, anchor_check, verify_log, VerifyRange};
 use keyledger::chain::LedgerSigner;
 use keyledger::datadir::{rotation, DataDir, KeySource};
 use keyledger::event::{Actor, EventData, SignerRotated};
@@ -253,7 +253,7 @@ fn truncation_sweep_with_an_anchor_has_no_silent_loss_and_no_panic() {
                     if !report.is_ok() {
                         return "verify found it";
                     }
-                    match anchor::check_log_against(
+                    match anchor_check::check_log_against(
                         store.as_ref(),
                         copy.anchor_public_key().unwrap(),
                         &identity.origin,
@@ -616,7 +616,7 @@ fn an_anchor_command_receives_every_checkpoint_on_its_standard_input() {
         "the 1,024 one and the one at shutdown"
     );
     let store = dir.open_store().unwrap();
-    let kept = anchor::check_log_against(
+    let kept = anchor_check::check_log_against(
         store.as_ref(),
         dir.anchor_public_key().unwrap(),
         &identity.origin,

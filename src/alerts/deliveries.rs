@@ -2,13 +2,14 @@
 //! outbox's persisted state (cursor, pending time-based alerts, fired marks), and Prometheus counters.
 
 use super::Alert;
-use crate::error::LedgerResult;
+use crate::error::{LedgerError, LedgerResult};
+use crate::ledger::Ledger;
 use crate::store::LogStore;
 use crate::time::LedgerTime;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Delivery records kept per sink; older ones are removed.
 pub const KEPT_PER_SINK: usize = 1_000;
@@ -169,4 +170,15 @@ impl AlertMetrics {
         }
         out
     }
+}
+
+/// Runs blocking store work off the async workers.
+pub(super) async fn blocking<T: Send + 'static>(
+    ledger: &Arc<Ledger>,
+    work: impl FnOnce(&dyn LogStore) -> LedgerResult<T> + Send + 'static,
+) -> LedgerResult<T> {
+    let store = ledger.store().clone();
+    tokio::task::spawn_blocking(move || work(store.as_ref()))
+        .await
+        .map_err(|e| LedgerError::Config(format!("an alert task failed: {e}")))?
 }

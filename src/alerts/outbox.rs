@@ -4,13 +4,12 @@
 //! per deadline, marking them fired in the same write that queues them. A failing sink retries with exponential
 //! backoff and jitter on its own task: appends and the other sinks never wait for it.
 
-use super::deliveries::{self, AlertMetrics, Delivery, DeliveryStatus, Outcome};
+use super::deliveries::{self, blocking, AlertMetrics, Delivery, DeliveryStatus, Outcome};
 use super::sign::{signature_header, ALERT_ID_HEADER, SIGNATURE_HEADER};
 use super::{Alert, AlertsConfig, SinkConfig, SinkFormat};
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::Event;
 use crate::ledger::Ledger;
-use crate::store::LogStore;
 use rand_core::{OsRng, RngCore};
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,17 +87,6 @@ impl Outbox {
         }
         Ok(Outbox { metrics, tasks })
     }
-}
-
-/// Runs blocking store work off the async workers.
-pub(super) async fn blocking<T: Send + 'static>(
-    ledger: &Arc<Ledger>,
-    work: impl FnOnce(&dyn LogStore) -> LedgerResult<T> + Send + 'static,
-) -> LedgerResult<T> {
-    let store = ledger.store().clone();
-    tokio::task::spawn_blocking(move || work(store.as_ref()))
-        .await
-        .map_err(|e| LedgerError::Config(format!("an alert task failed: {e}")))?
 }
 
 async fn run_sink(

@@ -5,7 +5,7 @@
 
 use super::deadlines::Deadlines;
 use super::deliveries;
-use super::outbox::blocking;
+use super::deliveries::blocking;
 use super::{Alert, AlertsConfig, SinkConfig};
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::Event;

@@ -127,8 +127,12 @@ impl AppState {
 /// `GET /console/{file}`: the console's scripts and style sheet.
 async fn console_asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
     crate::console::asset(&file).unwrap_or_else(|| {
-        error::ApiError::new(StatusCode::NOT_FOUND, "no_route", format!("no console file {file:?}"))
-            .into_response()
+        error::ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_route",
+            format!("no console file {file:?}"),
+        )
+        .into_response()
     })
 }
 

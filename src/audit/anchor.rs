@@ -171,17 +171,6 @@ pub fn split_notes(text: &str) -> Vec<String> {
     notes
 }
 
-/// Checks the stored log against every checkpoint kept in `kept` (an anchor file's text or one note) and returns
-/// the newest kept size; see [`super::anchor_check::check_every_note`].
-pub fn check_log_against(
-    store: &dyn crate::store::LogStore,
-    anchor: ed25519_dalek::VerifyingKey,
-    origin: &str,
-    kept: &str,
-) -> crate::LedgerResult<u64> {
-    super::anchor_check::check_every_note(store, anchor, origin, kept).map(|report| report.newest)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -172,3 +172,14 @@ pub fn check_writer_against(
     })?;
     Ok(Some(size))
 }
+
+/// Checks the stored log against every checkpoint kept in `kept` (an anchor file's text or one note) and returns
+/// the newest kept size; see [`check_every_note`].
+pub fn check_log_against(
+    store: &dyn crate::store::LogStore,
+    anchor: ed25519_dalek::VerifyingKey,
+    origin: &str,
+    kept: &str,
+) -> crate::LedgerResult<u64> {
+    check_every_note(store, anchor, origin, kept).map(|report| report.newest)
+}

@@ -2,7 +2,6 @@
 //! member names at any depth (two parsers must never see two different bodies), only the members its kind
 //! allows (docs/FORMAT.md §10); and the record lines' hash, link and signature fields.
 
-use super::verify_export::{fail, Check};
 use crate::canonical::canonical_value_bytes;
 use crate::chain::{chain_hash, Hash32};
 use crate::event::Event;
@@ -10,6 +9,25 @@ use crate::time::LedgerTime;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use std::fmt;
+
+/// Where and why an export failed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, thiserror::Error)]
+#[error("line {line}{}: {problem}", seq.map(|s| format!(" (seq {s})")).unwrap_or_default())]
+pub struct ExportFailure {
+    pub line: u64,
+    pub seq: Option<u64>,
+    pub problem: String,
+}
+
+pub(super) type Check<T> = Result<T, ExportFailure>;
+
+pub(super) fn fail<T>(line: u64, seq: Option<u64>, problem: impl Into<String>) -> Check<T> {
+    Err(ExportFailure {
+        line,
+        seq,
+        problem: problem.into(),
+    })
+}
 
 /// Members each kind of line may have.
 fn allowed(kind: &str) -> Option<&'static [&'static str]> {

@@ -8,6 +8,7 @@ mod export_lines;
 pub mod merkle;
 mod problem;
 pub mod rotations;
+mod tile_read;
 pub mod tiles;
 pub mod tree;
 pub mod verify;

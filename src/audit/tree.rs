@@ -32,7 +32,7 @@ impl SubtreeSource for StoredTree<'_> {
     type Error = LedgerError;
 
     fn subtree(&self, level: u32, index: u64) -> LedgerResult<Hash32> {
-        if let Some(hash) = super::tiles::subtree_from_tile(self.store, level, index)? {
+        if let Some(hash) = super::tile_read::subtree_from_tile(self.store, level, index)? {
             return Ok(hash);
         }
         // No tile holds it (a ledger written before tiles): the old node entry, else computed.

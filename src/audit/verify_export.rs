@@ -3,7 +3,10 @@
 //! endorsements, the closing checkpoint's signature, the inclusion of the window in it, and the consistency proof
 //! that the log only grew. The first bad line is reported with why.
 
-use super::export_lines::{check_link, check_record, parse_header, proof_field, RecordLine};
+pub use super::export_lines::ExportFailure;
+use super::export_lines::{
+    check_link, check_record, fail, parse_header, proof_field, Check, RecordLine,
+};
 use crate::chain::{verify_hash_signature, Hash32, GENESIS_PREV};
 use crate::event::EventData;
 use crate::signers::SignerRegistry;
@@ -19,15 +22,6 @@ use lines::Lines;
 
 const SIGNATURE_CHUNK: usize = 4096;
 
-/// Where and why an export failed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("line {line}{}: {problem}", seq.map(|s| format!(" (seq {s})")).unwrap_or_default())]
-pub struct ExportFailure {
-    pub line: u64,
-    pub seq: Option<u64>,
-    pub problem: String,
-}
-
 /// What a valid export proved.
 #[derive(Clone, Debug, Serialize)]
 pub struct ExportCheck {
@@ -41,16 +35,6 @@ pub struct ExportCheck {
     /// The range the export claims to cover (null: from the first event / up to the checkpoint).
     pub requested_from: Option<String>,
     pub requested_to: Option<String>,
-}
-
-pub(super) type Check<T> = Result<T, ExportFailure>;
-
-pub(super) fn fail<T>(line: u64, seq: Option<u64>, problem: impl Into<String>) -> Check<T> {
-    Err(ExportFailure {
-        line,
-        seq,
-        problem: problem.into(),
-    })
 }
 
 /// Signatures waiting to be batch-verified, with their lines.

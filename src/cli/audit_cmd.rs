@@ -1,12 +1,12 @@
 //! `keyledger audit …`: verification of the stored chain.
 
+use super::audit_verify::{print_verify_report, VerifyArgs};
 use super::progress::events_bar;
 use super::remote::{local_only, Remote};
-use super::{Cli, CliError, CliResult, EXIT_VERIFY_FAILED};
-use crate::audit::{verify_log, VerifyRange, VerifyReport};
-use crate::time::LedgerTime;
+use super::{Cli, CliError, CliResult};
+use crate::audit::{verify_log, VerifyRange};
 use crate::LedgerError;
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
@@ -26,23 +26,6 @@ pub enum AuditCommand {
     RotateSigner(super::proof_cmd::RotateSignerArgs),
     /// Move the events older than a time out of the live store into a verifiable export file.
     Archive(super::archive_cmd::ArchiveArgs),
-}
-
-#[derive(Args, Debug)]
-pub struct VerifyArgs {
-    /// Verify events at or after this time.
-    #[arg(long, allow_hyphen_values = true)]
-    pub from: Option<LedgerTime>,
-    /// Verify events before this time.
-    #[arg(long, allow_hyphen_values = true)]
-    pub to: Option<LedgerTime>,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// A file of checkpoints kept outside the data directory (the `[anchor] file`, or one saved note): the log
-    /// must hold the events of every note in it, with its root.
-    #[arg(long)]
-    pub anchor: Option<std::path::PathBuf>,
 }
 
 pub fn run(cli: &Cli, command: &AuditCommand) -> CliResult {
@@ -127,38 +110,4 @@ fn verify(cli: &Cli, args: &VerifyArgs) -> CliResult {
         );
     }
     Ok(())
-}
-
-/// Prints a verification report (JSON, or one line when it passed); a problem is exit code 3.
-pub(super) fn print_verify_report(
-    report: &VerifyReport,
-    json: bool,
-    elapsed: std::time::Duration,
-) -> CliResult {
-    if json {
-        super::key_output::print_json(report)?;
-    } else if report.is_ok() {
-        println!(
-            "OK: events {}..={} verify ({} events, {} signatures, {} index entries, {:.2}s)",
-            report.from_seq,
-            report.to_seq,
-            report.events_checked,
-            report.signatures_checked,
-            report.index_entries_checked,
-            elapsed.as_secs_f64()
-        );
-    }
-    match report.first_problem() {
-        None => Ok(()),
-        Some(problem) => Err(CliError::new(
-            EXIT_VERIFY_FAILED,
-            format!(
-                "verification FAILED at seq {}: {:?}: {} ({} problem(s) found)",
-                problem.seq,
-                problem.kind,
-                problem.detail,
-                report.problems.len()
-            ),
-        )),
-    }
 }

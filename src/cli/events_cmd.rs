@@ -3,12 +3,12 @@
 use super::remote::{window_query, Remote};
 use super::{Cli, CliError, CliResult, EXIT_FAILED};
 use crate::chain::LedgerSigner;
+use crate::checked::CheckedReader;
 use crate::datadir::SIGNING_KEY_ENV;
 use crate::event::Actor;
 use crate::incident::IncidentFilter;
 use crate::keys::{CreateKey, Requester};
 use crate::query::{seq_range, EventFilter};
-use crate::checked::CheckedReader;
 use crate::time::LedgerTime;
 use clap::Args;
 use std::io::Write;

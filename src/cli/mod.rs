@@ -9,6 +9,7 @@ mod analysis_cmd;
 mod analysis_output;
 mod archive_cmd;
 mod audit_cmd;
+mod audit_verify;
 pub mod demo;
 
 mod events_cmd;
@@ -16,6 +17,7 @@ mod events_follow;
 mod key_args;
 mod key_cmd;
 pub mod key_output;
+mod key_request;
 mod progress;
 mod proof_cmd;
 mod remote;
@@ -24,6 +26,7 @@ mod remote_keys;
 mod serve;
 mod store_cmd;
 mod store_migrate;
+mod store_report;
 mod store_salvage;
 
 use crate::datadir::{DataDir, KeySource};

@@ -1,6 +1,6 @@
 //! `keyledger audit verify | checkpoint | export` in client mode, through `/v1/audit/…` (a `ledger:audit` key).
 
-use super::audit_cmd::{print_verify_report, VerifyArgs};
+use super::audit_verify::{print_verify_report, VerifyArgs};
 use super::proof_cmd::{CheckpointArgs, ExportArgs};
 use super::remote::{window_query, Remote};
 use super::{CliError, CliResult, EXIT_FAILED};

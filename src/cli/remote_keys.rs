@@ -2,8 +2,8 @@
 //! answers printed by the same functions as the local commands.
 
 use super::key_args::*;
-use super::key_cmd::{config_of, patch_of, read_secret_arg, verify_request};
 use super::key_output::*;
+use super::key_request::{config_of, patch_of, read_secret_arg, verify_request};
 use super::remote::Remote;
 use super::{CliError, CliResult, EXIT_FAILED};
 use crate::event::Event;

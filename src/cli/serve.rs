@@ -174,9 +174,12 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
         let (_outbox, sinks) = if args.follower {
             (None, 0)
         } else {
-                        let outbox =
-                crate::alerts::outbox::Outbox::start(ledger.clone(), &config.alerts, origin.clone())
-                    .map_err(|e| CliError::new(2, e))?;
+            let outbox = crate::alerts::outbox::Outbox::start(
+                ledger.clone(),
+                &config.alerts,
+                origin.clone(),
+            )
+            .map_err(|e| CliError::new(2, e))?;
             state.alert_metrics = Some(outbox.metrics.clone());
             (Some(outbox), config.alerts.sinks.len())
         };

@@ -2,6 +2,7 @@
 //! verifies the copy with the ledger's public key.
 
 use super::remote::local_only;
+use super::store_report::first_problem;
 use super::{Cli, CliError, CliResult, EXIT_FAILED, EXIT_VERIFY_FAILED};
 use crate::audit::{verify_log, VerifyRange};
 use crate::datadir::DataDir;
@@ -113,13 +114,6 @@ fn copy(cli: &Cli, args: &CopyArgs) -> CliResult {
         );
     }
     Ok(())
-}
-
-/// The first problem verification found, as the store commands name it.
-pub(super) fn first_problem(report: &crate::audit::VerifyReport) -> Option<String> {
-    report
-        .first_problem()
-        .map(|p| format!("seq {}: {:?}: {}", p.seq, p.kind, p.detail))
 }
 
 /// A broken link found by the copy, named at the event whose body changed when the stored tree says which: in a

@@ -65,7 +65,7 @@ pub fn migrate(cli: &Cli) -> CliResult {
     if !verified.is_ok()
         || target.head().map_err(LedgerError::from)? != source.head().map_err(LedgerError::from)?
     {
-        let first = super::store_cmd::first_problem(&verified)
+        let first = super::store_report::first_problem(&verified)
             .unwrap_or_else(|| "its head differs from the old log's".into());
         return Err(CliError::new(
             EXIT_VERIFY_FAILED,

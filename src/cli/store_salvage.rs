@@ -5,12 +5,12 @@
 use super::remote::local_only;
 use super::{Cli, CliError, CliResult, EXIT_FAILED, EXIT_VERIFY_FAILED};
 use crate::audit::checkpoint::{checkpoint_key, stored_checkpoints, Checkpoint, CHECKPOINT_EVERY};
+use crate::audit::rotations::{rotation_seqs, signer_side_key};
 use crate::audit::tree::Frontier;
 use crate::audit::{verify_log, VerifyRange};
 use crate::chain::LedgerSigner;
 use crate::datadir::DataDir;
 use crate::event::Event;
-use crate::audit::rotations::{rotation_seqs, signer_side_key};
 use crate::store::salvage::{ChainFollower, SalvageSource};
 use crate::store::{AppendBatch, LogStore, SledStore, ATTRIBUTE_INDEX_MARKER};
 use crate::LedgerError;

@@ -235,13 +235,12 @@ impl DataDir {
                 "the configured store already holds a ledger's events; give this ledger its own database".into(),
             ));
         }
-        let ledger =
-            Ledger::open_with_clock(
-                store,
-                vec![signer],
-                self.config()?.ledger_settings(),
-                self.clock.clone(),
-            )?;
+        let ledger = Ledger::open_with_clock(
+            store,
+            vec![signer],
+            self.config()?.ledger_settings(),
+            self.clock.clone(),
+        )?;
         ledger.submit_blocking(AppendEvents {
             actor: Actor::local_operator(),
             request_id: None,

@@ -14,10 +14,10 @@ pub use verify::{check_request, decide, Decision, Request, VerifyAnswer, VerifyK
 
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::Event;
+use crate::projection::scope;
 use crate::projection::{KeyRecord, KeyState, KeyStatus};
 use crate::secret::{self, SecretHash};
 use crate::store::LogStore;
-use crate::projection::scope;
 use crate::time::LedgerTime;
 use serde::Deserialize;
 use uuid::Uuid;

@@ -3,18 +3,16 @@
 //! prefix (its size, the hash of its last event, the checkpoint covering it); replays and verification start
 //! from there, and a read that reaches into the prefix is an `archived` error naming the archive file.
 
+use super::snapshot::{self, ARCHIVE_BASE};
+use super::{replay_range, Apply, Ledger};
 use crate::audit::checkpoint::{checkpoint_key, Checkpoint, CHECKPOINT_EVERY};
 use crate::audit::export::{write_export, ExportRequest};
 use crate::audit::rotations::rotation_seqs;
 use crate::audit::tree::STORED_LEVEL;
-use crate::audit::verify::signers_before;
-use crate::chain::{parse_public_key_hex, LedgerSigner};
-use crate::projection::AnalysisRules;
+use crate::chain::LedgerSigner;
 use crate::error::{LedgerError, LedgerResult};
-use crate::event::{Event, EventData};
-use super::snapshot::{self, ARCHIVE_BASE};
-use super::{replay_range, Apply, Ledger, Resume};
-use crate::store::{archived_prefix, archived_size, ArchivedPrefix, LogStore, PREFIX_KEY};
+use crate::projection::AnalysisRules;
+use crate::store::{archived_size, ArchivedPrefix, LogStore, PREFIX_KEY};
 use crate::time::LedgerTime;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -24,50 +22,6 @@ use std::path::Path;
 /// Records of a 16-event block stay together. With Merkle tiles (which stay when the records go) the tree needs
 /// none of them; a ledger archived before tiles computes its proofs below level 4 from them.
 const BLOCK: u64 = 1 << STORED_LEVEL;
-
-/// Where every replay starts: the genesis, or the signed base state after the archived prefix.
-pub(crate) fn replay_start(store: &dyn LogStore, rules: AnalysisRules) -> LedgerResult<Resume> {
-    let Some(prefix) = archived_prefix(store)? else {
-        return Ok(Resume::genesis(crate::projection::Projections::new(rules)));
-    };
-    let corrupt = |problem: String| LedgerError::Corrupt {
-        seq: prefix.size,
-        problem,
-    };
-    let genesis = store
-        .get(1)?
-        .ok_or_else(|| corrupt("the genesis event is missing".into()))?;
-    let event =
-        Event::decode(&genesis.body).map_err(|source| LedgerError::Decode { seq: 1, source })?;
-    let EventData::LedgerInitialized(init) = &event.data else {
-        return Err(corrupt("event 1 is not ledger.initialized".into()));
-    };
-    let anchor = parse_public_key_hex(&init.public_key)
-        .map_err(|_| corrupt("the genesis names an invalid public key".into()))?;
-    let signers = signers_before(store, anchor, u64::MAX)?;
-    let keys: Vec<_> = signers.entries().iter().map(|s| s.key).collect();
-    let loaded = snapshot::load(store, ARCHIVE_BASE, &keys, &rules)?.map_err(|why| {
-        corrupt(format!(
-            "the state after the archived prefix cannot be used: {why}"
-        ))
-    })?;
-    let checkpoint = keys
-        .iter()
-        .find_map(|key| Checkpoint::verify_note(&prefix.checkpoint, key).ok())
-        .ok_or_else(|| {
-            corrupt("the archived prefix's checkpoint is not signed by this ledger".into())
-        })?;
-    if loaded.head.seq != prefix.size
-        || hex::encode(loaded.head.hash) != prefix.last_hash
-        || checkpoint.size != prefix.size
-        || checkpoint.root != loaded.root
-    {
-        return Err(corrupt(
-            "the state after the archived prefix does not match its checkpoint".into(),
-        ));
-    }
-    Ok(loaded.resume)
-}
 
 /// What `archive` did.
 #[derive(Clone, Debug, Serialize)]
@@ -120,7 +74,7 @@ pub fn archive(
     })?;
     let written = write_file(ledger, &checkpoint, &note, previous, out)?;
 
-    let start = replay_start(store, rules.clone())?;
+    let start = super::replay_start::replay_start(store, rules.clone())?;
     let (base, _) = replay_range(store, start, size + 1, Apply::Projections, None, None)?;
     let head = base.head.ok_or_else(|| LedgerError::Corrupt {
         seq: size,
@@ -223,14 +177,15 @@ fn write_file(
         hasher.update(&buffer[..n]);
     }
     let reader = BufReader::new(std::fs::File::open(out).map_err(|e| io("reading", e))?);
-    let check = crate::audit::verify_export::verify_export(reader, anchor, None).map_err(|failure| {
-        LedgerError::Config(format!(
-            "the archive written to {} does not verify (line {}: {}); nothing was removed",
-            out.display(),
-            failure.line,
-            failure.problem
-        ))
-    })?;
+    let check =
+        crate::audit::verify_export::verify_export(reader, anchor, None).map_err(|failure| {
+            LedgerError::Config(format!(
+                "the archive written to {} does not verify (line {}: {}); nothing was removed",
+                out.display(),
+                failure.line,
+                failure.problem
+            ))
+        })?;
     if check.events != summary.events || check.to_seq != checkpoint.size {
         return Err(LedgerError::Config(format!(
             "the archive written to {} holds {} events, not {}; nothing was removed",

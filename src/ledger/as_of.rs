@@ -3,9 +3,9 @@
 //! changes, not to the length of the log (which is mostly uses). The usage fields (`last_used_at`,
 //! `last_used_ip`) are then filled in from each key's index read backwards to its last allowed use.
 
-use crate::projection::KeyState;
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::{Event, EventData};
+use crate::projection::KeyState;
 use crate::store::LogStore;
 use crate::time::LedgerTime;
 
@@ -43,7 +43,7 @@ pub fn lifecycle_as_of(
             return Err(prefix.reached(format!("the key state as of {time}")))
         }
         Some(prefix) => {
-            let base = super::archive::replay_start(store, Default::default())?;
+            let base = super::replay_start::replay_start(store, Default::default())?;
             (base.outcome.projections.keys, prefix.size + 1)
         }
     };

@@ -6,8 +6,8 @@
 use super::replay::{check_tail_signatures, replay_range, Apply, Resume};
 use super::{snapshot, ReplayOutcome, Shared};
 use crate::chain::verify_hash_signature;
-use crate::projection::AnalysisRules;
 use crate::error::{LedgerError, LedgerResult};
+use crate::projection::AnalysisRules;
 use crate::store::{Head, LogStore};
 use crate::time::LedgerTime;
 use ed25519_dalek::VerifyingKey;
@@ -98,7 +98,7 @@ pub(crate) fn open_state(
             (loaded.resume, Some((loaded.head, loaded.root)))
         }
         _ => (
-            crate::ledger::archive::replay_start(store, rules.clone())?,
+            super::replay_start::replay_start(store, rules.clone())?,
             None,
         ),
     };

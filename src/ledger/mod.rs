@@ -1,30 +1,34 @@
 //! The ledger: opens a data directory's log, replays it into projections (checking the chain), owns the single
 //! writer thread, and gives callers a handle to submit commands and to read durable state.
 
+pub mod archive;
+pub mod as_of;
 mod backfill;
 mod checkpointer;
 mod command;
 mod follower;
+mod job;
 mod open_hour;
 mod replay;
-pub mod archive;
-pub mod as_of;
+mod replay_start;
 pub mod settings;
 mod shared;
 pub(crate) mod snapshot;
+mod snapshot_check;
 mod snapshot_format;
 mod startup;
 mod usage;
 mod writer;
 mod writer_jobs;
 
+pub use as_of::{keys_as_of, lifecycle_as_of};
 pub use checkpointer::SignedCheckpoint;
 pub use command::{AppendEvents, Command, PlanContext};
 pub use follower::FollowerPosition;
-pub use as_of::{keys_as_of, lifecycle_as_of};
+pub use replay::ReplayOutcome;
+pub(crate) use replay::{replay_range, Apply};
+pub use replay_start::{replay_log, replay_log_with};
 pub use settings::LedgerSettings;
-pub use replay::{replay_log, replay_log_with, ReplayOutcome};
-pub(crate) use replay::{replay_range, Apply, Resume};
 pub(crate) use shared::Shared;
 pub use startup::{replay_from_snapshot, Startup, StartupCheck};
 pub use writer::MAX_BATCH_COMMANDS;
@@ -36,11 +40,12 @@ use crate::metrics::Metrics;
 use crate::projection::Projections;
 use crate::signers::SignerRegistry;
 use crate::store::LogStore;
+use job::{Job, PendingCommand};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot, watch};
-use writer::{Job, PendingCommand, WriterState};
+use writer::WriterState;
 
 /// How many commands may wait for the writer before callers are slowed down (backpressure).
 const COMMAND_QUEUE: usize = 16 * 1024;

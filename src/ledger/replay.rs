@@ -8,7 +8,6 @@ use super::checkpointer::SignedCheckpoint;
 use crate::audit::checkpoint::{stored_checkpoints_from, Checkpoint};
 use crate::audit::tree::Frontier;
 use crate::chain::{chain_hash, verify_hash_signature, Hash32, GENESIS_PREV};
-use crate::projection::AnalysisRules;
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::{Event, EventData};
 use crate::projection::Projections;
@@ -33,34 +32,6 @@ pub struct ReplayOutcome {
     pub frontier: Frontier,
     /// The newest stored checkpoint within the replayed events (its root and signature checked).
     pub latest_checkpoint: Option<SignedCheckpoint>,
-}
-
-/// Replays the log into fresh projections, up to and including the last event at or before `as_of` (all events
-/// when `None`). `progress` is told the seq reached after each chunk.
-pub fn replay_log(
-    store: &dyn LogStore,
-    as_of: Option<LedgerTime>,
-    progress: Option<&dyn Fn(u64)>,
-) -> LedgerResult<ReplayOutcome> {
-    replay_log_with(store, as_of, progress, AnalysisRules::default())
-}
-
-/// [`replay_log`] with the analysis configuration the projections use.
-pub fn replay_log_with(
-    store: &dyn LogStore,
-    as_of: Option<LedgerTime>,
-    progress: Option<&dyn Fn(u64)>,
-    rules: AnalysisRules,
-) -> LedgerResult<ReplayOutcome> {
-    let start = crate::ledger::archive::replay_start(store, rules)?;
-    if let (Some(time), Some(base)) = (as_of, start.outcome.head) {
-        if time < base.time {
-            if let Some(prefix) = crate::store::archived_prefix(store)? {
-                return Err(prefix.reached(format!("the state as of {time}")));
-            }
-        }
-    }
-    replay_from(store, as_of, progress, start)
 }
 
 /// [`replay_log_with`] starting after `start` (genesis, or a loaded snapshot).

@@ -41,4 +41,3 @@ impl Default for SnapshotConfig {
         Self { interval_secs: 300 }
     }
 }
-

@@ -2,23 +2,20 @@
 //! starts by replaying only the events after it (O(keys) + tail instead of O(events)). The log stays the only
 //! source of truth: a snapshot that is missing, unsigned, built under other anomaly rules or naming an event the
 //! log does not hold is ignored (a full replay follows), and the events before it are checked in the background
-//! (see [`check_prefix`]). Stored form: FORMAT.md §4 and `snapshot_format`.
+//! (see `snapshot_check`). Stored form: FORMAT.md §4 and `snapshot_format`.
 
-use super::replay::{replay_range, Apply, Resume};
+use super::replay::Resume;
 use super::snapshot_format::{decode_body, digest, encode_body, Body, Header, FORMAT, FORMAT_V1};
 use super::ReplayOutcome;
 use crate::audit::checkpoint::{stored_checkpoints, Checkpoint};
 use crate::audit::tree::Frontier;
-use crate::chain::{
-    first_bad_signature, verify_hash_signature, Hash32, LedgerSigner, PendingSignature, SignerId,
-};
-use crate::projection::AnalysisRules;
+use crate::chain::{verify_hash_signature, Hash32, LedgerSigner, SignerId};
 use crate::error::{LedgerError, LedgerResult};
+use crate::projection::AnalysisRules;
 use crate::projection::Projections;
 use crate::signers::SignerRegistry;
-use crate::store::{Head, LogStore, StoredRecord};
+use crate::store::{Head, LogStore};
 use ed25519_dalek::VerifyingKey;
-use std::sync::atomic::AtomicBool;
 
 /// Where a snapshot is kept: a small header (read first) and the body, as two side entries.
 #[derive(Clone, Copy)]
@@ -239,84 +236,4 @@ fn verify_checkpoint(signers: &SignerRegistry, note: &str) -> Result<Checkpoint,
 fn parse_hash(text: &str) -> Option<Hash32> {
     let mut hash = [0u8; 32];
     hex::decode_to_slice(text, &mut hash).ok().map(|_| hash)
-}
-
-/// Checks the events a snapshot stands for: the chain from genesis to `head`, every stored checkpoint within
-/// it, and that the recomputed Merkle root is the snapshot's. `Ok(false)` when cancelled before the end.
-const SIGNATURE_CHUNK: usize = 4096;
-
-/// Checks the signatures gathered so far and empties the list; a bad one is the log's corruption at its seq.
-fn flush_signatures(pending: &mut Vec<PendingSignature>) -> LedgerResult<()> {
-    match first_bad_signature(pending) {
-        Some(seq) => Err(LedgerError::Corrupt {
-            seq,
-            problem: "signature does not verify".into(),
-        }),
-        None => {
-            pending.clear();
-            Ok(())
-        }
-    }
-}
-
-pub(crate) fn check_prefix(
-    store: &dyn LogStore,
-    head: Head,
-    root: Hash32,
-    cancel: &AtomicBool,
-) -> LedgerResult<bool> {
-    let start = crate::ledger::archive::replay_start(store, AnalysisRules::default())?;
-    // Every signature too, not only the chain and the root: a flipped signature byte changes neither.
-    let mut pending: Vec<PendingSignature> = Vec::with_capacity(SIGNATURE_CHUNK);
-    let mut visit = |record: &StoredRecord, _: &crate::event::Event, signers: &SignerRegistry| {
-        let signer = signers
-            .signer_for(record.seq)
-            .ok_or_else(|| LedgerError::Corrupt {
-                seq: record.seq,
-                problem: "no signer is known for this event".into(),
-            })?;
-        pending.push((record.seq, record.hash, record.signature, signer.key));
-        if pending.len() >= SIGNATURE_CHUNK {
-            flush_signatures(&mut pending)?;
-        }
-        Ok(())
-    };
-    let (outcome, _) = replay_range(
-        store,
-        start,
-        head.seq + 1,
-        Apply::Visit(&mut visit),
-        None,
-        Some(cancel),
-    )?;
-    flush_signatures(&mut pending)?;
-    let reached = outcome.head.map_or(0, |h| h.seq);
-    if reached < head.seq && cancel.load(std::sync::atomic::Ordering::Relaxed) {
-        return Ok(false);
-    }
-    let corrupt = |problem: &str| LedgerError::Corrupt {
-        seq: head.seq,
-        problem: problem.into(),
-    };
-    if reached < head.seq {
-        return Err(LedgerError::Corrupt {
-            seq: reached + 1,
-            problem: format!(
-                "event {} is missing below the projection snapshot (taken at {})",
-                reached + 1,
-                head.seq
-            ),
-        });
-    }
-    if outcome.head.map(|h| h.hash) != Some(head.hash) {
-        return Err(corrupt(
-            "the chain no longer leads to the hash the projection snapshot was taken at",
-        ));
-    }
-    if outcome.frontier.root() != root {
-        return Err(corrupt(
-            "the events no longer have the Merkle root the projection snapshot was taken at",
-        ));
-    }
-    Ok(true)
 }

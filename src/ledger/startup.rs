@@ -6,8 +6,8 @@ use super::snapshot;
 use super::{replay_log_with, ReplayOutcome, Shared};
 use crate::audit::anchor::AnchorConfig;
 use crate::chain::LedgerSigner;
-use crate::projection::AnalysisRules;
 use crate::error::{LedgerError, LedgerResult};
+use crate::projection::AnalysisRules;
 use crate::signers::SignerRegistry;
 use crate::store::{Head, LogStore};
 use std::sync::atomic::Ordering;
@@ -168,7 +168,12 @@ pub(crate) fn spawn_prefix_check(
         .name("keyledger-startup-check".into())
         .spawn(move || {
             let started = std::time::Instant::now();
-            match snapshot::check_prefix(shared.store.as_ref(), head, root, &shared.stopping) {
+            match super::snapshot_check::check_prefix(
+                shared.store.as_ref(),
+                head,
+                root,
+                &shared.stopping,
+            ) {
                 Ok(true) => {
                     tracing::info!(
                         events = head.seq,

@@ -6,8 +6,9 @@
 //! A failed write or fsync stops the ledger (fail-stop): the store cannot un-write a batch, so every later
 //! command is refused until the ledger is reopened, and replay decides what is on record.
 
-use super::checkpointer::{Checkpointer, SignedCheckpoint};
-use super::command::{Command, PlanContext, StagedEvent};
+use super::checkpointer::Checkpointer;
+use super::command::{PlanContext, StagedEvent};
+use super::job::Job;
 use super::writer_jobs::{action_job, WakeJob};
 use super::Shared;
 use crate::audit::anchor::AnchorSink;
@@ -25,7 +26,7 @@ use rayon::prelude::*;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::Instant;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// Most commands in one group commit.
 pub const MAX_BATCH_COMMANDS: usize = 1024;
@@ -34,48 +35,6 @@ const SIGNER_RETIRED: &str = "the signing key was rotated; reopen the ledger wit
 const PARALLEL_SIGN_MIN: usize = 256;
 /// Written-but-not-durable batches the writer may run ahead of the flusher.
 const PIPELINE_DEPTH: usize = 2;
-
-/// A command with its reply channel, type-erased so one channel carries every command type.
-pub(crate) trait Job: Send {
-    /// Plans the command; returns whether it emitted events.
-    fn plan(&mut self, ctx: &mut PlanContext<'_>) -> bool;
-    /// Answers the caller: `write_error` is set when the batch could not be made durable.
-    fn finish(self: Box<Self>, write_error: Option<&str>);
-    /// Whether this job asks for a checkpoint covering everything written before it.
-    fn wants_checkpoint(&self) -> bool {
-        false
-    }
-    /// Hands the job the checkpoint its batch ends with (given only to jobs that asked).
-    fn take_checkpoint(&mut self, _checkpoint: &SignedCheckpoint) {}
-}
-
-pub(crate) struct PendingCommand<C: Command> {
-    pub command: C,
-    pub planned: Option<LedgerResult<C::Output>>,
-    pub emitted: bool,
-    pub reply: oneshot::Sender<LedgerResult<C::Output>>,
-}
-
-impl<C: Command> Job for PendingCommand<C> {
-    fn plan(&mut self, ctx: &mut PlanContext<'_>) -> bool {
-        let before = ctx.staged.len();
-        self.planned = Some(self.command.plan(ctx));
-        self.emitted = ctx.staged.len() > before;
-        self.emitted
-    }
-
-    fn finish(self: Box<Self>, write_error: Option<&str>) {
-        let answer = match (write_error, self.emitted, self.planned) {
-            (Some(message), true, _) | (Some(message), false, None) => {
-                Err(LedgerError::WriteFailed(message.to_string()))
-            }
-            (_, _, Some(planned)) => planned,
-            (None, _, None) => Err(LedgerError::WriterStopped),
-        };
-        // A caller that stopped waiting is not an error for the ledger.
-        let _ = self.reply.send(answer);
-    }
-}
 
 /// The writer's own view of the tail and of key state (ahead of the published state by the batches in flight).
 pub(crate) struct WriterState {

@@ -3,7 +3,7 @@
 
 use super::checkpointer::SignedCheckpoint;
 use super::command::{Command, PlanContext};
-use super::writer::{Job, PendingCommand};
+use super::job::{Job, PendingCommand};
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::{Actor, EventData, KeySuspended};
 use crate::projection::{KeyStatus, PendingAction};

@@ -14,15 +14,7 @@ use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use uuid::Uuid;
 
-/// The rules judged per key, which a key's anomaly policy may tune or disable (`probing` is per source IP).
-pub const KEY_RULES: [&str; 6] = [
-    "dead_key_use",
-    "distinct_ips",
-    "denied_rate",
-    "rate_spike",
-    "new_network",
-    "unusual_hour",
-];
+pub use super::rules::KEY_RULES;
 
 /// What a finding's `observed` and `threshold` count, per rule (for people reading them).
 pub fn unit_of(rule: &str) -> &'static str {

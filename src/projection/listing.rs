@@ -3,9 +3,9 @@
 
 use super::anomaly::Anomaly;
 use super::KeyState;
+use crate::checked::CheckedReader;
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::{Event, EventData};
-use crate::checked::CheckedReader;
 use crate::store::LogStore;
 use crate::time::LedgerTime;
 use serde::{Deserialize, Serialize};

@@ -13,6 +13,7 @@ mod keys;
 pub mod listing;
 pub mod reports;
 pub mod rollup;
+mod rollup_cells;
 pub mod rollup_checkpoint;
 pub mod rollup_open;
 pub mod rules;

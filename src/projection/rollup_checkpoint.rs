@@ -6,7 +6,7 @@
 //! log alone decides, and removing it changes nothing but the next open's duration.
 
 use super::rollup::{self, Cell, Dim};
-use super::rollup_open::HourCells;
+use super::rollup_cells::HourCells;
 use crate::chain::Hash32;
 use crate::store::{LogStore, StoreResult};
 use std::collections::BTreeMap;

@@ -2,7 +2,9 @@
 //! snapshots that later counting does not change.
 
 use super::*;
-use crate::event::{Actor, VerifyCode};
+use crate::event::{Actor, KeyUsed, VerifyCode};
+use crate::projection::rollup::Cell;
+use crate::time::LedgerTime;
 use uuid::Uuid;
 
 const HOUR: i64 = 493_000;

@@ -3,6 +3,16 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The rules judged per key, which a key's anomaly policy may tune or disable (`probing` is per source IP).
+pub const KEY_RULES: [&str; 6] = [
+    "dead_key_use",
+    "distinct_ips",
+    "denied_rate",
+    "rate_spike",
+    "new_network",
+    "unusual_hour",
+];
+
 /// What the projections need of the configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AnalysisRules {
@@ -167,7 +177,7 @@ impl AnomalyConfig {
             self.suspend_for_secs,
             1..=30 * 86_400,
         )?;
-        let rules = super::anomaly::KEY_RULES;
+        let rules = KEY_RULES;
         if let Some(unknown) = self
             .suspend_on
             .iter()
@@ -194,4 +204,3 @@ impl RotationDefaults {
         )
     }
 }
-

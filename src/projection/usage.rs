@@ -67,29 +67,5 @@ impl UsageState {
     }
 }
 
-/// What to group a window's usage by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum GroupBy {
-    Key,
-    Ip,
-    #[value(name = "user_agent", alias = "user-agent")]
-    UserAgent,
-    Scope,
-    Owner,
-}
-
-impl GroupBy {
-    /// The name used in queries, flags and answers.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GroupBy::Key => "key",
-            GroupBy::Ip => "ip",
-            GroupBy::UserAgent => "user_agent",
-            GroupBy::Scope => "scope",
-            GroupBy::Owner => "owner",
-        }
-    }
-}
-
+pub use super::usage_rows::GroupBy;
 pub use super::usage_window::{usage_report, usage_report_with, UsageReport, UsageRow};

@@ -4,7 +4,6 @@
 //! allocation of its own unless it must remember IPs.
 
 use super::rollup::{Cell, Dim};
-use super::usage::GroupBy;
 use super::KeyState;
 use crate::event::{KeyUsed, VerifyCode};
 use crate::time::LedgerTime;
@@ -13,6 +12,31 @@ use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use uuid::Uuid;
+
+/// What to group a window's usage by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    Key,
+    Ip,
+    #[value(name = "user_agent", alias = "user-agent")]
+    UserAgent,
+    Scope,
+    Owner,
+}
+
+impl GroupBy {
+    /// The name used in queries, flags and answers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupBy::Key => "key",
+            GroupBy::Ip => "ip",
+            GroupBy::UserAgent => "user_agent",
+            GroupBy::Scope => "scope",
+            GroupBy::Owner => "owner",
+        }
+    }
+}
 
 /// Usage of one group within a window.
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]

@@ -8,7 +8,7 @@ pub use super::usage_rows::UsageRow;
 
 use super::rollup::{self, Cell, Dim, RollupCoverage};
 use super::rollup_open::{self, OpenHour, Shard};
-use super::usage::GroupBy;
+use super::usage_rows::GroupBy;
 use super::usage_rows::Rows;
 use super::KeyState;
 use crate::error::LedgerResult;

@@ -39,4 +39,3 @@ pub fn archived_prefix(store: &dyn LogStore) -> StoreResult<Option<ArchivedPrefi
 pub fn archived_size(store: &dyn LogStore) -> StoreResult<u64> {
     Ok(archived_prefix(store)?.map_or(0, |p| p.size))
 }
-

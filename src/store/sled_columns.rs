@@ -6,7 +6,7 @@
 //! not stored at all (the tree's leaf tiles hold each event's leaf): on the demo ledger ~13 bytes per event fewer
 //! than records one after another, and 32 fewer than with every hash.
 
-use super::sled_units::{corrupt, put_varint, Reader};
+use super::sled_bytes::{corrupt, put_varint, Reader};
 use super::{StoreResult, StoredRecord};
 use crate::chain::{chain_hash, SignerId};
 use crate::time::LedgerTime;

@@ -7,46 +7,17 @@
 //! sealed block is; bytes a crash left past the committed end are never named. A journal file that no chunk
 //! names is removed at a later seal, once the commit that stopped naming it is surely durable.
 
-use super::sled_read::tail_name;
-use super::sled_segments::{encode_end, Frame, FrameKind, Location};
-use super::sled_store::{backend, seq_key, SledStore, TAIL};
-use super::sled_units::split_tail;
+use super::sled_journal_refs::{encode_ref, ref_location};
+use super::sled_keys::{backend, seq_key, TAIL};
+use super::sled_segments::{encode_end, Frame, FrameKind};
+use super::sled_store::SledStore;
+use super::sled_units::{split_tail, tail_name};
 use super::StoreResult;
-use crate::time::LedgerTime;
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 /// In the `log` tree: the newest journal file and its committed end.
 pub(super) const JOURNAL_END: &[u8] = b"J";
-/// First byte of a tail chunk's sled value when the chunk lies in the journal (a chunk kept inline, as written
-/// before the journal, starts with its version, 1 or 2).
-const REF_TAG: u8 = 0xFD;
-const LOCATION_LEN: usize = 49;
-const REF_LEN: usize = 1 + 8 + LOCATION_LEN;
-
-/// `0xFD ‖ the chunk's first event time (i64 BE) ‖ its location in the journal` (sled_segments.rs).
-fn encode_ref(time: LedgerTime, location: &Location) -> Vec<u8> {
-    let mut out = Vec::with_capacity(REF_LEN);
-    out.push(REF_TAG);
-    out.extend_from_slice(&time.as_micros().to_be_bytes());
-    out.extend_from_slice(&location.encode());
-    out
-}
-
-fn ref_location(value: &[u8]) -> Option<Location> {
-    if value.len() != REF_LEN || value[0] != REF_TAG {
-        return None;
-    }
-    Location::decode(&value[9..])
-}
-
-/// The first event's time a tail chunk's sled value names, without reading the journal; `None` for an inline chunk.
-pub(super) fn ref_time(value: &[u8]) -> Option<LedgerTime> {
-    ref_location(value)?;
-    let raw: [u8; 8] = value[1..9].try_into().ok()?;
-    Some(LedgerTime::from_micros(i64::from_be_bytes(raw)))
-}
-
 impl SledStore {
     /// A tail chunk's bytes from its sled value: read from the journal and checked against its SHA-256, or the value
     /// itself (a chunk written before the journal).
@@ -107,6 +78,7 @@ impl SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::sled_journal_refs::ref_time;
     use crate::store::sled_test_records::{append, record};
     use crate::store::sled_units::encode_tail;
     use crate::store::LogStore;
@@ -161,7 +133,7 @@ mod tests {
 
     #[test]
     fn a_layout_4_log_with_its_tail_in_sled_reads_and_seals_it_with_new_chunks_in_the_journal() {
-        use crate::store::sled_store::{LAYOUT, LAYOUT_CURRENT, LAYOUT_TILE_FILES};
+        use crate::store::sled_keys::{LAYOUT, LAYOUT_CURRENT, LAYOUT_TILE_FILES};
         let tmp = tempfile::tempdir().unwrap();
         {
             let store = SledStore::open(tmp.path()).unwrap();
@@ -176,7 +148,7 @@ mod tests {
                 .collect();
             assert_eq!(chunks.len(), 5, "events 1025..=1500 in five chunks");
             for (key, value) in chunks {
-                let first = crate::store::sled_store::be_u64(&key[1..]).unwrap();
+                let first = crate::store::sled_keys::be_u64(&key[1..]).unwrap();
                 let bytes = store.tail_bytes(first, &value).unwrap().into_owned();
                 store.tree.insert(key, bytes).unwrap();
             }

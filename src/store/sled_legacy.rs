@@ -2,7 +2,7 @@
 //! blocks): it opens read-only, for `audit`, exports and `store migrate`; writes are refused until it is migrated.
 //! Keys: `e‖seq` → record, `k‖key id‖seq`, `t‖time‖seq`, `l‖seq`, `a‖digest‖seq` → ∅.
 
-use super::sled_store::{backend, be_u64, seq_key, time_index_key};
+use super::sled_keys::{backend, be_u64, seq_key, time_index_key};
 use super::{StoreError, StoreIter, StoreResult, StoredRecord};
 use crate::time::LedgerTime;
 use uuid::Uuid;

@@ -1,10 +1,10 @@
 //! Opening the embedded store: sled's configuration, the lock of a directory another process holds, damage
 //! that makes sled panic, and which layout the log is in (a log from before blocks opens read-only).
 
-use super::sled_store::{
-    backend, SledStore, LAYOUT, LAYOUT_BLOCKS, LAYOUT_CURRENT, LAYOUT_SEGMENTS, LAYOUT_TILE_FILES,
-    SEGMENT_END,
+use super::sled_keys::{
+    backend, LAYOUT, LAYOUT_BLOCKS, LAYOUT_CURRENT, LAYOUT_SEGMENTS, LAYOUT_TILE_FILES, SEGMENT_END,
 };
+use super::sled_store::SledStore;
 use super::{sled_legacy, sled_segment_files, sled_segments, StoreError, StoreResult};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -150,7 +150,7 @@ impl SledStore {
             legacy,
             tail_from: AtomicU64::new(1),
             write_lock: Mutex::new(()),
-            cache: super::sled_read::BlockCache::new(cache_bytes),
+            cache: super::sled_cache::BlockCache::new(cache_bytes),
             segments,
             journal,
             tile_files: super::sled_tile_files::TileFiles::new(dir.join("tiles")),

@@ -3,11 +3,10 @@
 //! (the genesis, signer rotations, the last Merkle block) stay, without postings. A rewritten block is appended
 //! to the newest segment, and segments that no block names any more are removed.
 
+use super::sled_keys::{backend, be_u64, seq_key, time_index_key, BLOCK, POSTINGS, TAIL};
 use super::sled_read::tail_records;
 use super::sled_segments::block_frames;
-use super::sled_store::{
-    backend, be_u64, seq_key, time_index_key, SledStore, BLOCK, POSTINGS, TAIL,
-};
+use super::sled_store::SledStore;
 use super::sled_units::{
     all_postings, block_header, block_of, encode_block, encode_postings, encode_tail, split_tail,
 };

@@ -1,89 +1,18 @@
 //! Reads of the block layout: a record by seq, scans unit by unit, time seeks through the block directory, and
 //! postings looked up per block, with a bounded cache of decoded blocks.
 
-use super::sled_store::{
-    backend, be_u64, dictionary_key, seq_key, time_index_key, SledStore, BLOCK, POSTINGS, TAIL,
+use super::sled_cache::Records;
+use super::sled_keys::{
+    backend, be_u64, dictionary_key, seq_key, time_index_key, BLOCK, POSTINGS, TAIL,
 };
+use super::sled_store::SledStore;
 use super::sled_units::{
-    all_postings, block_first, block_header, block_of, decode_block, dictionary_id,
-    lookup_postings, split_tail, Term, NO_DICTIONARY,
+    all_postings, block_first, block_header, block_name, block_of, decode_block, dictionary_id,
+    lookup_postings, split_tail, tail_name, Term, NO_DICTIONARY,
 };
 use super::{StoreError, StoreIter, StoreResult, StoredRecord};
 use crate::time::LedgerTime;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-pub(super) type Records = Arc<Vec<StoredRecord>>;
-
-/// Decoded blocks by number, least recently used evicted first once over the byte budget.
-pub(super) struct BlockCache {
-    budget: usize,
-    inner: Mutex<CacheState>,
-}
-
-#[derive(Default)]
-struct CacheState {
-    blocks: HashMap<u64, (Records, usize, u64)>,
-    bytes: usize,
-    tick: u64,
-}
-
-impl BlockCache {
-    pub(super) fn new(budget: usize) -> Self {
-        Self {
-            budget,
-            inner: Mutex::new(CacheState::default()),
-        }
-    }
-
-    fn get(&self, block: u64) -> Option<Records> {
-        let mut state = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        state.tick += 1;
-        let tick = state.tick;
-        state.blocks.get_mut(&block).map(|entry| {
-            entry.2 = tick;
-            entry.0.clone()
-        })
-    }
-
-    fn put(&self, block: u64, records: Records) {
-        let size: usize = records.iter().map(|r| r.body.len() + 160).sum();
-        let mut state = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        state.tick += 1;
-        let tick = state.tick;
-        if let Some((_, old, _)) = state.blocks.insert(block, (records, size, tick)) {
-            state.bytes -= old;
-        }
-        state.bytes += size;
-        while state.bytes > self.budget && state.blocks.len() > 1 {
-            let Some(oldest) = state
-                .blocks
-                .iter()
-                .min_by_key(|(_, e)| e.2)
-                .map(|(b, _)| *b)
-            else {
-                break;
-            };
-            if let Some((_, size, _)) = state.blocks.remove(&oldest) {
-                state.bytes -= size;
-            }
-        }
-    }
-
-    /// Forgets blocks that were rewritten (pruning, tampering).
-    pub(super) fn clear(&self) {
-        let mut state = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        *state = CacheState::default();
-    }
-}
-
-pub(super) fn tail_name(seq: u64) -> String {
-    format!("the tail chunk at event {seq}")
-}
-
-pub(super) fn block_name(block: u64) -> String {
-    format!("block {block} (events {}..)", block_first(block))
-}
+use std::sync::Arc;
 
 impl SledStore {
     /// The first seq after the last sealed block.

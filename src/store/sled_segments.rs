@@ -7,7 +7,7 @@
 //! segment is sled's `E` entry, written in the same transaction as the locations: bytes past it were never
 //! committed (a seal cut short) and stay where they are, while new frames go to a new segment.
 
-use super::sled_store::{backend, seq_key, BLOCK, POSTINGS, SEGMENT_END};
+use super::sled_keys::{backend, seq_key, BLOCK, POSTINGS, SEGMENT_END};
 use super::{StoreError, StoreResult};
 use std::borrow::Cow;
 use std::collections::BTreeSet;

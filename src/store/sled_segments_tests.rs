@@ -1,7 +1,7 @@
 //! Unit tests of blocks in segment files: a log of layout 2 (blocks inline in sled) read and continued, and a
 //! segment cut or lost under a log that committed to it.
 use super::*;
-use crate::store::sled_store::{LAYOUT, LAYOUT_BLOCKS, LAYOUT_CURRENT};
+use crate::store::sled_keys::{LAYOUT, LAYOUT_BLOCKS, LAYOUT_CURRENT};
 use crate::store::sled_test_records::append;
 use crate::store::{LogStore, SledStore};
 

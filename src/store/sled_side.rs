@@ -8,7 +8,8 @@
 //! docs/PERFORMANCE.md). In a tree of their own the large values are rewritten only when they change. Ledgers
 //! written before the split keep such entries in `log` until each is written again: reads look in `bulk` first.
 
-use super::sled_store::{backend, stored_side_key, SledStore};
+use super::sled_keys::{backend, stored_side_key};
+use super::sled_store::SledStore;
 use super::sled_tile_files::{may_hold_tiles, merge_sorted, tile_address, FULL_TILE};
 use super::{LogStore, StoreIter, StoreResult};
 

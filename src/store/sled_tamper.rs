@@ -3,12 +3,13 @@
 //! level (a re-compressed block, a re-encoded posting run), as a careful attacker's would be, unless its name
 //! says it damages bytes.
 
+use super::sled_keys::{
+    backend, dictionary_key, encode_head, seq_key, time_index_key, BLOCK, CURRENT_DICTIONARY,
+    POSTINGS, TAIL,
+};
 use super::sled_read::tail_records;
 use super::sled_segments::{block_frames, Frame, FrameKind, Location};
-use super::sled_store::{
-    backend, dictionary_key, encode_head, seq_key, time_index_key, SledStore, BLOCK,
-    CURRENT_DICTIONARY, POSTINGS, TAIL,
-};
+use super::sled_store::SledStore;
 use super::sled_units::{
     all_postings, attribute_term, block_header, block_of, encode_block, encode_postings,
     encode_tail, key_term, split_tail, Term, LIFECYCLE_TERM,
@@ -151,11 +152,11 @@ impl SledStore {
             .range(seq_key(BLOCK, block_of(keep + 1))..=seq_key(BLOCK, u64::MAX))
         {
             let (key, _) = item.map_err(backend)?;
-            anchors.push(super::sled_store::be_u64(&key[1..])? * super::BLOCK_EVENTS + 1);
+            anchors.push(super::sled_keys::be_u64(&key[1..])? * super::BLOCK_EVENTS + 1);
         }
         for item in self.tree.scan_prefix([TAIL]) {
             let (key, _) = item.map_err(backend)?;
-            anchors.push(super::sled_store::be_u64(&key[1..])?);
+            anchors.push(super::sled_keys::be_u64(&key[1..])?);
         }
         for anchor in anchors {
             self.tamper_unit(anchor.max(keep + 1), &mut |records, postings| {
@@ -175,7 +176,7 @@ impl SledStore {
             time: last.time,
         };
         self.tree
-            .insert(super::sled_store::HEAD, encode_head(&head))
+            .insert(super::sled_keys::HEAD, encode_head(&head))
             .map_err(backend)?;
         self.flush_all()
     }

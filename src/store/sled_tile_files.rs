@@ -224,7 +224,8 @@ pub(super) fn merge_sorted<'a>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::sled_store::{stored_side_key, SledStore};
+    use super::super::sled_keys::stored_side_key;
+    use super::super::sled_store::SledStore;
     use super::super::sled_test_records::record;
     use super::super::{AppendBatch, LogStore};
     use super::*;

@@ -2,6 +2,7 @@
 //! postings), sealed blocks of [`BLOCK_EVENTS`] events (a zstd frame with the ledger's dictionary) and the postings
 //! run of each sealed block (docs/FORMAT.md, "Stored layout").
 
+use super::sled_bytes::{corrupt, put_varint, Reader};
 use super::sled_columns::{decode_columns, encode_columns};
 use super::{StoreError, StoreResult, StoredRecord};
 use crate::time::LedgerTime;
@@ -71,56 +72,6 @@ pub fn block_of(seq: u64) -> u64 {
 
 pub fn block_first(block: u64) -> u64 {
     block * BLOCK_EVENTS + 1
-}
-
-pub(super) fn corrupt(what: String) -> StoreError {
-    StoreError::Corrupt(what)
-}
-
-/// A cursor over stored bytes that names the unit it reads when they run short.
-pub(super) struct Reader<'a> {
-    pub(super) bytes: &'a [u8],
-    pub(super) unit: &'a str,
-}
-
-impl<'a> Reader<'a> {
-    pub(super) fn take(&mut self, n: usize) -> StoreResult<&'a [u8]> {
-        if self.bytes.len() < n {
-            return Err(corrupt(format!("{} is truncated", self.unit)));
-        }
-        let (head, rest) = self.bytes.split_at(n);
-        self.bytes = rest;
-        Ok(head)
-    }
-    pub(super) fn u32(&mut self) -> StoreResult<u32> {
-        let mut raw = [0u8; 4];
-        raw.copy_from_slice(self.take(4)?);
-        Ok(u32::from_be_bytes(raw))
-    }
-    fn u64(&mut self) -> StoreResult<u64> {
-        let mut raw = [0u8; 8];
-        raw.copy_from_slice(self.take(8)?);
-        Ok(u64::from_be_bytes(raw))
-    }
-    pub(super) fn varint(&mut self) -> StoreResult<u64> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = self.take(1)?[0];
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(corrupt(format!("{} holds an overlong number", self.unit)))
-    }
-}
-
-pub(super) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
 }
 
 /// `count u32 ‖ (length u32 ‖ seq u64 ‖ record)*`: records with their seqs, so that a missing one is a gap.
@@ -241,6 +192,14 @@ pub fn all_postings(bytes: &[u8], unit: &str) -> StoreResult<Vec<(Term, u64)>> {
 
 /// A group commit's events before they are sealed: `version ‖ first time ‖ records length u32 ‖ records ‖
 /// postings` (decoded whole only by tests; reads split it).
+pub(super) fn tail_name(seq: u64) -> String {
+    format!("the tail chunk at event {seq}")
+}
+
+pub(super) fn block_name(block: u64) -> String {
+    format!("block {block} (events {}..)", block_first(block))
+}
+
 #[cfg(test)]
 pub struct TailChunk {
     pub records: Vec<StoredRecord>,

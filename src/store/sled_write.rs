@@ -2,17 +2,19 @@
 //! chunks are sealed into zstd blocks with their postings and time directory entries in the same atomic batch, so
 //! a crash at any point leaves either the chunks or the blocks, never both or neither.
 
-use super::sled_read::{block_name, tail_name, tail_records};
-use super::sled_segments::{Frame, FrameKind};
-use super::sled_store::{
-    backend, be_u64, dictionary_key, encode_head, seq_key, time_index_key, SledStore, BLOCK,
+use super::sled_keys::{
+    backend, be_u64, dictionary_key, encode_head, seq_key, time_index_key, BLOCK,
     CURRENT_DICTIONARY, HEAD, POSTINGS, TAIL,
 };
+use super::sled_read::tail_records;
+use super::sled_segments::{Frame, FrameKind};
+use super::sled_store::SledStore;
 use super::sled_units::{
     all_postings, attribute_term, block_first, block_of, dictionary_id, encode_block,
     encode_postings, encode_tail, key_term, split_tail, train_dictionary, Term, BLOCK_EVENTS,
     LIFECYCLE_TERM,
 };
+use super::sled_units::{block_name, tail_name};
 use super::{AppendBatch, Head, LogStore, StoreError, StoreResult, StoredRecord};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;

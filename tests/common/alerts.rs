@@ -3,8 +3,8 @@
 
 use super::server::Server;
 use keyledger::alerts::outbox::Outbox;
-use keyledger::cli::demo::receiver::{Received, Receiver};
 use keyledger::alerts::AlertsConfig;
+use keyledger::cli::demo::receiver::{Received, Receiver};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 

@@ -109,8 +109,11 @@ async fn listen(
     let identity = dir.identity().unwrap();
     let anchor = dir.anchor_public_key().unwrap();
     let config = dir.config().unwrap();
-    let state = AppState::new(ledger.clone(), anchor, identity.origin)
-        .configured(&config.authz, &config.http, &config.alerts);
+    let state = AppState::new(ledger.clone(), anchor, identity.origin).configured(
+        &config.authz,
+        &config.http,
+        &config.alerts,
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -2,9 +2,9 @@
 //! goes into keyledger.toml before the ledger opens, and the last step prints what arrived about the leaked key,
 //! each request's signature checked.
 
+use super::receiver::Receiver;
 use super::{io, step};
 use crate::alerts::outbox::Outbox;
-use super::receiver::Receiver;
 use crate::ledger::Ledger;
 use crate::LedgerError;
 use rand_core::{OsRng, RngCore};

@@ -1,10 +1,10 @@
 //! The demo's forward-auth step: nginx, when installed, runs docs/GATEWAYS.md's configuration in front of a small
 //! service and asks the ledger about every request; without nginx the step says why it was skipped.
 
+use super::nginx::{echo_upstream, find_binary, Nginx};
 use super::{io, key, step};
 use crate::api::AppState;
 use crate::event::{Actor, EventData};
-use super::nginx::{echo_upstream, find_binary, Nginx};
 use crate::gateway::{AuthzConfig, RouteRule};
 use crate::keys::{CreateKey, Requester};
 use crate::ledger::Ledger;

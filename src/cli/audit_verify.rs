@@ -1,0 +1,58 @@
+//! `keyledger audit verify`'s arguments and the printer of its report, shared by the local command (audit_cmd.rs)
+//! and its client mode (remote_audit.rs).
+
+use super::{CliError, CliResult, EXIT_VERIFY_FAILED};
+use crate::audit::VerifyReport;
+use crate::time::LedgerTime;
+use clap::Args;
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Verify events at or after this time.
+    #[arg(long, allow_hyphen_values = true)]
+    pub from: Option<LedgerTime>,
+    /// Verify events before this time.
+    #[arg(long, allow_hyphen_values = true)]
+    pub to: Option<LedgerTime>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// A file of checkpoints kept outside the data directory (the `[anchor] file`, or one saved note): the log
+    /// must hold the events of every note in it, with its root.
+    #[arg(long)]
+    pub anchor: Option<std::path::PathBuf>,
+}
+
+/// Prints a verification report (JSON, or one line when it passed); a problem is exit code 3.
+pub(super) fn print_verify_report(
+    report: &VerifyReport,
+    json: bool,
+    elapsed: std::time::Duration,
+) -> CliResult {
+    if json {
+        super::key_output::print_json(report)?;
+    } else if report.is_ok() {
+        println!(
+            "OK: events {}..={} verify ({} events, {} signatures, {} index entries, {:.2}s)",
+            report.from_seq,
+            report.to_seq,
+            report.events_checked,
+            report.signatures_checked,
+            report.index_entries_checked,
+            elapsed.as_secs_f64()
+        );
+    }
+    match report.first_problem() {
+        None => Ok(()),
+        Some(problem) => Err(CliError::new(
+            EXIT_VERIFY_FAILED,
+            format!(
+                "verification FAILED at seq {}: {:?}: {} ({} problem(s) found)",
+                problem.seq,
+                problem.kind,
+                problem.detail,
+                report.problems.len()
+            ),
+        )),
+    }
+}
