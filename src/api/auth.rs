@@ -1,6 +1,7 @@
 //! Authentication with keyledger's own keys (`Authorization: Bearer` or `X-API-Key`): every authenticated
 //! request is itself a recorded key use, checked for the ledger scope the route needs.
 
+use super::conventions::request_id;
 use super::error::ApiError;
 use super::AppState;
 use crate::event::{Actor, VerifyCode};
@@ -26,39 +27,6 @@ impl Caller {
             key_id: self.key_id,
         }
     }
-}
-
-/// The request id: the caller's `X-Request-Id` when it is sane (1-128 of `[A-Za-z0-9._:-]`, and no keyledger
-/// secret in it), else a new one.
-pub fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get(super::conventions::REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 128
-                && v.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c))
-                && !crate::secret::contains_secret(v)
-        })
-        .map_or_else(|| Uuid::now_v7().to_string(), str::to_string)
-}
-
-/// Refuses a request whose `X-Request-Id` holds a keyledger secret (the grammar alone lets every secret through):
-/// the id would be echoed, logged and recorded. The answer names the header and never repeats its value.
-pub fn check_request_id(headers: &HeaderMap) -> Result<(), ApiError> {
-    let holds_secret = headers
-        .get_all(super::conventions::REQUEST_ID)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(crate::secret::contains_secret);
-    if holds_secret {
-        return Err(ApiError::bad_request(
-            "X-Request-Id",
-            "holds a keyledger secret (kl_…), which never belongs here; consider it exposed and rotate its key",
-        ));
-    }
-    Ok(())
 }
 
 /// The credential a request presents, if any.

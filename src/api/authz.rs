@@ -3,7 +3,8 @@
 //! key exactly as `POST /v1/verify` does (one durable `key.used`, the gateway's key as the actor) and answers 200
 //! with identity headers for the upstream, or 401/403/429 with the denial code in `X-Keyledger-Code`.
 
-use super::auth::{presented, refusal, request_id, VERIFY};
+use super::auth::{presented, refusal, VERIFY};
+use super::conventions::request_id;
 use super::error::{ApiError, ApiResult};
 use super::verify::{insert_rate_headers, with_rate_headers, AuthenticatedVerify};
 use super::AppState;

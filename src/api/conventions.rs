@@ -4,14 +4,51 @@
 //! secrets), `WWW-Authenticate` on 401, and a JSON error body with a stable code on every error status, including
 //! those made by the router (404, 405) and by the limit and timeout layers (413, 408).
 
-use super::auth::{check_request_id, request_id};
+use super::error::ApiError;
 use axum::extract::Request;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 pub const REQUEST_ID: &str = "x-request-id";
+/// The header naming a retried write (see idempotency.rs), and the one marking an answer as a replay.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+/// The request id: the caller's `X-Request-Id` when it is sane (1-128 of `[A-Za-z0-9._:-]`, and no keyledger
+/// secret in it), else a new one.
+pub fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c))
+                && !crate::secret::contains_secret(v)
+        })
+        .map_or_else(|| Uuid::now_v7().to_string(), str::to_string)
+}
+
+/// Refuses a request whose `X-Request-Id` holds a keyledger secret (the grammar alone lets every secret through):
+/// the id would be echoed, logged and recorded. The answer names the header and never repeats its value.
+pub fn check_request_id(headers: &HeaderMap) -> Result<(), ApiError> {
+    let holds_secret = headers
+        .get_all(REQUEST_ID)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(crate::secret::contains_secret);
+    if holds_secret {
+        return Err(ApiError::bad_request(
+            "X-Request-Id",
+            "holds a keyledger secret (kl_…), which never belongs here; consider it exposed and rotate its key",
+        ));
+    }
+    Ok(())
+}
 
 /// The stable code of an error status that no handler named.
 fn code_for(status: StatusCode) -> &'static str {
@@ -107,11 +144,11 @@ pub fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
                 header::CONTENT_TYPE,
                 HeaderName::from_static("x-api-key"),
                 HeaderName::from_static(REQUEST_ID),
-                HeaderName::from_static(super::idempotency::HEADER),
+                HeaderName::from_static(IDEMPOTENCY_KEY),
             ])
             .expose_headers([
                 HeaderName::from_static(REQUEST_ID),
-                HeaderName::from_static(super::idempotency::REPLAYED),
+                HeaderName::from_static(IDEMPOTENT_REPLAYED),
                 header::RETRY_AFTER,
             ])
             .max_age(std::time::Duration::from_secs(600)),

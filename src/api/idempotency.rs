@@ -25,8 +25,8 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 
-pub const HEADER: &str = "idempotency-key";
-pub const REPLAYED: &str = "idempotent-replayed";
+pub use super::conventions::IDEMPOTENCY_KEY as HEADER;
+pub use super::conventions::IDEMPOTENT_REPLAYED as REPLAYED;
 /// How long an answer is kept.
 pub const RETENTION_SECS: i64 = 24 * 3600;
 const PREFIX: &[u8] = b"idem/";

@@ -2,7 +2,6 @@
 //! for the framing headers: whole (and how its body is framed), not yet whole, or refused (with the status and
 //! a message naming the problem: a target over 8 KiB, a head over 32 KiB or 100 fields, a byte httparse refuses).
 
-use super::wire::{Chunked, Next};
 use axum::http::StatusCode;
 
 /// Longest request target (path and query) accepted: a longer one is answered 414.
@@ -21,6 +20,33 @@ pub struct Refusal {
     pub line: Option<(String, String)>,
     /// The caller's `X-Request-Id`, when its field arrived whole and well-formed.
     pub request_id: Option<String>,
+}
+
+/// Where hyper's chunked decoder is (its states, with the size being read or the data left).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Chunked {
+    Start,
+    Size(u64),
+    SizeLws(u64),
+    Extension(u64),
+    SizeLf(u64),
+    Data(u64),
+    DataCr,
+    DataLf,
+    Trailer,
+    TrailerLf,
+    EndCr,
+    EndLf,
+}
+
+/// How a head's body is framed, and what follows the head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Next {
+    Head,
+    Length(u64),
+    Chunked(Chunked),
+    /// Something this does not follow (an upgrade, CONNECT): hand everything up from here on.
+    Pass,
 }
 
 /// The result of scanning the head held so far.

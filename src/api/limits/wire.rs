@@ -4,7 +4,7 @@
 //! not follow exactly (HTTP/2, an upgrade, CONNECT, a body framing it cannot follow) turns the rest of the
 //! connection into a pass-through, where hyper's own rules and limits apply.
 
-use super::head::{HeadScan, Refusal, Scanned};
+use super::head::{Chunked, HeadScan, Next, Refusal, Scanned};
 
 /// The start of the HTTP/2 connection preface (prior knowledge, or after ALPN `h2`).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
@@ -18,33 +18,6 @@ pub enum Step {
     Wait,
     /// The head is refused.
     Refuse(Refusal),
-}
-
-/// Where hyper's chunked decoder is (its states, with the size being read or the data left).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Chunked {
-    Start,
-    Size(u64),
-    SizeLws(u64),
-    Extension(u64),
-    SizeLf(u64),
-    Data(u64),
-    DataCr,
-    DataLf,
-    Trailer,
-    TrailerLf,
-    EndCr,
-    EndLf,
-}
-
-/// How a head's body is framed, and what follows the head.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Next {
-    Head,
-    Length(u64),
-    Chunked(Chunked),
-    /// Something this does not follow (an upgrade, CONNECT): hand everything up from here on.
-    Pass,
 }
 
 #[derive(Debug)]
