@@ -2,9 +2,29 @@
 //! embedded log, SHA-256 hash-chained to the one before and Ed25519-signed; projections replayed from the log
 //! give current state, usage and anomalies.
 //!
-//! Layout: [`event`] (types and canonical bodies) → [`chain`] (hashes, signatures) → [`store`] (the log on
-//! sled, behind a trait) → [`ledger`] (the single writer, replay) → [`projection`] (state derived from events)
-//! → [`audit`] (verification) → `cli` (the command line).
+//! # Floors
+//!
+//! Imports run one way: a module uses only modules on floors below its own, never one beside it or above it,
+//! and no two files import each other, directly or round a circle (tests/house.rs checks both on every
+//! `cargo test`). Lowest first:
+//!
+//! 0. [`time`], [`canonical`], [`secret`]: instants, canonical JSON, secret material
+//! 1. [`clock`], [`event`]: the time source, event types and their canonical bodies
+//! 2. [`chain`], [`metrics`]: hashes and signatures; counters
+//! 3. [`signers`]: which key signed which events
+//! 4. [`store`]: the log behind the `LogStore` trait (sled, PostgreSQL)
+//! 5. [`error`]: the library's error type
+//! 6. [`checked`]: reads that check what they return
+//! 7. [`query`], [`incident`]: index lookups and incident windows
+//! 8. [`projection`]: state derived from events, and the rules it applies
+//! 9. [`audit`]: checkpoints, the Merkle tree, exports and verification
+//! 10. [`ledger`]: the single writer, replay, snapshots, archival
+//! 11. [`keys`]: key commands and their guards
+//! 12. [`alerts`], [`gateway`], [`console`]: webhooks, forward-auth rules, the console's files
+//! 13. [`api`]: the HTTP API
+//! 14. [`config`]: keyledger.toml, composed from each module's own section
+//! 15. [`datadir`]: a data directory's files, keys and store
+//! 16. [`cli`]: the command line and the demo
 
 pub mod alerts;
 pub mod api;
