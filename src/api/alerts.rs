@@ -1,17 +1,15 @@
 //! `GET /v1/alerts/deliveries`: what happened to each alert at each sink (delivered, retrying, failed), newest
 //! first, with the configured sinks (never their secrets).
 
-use super::auth::{authenticate, READ};
+use super::auth::{Authenticated, Read};
 use super::error::{ApiError, ApiResult};
 use super::AppState;
 use crate::alerts::deliveries::{list, DeliveryStatus};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::HeaderMap;
+use axum::extract::{Query, State};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,11 +39,9 @@ pub fn parse_status(text: &str) -> Option<DeliveryStatus> {
 
 pub async fn deliveries(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Authenticated<Read>,
     query: Result<Query<DeliveriesQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    authenticate(&state, &headers, peer, READ).await?;
     let Query(query) = query.map_err(|e| ApiError::bad_request("query", e.body_text()))?;
     let status = query
         .status

@@ -1,6 +1,6 @@
 //! `/v1/usage`, `/v1/anomalies` and `/v1/reports/{name}`: the usage, anomaly and report projections.
 
-use super::auth::{authenticate, READ};
+use super::auth::{Authenticated, Read};
 use super::error::{time_param, uuid_param, ApiError, ApiResult};
 use super::AppState;
 use crate::projection::reports::{credentials_csv, report, ReportKind};
@@ -8,13 +8,12 @@ use crate::projection::usage::GroupBy;
 use crate::query::EventFilter;
 use crate::time::LedgerTime;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{header, HeaderMap};
+use axum::extract::{Path, Query, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,11 +27,9 @@ pub struct UsageQuery {
 
 pub async fn usage(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Authenticated<Read>,
     query: Result<Query<UsageQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    authenticate(&state, &headers, peer, READ).await?;
     let Query(q) = query?;
     let filter = EventFilter {
         from: time_param("from", &q.from)?,
@@ -63,11 +60,9 @@ pub struct AnomalyQuery {
 
 pub async fn anomalies(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Authenticated<Read>,
     query: Result<Query<AnomalyQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    authenticate(&state, &headers, peer, READ).await?;
     let Query(q) = query?;
     let (from, to, key) = (
         time_param("from", &q.from)?,
@@ -92,12 +87,10 @@ pub struct ReportQuery {
 
 pub async fn reports(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Authenticated<Read>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<ReportQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
-    authenticate(&state, &headers, peer, READ).await?;
     let Path(name) = path?;
     let Query(q) = query?;
     if q.days.is_some_and(|d| !(1..=3650).contains(&d)) {

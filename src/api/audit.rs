@@ -1,29 +1,26 @@
 //! `/v1/audit`: verification of the stored chain, the current signed checkpoint, and streamed exports in the
 //! same format as `keyledger audit export`.
 
-use super::auth::{authenticate, AUDIT};
+use super::auth::{Audit, Authenticated};
 use super::error::{time_param, ApiError, ApiResult};
 use super::AppState;
 use crate::audit::export::{write_export, ExportRequest};
 use crate::audit::{verify_log, VerifyRange};
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{header, HeaderMap};
+use axum::extract::{Query, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use tokio::sync::mpsc;
 
 pub async fn verify(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Authenticated<Audit>,
 ) -> ApiResult<Json<Value>> {
-    authenticate(&state, &headers, peer, AUDIT).await?;
     let ledger = state.ledger.clone();
     let anchor = state.anchor;
     let durable = ledger.durable_seq();
@@ -45,10 +42,8 @@ pub async fn verify(
 
 pub async fn checkpoint(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Authenticated<Audit>,
 ) -> ApiResult<Json<Value>> {
-    authenticate(&state, &headers, peer, AUDIT).await?;
     let (checkpoint, note) = state.ledger.checkpoint().await?;
     let public = crate::chain::parse_public_key_hex(state.ledger.signer_public_hex())
         .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -86,11 +81,9 @@ impl std::io::Write for ChannelWriter {
 
 pub async fn export(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Authenticated<Audit>,
     query: Result<Query<ExportQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
-    authenticate(&state, &headers, peer, AUDIT).await?;
     let Query(q) = query?;
     let request = ExportRequest {
         from: time_param("from", &q.from)?,

@@ -6,7 +6,10 @@ use super::error::ApiError;
 use super::AppState;
 use crate::event::{Actor, VerifyCode};
 use crate::keys::VerifyKey;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use uuid::Uuid;
 
@@ -112,6 +115,47 @@ pub fn refusal(code: VerifyCode, scope: &str) -> Result<(), ApiError> {
             code.as_str(),
             format!("key refused: {}", code.as_str()),
         )),
+    }
+}
+
+/// The ledger scope a route needs, as a type: the handler names it in its signature (`Authenticated<Admin>`).
+pub trait RouteScope {
+    const SCOPE: &'static str;
+}
+
+/// `ledger:read`.
+pub struct Read;
+/// `ledger:admin`.
+pub struct Admin;
+/// `ledger:audit`.
+pub struct Audit;
+
+impl RouteScope for Read {
+    const SCOPE: &'static str = READ;
+}
+impl RouteScope for Admin {
+    const SCOPE: &'static str = ADMIN;
+}
+impl RouteScope for Audit {
+    const SCOPE: &'static str = AUDIT;
+}
+
+/// A request authenticated for the scope `S` (the key's use recorded): [`authenticate`] as an extractor. It comes
+/// first among a handler's arguments, so a request without a usable key is refused before its path, query or
+/// body is looked at.
+pub struct Authenticated<S>(pub Caller, pub PhantomData<S>);
+
+impl<S: RouteScope> FromRequestParts<AppState> for Authenticated<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| *peer)
+            .ok_or_else(|| ApiError::internal("the server was started without peer addresses"))?;
+        let caller = authenticate(state, &parts.headers, peer, S::SCOPE).await?;
+        Ok(Self(caller, PhantomData))
     }
 }
 

@@ -3,18 +3,16 @@
 //! first page), the filters and the limit. A next page needs only the cursor; a cursor sent with other filters is
 //! refused. Store reads run off the async runtime.
 
-use super::auth::{authenticate, READ};
+use super::auth::{Authenticated, Read};
 use super::error::{time_param, uuid_param, ApiError, ApiResult};
 use super::AppState;
 use crate::event::Event;
 use crate::query::{seq_range, EventFilter};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::HeaderMap;
+use axum::extract::{Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 
 pub const MAX_LIMIT: usize = 1000;
 
@@ -99,11 +97,9 @@ impl EventsQuery {
 
 pub async fn list(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Authenticated<Read>,
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    authenticate(&state, &headers, peer, READ).await?;
     let Query(q) = query?;
     page(&state, q).await.map(Json)
 }

@@ -4,7 +4,7 @@
 //! between chunks the stream waits for the ledger's commit notifications, and it ends when the server shuts down,
 //! or, in its bounded form (`limit`, `idle_timeout`), after that many events or that long without one.
 
-use super::auth::{authenticate, READ};
+use super::auth::{Authenticated, Read};
 use super::error::{time_param, uuid_param, ApiError, ApiResult};
 use super::events::Page;
 use super::AppState;
@@ -17,7 +17,7 @@ use crate::store::{LogStore, StoredRecord};
 use crate::time::LedgerTime;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -27,7 +27,6 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -130,12 +129,11 @@ struct Follow {
 /// `GET /v1/events/stream`: authenticates (`ledger:read`) and checks the request, then streams.
 pub async fn stream(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    _: Authenticated<Read>,
     shutdown: Option<Extension<StreamShutdown>>,
     headers: HeaderMap,
     query: Result<Query<StreamQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
-    authenticate(&state, &headers, peer, READ).await?;
     let Query(q) = query?;
     let start = start(&q, &headers)?;
     let (remaining, idle) = bounds(&q)?;

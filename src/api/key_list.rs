@@ -1,7 +1,7 @@
 //! `GET /v1/keys`: keys matching filters, now or as of a past time, oldest first, in pages whose opaque cursor
 //! carries the filters, the page size and (for an as-of listing) the time.
 
-use super::auth::{authenticate, READ};
+use super::auth::{Authenticated, Read};
 use super::error::{time_param, ApiError, ApiResult};
 use super::AppState;
 use crate::keys::view::key_json;
@@ -9,12 +9,10 @@ use crate::keys::{list_keys, KeyFilter};
 use crate::ledger::keys_as_of;
 use crate::projection::KeyStatus;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::HeaderMap;
+use axum::extract::{Query, State};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 
 #[derive(Deserialize, serde::Serialize, Clone, Default, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -44,11 +42,9 @@ pub const MAX_KEYS_PAGE: usize = 1000;
 
 pub async fn list(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Authenticated<Read>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    authenticate(&state, &headers, peer, READ).await?;
     let Query(mut q) = query?;
     let mut after = 0;
     if let Some(text) = q.cursor.take() {

@@ -1,6 +1,7 @@
 //! `/v1/keys/…`: show, history, create, update, rotate, revoke, suspend, reactivate, find.
 
 use super::auth::{authenticate, Caller, ADMIN, READ};
+use super::auth::{Admin, Authenticated, Read};
 use super::error::{time_param, ApiError, ApiResult};
 use super::key_bodies::{optional_body, status_body, CreateBody, UpdateBody};
 use super::AppState;
@@ -26,11 +27,9 @@ pub(super) fn key_id(path: Result<Path<Uuid>, PathRejection>) -> ApiResult<Uuid>
 
 pub async fn show(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Authenticated<Read>,
     path: Result<Path<Uuid>, PathRejection>,
 ) -> ApiResult<Json<Value>> {
-    authenticate(&state, &headers, peer, READ).await?;
     let id = key_id(path)?;
     let now = state.ledger.now();
     let projections = state.ledger.projections();
@@ -45,12 +44,10 @@ pub async fn show(
 
 pub async fn history(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Authenticated<Read>,
     path: Result<Path<Uuid>, PathRejection>,
     query: Result<Query<super::events::EventsQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    authenticate(&state, &headers, peer, READ).await?;
     let id = key_id(path)?;
     let Query(q) = query?;
     if state.ledger.projections().keys.get(&id).is_none() {
@@ -71,11 +68,9 @@ fn requester(caller: &Caller) -> Requester {
 
 pub async fn create(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Authenticated(caller, _): Authenticated<Admin>,
     body: Result<Json<CreateBody>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let caller = authenticate(&state, &headers, peer, ADMIN).await?;
     let Json(body) = body?;
     let config = body.into();
     let issued = state
@@ -87,12 +82,10 @@ pub async fn create(
 
 pub async fn update(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Authenticated(caller, _): Authenticated<Admin>,
     path: Result<Path<Uuid>, PathRejection>,
     body: Result<Json<UpdateBody>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let caller = authenticate(&state, &headers, peer, ADMIN).await?;
     let id = key_id(path)?;
     let Json(body) = body?;
     let patch = body.into_patch()?;
@@ -112,12 +105,11 @@ pub struct RotateBody {
 
 pub async fn rotate(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Authenticated(caller, _): Authenticated<Admin>,
     headers: HeaderMap,
     path: Result<Path<Uuid>, PathRejection>,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let caller = authenticate(&state, &headers, peer, ADMIN).await?;
     let id = key_id(path)?;
     let overlap_seconds = optional_body::<RotateBody>(&headers, &body)?.overlap_seconds;
     let issued = state
@@ -157,13 +149,12 @@ fn revocation_reason(
 
 pub async fn revoke(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Authenticated(caller, _): Authenticated<Admin>,
     headers: HeaderMap,
     path: Result<Path<Uuid>, PathRejection>,
     query: Result<Query<ReasonQuery>, QueryRejection>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
-    let caller = authenticate(&state, &headers, peer, ADMIN).await?;
     let id = key_id(path)?;
     let Query(query) = query?;
     let reason = revocation_reason(query.reason, &headers, &body)?;
@@ -180,12 +171,11 @@ pub async fn revoke(
 
 pub async fn suspend(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Authenticated(caller, _): Authenticated<Admin>,
     headers: HeaderMap,
     path: Result<Path<Uuid>, PathRejection>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
-    let caller = authenticate(&state, &headers, peer, ADMIN).await?;
     let id = key_id(path)?;
     let body = status_body(&headers, &body)?;
     let until = time_param("until", &body.until)?;
@@ -203,12 +193,11 @@ pub async fn suspend(
 
 pub async fn reactivate(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Authenticated(caller, _): Authenticated<Admin>,
     headers: HeaderMap,
     path: Result<Path<Uuid>, PathRejection>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
-    let caller = authenticate(&state, &headers, peer, ADMIN).await?;
     let id = key_id(path)?;
     let body = status_body(&headers, &body)?;
     let key = state
@@ -225,12 +214,11 @@ pub async fn reactivate(
 /// `POST /v1/owners/{owner}/revoke`: offboarding, every active or suspended key of the owner revoked.
 pub async fn revoke_owner(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Authenticated(caller, _): Authenticated<Admin>,
     headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
-    let caller = authenticate(&state, &headers, peer, ADMIN).await?;
     let Path(owner) = path.map_err(|_| ApiError::bad_request("owner", "not a valid owner name"))?;
     // The owner rules of key creation: no secret, no bidi or zero-width characters (the answer echoes the owner).
     let owner = crate::keys::validate::owner(&owner)?;
