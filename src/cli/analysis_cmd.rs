@@ -3,30 +3,22 @@
 use super::analysis_output::{print_anomalies, print_report, print_usage};
 use super::key_output::print_json;
 use super::progress::events_bar;
-use super::remote::{window_query, Remote};
+use super::remote::Remote;
+use super::window_args::KeyWindowArgs;
 use super::{Cli, CliError, CliResult};
 use crate::ledger::lifecycle_as_of;
 use crate::ledger::{replay_log_with, ReplayOutcome};
 use crate::projection::listing::{list_anomalies, named, AnomalyListing};
 use crate::projection::reports::{credentials_csv, report, ReportKind, ReportRow};
 use crate::projection::usage::{usage_report, GroupBy, UsageReport};
-use crate::query::EventFilter;
 use crate::time::LedgerTime;
 use crate::LedgerError;
 use clap::Args;
-use uuid::Uuid;
 
 #[derive(Args, Debug)]
 pub struct UsageArgs {
-    /// Start of the window, inclusive (RFC 3339, a date, or relative like -1h).
-    #[arg(long, allow_hyphen_values = true)]
-    pub from: Option<LedgerTime>,
-    /// End of the window, exclusive (RFC 3339, a date, now, or relative like -10m).
-    #[arg(long, allow_hyphen_values = true)]
-    pub to: Option<LedgerTime>,
-    /// Only events concerning this key (its id).
-    #[arg(long)]
-    pub key: Option<Uuid>,
+    #[command(flatten)]
+    pub window: KeyWindowArgs,
     /// What one row counts: uses per key, client IP, user agent, scope or owner.
     #[arg(long, value_enum, default_value = "key")]
     pub group_by: GroupBy,
@@ -40,15 +32,8 @@ pub struct UsageArgs {
 
 #[derive(Args, Debug)]
 pub struct AnomaliesArgs {
-    /// Start of the window, inclusive (RFC 3339, a date, or relative like -1h).
-    #[arg(long, allow_hyphen_values = true)]
-    pub from: Option<LedgerTime>,
-    /// End of the window, exclusive (RFC 3339, a date, now, or relative like -10m).
-    #[arg(long, allow_hyphen_values = true)]
-    pub to: Option<LedgerTime>,
-    /// Only events concerning this key (its id).
-    #[arg(long)]
-    pub key: Option<Uuid>,
+    #[command(flatten)]
+    pub window: KeyWindowArgs,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -101,7 +86,7 @@ fn replay(cli: &Cli, as_of: Option<LedgerTime>) -> Result<ReplayOutcome, CliErro
 
 pub fn usage(cli: &Cli, args: &UsageArgs) -> CliResult {
     if let Some(remote) = Remote::from_cli(cli)? {
-        let mut query = window_query(args.from, args.to, args.key);
+        let mut query = args.window.query();
         query.push(("group_by", args.group_by.as_str().to_string()));
         query.push(("top", args.top.to_string()));
         let report: UsageReport = remote.get("/v1/usage", &query)?;
@@ -113,12 +98,7 @@ pub fn usage(cli: &Cli, args: &UsageArgs) -> CliResult {
         .map_err(LedgerError::from)?
         .map_or(0, |h| h.seq);
     let (keys, _) = lifecycle_as_of(store.as_ref(), LedgerTime::MAX.plus_micros(-1), durable)?;
-    let filter = EventFilter {
-        from: args.from,
-        to: args.to,
-        key_id: args.key,
-        after_seq: None,
-    };
+    let filter = args.window.filter();
     let report = usage_report(
         store.as_ref(),
         &keys,
@@ -136,8 +116,7 @@ pub fn anomalies(cli: &Cli, args: &AnomaliesArgs) -> CliResult {
         struct Answer {
             anomalies: Vec<AnomalyListing>,
         }
-        let answer: Answer =
-            remote.get("/v1/anomalies", &window_query(args.from, args.to, args.key))?;
+        let answer: Answer = remote.get("/v1/anomalies", &args.window.query())?;
         return print_anomalies(&answer.anomalies, args.json);
     }
     let store = cli.data_dir().open_store()?;
@@ -145,7 +124,13 @@ pub fn anomalies(cli: &Cli, args: &AnomaliesArgs) -> CliResult {
         .head()
         .map_err(LedgerError::from)?
         .map_or(0, |h| h.seq);
-    let found = list_anomalies(store.as_ref(), args.key, args.from, args.to, durable)?;
+    let found = list_anomalies(
+        store.as_ref(),
+        args.window.key,
+        args.window.time.from,
+        args.window.time.to,
+        durable,
+    )?;
     let (keys, _) = lifecycle_as_of(store.as_ref(), LedgerTime::MAX.plus_micros(-1), durable)?;
     print_anomalies(&named(found, &keys), args.json)
 }

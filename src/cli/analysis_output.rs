@@ -2,6 +2,7 @@
 //! computed here or fetched from a server.
 
 use super::key_output::{last_used_column, print_json};
+use super::table::{plain_table, print_table, table_lines};
 use super::CliResult;
 use crate::projection::anomaly::unit_of;
 use crate::projection::listing::AnomalyListing;
@@ -16,20 +17,17 @@ pub fn print_usage(report: &UsageReport, json: bool) -> CliResult {
         Some(name) => format!("{name} ({})", row.group),
         None => row.group.clone(),
     };
-    let width = report
-        .rows
-        .iter()
-        .map(|row| label(row).chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(report.group_by.len());
-    println!(
-        "{:<width$} {:>9} {:>9} {:>7} {:>5}  DENIED BY CODE",
-        report.group_by.to_uppercase(),
-        "TOTAL",
-        "ALLOWED",
-        "DENIED",
-        "IPS"
+    let group = report.group_by.to_uppercase();
+    let mut table = plain_table(
+        &[
+            &group,
+            "TOTAL",
+            "ALLOWED",
+            "DENIED",
+            "IPS",
+            "DENIED BY CODE",
+        ],
+        &[1, 2, 3, 4],
     );
     for row in &report.rows {
         let denied: u64 = row.denied.values().sum();
@@ -38,16 +36,16 @@ pub fn print_usage(report: &UsageReport, json: bool) -> CliResult {
             .iter()
             .map(|(c, n)| format!("{} {n}", c.as_str()))
             .collect();
-        println!(
-            "{:<width$} {:>9} {:>9} {:>7} {:>5}  {}",
+        table.add_row([
             label(row),
-            row.total,
-            row.allowed,
-            denied,
-            row.distinct_ips,
-            codes.join(", ")
-        );
+            row.total.to_string(),
+            row.allowed.to_string(),
+            denied.to_string(),
+            row.distinct_ips.to_string(),
+            codes.join(", "),
+        ]);
     }
+    print_table(&table);
     println!("{} uses scanned", report.events_scanned);
     Ok(())
 }
@@ -89,37 +87,40 @@ pub fn print_report(rows: &[ReportRow], json: bool) -> CliResult {
     if json {
         return print_json(rows);
     }
-    let width = |column: &dyn Fn(&ReportRow) -> String, header: &str| {
-        rows.iter()
-            .map(|r| column(r).chars().count())
-            .max()
-            .unwrap_or(0)
-            .max(header.len())
-    };
-    let (wn, wo, we) = (
-        width(&|r| r.name.clone(), "NAME"),
-        width(&|r| r.owner.clone(), "OWNER"),
-        width(&|r| r.environment.clone(), "ENVIRONMENT"),
-    );
     if !rows.is_empty() {
-        println!(
-            "{:<36}  {:<wn$}  {:<wo$}  {:<we$}  {:<9}  {:<20}  FINDING",
-            "KEY ID", "NAME", "OWNER", "ENVIRONMENT", "STATUS", "LAST USED"
+        let mut table = plain_table(
+            &[
+                "KEY ID",
+                "NAME",
+                "OWNER",
+                "ENVIRONMENT",
+                "STATUS",
+                "LAST USED",
+                "FINDING",
+            ],
+            &[],
         );
-    }
-    for r in rows {
-        println!(
-            "{:<36}  {:<wn$}  {:<wo$}  {:<we$}  {:<9}  {:<20}  {}",
-            r.key_id,
-            r.name,
-            r.owner,
-            r.environment,
-            r.status.as_str(),
-            last_used_column(r.last_used_at),
-            r.finding
-        );
-        for (ip, n) in &r.overlap_ips {
-            println!("      {ip:<40} {n} uses of the old key");
+        for r in rows {
+            table.add_row([
+                r.key_id.to_string(),
+                r.name.clone(),
+                r.owner.clone(),
+                r.environment.clone(),
+                r.status.as_str().to_string(),
+                last_used_column(r.last_used_at),
+                r.finding.clone(),
+            ]);
+        }
+        // The header, then each row followed by the addresses that still used its old key (overlap report).
+        let mut lines = table_lines(&table);
+        if let Some(header) = lines.next() {
+            println!("{header}");
+        }
+        for (r, line) in rows.iter().zip(lines) {
+            println!("{line}");
+            for (ip, n) in &r.overlap_ips {
+                println!("      {ip:<40} {n} uses of the old key");
+            }
         }
     }
     println!("{} key(s)", rows.len());

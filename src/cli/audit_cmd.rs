@@ -72,11 +72,11 @@ fn verify(cli: &Cli, args: &VerifyArgs) -> CliResult {
     };
     let anchor = dir.anchor_public_key()?;
     let store = dir.open_store()?;
-    let from = match args.from {
+    let from = match args.window.from {
         Some(t) => store.first_seq_at_or_after(t).map_err(LedgerError::from)?,
         None => 1,
     };
-    let to = match args.to {
+    let to = match args.window.to {
         Some(t) => Some(
             store
                 .first_seq_at_or_after(t)

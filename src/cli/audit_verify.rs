@@ -1,19 +1,20 @@
 //! `keyledger audit verify`'s arguments and the printer of its report, shared by the local command (audit_cmd.rs)
 //! and its client mode (remote_audit.rs).
 
+use super::window_args::WindowArgs;
 use super::{CliError, CliResult, EXIT_VERIFY_FAILED};
 use crate::audit::VerifyReport;
-use crate::time::LedgerTime;
 use clap::Args;
 
+// The window's flags say what they bound here: the events verified.
 #[derive(Args, Debug)]
+#[command(
+    mut_arg("from", |arg| arg.help("Verify events at or after this time")),
+    mut_arg("to", |arg| arg.help("Verify events before this time"))
+)]
 pub struct VerifyArgs {
-    /// Verify events at or after this time.
-    #[arg(long, allow_hyphen_values = true)]
-    pub from: Option<LedgerTime>,
-    /// Verify events before this time.
-    #[arg(long, allow_hyphen_values = true)]
-    pub to: Option<LedgerTime>,
+    #[command(flatten)]
+    pub window: WindowArgs,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,

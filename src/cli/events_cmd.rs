@@ -1,6 +1,7 @@
 //! `keyledger init` and `keyledger events`.
 
-use super::remote::{window_query, Remote};
+use super::remote::Remote;
+use super::window_args::WindowArgs;
 use super::{Cli, CliError, CliResult, EXIT_FAILED};
 use crate::chain::LedgerSigner;
 use crate::checked::CheckedReader;
@@ -8,8 +9,7 @@ use crate::datadir::SIGNING_KEY_ENV;
 use crate::event::Actor;
 use crate::incident::IncidentFilter;
 use crate::keys::{CreateKey, Requester};
-use crate::query::{seq_range, EventFilter};
-use crate::time::LedgerTime;
+use crate::query::seq_range;
 use clap::Args;
 use std::io::Write;
 use uuid::Uuid;
@@ -79,12 +79,8 @@ pub fn init(cli: &Cli, args: &InitArgs) -> CliResult {
 
 #[derive(Args, Debug)]
 pub struct EventsArgs {
-    /// Start of the window, inclusive (RFC 3339, a date, or relative like -1h).
-    #[arg(long, allow_hyphen_values = true)]
-    pub from: Option<LedgerTime>,
-    /// End of the window, exclusive (RFC 3339, a date, now, or relative like -10m).
-    #[arg(long, allow_hyphen_values = true)]
-    pub to: Option<LedgerTime>,
+    #[command(flatten)]
+    pub window: WindowArgs,
     /// Only events concerning this key id.
     #[arg(long)]
     pub key: Option<Uuid>,
@@ -116,7 +112,7 @@ pub fn events(cli: &Cli, args: &EventsArgs) -> CliResult {
     if let Some(remote) = Remote::from_cli(cli)? {
         if args.follow {
             let filters = super::events_follow::FollowFilters {
-                from: args.from,
+                from: args.window.from,
                 key: args.key,
                 incident: incident_filter(args),
             };
@@ -132,12 +128,7 @@ pub fn events(cli: &Cli, args: &EventsArgs) -> CliResult {
         .head()
         .map_err(crate::LedgerError::from)?
         .map_or(0, |h| h.seq);
-    let filter = EventFilter {
-        from: args.from,
-        to: args.to,
-        key_id: args.key,
-        after_seq: None,
-    };
+    let filter = args.window.filter(args.key);
     let incident = incident_filter(args);
     incident.check()?;
     let (start, end) =
@@ -178,7 +169,7 @@ fn incident_filter(args: &EventsArgs) -> IncidentFilter {
 
 /// The same JSON lines, fetched page by page from `GET /v1/events`.
 fn remote_events(remote: &Remote, args: &EventsArgs) -> CliResult {
-    let mut query = window_query(args.from, args.to, args.key);
+    let mut query = args.window.query(args.key);
     let incident = incident_filter(args);
     let filters = [
         ("type", incident.event_type),

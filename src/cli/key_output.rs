@@ -1,5 +1,6 @@
 //! How the key commands print: a readable table or block for people, JSON (`--json`) for scripts.
 
+use super::table::{plain_table, print_table};
 use super::{CliError, CliResult, EXIT_DENIED, EXIT_FAILED};
 use crate::event::Event;
 use crate::keys::VerifyAnswer;
@@ -80,22 +81,30 @@ pub fn print_key(key: &KeyRecord, now: LedgerTime) {
 }
 
 pub fn print_key_table(keys: &[KeyRecord], now: LedgerTime) {
-    println!(
-        "{:<36}  {:<24}  {:<12}  {:<10}  {:<16}  {:<20}  PREFIX",
-        "KEY ID", "NAME", "ENVIRONMENT", "STATUS", "OWNER", "LAST USED"
+    let mut table = plain_table(
+        &[
+            "KEY ID",
+            "NAME",
+            "ENVIRONMENT",
+            "STATUS",
+            "OWNER",
+            "LAST USED",
+            "PREFIX",
+        ],
+        &[],
     );
     for key in keys {
-        println!(
-            "{:<36}  {:<24}  {:<12}  {:<10}  {:<16}  {:<20}  {}",
-            key.key_id,
+        table.add_row([
+            key.key_id.to_string(),
             truncate(&key.config.name, 24),
             truncate(&key.config.environment, 12),
-            key.status_at(now).as_str(),
+            key.status_at(now).as_str().to_string(),
             truncate(&key.config.owner, 16),
             last_used_column(key.last_used_at),
-            key.prefix
-        );
+            key.prefix.clone(),
+        ]);
     }
+    print_table(&table);
     println!("{} key(s)", keys.len());
 }
 

@@ -28,6 +28,8 @@ mod store_cmd;
 mod store_migrate;
 mod store_report;
 mod store_salvage;
+mod table;
+mod window_args;
 
 use crate::datadir::{DataDir, KeySource};
 use crate::error::LedgerError;

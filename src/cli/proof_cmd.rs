@@ -2,6 +2,7 @@
 //! the system and checks without trusting it.
 
 use super::progress::events_bar;
+use super::window_args::WindowArgs;
 use super::{Cli, CliError, CliResult, EXIT_FAILED, EXIT_VERIFY_FAILED};
 use crate::audit::checkpoint::verifier_key;
 use crate::audit::checkpoint::Checkpoint;
@@ -11,7 +12,6 @@ use crate::audit::tree::{stored_root, StoredTree};
 use crate::audit::verify_export::verify_export;
 use crate::chain::parse_public_key_hex;
 use crate::datadir::DataDir;
-use crate::time::LedgerTime;
 use crate::LedgerError;
 use clap::Args;
 use serde_json::json;
@@ -20,12 +20,8 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    /// Start of the window, inclusive (RFC 3339, a date, or relative like -1h).
-    #[arg(long, allow_hyphen_values = true)]
-    pub from: Option<LedgerTime>,
-    /// End of the window, exclusive (RFC 3339, a date, now, or relative like -10m).
-    #[arg(long, allow_hyphen_values = true)]
-    pub to: Option<LedgerTime>,
+    #[command(flatten)]
+    pub window: WindowArgs,
     /// Write to this file instead of standard output.
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
@@ -141,8 +137,8 @@ pub fn export(cli: &Cli, args: &ExportArgs) -> CliResult {
     let (checkpoint, note, source) = checkpoint_now(cli, &dir)?;
     let store = source.store();
     let request = ExportRequest {
-        from: args.from,
-        to: args.to,
+        from: args.window.from,
+        to: args.window.to,
         consistency_from: args.consistency_from,
         first_seq: None,
     };

@@ -2,14 +2,14 @@
 
 use super::audit_verify::{print_verify_report, VerifyArgs};
 use super::proof_cmd::{CheckpointArgs, ExportArgs};
-use super::remote::{window_query, Remote};
+use super::remote::Remote;
 use super::{CliError, CliResult, EXIT_FAILED};
 use crate::audit::VerifyReport;
 use serde::Deserialize;
 use serde_json::Value;
 
 pub fn verify(remote: &Remote, args: &VerifyArgs) -> CliResult {
-    if args.from.is_some() || args.to.is_some() || args.anchor.is_some() {
+    if args.window.is_set() || args.anchor.is_some() {
         return Err(CliError::new(
             2,
             "through --server, `audit verify` checks the whole log; for a window or an anchor, \
@@ -41,7 +41,7 @@ pub fn checkpoint(remote: &Remote, args: &CheckpointArgs) -> CliResult {
 }
 
 pub fn export(remote: &Remote, args: &ExportArgs) -> CliResult {
-    let mut query = window_query(args.from, args.to, None);
+    let mut query = args.window.query(None);
     if let Some(size) = args.consistency_from {
         query.push(("consistency_from", size.to_string()));
     }
