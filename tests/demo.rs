@@ -74,6 +74,34 @@ fn demo_backs_every_claim_it_prints() {
             assert!(text.contains("skipped: nginx is not installed"), "{text}");
         }
     }
+    // Every side entry the tour left (tiles, checkpoints, rollups, snapshots, alert deliveries...) lies in a
+    // namespace of the one table, store::side_keys.
+    let store = keyledger::datadir::DataDir::new(&root)
+        .open_store()
+        .unwrap();
+    let mut namespaces = std::collections::BTreeSet::new();
+    for entry in store.scan_side(b"") {
+        let (key, _) = entry.unwrap();
+        let namespace = keyledger::store::side_keys::namespace_of(&key).unwrap_or_else(|| {
+            panic!(
+                "side entry {:?} lies outside store::side_keys",
+                String::from_utf8_lossy(&key)
+            )
+        });
+        namespaces.insert(namespace.owner);
+    }
+    for owner in [
+        "audit::tiles",
+        "audit::checkpoint",
+        "projection::rollup",
+        "alerts::deliveries",
+    ] {
+        assert!(
+            namespaces.contains(owner),
+            "{owner} kept nothing: {namespaces:?}"
+        );
+    }
+    drop(store);
     // A second demo into the same directory is refused rather than mixing ledgers.
     assert!(run_demo(&root, 10, &mut Vec::new()).is_err());
 }

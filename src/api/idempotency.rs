@@ -29,7 +29,7 @@ pub use super::conventions::IDEMPOTENCY_KEY as HEADER;
 pub use super::conventions::IDEMPOTENT_REPLAYED as REPLAYED;
 /// How long an answer is kept.
 pub const RETENTION_SECS: i64 = 24 * 3600;
-const PREFIX: &[u8] = b"idem/";
+const PREFIX: &[u8] = crate::store::side_keys::IDEMPOTENCY;
 const MAX_KEY_LEN: usize = 255;
 
 /// Idempotency keys whose first request is still running (a concurrent duplicate is a 409).

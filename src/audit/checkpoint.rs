@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 /// Write a checkpoint whenever the tree reaches a multiple of this size.
 pub const CHECKPOINT_EVERY: u64 = 1024;
-const CHECKPOINT_PREFIX: &[u8] = b"checkpoint/";
+const CHECKPOINT_PREFIX: &[u8] = crate::store::side_keys::CHECKPOINTS;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checkpoint {

@@ -12,7 +12,7 @@ pub const TILE_HEIGHT: u32 = 8;
 /// Hashes in a full tile.
 pub const TILE_WIDTH: u64 = 1 << TILE_HEIGHT;
 pub(super) const HASH: usize = 32;
-pub(super) const TILE_PREFIX: &[u8] = b"tile/";
+pub(super) const TILE_PREFIX: &[u8] = crate::store::side_keys::TILES;
 
 /// Side-entry key of the tile at tile level `tile_level`, index `index`: `tile/` ‖ L (u8) ‖ N (u64 BE).
 pub fn tile_key(tile_level: u32, index: u64) -> Vec<u8> {

@@ -9,7 +9,7 @@ pub use super::tile_read::{
     first_unrecorded_leaf, recorded_leaf, subtree_from_tile, tile_key, TILE_HEIGHT, TILE_WIDTH,
 };
 use super::tile_read::{hashes_of, read_tile, HASH};
-use super::tree::{node_key, Frontier, StoredTree};
+use super::tree::{Frontier, StoredTree};
 use crate::chain::Hash32;
 use crate::error::{LedgerError, LedgerResult};
 use crate::store::LogStore;
@@ -248,7 +248,7 @@ pub fn write_all_tiles(store: &dyn LogStore) -> LedgerResult<u64> {
 
 /// Removes the previous layout's `merkle/` entries, keeping those below level 8 inside an archived prefix.
 fn remove_legacy_nodes(store: &dyn LogStore, archived: u64) -> LedgerResult<()> {
-    let prefix = &node_key(0, 0)[..b"merkle/".len()];
+    let prefix = crate::store::side_keys::MERKLE_NODES;
     let mut doomed = Vec::new();
     for entry in store.scan_side(prefix) {
         let (key, _) = entry?;

@@ -12,7 +12,7 @@ use crate::store::LogStore;
 /// The previous layout stored subtrees at this level and above as `merkle/` entries; below it they were
 /// recomputed from records (an archive still keeps its records in blocks of this many leaves' worth).
 pub const STORED_LEVEL: u32 = 4;
-const NODE_PREFIX: &[u8] = b"merkle/";
+const NODE_PREFIX: &[u8] = crate::store::side_keys::MERKLE_NODES;
 
 /// Side-entry key of the subtree root at (`level`, `index`) in the previous layout (read as a fallback, and removed
 /// by [`super::tiles::write_all_tiles`]).

@@ -7,7 +7,7 @@ use crate::time::LedgerTime;
 use serde::{Deserialize, Serialize};
 
 /// Side entry describing the archived prefix.
-pub const PREFIX_KEY: &[u8] = b"archive/prefix";
+pub const PREFIX_KEY: &[u8] = super::side_keys::ARCHIVE_PREFIX;
 /// What the store remembers of the archived events 1..=size.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ArchivedPrefix {

@@ -9,6 +9,7 @@ mod pg;
 mod read_ahead;
 mod record;
 pub mod salvage;
+pub mod side_keys;
 mod sled_bytes;
 mod sled_cache;
 mod sled_columns;

@@ -8,23 +8,19 @@
 //! docs/PERFORMANCE.md). In a tree of their own the large values are rewritten only when they change. Ledgers
 //! written before the split keep such entries in `log` until each is written again: reads look in `bulk` first.
 
+use super::side_keys::{prefixes_filed, Filing};
 use super::sled_keys::{backend, stored_side_key};
 use super::sled_store::SledStore;
 use super::sled_tile_files::{may_hold_tiles, merge_sorted, tile_address, FULL_TILE};
 use super::{LogStore, StoreIter, StoreResult};
 
-/// Side-entry prefixes kept in the `bulk` tree.
-const BULK_PREFIXES: [&[u8]; 3] = [b"snapshot/", b"rollup/", b"archive/base/"];
-
 fn is_bulk(key: &[u8]) -> bool {
-    BULK_PREFIXES.iter().any(|prefix| key.starts_with(prefix))
+    prefixes_filed(Filing::Bulk).any(|prefix| key.starts_with(prefix))
 }
 
 /// Whether side entries under `prefix` may include bulk ones.
 fn may_hold_bulk(prefix: &[u8]) -> bool {
-    BULK_PREFIXES
-        .iter()
-        .any(|bulk| bulk.starts_with(prefix) || prefix.starts_with(bulk))
+    prefixes_filed(Filing::Bulk).any(|bulk| bulk.starts_with(prefix) || prefix.starts_with(bulk))
 }
 
 static ZEROS: [u8; FULL_TILE] = [0; FULL_TILE];

@@ -17,7 +17,7 @@ use std::sync::{Arc, RwLock};
 /// Bytes of a full tile: 256 hashes of 32 bytes.
 pub(super) const FULL_TILE: usize = 256 * 32;
 /// The side-entry prefix of tile keys (`tile/` ‖ L (u8) ‖ N (u64 BE), audit/tiles.rs).
-const TILE_PREFIX: &[u8] = b"tile/";
+const TILE_PREFIX: &[u8] = super::side_keys::TILES;
 
 /// The tile level and index a side-entry key names, if it is a tile key.
 pub(super) fn tile_address(key: &[u8]) -> Option<(u8, u64)> {
