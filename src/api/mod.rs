@@ -11,6 +11,7 @@ pub mod cursor;
 pub mod error;
 pub mod events;
 pub mod events_stream;
+mod events_stream_read;
 pub mod follower_auth;
 pub mod idempotency;
 pub mod key_bodies;
