@@ -5,6 +5,8 @@ pub mod bulk;
 pub mod commands;
 pub mod guards;
 pub mod validate;
+mod validate_policy;
+mod validate_text;
 pub mod verify;
 pub mod view;
 

@@ -2,12 +2,18 @@
 //! Every refusal names the field and says what is allowed. Text that identifies a key (names, owners, scopes,
 //! metadata) refuses a keyledger secret pasted into it and characters that change how text displays (bidi
 //! controls, zero-width and other invisible characters), so that no key can pose as another; those refusals never
-//! repeat the value.
+//! repeat the value. The checks under every text field are in validate_text.rs, the rate limit and the rotation
+//! and anomaly policies in validate_policy.rs.
 
 use crate::error::{LedgerError, LedgerResult};
-use crate::event::{AnomalyPolicy, KeyConfig, KeyPatch, RotationPolicy};
-use crate::projection::anomaly::KEY_RULES;
+use crate::event::{KeyConfig, KeyPatch};
 use std::collections::BTreeMap;
+
+pub use super::validate_policy::{
+    anomaly_policy, rate_limit, rotation_policy, MAX_RATE_LIMIT, MAX_ROTATION_DAYS,
+    MAX_SUSPEND_SECS,
+};
+use super::validate_text::{clean, invalid, label, text, token};
 
 pub const MAX_NAME: usize = 128;
 pub const MAX_DESCRIPTION: usize = 1024;
@@ -16,92 +22,10 @@ pub const MAX_PROJECTS: usize = 64;
 pub const MAX_METADATA_ENTRIES: usize = 32;
 pub const MAX_METADATA_VALUE: usize = 512;
 pub const MAX_CIDRS: usize = 64;
-pub const MAX_RATE_LIMIT: u32 = 1_000_000;
-pub const MAX_ROTATION_DAYS: u32 = 3650;
-
-fn invalid<T>(field: &str, message: impl Into<String>) -> LedgerResult<T> {
-    Err(LedgerError::invalid(field, message))
-}
-
-/// Invisible characters that change how the text around them displays: controls, bidi embeddings, overrides,
-/// isolates and marks, zero-width characters, line and paragraph separators, and the other format characters.
-fn invisible(c: char) -> bool {
-    c.is_control()
-        || matches!(c,
-            '\u{00AD}' | '\u{0600}'..='\u{0605}' | '\u{061C}' | '\u{06DD}' | '\u{070F}'
-            | '\u{0890}'..='\u{0891}' | '\u{08E2}' | '\u{180E}' | '\u{200B}'..='\u{200F}'
-            | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}'
-            | '\u{110BD}' | '\u{110CD}' | '\u{13430}'..='\u{1343F}' | '\u{1BCA0}'..='\u{1BCA3}'
-            | '\u{1D173}'..='\u{1D17A}' | '\u{E0001}' | '\u{E0020}'..='\u{E007F}')
-}
-
-fn no_secret(field: &str, value: &str) -> LedgerResult<()> {
-    if crate::secret::contains_secret(value) {
-        return invalid(
-            field,
-            "holds a keyledger secret (kl_…), which never belongs here; consider it exposed and rotate its key",
-        );
-    }
-    Ok(())
-}
-
-/// Refuses a secret or an invisible character in `value` without repeating it (the code point is named).
-fn clean(field: &str, value: &str) -> LedgerResult<()> {
-    no_secret(field, value)?;
-    match value.chars().find(|c| invisible(*c)) {
-        Some(c) => invalid(
-            field,
-            format!(
-                "must not contain control, bidi or zero-width characters (found U+{:04X})",
-                u32::from(c)
-            ),
-        ),
-        None => Ok(()),
-    }
-}
-
-/// Free text (a description): no secret, no control characters.
-fn text(field: &str, value: &str, max: usize, required: bool) -> LedgerResult<String> {
-    let trimmed = value.trim();
-    no_secret(field, trimmed)?;
-    if required && trimmed.is_empty() {
-        return invalid(field, "must not be empty");
-    }
-    if trimmed.chars().count() > max {
-        return invalid(field, format!("at most {max} characters"));
-    }
-    if trimmed.chars().any(char::is_control) {
-        return invalid(field, "must not contain control characters");
-    }
-    Ok(trimmed.to_string())
-}
-
-/// Text that identifies a key (a name, an owner, a metadata value): also no invisible characters.
-fn label(field: &str, value: &str, max: usize, required: bool) -> LedgerResult<String> {
-    clean(field, value.trim())?;
-    text(field, value, max, required)
-}
 
 /// An owner, as a key carries it and revoke-by-owner names it.
 pub fn owner(value: &str) -> LedgerResult<String> {
     label("owner", value, MAX_NAME, true)
-}
-
-fn token(field: &str, value: &str, max: usize, extra: &str) -> LedgerResult<String> {
-    clean(field, value)?;
-    let ok = !value.is_empty()
-        && value.len() <= max
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || extra.contains(c));
-    if ok {
-        Ok(value.to_string())
-    } else {
-        invalid(
-            field,
-            format!("{value:?} is not allowed: 1-{max} of letters, digits and {extra:?}"),
-        )
-    }
 }
 
 pub fn scopes(field: &str, values: &[String]) -> LedgerResult<Vec<String>> {
@@ -196,99 +120,6 @@ pub fn parse_cidr(value: &str) -> Option<ipnet::IpNet> {
     })
 }
 
-pub fn rate_limit(value: u32, allow_zero: bool) -> LedgerResult<u32> {
-    if (value == 0 && !allow_zero) || value > MAX_RATE_LIMIT {
-        let low = if allow_zero { 0 } else { 1 };
-        return invalid(
-            "rate_limit_per_minute",
-            format!("must be {low}..={MAX_RATE_LIMIT}"),
-        );
-    }
-    Ok(value)
-}
-
-pub fn rotation_policy(policy: &RotationPolicy, allow_zero: bool) -> LedgerResult<RotationPolicy> {
-    if policy.every_days == 0 && allow_zero {
-        return Ok(policy.clone());
-    }
-    if policy.every_days == 0 || policy.every_days > MAX_ROTATION_DAYS {
-        return invalid(
-            "rotation_policy.every_days",
-            format!("must be 1..={MAX_ROTATION_DAYS}"),
-        );
-    }
-    if policy.notify_days_before >= policy.every_days {
-        return invalid(
-            "rotation_policy.notify_days_before",
-            "must be less than every_days",
-        );
-    }
-    Ok(policy.clone())
-}
-
-fn rule_names(field: &str, rules: &[String]) -> LedgerResult<Vec<String>> {
-    let mut out: Vec<String> = Vec::new();
-    for rule in rules {
-        if !KEY_RULES.contains(&rule.as_str()) {
-            return invalid(
-                field,
-                format!(
-                    "{rule:?} is not a per-key rule: one of {}",
-                    KEY_RULES.join(", ")
-                ),
-            );
-        }
-        if !out.contains(rule) {
-            out.push(rule.clone());
-        }
-    }
-    Ok(out)
-}
-
-fn at_least_one(field: &str, value: Option<u64>, max: u64) -> LedgerResult<Option<u64>> {
-    match value {
-        Some(v) if v == 0 || v > max => invalid(field, format!("must be 1..={max}")),
-        other => Ok(other),
-    }
-}
-
-/// Longest automatic suspension a policy may ask for: 30 days.
-pub const MAX_SUSPEND_SECS: u32 = 30 * 86_400;
-
-/// Checks a per-key anomaly policy: known rule names, thresholds that can be met, a bounded suspension.
-pub fn anomaly_policy(policy: &AnomalyPolicy) -> LedgerResult<AnomalyPolicy> {
-    let suspend_for_secs = match policy.suspend_for_secs {
-        Some(secs) if secs == 0 || secs > MAX_SUSPEND_SECS => {
-            return invalid(
-                "anomaly_policy.suspend_for_secs",
-                format!("must be 1..={MAX_SUSPEND_SECS}"),
-            )
-        }
-        other => other,
-    };
-    Ok(AnomalyPolicy {
-        disabled_rules: rule_names("anomaly_policy.disabled_rules", &policy.disabled_rules)?,
-        distinct_ips_max: at_least_one(
-            "anomaly_policy.distinct_ips_max",
-            policy.distinct_ips_max,
-            1_000_000,
-        )?,
-        denied_percent: match policy.denied_percent {
-            Some(p) if p > 100 => {
-                return invalid("anomaly_policy.denied_percent", "must be 0..=100")
-            }
-            other => other,
-        },
-        rate_factor: at_least_one("anomaly_policy.rate_factor", policy.rate_factor, 1_000_000)?,
-        suspend_on: policy
-            .suspend_on
-            .as_deref()
-            .map(|rules| rule_names("anomaly_policy.suspend_on", rules))
-            .transpose()?,
-        suspend_for_secs,
-    })
-}
-
 /// Validates and normalises a whole configuration (creation).
 pub fn config(input: &KeyConfig) -> LedgerResult<KeyConfig> {
     Ok(KeyConfig {
@@ -379,6 +210,7 @@ pub fn patch(input: &KeyPatch) -> LedgerResult<KeyPatch> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::RotationPolicy;
 
     #[test]
     fn cidrs_are_parsed_and_normalised_and_bad_ones_named() {

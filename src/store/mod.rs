@@ -19,6 +19,7 @@ mod sled_journal_refs;
 mod sled_keys;
 mod sled_legacy;
 mod sled_open;
+mod sled_postings;
 mod sled_prune;
 mod sled_read;
 mod sled_segment_files;

@@ -1,13 +1,15 @@
 //! `keyledger demo`: the newcomer's guided tour on a fresh ledger — keys across environments, a simulated day of
 //! traffic with a leaked key and a probing burst, a rotation with stragglers, finding and revoking the leaked key,
 //! an incident time-window question, a full verification and, when nginx is installed, keys checked by nginx
-//! through forward-auth, and the alerts a local webhook received — every step printed with its timing. Steps 5-6
-//! live in `findings`, 8-10 in `investigate`, 11 in `gateway`, 12 in `alerts`.
+//! through forward-auth, and the alerts a local webhook received — every step printed with its timing. Steps 2-3
+//! live in `issue`, 5-6 in `findings`, 7 in `leak`, 8-10 in `investigate`, 11 in `gateway`, 12 in `alerts`.
 
 mod alerts;
 mod findings;
 mod gateway;
 mod investigate;
+mod issue;
+mod leak;
 pub mod nginx;
 pub mod receiver;
 mod traffic;
@@ -16,12 +18,12 @@ pub use gateway::GatewayRun;
 
 use super::{Cli, CliError, CliResult, EXIT_FAILED};
 use crate::datadir::DataDir;
-use crate::event::{Actor, KeyConfig, RotationPolicy, VerifyCode};
-use crate::keys::{hash_of_leak, CreateKey, IssuedKey, Requester, RevokeKey, RotateKey, VerifyKey};
+use crate::event::{Actor, VerifyCode};
+use crate::keys::{CreateKey, Requester};
 use crate::time::LedgerTime;
 use crate::LedgerError;
 use clap::Args;
-use std::collections::BTreeMap;
+use issue::key;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -83,30 +85,6 @@ pub fn run(cli: &Cli, args: &DemoArgs) -> CliResult {
     Ok(())
 }
 
-fn key(
-    name: &str,
-    env: &str,
-    owner: &str,
-    scopes: &[&str],
-    allow: &[&str],
-    rotate_days: Option<u32>,
-) -> KeyConfig {
-    KeyConfig {
-        name: name.into(),
-        description: format!("{name} ({env})"),
-        owner: owner.into(),
-        scopes: scopes.iter().map(|s| s.to_string()).collect(),
-        environment: env.into(),
-        ip_allowlist: allow.iter().map(|s| s.to_string()).collect(),
-        rate_limit_per_minute: Some(600_000),
-        rotation_policy: rotate_days.map(|every_days| RotationPolicy {
-            every_days,
-            notify_days_before: 14,
-        }),
-        ..Default::default()
-    }
-}
-
 fn step(out: &mut dyn Write, number: usize, title: &str) -> std::io::Result<Instant> {
     writeln!(out, "\n{number}. {title}")?;
     Ok(Instant::now())
@@ -160,108 +138,17 @@ pub fn run_demo(root: &Path, uses: usize, out: &mut dyn Write) -> Result<DemoSum
     )
     .map_err(io)?;
 
-    let started = step(
-        out,
-        2,
-        "Issue keys for services across environments (secrets shown once, only hashes kept)",
-    )
-    .map_err(io)?;
     let admin = Requester::new(
         Actor::Operator {
             name: "demo".into(),
         },
         None,
     );
-    let configs = [
-        key(
-            "billing-api",
-            "production",
-            "team-billing",
-            &["payments:read", "payments:write"],
-            &["10.20.0.0/16"],
-            Some(90),
-        ),
-        key(
-            "search-indexer",
-            "production",
-            "team-search",
-            &["catalog:read"],
-            &["10.30.0.0/16"],
-            Some(90),
-        ),
-        key(
-            "partner-acme",
-            "production",
-            "partner-acme",
-            &["orders:read"],
-            &["198.18.0.0/15"],
-            Some(180),
-        ),
-        key(
-            "ci-deploy",
-            "staging",
-            "team-platform",
-            &["deploy:*"],
-            &[],
-            Some(30),
-        ),
-        key(
-            "analytics-etl",
-            "development",
-            "team-data",
-            &["events:read"],
-            &[],
-            None,
-        ),
-        key(
-            "legacy-reporting",
-            "production",
-            "team-finance",
-            &["reports:read"],
-            &[],
-            None,
-        ),
-    ];
-    let mut issued: BTreeMap<String, IssuedKey> = BTreeMap::new();
-    for config in &configs {
-        let key = ledger.submit_blocking(CreateKey::new(admin.clone(), config)?)?;
-        writeln!(
-            out,
-            "   {:<17} {:<12} {:<14} {}…",
-            config.name, config.environment, config.owner, key.key.prefix
-        )
-        .map_err(io)?;
-        issued.insert(config.name.clone(), key);
-    }
-    let legacy = &issued["legacy-reporting"];
-    ledger.submit_blocking(RevokeKey {
-        who: admin.clone(),
-        key_id: legacy.key.key_id,
-        reason: Some("service decommissioned".into()),
-    })?;
-    writeln!(
-        out,
-        "   legacy-reporting revoked (decommissioned) ({:.0?})",
-        started.elapsed()
-    )
-    .map_err(io)?;
-
-    let started = step(out, 3, "Rotate billing-api with a 10-minute overlap window").map_err(io)?;
-    let billing_old = issued["billing-api"].secret.expose().to_string();
-    let rotated = ledger.submit_blocking(RotateKey {
-        who: admin.clone(),
-        key_id: issued["billing-api"].key.key_id,
-        overlap_seconds: 600,
-    })?;
-    writeln!(
-        out,
-        "   {} → {} (old key works until {}) ({:.0?})",
-        issued["billing-api"].key.key_id,
-        rotated.key.key_id,
-        LedgerTime::now().plus_secs(600),
-        started.elapsed()
-    )
-    .map_err(io)?;
+    let issue::Issued {
+        keys: issued,
+        rotated,
+        billing_old,
+    } = issue::run(out, &ledger, &admin)?;
 
     let secret = |name: &str| issued[name].secret.expose().to_string();
     let share = |part: usize| uses * part / 100;
@@ -363,48 +250,8 @@ pub fn run_demo(root: &Path, uses: usize, out: &mut dyn Write) -> Result<DemoSum
         &mut summary,
     )?;
 
-    let started = step(out, 7, "A secret scanner reports ci-deploy's secret in a public repository: find its key and revoke it").map_err(io)?;
     let leaked_secret = secret("ci-deploy");
-    let hash = hash_of_leak(&leaked_secret)?;
-    let leaked_id = ledger
-        .projections()
-        .keys
-        .by_secret_hash(&hash)
-        .map(|k| k.key_id)
-        .ok_or_else(|| LedgerError::not_found("leaked key"))?;
-    let revoked = ledger.submit_blocking(RevokeKey {
-        who: admin.clone(),
-        key_id: leaked_id,
-        reason: Some("secret found in a public repository".into()),
-    })?;
-    let after = ledger.submit_blocking(VerifyKey::new(
-        &leaked_secret,
-        "203.0.113.50".parse().ok(),
-        Some("deploy:prod".into()),
-        None,
-    ))?;
-    writeln!(
-        out,
-        "   found key {} ({}, owner {}); revoked at {}",
-        leaked_id,
-        revoked.config.name,
-        revoked.config.owner,
-        revoked
-            .revoked_at
-            .map(|t| t.to_string())
-            .unwrap_or_default()
-    )
-    .map_err(io)?;
-    writeln!(
-        out,
-        "   the very next use of that secret: {} ({:.0?})",
-        after.code.as_str(),
-        started.elapsed()
-    )
-    .map_err(io)?;
-    summary.leaked_key = Some(leaked_id);
-    summary.leaked_key_revoked = true;
-    summary.leaked_after_revoke = Some(after.code);
+    let leaked_id = leak::run(out, &ledger, &admin, &leaked_secret, &mut summary)?;
 
     let export_path = investigate::run(
         out,
