@@ -20,7 +20,8 @@
 //! 9. [`audit`]: checkpoints, the Merkle tree, exports and verification
 //! 10. [`ledger`]: the single writer, replay, snapshots, archival
 //! 11. [`keys`]: key commands and their guards
-//! 12. [`alerts`], [`gateway`], [`console`]: webhooks, forward-auth rules, the console's files
+//! 12. [`alerts`], [`gateway`], [`console`], [`witness`]: webhooks, forward-auth rules, the console's files, a
+//!     witness that cosigns other logs' checkpoints
 //! 13. [`api`]: the HTTP API
 //! 14. [`config`]: keyledger.toml, composed from each module's own section
 //! 15. [`datadir`]: a data directory's files, keys and store
@@ -50,5 +51,6 @@ pub mod secret;
 pub mod signers;
 pub mod store;
 pub mod time;
+pub mod witness;
 
 pub use error::{LedgerError, LedgerResult};

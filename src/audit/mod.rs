@@ -3,6 +3,7 @@
 pub mod anchor;
 pub mod anchor_check;
 pub mod checkpoint;
+pub mod cosignature;
 pub mod export;
 mod export_lines;
 pub mod merkle;

@@ -30,6 +30,7 @@ mod store_report;
 mod store_salvage;
 mod table;
 mod window_args;
+mod witness_cmd;
 
 use crate::datadir::{DataDir, KeySource};
 use crate::error::LedgerError;
@@ -105,6 +106,9 @@ pub enum Command {
     Admin(admin_cmd::AdminCommand),
     /// Run a guided tour on a fresh ledger (a new temporary directory unless --data is given).
     Demo(demo::DemoArgs),
+    /// A witness for other ledgers (C2SP tlog-witness): `witness init`, `witness serve`.
+    #[command(subcommand)]
+    Witness(witness_cmd::WitnessCommand),
 }
 
 /// How log lines are written.
@@ -248,6 +252,7 @@ fn run(cli: &Cli) -> CliResult {
         Command::Demo(args) => demo::run(cli, args),
         Command::Admin(command) => admin_cmd::run(cli, command),
         Command::Serve(args) => serve::run(cli, args),
+        Command::Witness(command) => witness_cmd::run(command),
     }
 }
 

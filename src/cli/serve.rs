@@ -289,7 +289,7 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM, what process managers and Kubernetes send to stop a service.
-async fn stop_signal() {
+pub(super) async fn stop_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
