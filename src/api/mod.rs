@@ -18,6 +18,7 @@ pub mod key_bodies;
 pub mod key_list;
 pub mod keys;
 pub mod limits;
+pub mod tlog;
 pub mod verify;
 
 use crate::ledger::Ledger;
@@ -38,8 +39,14 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Paths the router serves that the OpenAPI document leaves out: the console's page and files (a browser's, not
 /// an API client's), and forward-auth's catch-all, which answers for any path below `/v1/authz` as for
-/// `/v1/authz` itself (documented there).
-pub const UNDOCUMENTED: &[&str] = &["/", "/console/{file}", "/v1/authz/{*path}"];
+/// `/v1/authz` itself (documented there), and the tlog tiles, whose paths and bytes c2sp.org/tlog-tiles defines
+/// (docs/API.md).
+pub const UNDOCUMENTED: &[&str] = &[
+    "/",
+    "/console/{file}",
+    "/v1/authz/{*path}",
+    "/v1/tlog/tile/{*path}",
+];
 
 /// The OpenAPI 3 document (kept in docs/openapi.json).
 pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
@@ -231,6 +238,8 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/v1/audit/checkpoint", get(audit::checkpoint)),
         ("/v1/audit/export", get(audit::export)),
         ("/v1/alerts/deliveries", get(alerts::deliveries)),
+        ("/v1/tlog/checkpoint", get(tlog::checkpoint)),
+        ("/v1/tlog/tile/{*path}", get(tlog::tile)),
     ]
 }
 

@@ -23,7 +23,7 @@ pub fn tile_key(tile_level: u32, index: u64) -> Vec<u8> {
 }
 
 /// The stored tile's bytes (32·W, W ≤ 256), if stored.
-pub(super) fn read_tile(
+pub fn read_tile(
     store: &dyn LogStore,
     tile_level: u32,
     index: u64,

@@ -6,9 +6,10 @@
 
 use super::merkle::{empty_root, fold_leaves, node_hash, SubtreeSource};
 pub use super::tile_read::{
-    first_unrecorded_leaf, recorded_leaf, subtree_from_tile, tile_key, TILE_HEIGHT, TILE_WIDTH,
+    first_unrecorded_leaf, read_tile, recorded_leaf, subtree_from_tile, tile_key, TILE_HEIGHT,
+    TILE_WIDTH,
 };
-use super::tile_read::{hashes_of, read_tile, HASH};
+use super::tile_read::{hashes_of, HASH};
 use super::tree::{Frontier, StoredTree};
 use crate::chain::Hash32;
 use crate::error::{LedgerError, LedgerResult};
