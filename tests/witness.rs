@@ -52,18 +52,21 @@ impl Log {
 
     /// An add-checkpoint body from `old` to `size`.
     fn body(&self, old: u64, size: u64) -> String {
-        use base64::Engine;
         let leaves = MemoryLeaves(self.leaves.clone());
         let Ok(proof) = consistency_proof(&leaves, old, size);
-        let mut body = format!("old {old}\n");
-        for hash in proof {
-            body.push_str(&base64::engine::general_purpose::STANDARD.encode(hash));
-            body.push('\n');
-        }
-        body.push('\n');
-        body.push_str(&self.note(size));
-        body
+        add_checkpoint_body(old, &proof, &self.note(size))
     }
+}
+
+/// `old <size>`, the proof's hashes in base64, a blank line, then the note (c2sp.org/tlog-witness).
+fn add_checkpoint_body(old: u64, proof: &[Hash32], note: &str) -> String {
+    use base64::Engine;
+    let mut body = format!("old {old}\n");
+    for hash in proof {
+        body.push_str(&base64::engine::general_purpose::STANDARD.encode(hash));
+        body.push('\n');
+    }
+    format!("{body}\n{note}")
 }
 
 fn witness(dir: &std::path::Path, logs: Vec<NamedKey>) -> Witness {
@@ -192,14 +195,7 @@ fn a_ledgers_own_checkpoints_are_cosigned_with_its_proofs() {
     let mut old = 0;
     for (size, note) in notes {
         let proof = consistency_proof(&tree, old, size).unwrap();
-        let mut body = format!("old {old}\n");
-        for hash in proof {
-            use base64::Engine;
-            body.push_str(&base64::engine::general_purpose::STANDARD.encode(hash));
-            body.push('\n');
-        }
-        body.push('\n');
-        body.push_str(&note);
+        let body = add_checkpoint_body(old, &proof, &note);
         let line = w
             .add_checkpoint(&body, 1)
             .unwrap_or_else(|r| panic!("size {size}: {r:?}"));

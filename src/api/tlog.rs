@@ -129,11 +129,10 @@ fn read(ledger: &crate::ledger::Ledger, tile: &TilePath) -> ApiResult<Vec<u8>> {
             let want = width as usize * 32;
             if level == 0 && stored.len() < want && first + width <= ledger.durable_seq() {
                 // The writer keeps the partial leaf tile in memory only: its leaves are the events' hashes.
-                stored = CheckedReader::new(store.as_ref())
-                    .scan(first + 1, first + width + 1)
-                    .map(|record| record.map(|r| leaf_hash(&r.hash)))
-                    .collect::<Result<Vec<_>, _>>()?
-                    .concat();
+                stored = event_hashes(store.as_ref(), first, width)?
+                    .iter()
+                    .flat_map(leaf_hash)
+                    .collect();
             }
             if stored.len() < want {
                 return Err(not_found(format!(
@@ -153,15 +152,24 @@ fn read(ledger: &crate::ledger::Ledger, tile: &TilePath) -> ApiResult<Vec<u8>> {
                     first
                 )));
             }
-            let mut bundle = Vec::with_capacity(width as usize * 34);
-            for record in CheckedReader::new(store.as_ref()).scan(first + 1, end + 1) {
-                let record = record?;
-                bundle.extend_from_slice(&32u16.to_be_bytes());
-                bundle.extend_from_slice(&record.hash);
-            }
-            Ok(bundle)
+            Ok(event_hashes(store.as_ref(), first, width)?
+                .iter()
+                .flat_map(|hash| [&32u16.to_be_bytes()[..], hash].concat())
+                .collect())
         }
     }
+}
+
+/// The hashes of the events of leaves `first .. first + width` (leaf i is event i + 1), each record checked.
+fn event_hashes(
+    store: &dyn crate::store::LogStore,
+    first: u64,
+    width: u64,
+) -> crate::error::LedgerResult<Vec<crate::chain::Hash32>> {
+    CheckedReader::new(store)
+        .scan(first + 1, first + width + 1)
+        .map(|record| record.map(|r| r.hash))
+        .collect()
 }
 
 #[cfg(test)]
