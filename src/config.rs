@@ -6,6 +6,7 @@
 use crate::alerts::AlertsConfig;
 use crate::api::conventions::HttpConfig;
 use crate::audit::anchor::AnchorConfig;
+use crate::audit::witness_client::{WitnessConfig, WitnessPolicy};
 use crate::error::{LedgerError, LedgerResult};
 use crate::gateway::AuthzConfig;
 use crate::ledger::settings::{CheckpointConfig, LedgerSettings, SnapshotConfig};
@@ -29,6 +30,9 @@ pub struct AnalysisConfig {
     pub checkpoints: CheckpointConfig,
     pub snapshots: SnapshotConfig,
     pub anchor: AnchorConfig,
+    /// Witnesses (c2sp.org/tlog-witness) each new checkpoint is submitted to (issue 29).
+    pub witnesses: Vec<WitnessConfig>,
+    pub witness_policy: WitnessPolicy,
     pub http: HttpConfig,
     pub authz: AuthzConfig,
     /// Webhook sinks and the notice period of time-based alerts (issue 15).
@@ -51,6 +55,8 @@ impl AnalysisConfig {
             checkpoints: self.checkpoints.clone(),
             snapshots: self.snapshots.clone(),
             anchor: self.anchor.clone(),
+            witnesses: self.witnesses.clone(),
+            witness_policy: self.witness_policy.clone(),
         }
     }
 
@@ -72,6 +78,7 @@ impl AnalysisConfig {
         self.alerts.validate()?;
         self.http.validate()?;
         self.storage.validate()?;
+        crate::audit::witness_client::validate(&self.witnesses, &self.witness_policy)?;
         if !(1..=86_400).contains(&self.checkpoints.interval_secs) {
             return Err(format!(
                 "checkpoints.interval_secs = {} is outside 1..=86400",

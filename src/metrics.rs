@@ -19,6 +19,22 @@ pub struct Metrics {
     verify_outcomes: [AtomicU64; VerifyCode::ALL.len()],
     /// Checkpoints that could not be handed to the anchor (file or command), shared with its delivery thread.
     pub anchor_failures: std::sync::Arc<AtomicU64>,
+    /// Per configured witness (by name): what the writer's witnessing thread saw.
+    pub witnesses: std::sync::Mutex<std::collections::BTreeMap<String, WitnessCounters>>,
+}
+
+/// What came of one witness's submissions.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WitnessCounters {
+    /// The size of the newest checkpoint it cosigned.
+    pub cosigned_size: u64,
+    pub cosignatures: u64,
+    /// Submissions that failed (unreachable, refused, an answer that did not verify); tried again.
+    pub failures: u64,
+    /// Conflicts: the witness holds a history this log does not continue. Never retried.
+    pub conflicts: u64,
+    /// Why, for the conflict found (submissions to it stop until the writer restarts).
+    pub conflict: Option<String>,
 }
 
 impl Metrics {
@@ -35,6 +51,22 @@ impl Metrics {
                 bucket.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Updates the counters of the witness `name`.
+    pub fn witness(&self, name: &str, update: impl FnOnce(&mut WitnessCounters)) {
+        // A panic while holding the lock leaves counters, still worth reporting.
+        let mut witnesses = self.witnesses.lock().unwrap_or_else(|p| p.into_inner());
+        update(witnesses.entry(name.to_string()).or_default());
+    }
+
+    /// Each witness's counters, by name.
+    pub fn witness_counters(&self) -> Vec<(String, WitnessCounters)> {
+        let witnesses = self.witnesses.lock().unwrap_or_else(|p| p.into_inner());
+        witnesses
+            .iter()
+            .map(|(name, counters)| (name.clone(), counters.clone()))
+            .collect()
     }
 
     pub fn record_verify(&self, code: VerifyCode) {
@@ -95,6 +127,35 @@ impl Metrics {
                 count.load(Ordering::Relaxed)
             );
         }
+        render_witnesses(&mut out, &self.witness_counters());
         out
+    }
+}
+
+fn render_witnesses(out: &mut String, witnesses: &[(String, WitnessCounters)]) {
+    if witnesses.is_empty() {
+        return;
+    }
+    type Read = fn(&WitnessCounters) -> u64;
+    let series: [(&str, &str, Read); 4] = [
+        ("keyledger_witness_cosigned_size", "gauge", |c| {
+            c.cosigned_size
+        }),
+        ("keyledger_witness_cosignatures_total", "counter", |c| {
+            c.cosignatures
+        }),
+        ("keyledger_witness_failures_total", "counter", |c| {
+            c.failures
+        }),
+        ("keyledger_witness_conflicts_total", "counter", |c| {
+            c.conflicts
+        }),
+    ];
+    for (metric, kind, read) in series {
+        let _ = writeln!(out, "# TYPE {metric} {kind}");
+        for (name, counters) in witnesses {
+            let name = name.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(out, "{metric}{{witness=\"{name}\"}} {}", read(counters));
+        }
     }
 }

@@ -15,6 +15,7 @@ pub const KINDS: &[&str] = &[
     "key.expiring",
     "ledger.signer_rotated",
     "ledger.verification_failed",
+    "ledger.witness_conflict",
 ];
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

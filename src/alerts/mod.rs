@@ -317,3 +317,19 @@ pub fn verification_failed(reason: &str, now: LedgerTime, ledger: &str) -> Alert
         details: serde_json::json!({ "reason": reason }),
     }
 }
+
+/// The alert for a witness that holds a history this log does not continue (a fork, a cut or a rollback, seen
+/// from outside): once per witness and reason.
+pub fn witness_conflict(witness: &str, reason: &str, now: LedgerTime, ledger: &str) -> Alert {
+    Alert {
+        id: alert_id(&[ledger, "ledger.witness_conflict", witness, reason]),
+        kind: "ledger.witness_conflict".into(),
+        time: now,
+        ledger: ledger.to_string(),
+        key: None,
+        seqs: Vec::new(),
+        severity: "critical".into(),
+        summary: format!("the witness {witness} refused this log's checkpoint: {reason}"),
+        details: serde_json::json!({ "witness": witness, "reason": reason }),
+    }
+}

@@ -114,6 +114,11 @@ pub(super) async fn watch_deadlines(
         if let Some(reason) = failure {
             alerts.push(super::verification_failed(&reason, now, &origin));
         }
+        for (witness, counters) in ledger.metrics().witness_counters() {
+            if let Some(reason) = counters.conflict {
+                alerts.push(super::witness_conflict(&witness, &reason, now, &origin));
+            }
+        }
         let keys: Vec<Uuid> = alerts
             .iter()
             .filter_map(|a| a.key.as_ref().map(|k| k.key_id))

@@ -47,12 +47,22 @@ pub async fn checkpoint(
     let (checkpoint, note) = state.ledger.checkpoint().await?;
     let public = crate::chain::parse_public_key_hex(state.ledger.signer_public_hex())
         .map_err(|e| ApiError::internal(e.to_string()))?;
+    let witnessed = match super::tlog::witnessed_checkpoint(&state).await? {
+        Some((witnessed, note)) if state.witnessing.is_set() => json!({
+            "size": witnessed.size,
+            "root": hex::encode(witnessed.root),
+            "cosigners": state.witnessing.check_note(&note).unwrap_or_default(),
+            "note": note,
+        }),
+        _ => Value::Null,
+    };
     Ok(Json(json!({
         "origin": state.origin,
         "size": checkpoint.size,
         "root": hex::encode(checkpoint.root),
         "verifier_key": crate::audit::checkpoint::verifier_key(&state.origin, &public),
         "note": note,
+        "witnessed": witnessed,
     })))
 }
 
@@ -62,6 +72,9 @@ pub struct ExportQuery {
     from: Option<String>,
     to: Option<String>,
     consistency_from: Option<u64>,
+    /// Export against the newest checkpoint the witness quorum cosigned (its note carries the cosignatures).
+    #[serde(default)]
+    witnessed: bool,
 }
 
 /// Sends what the export writer writes down a channel, so the response streams in constant memory.
@@ -91,7 +104,25 @@ pub async fn export(
         consistency_from: q.consistency_from,
         first_seq: None,
     };
-    let (checkpoint, note) = state.ledger.checkpoint().await?;
+    let (checkpoint, note) = if q.witnessed {
+        if !state.witnessing.is_set() {
+            return Err(ApiError::bad_request(
+                "witnessed",
+                "no witness is configured ([[witnesses]] in keyledger.toml)",
+            ));
+        }
+        super::tlog::witnessed_checkpoint(&state)
+            .await?
+            .ok_or_else(|| {
+                ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "not_witnessed",
+                    "no checkpoint has been cosigned by the witness quorum yet",
+                )
+            })?
+    } else {
+        state.ledger.checkpoint().await?
+    };
     if let Some(old) = request
         .consistency_from
         .filter(|old| *old == 0 || *old > checkpoint.size)

@@ -69,6 +69,8 @@ pub struct AppState {
     pub cors_origins: Vec<String>,
     /// The webhook sinks (`[alerts]`), shown by `/v1/alerts`.
     pub alerts: Arc<crate::alerts::AlertsConfig>,
+    /// The witnesses whose cosignatures make a checkpoint witnessed (`[[witnesses]]`, `[witness_policy]`).
+    pub witnessing: Arc<crate::audit::witnessed::WitnessQuorum>,
 }
 
 impl AppState {
@@ -84,6 +86,7 @@ impl AppState {
             alert_metrics: None,
             cors_origins: Vec::new(),
             alerts: Arc::default(),
+            witnessing: Arc::default(),
         }
     }
 
@@ -98,6 +101,12 @@ impl AppState {
         // keyledger.toml was validated (which compiles the rules) when it was loaded.
         self.authz = Arc::new(authz.compile().unwrap_or_default());
         self.cors_origins = http.cors_origins.clone();
+        self
+    }
+
+    /// Serve witnessed checkpoints: those cosigned by `quorum` (none when no witness is configured).
+    pub fn witnessed_by(mut self, quorum: crate::audit::witnessed::WitnessQuorum) -> Self {
+        self.witnessing = Arc::new(quorum);
         self
     }
 

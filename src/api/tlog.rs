@@ -81,13 +81,48 @@ fn not_found(what: String) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", what)
 }
 
-/// `GET /v1/tlog/checkpoint`: the newest signed checkpoint note (covering every durable event).
+/// `GET /v1/tlog/checkpoint`: the newest signed checkpoint note (covering every durable event) or, when witnesses
+/// are configured, the newest checkpoint their quorum cosigned, with the cosignatures (503 before the first).
 pub async fn checkpoint(
     State(state): State<AppState>,
     _: Authenticated<Audit>,
 ) -> ApiResult<Response> {
-    let (_, note) = state.ledger.checkpoint().await?;
+    let note = if state.witnessing.is_set() {
+        match witnessed_checkpoint(&state).await? {
+            Some((_, note)) => note,
+            None => {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not_witnessed",
+                    format!(
+                        "no checkpoint has been cosigned by {} of the configured witnesses yet",
+                        state.witnessing.quorum
+                    ),
+                ))
+            }
+        }
+    } else {
+        state.ledger.checkpoint().await?.1
+    };
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+}
+
+/// The newest kept checkpoint the configured witness quorum cosigned, if any.
+pub async fn witnessed_checkpoint(
+    state: &AppState,
+) -> ApiResult<Option<(crate::audit::checkpoint::Checkpoint, String)>> {
+    let ledger = state.ledger.clone();
+    let quorum = state.witnessing.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        crate::audit::cosigned::newest_witnessed(
+            ledger.store().as_ref(),
+            &quorum.witnesses,
+            quorum.quorum,
+        )
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    Ok(found)
 }
 
 /// `GET /v1/tlog/tile/{path}`: a hash tile or an entry bundle.

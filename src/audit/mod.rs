@@ -4,6 +4,7 @@ pub mod anchor;
 pub mod anchor_check;
 pub mod checkpoint;
 pub mod cosignature;
+pub mod cosigned;
 pub mod export;
 mod export_lines;
 pub mod merkle;
@@ -18,6 +19,8 @@ mod verify_indexes;
 mod verify_rollups;
 mod verify_tree;
 mod verify_walk;
+pub mod witness_client;
+pub mod witnessed;
 
 pub use problem::{Problem, ProblemKind, VerifyRange, VerifyReport};
 pub use verify::verify_log;

@@ -35,6 +35,9 @@ pub struct ExportCheck {
     /// The range the export claims to cover (null: from the first event / up to the checkpoint).
     pub requested_from: Option<String>,
     pub requested_to: Option<String>,
+    /// The checkpoint note the export carries, with any witness cosignatures.
+    #[serde(skip)]
+    pub note: String,
 }
 
 /// Signatures waiting to be batch-verified, with their lines.

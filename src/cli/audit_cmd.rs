@@ -109,5 +109,8 @@ fn verify(cli: &Cli, args: &VerifyArgs) -> CliResult {
             report.notes, report.newest
         );
     }
+    if args.witnessed {
+        super::witnessed_cmd::verify_witnessed(&dir, store.as_ref(), head, args.json)?;
+    }
     Ok(())
 }

@@ -22,6 +22,10 @@ pub struct VerifyArgs {
     /// must hold the events of every note in it, with its root.
     #[arg(long)]
     pub anchor: Option<std::path::PathBuf>,
+    /// Ask each witness in keyledger.toml about the newest checkpoint: fail when one cosigned a larger tree or
+    /// another history (the log was cut or rewritten), or when fewer than the quorum cosign it.
+    #[arg(long)]
+    pub witnessed: bool,
 }
 
 /// Prints a verification report (JSON, or one line when it passed); a problem is exit code 3.

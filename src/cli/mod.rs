@@ -31,6 +31,7 @@ mod store_salvage;
 mod table;
 mod window_args;
 mod witness_cmd;
+mod witnessed_cmd;
 
 use crate::datadir::{DataDir, KeySource};
 use crate::error::LedgerError;

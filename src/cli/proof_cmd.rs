@@ -28,6 +28,10 @@ pub struct ExportArgs {
     /// Include a consistency proof from a checkpoint of this size that the reader kept.
     #[arg(long)]
     pub consistency_from: Option<u64>,
+    /// Export against the newest checkpoint the configured witness quorum cosigned (its note carries the
+    /// cosignatures, for `verify-export --witness-key`).
+    #[arg(long)]
+    pub witnessed: bool,
 }
 
 #[derive(Args, Debug)]
@@ -43,6 +47,13 @@ pub struct VerifyExportArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// A witness's verifier key (`name+keyid+base64`, cosignature/v1); repeat for several. The export's
+    /// checkpoint must carry verifying cosignatures by `--quorum` of them.
+    #[arg(long = "witness-key", value_name = "VKEY")]
+    pub witness_keys: Vec<String>,
+    /// How many of the `--witness-key`s must have cosigned (default: all of them).
+    #[arg(long, requires = "witness_keys")]
+    pub quorum: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -134,7 +145,13 @@ pub fn checkpoint(cli: &Cli, args: &CheckpointArgs) -> CliResult {
 pub fn export(cli: &Cli, args: &ExportArgs) -> CliResult {
     let dir = cli.data_dir();
     let identity = dir.identity()?;
-    let (checkpoint, note, source) = checkpoint_now(cli, &dir)?;
+    let (checkpoint, note, source) = if args.witnessed {
+        let store = dir.open_store()?;
+        let (checkpoint, note) = super::witnessed_cmd::newest_witnessed(&dir, store.as_ref())?;
+        (checkpoint, note, Source::Store(store))
+    } else {
+        checkpoint_now(cli, &dir)?
+    };
     let store = source.store();
     let request = ExportRequest {
         from: args.window.from,
@@ -204,13 +221,19 @@ pub fn verify_export_file(args: &VerifyExportArgs) -> CliResult {
         ),
         None => None,
     };
+    let witnesses = super::witnessed_cmd::quorum_of(&args.witness_keys, args.quorum)?;
     let file = std::fs::File::open(&args.file)
         .map_err(|e| CliError::new(EXIT_FAILED, format!("{}: {e}", args.file.display())))?;
     let started = std::time::Instant::now();
     match verify_export(BufReader::new(file), anchor, older.as_deref()) {
         Ok(check) => {
+            let cosigners =
+                super::witnessed_cmd::check_export(witnesses.as_ref(), &check, args.json)?;
             if args.json {
-                println!("{}", json!({ "ok": true, "result": check }));
+                println!(
+                    "{}",
+                    json!({ "ok": true, "result": check, "witnessed_by": cosigners })
+                );
             } else {
                 println!(
                     "OK: events {}..={} ({} events) verify; included in the signed checkpoint of {} events (root {}){} ({:.2?})",
@@ -222,6 +245,12 @@ pub fn verify_export_file(args: &VerifyExportArgs) -> CliResult {
                     check.consistency_from.map(|m| format!("; the log grew consistently from the kept checkpoint of {m} events")).unwrap_or_default(),
                     started.elapsed()
                 );
+                if let Some(cosigners) = &cosigners {
+                    println!(
+                        "OK: the checkpoint is witnessed, cosigned by {}",
+                        cosigners.join(", ")
+                    );
+                }
             }
             Ok(())
         }

@@ -9,11 +9,12 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub fn verify(remote: &Remote, args: &VerifyArgs) -> CliResult {
-    if args.window.is_set() || args.anchor.is_some() {
+    if args.window.is_set() || args.anchor.is_some() || args.witnessed {
         return Err(CliError::new(
             2,
             "through --server, `audit verify` checks the whole log; for a window or an anchor, \
-             run it on the server's host, or `audit export` the window and `audit verify-export` it here",
+             run it on the server's host, or `audit export` the window and `audit verify-export` it here \
+             (`--witnessed`: with `audit export --witnessed` and `verify-export --witness-key`)",
         ));
     }
     #[derive(Deserialize)]
@@ -44,6 +45,9 @@ pub fn export(remote: &Remote, args: &ExportArgs) -> CliResult {
     let mut query = args.window.query(None);
     if let Some(size) = args.consistency_from {
         query.push(("consistency_from", size.to_string()));
+    }
+    if args.witnessed {
+        query.push(("witnessed", "true".to_string()));
     }
     let mut response = remote.get_text("/v1/audit/export", &query)?;
     let copied = match &args.output {

@@ -153,7 +153,14 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CliResult {
     let origin = identity.origin.clone();
     let config = dir.config()?;
     let mut state = AppState::new(ledger.clone(), dir.anchor_public_key()?, identity.origin)
-        .configured(&config.authz, &config.http, &config.alerts);
+        .configured(&config.authz, &config.http, &config.alerts)
+        .witnessed_by(
+            crate::audit::witnessed::WitnessQuorum::from_config(
+                &config.witnesses,
+                &config.witness_policy,
+            )
+            .map_err(|e| CliError::new(2, e))?,
+        );
     if let Some(leader_auth) = leader_auth {
         state = state.following(leader_auth);
     }

@@ -19,6 +19,7 @@ mod snapshot_format;
 mod startup;
 mod submit;
 mod usage;
+mod witnessing;
 mod writer;
 mod writer_jobs;
 
@@ -193,16 +194,27 @@ impl Ledger {
             Some((sink, thread)) => (Some(sink), Some(thread)),
             None => (None, None),
         };
+        let witnesses = witnessing::WitnessSink::start(
+            &settings.witnesses,
+            &settings.witness_policy,
+            shared.clone(),
+        )?;
+        let (witnesses, witness_thread) = match witnesses {
+            Some((sink, thread)) => (Some(sink), Some(thread)),
+            None => (None, None),
+        };
+        let sinks = writer::NoteSinks { anchor, witnesses };
         let mut threads = writer::spawn(
             shared.clone(),
             signer,
             state,
             receiver,
             sender.downgrade(),
-            anchor,
+            sinks,
         )
         .map_err(start)?;
         threads.extend(anchor_thread);
+        threads.extend(witness_thread);
         if let Some((head, root)) = opened.unchecked_prefix {
             threads.push(startup::spawn_prefix_check(shared.clone(), head, root).map_err(start)?);
         }

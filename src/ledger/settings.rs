@@ -1,7 +1,8 @@
 //! What the ledger takes from keyledger.toml: the analysis rules its projections apply, how often the writer
-//! stores checkpoints and snapshots, and where the latest checkpoint is anchored.
+//! stores checkpoints and snapshots, where the latest checkpoint is anchored, and which witnesses cosign it.
 
 use crate::audit::anchor::AnchorConfig;
+use crate::audit::witness_client::{WitnessConfig, WitnessPolicy};
 use crate::projection::AnalysisRules;
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +13,9 @@ pub struct LedgerSettings {
     pub checkpoints: CheckpointConfig,
     pub snapshots: SnapshotConfig,
     pub anchor: AnchorConfig,
+    /// Witnesses each new checkpoint is submitted to, and when a checkpoint counts as witnessed.
+    pub witnesses: Vec<WitnessConfig>,
+    pub witness_policy: WitnessPolicy,
 }
 
 /// When the writer signs and stores checkpoints besides every 1,024 events.

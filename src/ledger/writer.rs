@@ -9,6 +9,7 @@
 use super::checkpointer::Checkpointer;
 use super::command::{PlanContext, StagedEvent};
 use super::job::Job;
+use super::witnessing::WitnessSink;
 use super::writer_jobs::{action_job, WakeJob};
 use super::Shared;
 use crate::audit::anchor::AnchorSink;
@@ -62,6 +63,23 @@ struct Written {
     notes: Vec<String>,
 }
 
+/// Where durable checkpoint notes go besides the store: the anchor and the witnesses.
+pub(crate) struct NoteSinks {
+    pub anchor: Option<AnchorSink>,
+    pub witnesses: Option<WitnessSink>,
+}
+
+impl NoteSinks {
+    fn send(&self, note: String) {
+        if let Some(witnesses) = &self.witnesses {
+            witnesses.send(note.clone());
+        }
+        if let Some(anchor) = &self.anchor {
+            anchor.send(note);
+        }
+    }
+}
+
 /// Starts the writer and flusher threads.
 pub(crate) fn spawn(
     shared: Arc<Shared>,
@@ -69,13 +87,13 @@ pub(crate) fn spawn(
     state: WriterState,
     commands: mpsc::Receiver<Box<dyn Job>>,
     wake: mpsc::WeakSender<Box<dyn Job>>,
-    anchor: Option<AnchorSink>,
+    sinks: NoteSinks,
 ) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
     let (to_flusher, flusher_inbox) = std_mpsc::sync_channel(PIPELINE_DEPTH);
     let flusher_shared = shared.clone();
     let flusher = std::thread::Builder::new()
         .name("keyledger-flusher".into())
-        .spawn(move || run_flusher(flusher_shared, flusher_inbox, wake, anchor))?;
+        .spawn(move || run_flusher(flusher_shared, flusher_inbox, wake, sinks))?;
     let writer = std::thread::Builder::new()
         .name("keyledger-writer".into())
         .spawn(move || run_writer(shared, signer, state, commands, to_flusher))?;
@@ -276,7 +294,7 @@ fn run_flusher(
     shared: Arc<Shared>,
     inbox: std_mpsc::Receiver<Written>,
     wake: mpsc::WeakSender<Box<dyn Job>>,
-    anchor: Option<AnchorSink>,
+    sinks: NoteSinks,
 ) {
     while let Ok(first) = inbox.recv() {
         let mut written = vec![first];
@@ -320,9 +338,7 @@ fn run_flusher(
             }
         }
         for batch in written {
-            if let Some(anchor) = &anchor {
-                batch.notes.into_iter().for_each(|note| anchor.send(note));
-            }
+            batch.notes.into_iter().for_each(|note| sinks.send(note));
             batch.jobs.into_iter().for_each(|job| job.finish(None));
         }
     }

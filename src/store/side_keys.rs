@@ -19,6 +19,8 @@ pub enum WrittenBy {
     Alerts,
     /// An operator command run while no writer runs (archive, migrate, salvage, backfills at open).
     Operator,
+    /// The writer's witnessing thread, which records each cosignature a witness returns.
+    Witnessing,
 }
 
 /// Where the embedded (sled) store files a namespace's entries.
@@ -46,6 +48,7 @@ pub struct Namespace {
 pub const TILES: &[u8] = b"tile/";
 pub const MERKLE_NODES: &[u8] = b"merkle/";
 pub const CHECKPOINTS: &[u8] = b"checkpoint/";
+pub const COSIGNED: &[u8] = b"cosigned/";
 pub const SIGNERS: &[u8] = b"signer/";
 pub const ROLLUPS: &[u8] = b"rollup/";
 pub const SNAPSHOT: &[u8] = b"snapshot/";
@@ -77,6 +80,13 @@ pub const NAMESPACES: &[Namespace] = &[
         written_by: WrittenBy::GroupCommit,
         filing: Filing::Log,
         holds: "signed checkpoint notes, by tree size",
+    },
+    Namespace {
+        prefix: COSIGNED,
+        owner: "audit::cosigned",
+        written_by: WrittenBy::Witnessing,
+        filing: Filing::Log,
+        holds: "checkpoint notes with the witnesses' cosignatures, by tree size",
     },
     Namespace {
         prefix: SIGNERS,

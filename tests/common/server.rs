@@ -109,11 +109,14 @@ async fn listen(
     let identity = dir.identity().unwrap();
     let anchor = dir.anchor_public_key().unwrap();
     let config = dir.config().unwrap();
-    let state = AppState::new(ledger.clone(), anchor, identity.origin).configured(
-        &config.authz,
-        &config.http,
-        &config.alerts,
-    );
+    let witnessing = keyledger::audit::witnessed::WitnessQuorum::from_config(
+        &config.witnesses,
+        &config.witness_policy,
+    )
+    .unwrap();
+    let state = AppState::new(ledger.clone(), anchor, identity.origin)
+        .configured(&config.authz, &config.http, &config.alerts)
+        .witnessed_by(witnessing);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

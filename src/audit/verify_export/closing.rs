@@ -163,6 +163,7 @@ pub(super) fn finish(
                     consistency_from: consistency_from.or(older.map(|_| s.size)),
                     requested_from: s.requested_from.map(|t| t.to_string()),
                     requested_to: s.requested_to.map(|t| t.to_string()),
+                    note: note.to_string(),
                 });
             }
             _ => return fail(line, None, "unexpected line after the checkpoint"),
