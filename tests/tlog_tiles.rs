@@ -10,32 +10,8 @@ use keyledger::api::tlog::encode_index;
 use keyledger::audit::checkpoint::Checkpoint;
 use keyledger::audit::merkle::{leaf_hash, range_hash, MemoryLeaves};
 use keyledger::chain::Hash32;
-use keyledger::event::Actor;
-use keyledger::ledger::AppendEvents;
 use reqwest::StatusCode;
 use server::*;
-
-/// Appends `count` unknown-key uses from four client addresses per batch of 1,000 (anomaly findings may add
-/// events: the tiles of each size are checked whatever the log holds after it).
-fn append(ledger: &keyledger::ledger::Ledger, count: u64) {
-    let mut left = count;
-    for batch in 0.. {
-        if left == 0 {
-            break;
-        }
-        let size = left.min(1000);
-        let events = (0..size)
-            .map(|n| common::used(None, &format!("b{batch}-{}", n % 4)))
-            .collect();
-        let append = AppendEvents {
-            actor: Actor::System,
-            request_id: None,
-            events,
-        };
-        ledger.submit_blocking(append).unwrap();
-        left -= size;
-    }
-}
 
 async fn get(s: &Server, path: &str) -> (StatusCode, Option<String>, Vec<u8>) {
     let response = client()
@@ -59,9 +35,11 @@ async fn served_tiles_hold_the_hashes_of_the_served_checkpoint() {
     let start_size = ledger.durable_seq();
     {
         let ledger = ledger.clone();
-        tokio::task::spawn_blocking(move || append(&ledger, 65_537 - start_size))
-            .await
-            .unwrap();
+        tokio::task::spawn_blocking(move || {
+            common::append_from_four_ips(&ledger, 65_537 - start_size)
+        })
+        .await
+        .unwrap();
     }
     // The served checkpoint (its request is itself recorded first, so it covers at least 65,538 events).
     let (status, _, note) = get(&s, "/v1/tlog/checkpoint").await;

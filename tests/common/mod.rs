@@ -231,3 +231,26 @@ pub fn wait_for_findings(ledger: &Ledger) {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// Appends `count` unknown-key uses from four client addresses per batch of 1,000 (anomaly findings may add events).
+/// Variants with ~20k distinct client IPs or 65k uses of one key hung at teardown in the tile tests.
+pub fn append_from_four_ips(ledger: &Ledger, count: u64) {
+    let mut left = count;
+    for batch in 0.. {
+        if left == 0 {
+            break;
+        }
+        let size = left.min(1000);
+        let events = (0..size)
+            .map(|n| used(None, &format!("b{batch}-{}", n % 4)))
+            .collect();
+        ledger
+            .submit_blocking(keyledger::ledger::AppendEvents {
+                actor: keyledger::event::Actor::System,
+                request_id: None,
+                events,
+            })
+            .unwrap();
+        left -= size;
+    }
+}
