@@ -185,6 +185,36 @@ mod tests {
         assert_eq!(verify_cosignature(&note_key, body, &line), Ok(None));
     }
 
+    /// The example of c2sp.org/signed-note and Go's golang.org/x/mod/sumdb/note (example_test.go): its verifier key
+    /// reads with the key id it states, its signature line verifies over its text, and its malformed keys do not.
+    #[test]
+    fn the_signed_note_example_key_and_signature_verify() {
+        let vkey = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
+        let text = "If you think cryptography is the answer to your problem,\n\
+                    then you don't know what your problem is.\n";
+        let line = "x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=";
+        let key = NamedKey::parse_vkey(vkey, NOTE_ED25519).unwrap();
+        assert_eq!(key.name, "PeterNeumann");
+        assert_eq!(hex::encode(key.key_id()), "c74f20a3");
+        assert_eq!(key.to_vkey(), vkey);
+        let blob = B64.decode(line).unwrap();
+        assert_eq!(blob[..4], key.key_id());
+        let signature = Signature::from_slice(&blob[4..]).unwrap();
+        assert!(key.key.verify_strict(text.as_bytes(), &signature).is_ok());
+        assert!(key
+            .key
+            .verify_strict(b"another text\n", &signature)
+            .is_err());
+        // Go's badKey cases: a key of the wrong length and an unknown algorithm, each with its key hash adjusted.
+        for bad in [
+            "PeterNeumann+cc469956+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TWBADKEY==",
+            "PeterNeumann+173116ae+ZRpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
+            "PeterNeumann+c74f20a4+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
+        ] {
+            assert!(NamedKey::parse_vkey(bad, NOTE_ED25519).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn verifier_keys_round_trip_and_a_wrong_type_or_id_is_refused() {
         let key = NamedKey::new("w.example/1", COSIGNATURE_V1, witness().verifying_key());
