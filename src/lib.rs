@@ -22,7 +22,7 @@
 //! 11. [`keys`]: key commands and their guards
 //! 12. [`alerts`], [`gateway`], [`console`], [`witness`]: webhooks, forward-auth rules, the console's files, a
 //!     witness that cosigns other logs' checkpoints
-//! 13. [`api`]: the HTTP API
+//! 13. [`api`], [`monitor`]: the HTTP API; an independent monitor of a served ledger's checkpoints and tiles
 //! 14. [`config`]: keyledger.toml, composed from each module's own section
 //! 15. [`datadir`]: a data directory's files, keys and store
 //! 16. [`cli`]: the command line and the demo
@@ -45,6 +45,7 @@ pub mod incident;
 pub mod keys;
 pub mod ledger;
 pub mod metrics;
+pub mod monitor;
 pub mod projection;
 pub mod query;
 pub mod secret;

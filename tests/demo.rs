@@ -74,6 +74,24 @@ fn demo_backs_every_claim_it_prints() {
             assert!(text.contains("skipped: nginx is not installed"), "{text}");
         }
     }
+    // Issue 29: the writer's checkpoints were cosigned by the tour's witness; a rewritten copy of the ledger (same
+    // key and origin) was refused by the witness and reported as a fork by a monitor that had verified the ledger.
+    assert!(
+        summary.witnessed_size.is_some_and(|size| size > 0),
+        "{text}"
+    );
+    match &summary.fork {
+        Some(fork) => {
+            assert!(fork.forged > fork.verified, "{fork:?}");
+            assert!(fork.witness_answer.starts_with("conflict: "), "{fork:?}");
+            let finding = fork.finding.as_deref().unwrap_or_default();
+            assert!(finding.starts_with("monitor: FORK at size"), "{fork:?}");
+        }
+        None => assert!(
+            std::env::var("KEYLEDGER_TEST_PG").is_ok(),
+            "the rewritten copy was skipped on the embedded store: {text}"
+        ),
+    }
     // Every side entry the tour left (tiles, checkpoints, rollups, snapshots, alert deliveries...) lies in a
     // namespace of the one table, store::side_keys.
     let store = keyledger::datadir::DataDir::new(&root)
@@ -93,6 +111,7 @@ fn demo_backs_every_claim_it_prints() {
     for owner in [
         "audit::tiles",
         "audit::checkpoint",
+        "audit::cosigned",
         "projection::rollup",
         "alerts::deliveries",
     ] {
@@ -101,6 +120,10 @@ fn demo_backs_every_claim_it_prints() {
             "{owner} kept nothing: {namespaces:?}"
         );
     }
+    // The ledger closed while the witness still answered: its closing checkpoint is cosigned too.
+    let (newest, _) = keyledger::audit::export::newest_stored_checkpoint(store.as_ref()).unwrap();
+    let cosigned = keyledger::audit::cosigned::cosigned_notes(store.as_ref()).unwrap();
+    assert_eq!(cosigned.last().map(|(size, _)| *size), Some(newest.size));
     drop(store);
     // A second demo into the same directory is refused rather than mixing ledgers.
     assert!(run_demo(&root, 10, &mut Vec::new()).is_err());

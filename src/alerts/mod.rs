@@ -51,7 +51,8 @@ pub struct Alert {
 }
 
 /// A stable id from the facts that make an alert unique.
-fn alert_id(parts: &[&str]) -> String {
+/// An alert's id: stable for the same parts, so that receivers deduplicate an alert raised again.
+pub fn alert_id(parts: &[&str]) -> String {
     let mut hasher = Sha256::new();
     for part in parts {
         hasher.update(part.as_bytes());

@@ -18,6 +18,7 @@ mod key_args;
 mod key_cmd;
 pub mod key_output;
 mod key_request;
+mod monitor_cmd;
 mod progress;
 mod proof_cmd;
 mod remote;
@@ -44,6 +45,8 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_VERIFY_FAILED: u8 = 3;
 pub const EXIT_IN_USE: u8 = 4;
 pub const EXIT_DENIED: u8 = 5;
+/// `monitor --once` could not reach the ledger (a finding is [`EXIT_VERIFY_FAILED`]).
+pub const EXIT_UNREACHABLE: u8 = 6;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -110,6 +113,9 @@ pub enum Command {
     /// A witness for other ledgers (C2SP tlog-witness): `witness init`, `witness serve`.
     #[command(subcommand)]
     Witness(witness_cmd::WitnessCommand),
+    /// Audit a served ledger independently: follow its checkpoints and tiles, exit 3 on a fork, a cut or a bad
+    /// signature.
+    Monitor(monitor_cmd::MonitorArgs),
 }
 
 /// How log lines are written.
@@ -254,6 +260,7 @@ fn run(cli: &Cli) -> CliResult {
         Command::Admin(command) => admin_cmd::run(cli, command),
         Command::Serve(args) => serve::run(cli, args),
         Command::Witness(command) => witness_cmd::run(command),
+        Command::Monitor(args) => monitor_cmd::run(cli, args),
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod alerts;
 mod findings;
+mod fork;
 mod gateway;
 mod investigate;
 mod issue;
@@ -13,6 +14,7 @@ mod leak;
 pub mod nginx;
 pub mod receiver;
 mod traffic;
+mod witnessing;
 
 pub use gateway::GatewayRun;
 
@@ -64,6 +66,10 @@ pub struct DemoSummary {
     pub leaked_alerts: Vec<String>,
     /// The read-only key the tour issues for signing in to the web console.
     pub console_key: Option<String>,
+    /// The size of the newest checkpoint the tour's witness cosigned.
+    pub witnessed_size: Option<u64>,
+    /// What the witness and the monitor said of a rewritten copy of the ledger (same key, another history).
+    pub fork: Option<fork::ForkRun>,
 }
 
 pub fn run(cli: &Cli, args: &DemoArgs) -> CliResult {
@@ -83,6 +89,23 @@ pub fn run(cli: &Cli, args: &DemoArgs) -> CliResult {
     let mut out = std::io::stdout().lock();
     run_demo(&root, args.uses, &mut out)?;
     Ok(())
+}
+
+/// Closes the ledger while the runtime still serves the tour's witness, so that the closing checkpoint is cosigned
+/// too; the outbox's aborted tasks let go of their handles on the runtime shortly after it is dropped.
+fn close_while_serving(mut ledger: Arc<crate::ledger::Ledger>) {
+    let waited = Instant::now();
+    loop {
+        match Arc::try_unwrap(ledger) {
+            Ok(mut open) => return open.close(),
+            // Closed when the last handle drops, with the runtime.
+            Err(_) if waited.elapsed() > std::time::Duration::from_secs(2) => return,
+            Err(shared) => {
+                ledger = shared;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
 }
 
 fn step(out: &mut dyn Write, number: usize, title: &str) -> std::io::Result<Instant> {
@@ -120,11 +143,17 @@ pub fn run_demo(root: &Path, uses: usize, out: &mut dyn Write) -> Result<DemoSum
     )
     .map_err(io)?;
     // An existing ledger's keyledger.toml is left alone: init refuses that directory below.
-    let demo_alerts = match dir.is_initialized() {
-        true => None,
-        false => Some(alerts::configure(&runtime, root)?),
+    let (demo_alerts, witness) = match dir.is_initialized() {
+        true => (None, None),
+        false => (
+            Some(alerts::configure(&runtime, root)?),
+            Some(witnessing::plan(&runtime, root)?),
+        ),
     };
     let (ledger, identity) = dir.init(None)?;
+    let mut witness = witness.ok_or_else(|| LedgerError::Config("the ledger exists".into()))?;
+    witness.serve(&runtime, &dir)?;
+    let (ledger, fork_base) = fork::keep_base(ledger, &dir)?;
     let ledger = Arc::new(ledger);
     let demo_alerts = demo_alerts.ok_or_else(|| LedgerError::Config("the ledger exists".into()))?;
     let outbox = demo_alerts.start(&runtime, &ledger, identity.origin.clone())?;
@@ -272,7 +301,8 @@ pub fn run_demo(root: &Path, uses: usize, out: &mut dyn Write) -> Result<DemoSum
         out,
     )?;
     summary.leaked_alerts = demo_alerts.show(12, leaked_id, out)?;
-    // A read-only key (ledger:read and ledger:audit) for the web console, shown once like every new key.
+    // A read-only key (ledger:read and ledger:audit) for the web console, shown once like every new key; the
+    // monitor of the last step reads the ledger's tiles with it.
     let console_config = key(
         "console-reader",
         "keyledger",
@@ -283,12 +313,20 @@ pub fn run_demo(root: &Path, uses: usize, out: &mut dyn Write) -> Result<DemoSum
     );
     let console = ledger.submit_blocking(CreateKey::new(admin.clone(), &console_config)?)?;
     summary.console_key = Some(console.secret.expose().to_string());
+    summary.witnessed_size = witness.show_cosigned(13, &ledger, out)?;
+    summary.fork = fork::run(
+        &runtime,
+        &ledger,
+        &dir,
+        fork_base,
+        &witness,
+        console.secret.expose(),
+        out,
+    )?;
 
     drop(outbox);
+    close_while_serving(ledger);
     drop(runtime);
-    if let Ok(mut ledger) = Arc::try_unwrap(ledger) {
-        ledger.close();
-    }
     let data = root.display();
     writeln!(out, "\nTry next (against this data directory):").map_err(io)?;
     writeln!(out, "   keyledger --data {data} key list").map_err(io)?;
