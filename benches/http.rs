@@ -25,12 +25,15 @@ fn signing_floor() -> (f64, f64) {
         .map(|i| keyledger::chain::chain_hash(&[0; 32], &i.to_be_bytes()))
         .collect();
     let started = Instant::now();
-    let signed: usize = hashes.iter().map(|h| signer.sign_hash(h)[0] as usize).sum();
+    let signed: usize = hashes
+        .iter()
+        .map(|h| signer.sign_hash(h).unwrap()[0] as usize)
+        .sum();
     let single = hashes.len() as f64 / started.elapsed().as_secs_f64();
     let started = Instant::now();
     let parallel: usize = hashes
         .par_iter()
-        .map(|h| signer.sign_hash(h)[0] as usize)
+        .map(|h| signer.sign_hash(h).unwrap()[0] as usize)
         .sum();
     let all = hashes.len() as f64 / started.elapsed().as_secs_f64();
     assert_eq!(signed, parallel);

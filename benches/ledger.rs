@@ -4,6 +4,8 @@
 //! PostgreSQL server's base URL (`postgres://postgres@127.0.0.1:5432`, a role that may create databases), the same
 //! runs follow on PostgreSQL, each in a new database: `.ci/with-postgres.sh` sets KEYLEDGER_TEST_PG, e.g.
 //! `.ci/with-postgres.sh sh -c 'KEYLEDGER_BENCH_PG=${KEYLEDGER_TEST_PG%/*} cargo bench --bench ledger'`.
+//! Where SoftHSM2 is installed (Debian `softhsm2`), the sled runs follow once more with the key on a SoftHSM2 token
+//! (issue 30), beside the token's own signing rate.
 
 #[path = "shared/floors.rs"]
 mod floors;
@@ -13,6 +15,7 @@ use keyledger::audit::{verify_log, VerifyRange};
 use keyledger::datadir::DataDir;
 use keyledger::event::{Actor, EventData, KeyUsed, VerifyCode};
 use keyledger::ledger::AppendEvents;
+use keyledger::token::{SignerConfig, SignerKind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -62,12 +65,91 @@ fn fresh_database(base: &str) -> String {
     format!("{base}/{name}")
 }
 
-/// Durable appends from `writers` tasks on sled, or on PostgreSQL when `pg` names a server.
-fn appends(writers: usize, runtime: &tokio::runtime::Runtime, pg: Option<&str>) -> (f64, u64, u64) {
+const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// A SoftHSM2 token in a temporary directory, its configuration and PIN in this process's environment (set before
+/// any thread starts: SoftHSM reads them at C_Initialize). `None` without SoftHSM2.
+fn softhsm_token(dir: &std::path::Path) -> Option<SignerConfig> {
+    if !std::path::Path::new(SOFTHSM).exists() {
+        println!("(SoftHSM2 is not installed: no runs with the key on a token)");
+        return None;
+    }
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).expect("token directory");
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\n",
+            tokens.display()
+        ),
+    )
+    .expect("softhsm2.conf");
+    std::env::set_var("SOFTHSM2_CONF", &conf);
+    std::env::set_var(keyledger::token::PIN_ENV, "4321");
+    let init = std::process::Command::new("softhsm2-util")
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            "bench",
+            "--pin",
+            "4321",
+            "--so-pin",
+            "87654321",
+        ])
+        .output()
+        .expect("softhsm2-util");
+    assert!(init.status.success(), "{init:?}");
+    Some(SignerConfig {
+        kind: SignerKind::Pkcs11,
+        module: Some(SOFTHSM.into()),
+        token_label: Some("bench".into()),
+        key_label: None,
+        pin_file: None,
+    })
+}
+
+/// Signatures per second straight through the token, from `threads` threads (one session each).
+fn token_floor(token: &SignerConfig, threads: usize) -> f64 {
+    let mut config = token.clone();
+    config.key_label = Some("floor".into());
+    let key = Arc::new(keyledger::token::TokenKey::open(&config, true).expect("token key"));
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let (key, done) = (key.clone(), done.clone());
+            scope.spawn(move || {
+                let mut n = 0u64;
+                while started.elapsed() < Duration::from_secs(2) {
+                    key.sign(&n.to_le_bytes()).expect("token sign");
+                    n += 1;
+                }
+                done.fetch_add(n, Ordering::Relaxed);
+            });
+        }
+    });
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Durable appends from `writers` tasks on sled, or on PostgreSQL when `pg` names a server; with `token`, the key
+/// is generated on that PKCS#11 token.
+fn appends(
+    writers: usize,
+    runtime: &tokio::runtime::Runtime,
+    pg: Option<&str>,
+    token: Option<&SignerConfig>,
+) -> (f64, u64, u64) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = DataDir::new(tmp.path().join("data"));
     if let Some(base) = pg {
         dir.set_store(&fresh_database(base)).expect("store");
+    }
+    if let Some(token) = token {
+        let mut config = token.clone();
+        config.key_label = Some(format!("ledger-{writers}"));
+        dir.set_signer(&config).expect("[signer]");
     }
     let (ledger, _) = dir.init(None).expect("init");
     let ledger = Arc::new(ledger);
@@ -204,6 +286,8 @@ fn follower_lag(
 static VERIFY_RATE: AtomicU64 = AtomicU64::new(0);
 
 fn main() {
+    let hsm_dir = tempfile::tempdir().expect("tempdir");
+    let token = softhsm_token(hsm_dir.path());
     let sign = sign_floor();
     println!("floor: Ed25519 sign on one core = {sign:.0}/s");
     let batch = floors::batch_verify_floor_two_cores();
@@ -221,7 +305,7 @@ fn main() {
     {
         println!("== {name}");
         for writers in [1, 8, 64] {
-            let (rate, _, _) = appends(writers, &runtime, *backend);
+            let (rate, _, _) = appends(writers, &runtime, *backend, None);
             println!("      = {:.2} of the one-core signing floor", rate / sign);
         }
         let verify = VERIFY_RATE.load(Ordering::Relaxed) as f64;
@@ -229,5 +313,21 @@ fn main() {
             "full verification = {:.2} of the two-core batch-verify floor",
             verify / batch
         );
+    }
+    if let Some(token) = &token {
+        println!("== sled, the key on a SoftHSM2 token (PKCS#11)");
+        for threads in [1, 2, 8] {
+            println!(
+                "floor: the token's Ed25519 signing from {threads} thread(s) = {:.0}/s",
+                token_floor(token, threads)
+            );
+        }
+        for writers in [1, 8, 64] {
+            let (rate, _, _) = appends(writers, &runtime, None, Some(token));
+            println!(
+                "      = {:.2} of the one-core in-memory signing floor",
+                rate / sign
+            );
+        }
     }
 }

@@ -57,11 +57,21 @@ impl fmt::Debug for SignerId {
     }
 }
 
-/// The ledger's signing key. Its seed is zeroed on drop and never printed (no `Debug` of the seed).
+/// The ledger's signing key: in memory (its seed zeroed on drop and never printed) or on a PKCS#11 token.
 pub struct LedgerSigner {
-    key: SigningKey,
+    key: SignerKey,
     id: SignerId,
 }
+
+enum SignerKey {
+    Memory(Box<SigningKey>),
+    Token(std::sync::Arc<crate::token::TokenKey>),
+}
+
+/// Why a signature could not be made (only a token can fail to sign).
+#[derive(Debug, thiserror::Error)]
+#[error("the signing key could not sign: {0}")]
+pub struct SignError(#[from] pub crate::token::TokenError);
 
 impl fmt::Debug for LedgerSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -88,17 +98,37 @@ impl LedgerSigner {
 
     fn from_key(key: SigningKey) -> Self {
         let id = SignerId::of(&key.verifying_key());
-        Self { key, id }
+        Self {
+            key: SignerKey::Memory(Box::new(key)),
+            id,
+        }
     }
 
-    /// The seed as key-file text. Callers write it only to a 0600 file.
-    pub fn seed_hex(&self) -> Zeroizing<String> {
-        Zeroizing::new(hex::encode(self.key.to_bytes()))
+    /// The key on a PKCS#11 token.
+    pub fn from_token(token: crate::token::TokenKey) -> Self {
+        let id = SignerId::of(&token.public_key());
+        Self {
+            key: SignerKey::Token(std::sync::Arc::new(token)),
+            id,
+        }
+    }
+
+    /// The seed as key-file text, for a key held in memory (`None` for a token's, which never leaves it).
+    /// Callers write it only to a 0600 file.
+    pub fn seed_hex(&self) -> Option<Zeroizing<String>> {
+        match &self.key {
+            SignerKey::Memory(key) => Some(Zeroizing::new(hex::encode(key.to_bytes()))),
+            SignerKey::Token(_) => None,
+        }
     }
 
     /// A second handle on the same key (for a thread that signs besides the writer, e.g. snapshots).
     pub(crate) fn duplicate(&self) -> Self {
-        Self::from_key(self.key.clone())
+        let key = match &self.key {
+            SignerKey::Memory(key) => SignerKey::Memory(key.clone()),
+            SignerKey::Token(token) => SignerKey::Token(token.clone()),
+        };
+        Self { key, id: self.id }
     }
 
     pub fn id(&self) -> SignerId {
@@ -106,21 +136,32 @@ impl LedgerSigner {
     }
 
     pub fn public_key(&self) -> VerifyingKey {
-        self.key.verifying_key()
+        match &self.key {
+            SignerKey::Memory(key) => key.verifying_key(),
+            SignerKey::Token(token) => token.public_key(),
+        }
     }
 
     pub fn public_key_hex(&self) -> String {
-        hex::encode(self.key.verifying_key().as_bytes())
+        hex::encode(self.public_key().as_bytes())
+    }
+
+    /// Whether the key is on a PKCS#11 token.
+    pub fn on_token(&self) -> bool {
+        matches!(self.key, SignerKey::Token(_))
     }
 
     /// Signs arbitrary bytes (checkpoint notes).
-    pub fn sign_message(&self, message: &[u8]) -> [u8; 64] {
-        self.key.sign(message).to_bytes()
+    pub fn sign_message(&self, message: &[u8]) -> Result<[u8; 64], SignError> {
+        match &self.key {
+            SignerKey::Memory(key) => Ok(key.sign(message).to_bytes()),
+            SignerKey::Token(token) => Ok(token.sign(message)?),
+        }
     }
 
     /// Signs an event hash: the signature is over the 32 raw hash bytes.
-    pub fn sign_hash(&self, hash: &Hash32) -> [u8; 64] {
-        self.key.sign(hash).to_bytes()
+    pub fn sign_hash(&self, hash: &Hash32) -> Result<[u8; 64], SignError> {
+        self.sign_message(hash)
     }
 }
 
@@ -192,7 +233,7 @@ mod tests {
         let signer = LedgerSigner::generate();
         let other = LedgerSigner::generate();
         let hash = chain_hash(&GENESIS_PREV, b"body");
-        let sig = signer.sign_hash(&hash);
+        let sig = signer.sign_hash(&hash).unwrap();
         assert!(verify_hash_signature(&signer.public_key(), &hash, &sig));
         assert!(!verify_hash_signature(&other.public_key(), &hash, &sig));
         let mut other_hash = hash;
@@ -207,7 +248,7 @@ mod tests {
     #[test]
     fn seed_hex_round_trips_and_bad_text_is_refused() {
         let signer = LedgerSigner::generate();
-        let again = LedgerSigner::from_seed_hex(&signer.seed_hex()).unwrap();
+        let again = LedgerSigner::from_seed_hex(&signer.seed_hex().unwrap()).unwrap();
         assert_eq!(again.public_key(), signer.public_key());
         assert_eq!(again.id(), signer.id());
         assert!(LedgerSigner::from_seed_hex("abc").is_err());

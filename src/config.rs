@@ -25,6 +25,8 @@ pub struct AnalysisConfig {
     pub store: Option<String>,
     /// The embedded store's read cache.
     pub storage: StorageConfig,
+    /// Where the signing key is: a file (the default) or a PKCS#11 token (issue 30).
+    pub signer: crate::token::SignerConfig,
     pub anomaly: AnomalyConfig,
     pub rotation: RotationDefaults,
     pub checkpoints: CheckpointConfig,
@@ -78,6 +80,7 @@ impl AnalysisConfig {
         self.alerts.validate()?;
         self.http.validate()?;
         self.storage.validate()?;
+        self.signer.validate()?;
         crate::audit::witness_client::validate(&self.witnesses, &self.witness_policy)?;
         if !(1..=86_400).contains(&self.checkpoints.interval_secs) {
             return Err(format!(

@@ -20,6 +20,9 @@ pub enum LedgerError {
     Forbidden { code: &'static str, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The signing key could not sign (a PKCS#11 token that is gone or refuses): nothing was recorded.
+    #[error(transparent)]
+    Sign(#[from] crate::chain::SignError),
     #[error("event could not be encoded: {0}")]
     Encode(#[from] CanonicalError),
     #[error("event {seq} could not be decoded: {source}")]
@@ -104,6 +107,7 @@ impl LedgerError {
             LedgerError::Store(_) => "storage_error",
             LedgerError::Encode(_) => "encode_error",
             LedgerError::WriteFailed(_) => "write_failed",
+            LedgerError::Sign(_) => "signer_unavailable",
             LedgerError::WriterStopped => "unavailable",
             LedgerError::Config(_) => "config_error",
             LedgerError::Archived { .. } => "archived",

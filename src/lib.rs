@@ -8,7 +8,8 @@
 //! and no two files import each other, directly or round a circle (tests/house.rs checks both on every
 //! `cargo test`). Lowest first:
 //!
-//! 0. [`time`], [`canonical`], [`secret`]: instants, canonical JSON, secret material
+//! 0. [`time`], [`canonical`], [`secret`], [`token`]: instants, canonical JSON, secret material, a signing key on a
+//!    PKCS#11 token
 //! 1. [`clock`], [`event`]: the time source, event types and their canonical bodies
 //! 2. [`chain`], [`metrics`]: hashes and signatures; counters
 //! 3. [`signers`]: which key signed which events
@@ -52,6 +53,7 @@ pub mod secret;
 pub mod signers;
 pub mod store;
 pub mod time;
+pub mod token;
 pub mod witness;
 
 pub use error::{LedgerError, LedgerResult};

@@ -207,7 +207,8 @@ fn every_kind_of_tampering_is_caught_at_its_line() {
         size,
         root: [7; 32],
     }
-    .sign(&other);
+    .sign(&other)
+    .unwrap();
     foreign[cp] = serde_json::json!({ "kind": "checkpoint", "note": fake }).to_string();
     assert_eq!(
         check(&f, &join(&foreign), None).unwrap_err().line,
@@ -252,7 +253,8 @@ fn an_export_must_extend_the_checkpoint_the_reader_kept() {
         size: kept.size,
         root: [9; 32],
     }
-    .sign(&signer);
+    .sign(&signer)
+    .unwrap();
     assert!(check(&f, &text, Some(&rewritten))
         .unwrap_err()
         .problem
@@ -263,7 +265,8 @@ fn an_export_must_extend_the_checkpoint_the_reader_kept() {
         size: f.ledger.durable_seq() + 10,
         root: [1; 32],
     }
-    .sign(&signer);
+    .sign(&signer)
+    .unwrap();
     assert!(check(&f, &text, Some(&bigger))
         .unwrap_err()
         .problem
@@ -306,8 +309,11 @@ fn signer_rotation_round_trip_and_an_export_spanning_it() {
         Ledger::open(store.clone(), old).is_err(),
         "the retired key cannot reopen the ledger"
     );
-    let ledger =
-        Ledger::open(store, LedgerSigner::from_seed_hex(&new.seed_hex()).unwrap()).unwrap();
+    let ledger = Ledger::open(
+        store,
+        LedgerSigner::from_seed_hex(&new.seed_hex().unwrap()).unwrap(),
+    )
+    .unwrap();
     append(&ledger, "new-key", 20);
     let report = verify_log(
         ledger.store().as_ref(),

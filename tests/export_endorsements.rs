@@ -45,7 +45,11 @@ fn rotate(ledger: Ledger, dir: &keyledger::datadir::DataDir) -> Ledger {
     );
     drop(ledger);
     let store = Arc::new(SledStore::open(&dir.db_path()).unwrap());
-    Ledger::open(store, LedgerSigner::from_seed_hex(&new.seed_hex()).unwrap()).unwrap()
+    Ledger::open(
+        store,
+        LedgerSigner::from_seed_hex(&new.seed_hex().unwrap()).unwrap(),
+    )
+    .unwrap()
 }
 
 #[test]

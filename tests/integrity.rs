@@ -408,8 +408,11 @@ fn a_rotation_batched_with_other_events_leaves_a_ledger_that_reopens() {
     );
     drop(ledger);
     let store: Arc<dyn LogStore> = Arc::new(SledStore::open(&dir.db_path()).unwrap());
-    let reopened = Ledger::open(store, LedgerSigner::from_seed_hex(&new.seed_hex()).unwrap())
-        .expect("no event after the rotation was signed by the retired key");
+    let reopened = Ledger::open(
+        store,
+        LedgerSigner::from_seed_hex(&new.seed_hex().unwrap()).unwrap(),
+    )
+    .expect("no event after the rotation was signed by the retired key");
     common::assert_verifies(reopened.store().as_ref(), &dir);
     drop(tmp);
 }

@@ -205,7 +205,7 @@ fn inserted_event_is_located_in(events: usize, at: u64, kind: ProblemKind) {
         let forged = StoredRecord {
             seq: at,
             hash,
-            signature: forger.sign_hash(&hash),
+            signature: forger.sign_hash(&hash).unwrap(),
             body,
             ..template
         };
@@ -231,13 +231,13 @@ fn signature_by_another_key_is_located_in(events: usize, seq: u64) {
     let forger = LedgerSigner::generate();
     let (report, _) = tampered_in(events, |store| {
         let mut record = store.get(seq).unwrap().unwrap();
-        record.signature = forger.sign_hash(&record.hash);
+        record.signature = forger.sign_hash(&record.hash).unwrap();
         put(store, &record);
     });
     assert_eq!(first(&report), (seq, ProblemKind::BadSignature));
     let (report, _) = tampered_in(events, |store| {
         let mut record = store.get(seq + 1).unwrap().unwrap();
-        record.signature = forger.sign_hash(&record.hash);
+        record.signature = forger.sign_hash(&record.hash).unwrap();
         record.signer = forger.id();
         put(store, &record);
     });

@@ -143,7 +143,7 @@ fn build_lines() -> Vec<String> {
         .map(|event| {
             let body = event.canonical_body().unwrap();
             let hash = chain_hash(&prev, &body);
-            let signature = signer.sign_hash(&hash);
+            let signature = signer.sign_hash(&hash).unwrap();
             assert!(verify_hash_signature(
                 &signer.public_key(),
                 &hash,

@@ -48,6 +48,7 @@ impl Log {
             root,
         }
         .sign(&self.signer)
+        .unwrap()
     }
 
     /// An add-checkpoint body from `old` to `size`.

@@ -23,7 +23,7 @@ fn checkpoint(size: u64) -> Checkpoint {
 #[test]
 fn a_ledger_checkpoint_and_a_witness_cosignature_read_with_signed_note() {
     let log = LedgerSigner::from_seed(&[5; 32]);
-    let note = checkpoint(1).sign(&log);
+    let note = checkpoint(1).sign(&log).unwrap();
     // The log's signature verifies with the crate, from keyledger's verifier key string.
     let vkey = verifier_key(ORIGIN, &log.public_key());
     let known = VerifierList::new(vec![Box::new(StandardVerifier::new(&vkey).unwrap())]);

@@ -62,6 +62,7 @@ impl From<LedgerError> for ApiError {
             LedgerError::Forbidden { .. } => StatusCode::FORBIDDEN,
             LedgerError::Archived { .. } => StatusCode::GONE,
             LedgerError::WriteFailed(_)
+            | LedgerError::Sign(_)
             | LedgerError::WriterStopped
             | LedgerError::ReadOnly { .. }
             | LedgerError::Store(crate::store::StoreError::ReadOnly) => {

@@ -70,12 +70,16 @@ impl Checkpoint {
     }
 
     /// The whole signed note.
-    pub fn sign(&self, signer: &LedgerSigner) -> String {
+    pub fn sign(&self, signer: &LedgerSigner) -> Result<String, crate::chain::SignError> {
         let body = self.body();
-        let signature = signer.sign_message(body.as_bytes());
+        let signature = signer.sign_message(body.as_bytes())?;
         let mut blob = note_key_id(&self.origin, &signer.public_key()).to_vec();
         blob.extend_from_slice(&signature);
-        format!("{body}\n\u{2014} {} {}\n", self.origin, B64.encode(blob))
+        Ok(format!(
+            "{body}\n\u{2014} {} {}\n",
+            self.origin,
+            B64.encode(blob)
+        ))
     }
 
     /// Parses a note without checking its signature: its checkpoint, the signed text and the signature lines.

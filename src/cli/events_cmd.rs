@@ -24,6 +24,19 @@ pub struct InitArgs {
     /// (postgres://user@host/db; the password from $KEYLEDGER_PG_PASSWORD or $KEYLEDGER_PG_PASSWORD_FILE).
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
+    /// Where the signing key is generated and kept: `file` (signing.key, the default) or `pkcs11` (an HSM or
+    /// SoftHSM2 token; the PIN from $KEYLEDGER_PKCS11_PIN or [signer] pin_file, never a flag).
+    #[arg(long, value_parser = ["file", "pkcs11"], default_value = "file")]
+    pub signer: String,
+    /// The PKCS#11 module (shared library), with `--signer pkcs11`.
+    #[arg(long, value_name = "PATH", required_if_eq("signer", "pkcs11"))]
+    pub pkcs11_module: Option<std::path::PathBuf>,
+    /// The token's label, with `--signer pkcs11`.
+    #[arg(long, required_if_eq("signer", "pkcs11"))]
+    pub token_label: Option<String>,
+    /// The key's label on the token, with `--signer pkcs11`: generated there unless the token already holds it.
+    #[arg(long, required_if_eq("signer", "pkcs11"))]
+    pub key_label: Option<String>,
 }
 
 pub fn init(cli: &Cli, args: &InitArgs) -> CliResult {
@@ -43,6 +56,15 @@ pub fn init(cli: &Cli, args: &InitArgs) -> CliResult {
     if let Some(url) = &args.store {
         dir.set_store(url)?;
     }
+    if args.signer == "pkcs11" {
+        dir.set_signer(&crate::token::SignerConfig {
+            kind: crate::token::SignerKind::Pkcs11,
+            module: args.pkcs11_module.clone(),
+            token_label: args.token_label.clone(),
+            key_label: args.key_label.clone(),
+            pin_file: None,
+        })?;
+    }
     let (ledger, identity) = dir.init(external)?;
     let bootstrap = crate::keys::admin_key_config(
         "bootstrap-admin",
@@ -60,7 +82,14 @@ pub fn init(cli: &Cli, args: &InitArgs) -> CliResult {
         identity.signer_id,
         dir.public_key_path().display()
     );
-    if external_used {
+    let token = dir.config()?.signer;
+    if token.is_pkcs11() {
+        println!(
+            "  signing key on the PKCS#11 token {:?}, labelled {:?} (generated there, non-extractable)",
+            token.token_label.unwrap_or_default(),
+            token.key_label.unwrap_or_default()
+        );
+    } else if external_used {
         println!("  signing key supplied from outside; not stored in the data directory");
     } else {
         println!(

@@ -247,7 +247,10 @@ fn copy_intact(
             };
             batch.side.push((
                 checkpoint_key(checkpoint.size),
-                checkpoint.sign(&resign.signer).into_bytes(),
+                checkpoint
+                    .sign(&resign.signer)
+                    .map_err(LedgerError::from)?
+                    .into_bytes(),
             ));
         }
         batch.records.push(record);

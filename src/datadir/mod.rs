@@ -176,8 +176,12 @@ impl DataDir {
             .map_err(|e| LedgerError::Config(format!("{}: {e}", path.display())))
     }
 
-    /// Loads the signing key from the given source.
+    /// Loads the signing key from the given source, or opens it on the PKCS#11 token `[signer]` names.
     pub fn load_signer(&self, source: &KeySource) -> LedgerResult<LedgerSigner> {
+        let signer = self.config()?.signer;
+        if signer.is_pkcs11() && matches!(source, KeySource::Default) {
+            return open_token(&signer, false);
+        }
         let (text, origin) = match source {
             KeySource::File(path) => (read_key_file(path)?, path.display().to_string()),
             KeySource::Default => {
@@ -207,11 +211,17 @@ impl DataDir {
         }
         fs::create_dir_all(&self.root)
             .map_err(|e| LedgerError::io(format!("creating {}", self.root.display()), e))?;
+        let token = self.config()?.signer;
         let signer = match external {
             Some(signer) => signer,
+            // The key is generated on the token (or an existing one by that label is used); no key file.
+            None if token.is_pkcs11() => open_token(&token, true)?,
             None => {
                 let signer = LedgerSigner::generate();
-                write_private_file(&self.key_path(), signer.seed_hex().as_bytes())?;
+                let seed = signer.seed_hex().ok_or_else(|| {
+                    LedgerError::Config("a generated key is held in memory".into())
+                })?;
+                write_private_file(&self.key_path(), seed.as_bytes())?;
                 signer
             }
         };
@@ -350,6 +360,26 @@ impl DataDir {
             .map_err(|e| LedgerError::io(format!("writing {}", path.display()), e))?;
         self.config().map(|_| ())
     }
+
+    /// Writes a `[signer]` section for `signer` into keyledger.toml (refusing to replace one), before `init`.
+    pub fn set_signer(&self, signer: &crate::token::SignerConfig) -> LedgerResult<()> {
+        fs::create_dir_all(&self.root)
+            .map_err(|e| LedgerError::io(format!("creating {}", self.root.display()), e))?;
+        let path = self.config_path();
+        if self.config()?.signer != crate::token::SignerConfig::default() {
+            return Err(LedgerError::Config(format!(
+                "{} already has a [signer] section",
+                path.display()
+            )));
+        }
+        signer.validate().map_err(LedgerError::Config)?;
+        let section = toml::to_string(&std::collections::BTreeMap::from([("signer", signer)]))
+            .map_err(|e| LedgerError::Config(e.to_string()))?;
+        let existing = fs::read_to_string(&path).unwrap_or_default();
+        fs::write(&path, format!("{existing}\n{section}"))
+            .map_err(|e| LedgerError::io(format!("writing {}", path.display()), e))?;
+        self.config().map(|_| ())
+    }
 }
 
 fn read_key_file(path: &Path) -> LedgerResult<zeroize::Zeroizing<String>> {
@@ -387,4 +417,11 @@ fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> LedgerResult<()> {
     file.write_all(contents)
         .map_err(|e| LedgerError::io(context(), e))?;
     file.sync_all().map_err(|e| LedgerError::io(context(), e))
+}
+
+/// The signing key on the PKCS#11 token `config` names (generated there first with `create`).
+fn open_token(config: &crate::token::SignerConfig, create: bool) -> LedgerResult<LedgerSigner> {
+    crate::token::TokenKey::open(config, create)
+        .map(LedgerSigner::from_token)
+        .map_err(|e| LedgerError::Config(e.to_string()))
 }

@@ -90,7 +90,10 @@ pub fn prepare(dir: &DataDir) -> LedgerResult<LedgerSigner> {
             .map_err(|e| LedgerError::io(format!("removing {}", path.display()), e))?;
     }
     let signer = LedgerSigner::generate();
-    write_private_file(&path, signer.seed_hex().as_bytes())?;
+    let seed = signer
+        .seed_hex()
+        .ok_or_else(|| LedgerError::Config("a generated key is held in memory".into()))?;
+    write_private_file(&path, seed.as_bytes())?;
     sync_dir(dir.root())?;
     Ok(signer)
 }

@@ -5,7 +5,7 @@
 
 use crate::audit::checkpoint::{checkpoint_key, Checkpoint, CHECKPOINT_EVERY};
 use crate::audit::tree::Frontier;
-use crate::chain::LedgerSigner;
+use crate::chain::{LedgerSigner, SignError};
 use crate::store::AppendBatch;
 use std::time::{Duration, Instant};
 
@@ -55,10 +55,11 @@ impl Checkpointer {
         signer: &LedgerSigner,
         batch: &mut AppendBatch,
         notes: &mut Vec<String>,
-    ) {
+    ) -> Result<(), SignError> {
         if frontier.size() % CHECKPOINT_EVERY == 0 {
-            self.sign_into(frontier, signer, batch, notes);
+            self.sign_into(frontier, signer, batch, notes)?;
         }
+        Ok(())
     }
 
     /// Called at the end of a batch: a checkpoint when one is asked for or the interval has passed, unless the
@@ -70,11 +71,12 @@ impl Checkpointer {
         batch: &mut AppendBatch,
         notes: &mut Vec<String>,
         forced: bool,
-    ) {
+    ) -> Result<(), SignError> {
         let behind = frontier.size() > self.latest_size();
         if behind && (forced || self.last_at.elapsed() >= self.interval) {
-            self.sign_into(frontier, signer, batch, notes);
+            self.sign_into(frontier, signer, batch, notes)?;
         }
+        Ok(())
     }
 
     fn sign_into(
@@ -83,14 +85,16 @@ impl Checkpointer {
         signer: &LedgerSigner,
         batch: &mut AppendBatch,
         notes: &mut Vec<String>,
-    ) {
-        let Some(origin) = &self.origin else { return };
+    ) -> Result<(), SignError> {
+        let Some(origin) = &self.origin else {
+            return Ok(());
+        };
         let checkpoint = Checkpoint {
             origin: origin.clone(),
             size: frontier.size(),
             root: frontier.root(),
         };
-        let note = checkpoint.sign(signer);
+        let note = checkpoint.sign(signer)?;
         if let Some(old) = self.loose.take() {
             batch.side_removals.push(checkpoint_key(old));
         }
@@ -103,5 +107,6 @@ impl Checkpointer {
         notes.push(note.clone());
         self.last_at = Instant::now();
         self.latest = Some((checkpoint, note));
+        Ok(())
     }
 }

@@ -110,7 +110,7 @@ pub(crate) fn encode(
         seq,
         hash: hex::encode(record.hash),
         signer: signer.id().to_string(),
-        signature: hex::encode(signer.sign_hash(&digest(FORMAT, &body))),
+        signature: hex::encode(signer.sign_hash(&digest(FORMAT, &body))?),
     };
     let header = serde_json::to_vec(&header).map_err(|e| LedgerError::Config(e.to_string()))?;
     Ok(vec![

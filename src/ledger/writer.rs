@@ -15,7 +15,7 @@ use super::Shared;
 use crate::audit::anchor::AnchorSink;
 use crate::audit::tiles::Tiles;
 use crate::audit::tree::Frontier;
-use crate::chain::{Hash32, LedgerSigner};
+use crate::chain::{Hash32, LedgerSigner, SignError};
 use crate::clock::SharedClock;
 use crate::error::{LedgerError, LedgerResult};
 use crate::event::{Event, EventData};
@@ -225,19 +225,27 @@ fn write(
     staged: &mut [StagedEvent],
     forced_checkpoint: bool,
 ) -> LedgerResult<(bool, Vec<String>)> {
-    let to_record = |item: &mut StagedEvent| StoredRecord {
-        seq: item.event.seq,
-        time: item.event.time,
-        hash: item.hash,
-        signature: signer.sign_hash(&item.hash),
-        signer: signer.id(),
-        body: std::mem::take(&mut item.body),
+    let to_record = |item: &mut StagedEvent| -> Result<StoredRecord, SignError> {
+        Ok(StoredRecord {
+            seq: item.event.seq,
+            time: item.event.time,
+            hash: item.hash,
+            signature: signer.sign_hash(&item.hash)?,
+            signer: signer.id(),
+            body: std::mem::take(&mut item.body),
+        })
     };
+    // A key that cannot sign (a token gone) fails the batch before anything is written.
     let records: Vec<StoredRecord> =
         if let Some(pool) = sign_pool.filter(|_| staged.len() >= PARALLEL_SIGN_MIN) {
-            pool.install(|| staged.par_iter_mut().map(to_record).collect())
+            pool.install(|| {
+                staged
+                    .par_iter_mut()
+                    .map(to_record)
+                    .collect::<Result<_, _>>()
+            })?
         } else {
-            staged.iter_mut().map(to_record).collect()
+            staged.iter_mut().map(to_record).collect::<Result<_, _>>()?
         };
     let mut batch = AppendBatch {
         records,
@@ -264,7 +272,7 @@ fn write(
         state.tiles.push(&mut state.frontier, &item.hash);
         state
             .checkpointer
-            .after_leaf(&state.frontier, signer, &mut batch, &mut notes);
+            .after_leaf(&state.frontier, signer, &mut batch, &mut notes)?;
         if let EventData::SignerRotated(rotation) = &event.data {
             batch.side.push((
                 crate::audit::rotations::signer_side_key(event.seq),
@@ -279,7 +287,7 @@ fn write(
         &mut batch,
         &mut notes,
         forced_checkpoint,
-    );
+    )?;
     if batch.is_empty() {
         return Ok((false, notes));
     }

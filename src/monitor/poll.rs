@@ -179,7 +179,7 @@ mod tests {
                 size: self.size,
                 root: frontier.root(),
             };
-            Ok(checkpoint.sign(&self.signer))
+            Ok(checkpoint.sign(&self.signer).unwrap())
         }
 
         fn entries(&mut self, index: u64, width: u64) -> Result<Vec<u8>, MonitorError> {

@@ -187,12 +187,22 @@ pub fn refusal_code(error: keyledger::LedgerError) -> &'static str {
 /// Runs the `keyledger` binary on `data` (without signing-key variables from the environment); returns its exit
 /// code and stdout followed by stderr.
 pub fn run_cli(data: &std::path::Path, args: &[&str]) -> (i32, String) {
+    run_cli_with(data, args, &[])
+}
+
+/// [`run_cli`] with `env` set for the command.
+pub fn run_cli_with(
+    data: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (i32, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyledger"))
         .arg("--data")
         .arg(data)
         .args(args)
         .env_remove("KEYLEDGER_SIGNING_KEY")
         .env_remove("KEYLEDGER_SIGNING_KEY_FILE")
+        .envs(env.iter().copied())
         .output()
         .expect("run keyledger");
     let text = format!(

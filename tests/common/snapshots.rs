@@ -89,7 +89,7 @@ pub fn signed_header(dir: &DataDir, format: u8, body: &Body, stored: &[u8]) -> V
         "seq": body.seq,
         "hash": body.hash,
         "signer": signer.id().to_string(),
-        "signature": hex::encode(signer.sign_hash(&hasher.finalize().into())),
+        "signature": hex::encode(signer.sign_hash(&hasher.finalize().into()).unwrap()),
     }))
     .unwrap()
 }

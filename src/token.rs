@@ -1,0 +1,350 @@
+//! An Ed25519 key held by a PKCS#11 token (an HSM, a cloud HSM's PKCS#11 library, SoftHSM2 in tests): `[signer]`
+//! in keyledger.toml names the module, the token and the key; the PIN comes from `$KEYLEDGER_PKCS11_PIN` or a PIN
+//! file, never from keyledger.toml. The private key is generated on the token as sensitive and non-extractable
+//! and signs with CKM_EDDSA; its public key is read once and every signature the token returns is checked
+//! against it, so a token that answers wrongly cannot put a bad signature on the log.
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as Pkcs11Error, RvError};
+use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use ed25519_dalek::{Signature, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use zeroize::Zeroizing;
+
+/// Where the PIN comes from when `pin_file` is not set.
+pub const PIN_ENV: &str = "KEYLEDGER_PKCS11_PIN";
+/// DER of the curve OID 1.3.101.112 (id-Ed25519, RFC 8410), the EC parameters of an Ed25519 key.
+const ED25519_PARAMS: &[u8] = &[0x06, 0x03, 0x2B, 0x65, 0x70];
+
+/// `[signer]` in keyledger.toml: where the signing key is.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SignerConfig {
+    /// `file` (the default: `signing.key` or `$KEYLEDGER_SIGNING_KEY[_FILE]`) or `pkcs11`.
+    pub kind: SignerKind,
+    /// The PKCS#11 module (shared library), e.g. /usr/lib/softhsm/libsofthsm2.so.
+    pub module: Option<PathBuf>,
+    /// The token's label.
+    pub token_label: Option<String>,
+    /// The key's label (CKA_LABEL) on the token.
+    pub key_label: Option<String>,
+    /// A file holding the user PIN; without it, `$KEYLEDGER_PKCS11_PIN`.
+    pub pin_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignerKind {
+    #[default]
+    File,
+    Pkcs11,
+}
+
+/// Why the token could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("[signer] {0}")]
+    Config(String),
+    #[error("the PKCS#11 token refused the PIN from {0} (wrong PIN, or the PIN is locked)")]
+    Pin(String),
+    #[error("PKCS#11 {what}: {error}")]
+    Pkcs11 { what: String, error: String },
+    #[error("the token's signature does not verify with its public key")]
+    BadSignature,
+}
+
+fn pkcs11(what: &str) -> impl FnOnce(Pkcs11Error) -> TokenError + '_ {
+    move |error| TokenError::Pkcs11 {
+        what: what.to_string(),
+        error: error.to_string(),
+    }
+}
+
+impl SignerConfig {
+    pub fn is_pkcs11(&self) -> bool {
+        self.kind == SignerKind::Pkcs11
+    }
+
+    /// Checks that a `pkcs11` signer names its module, token and key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.is_pkcs11() {
+            for (field, missing) in [
+                ("module", self.module.is_none()),
+                ("token_label", self.token_label.is_none()),
+                ("key_label", self.key_label.is_none()),
+            ] {
+                if missing {
+                    return Err(format!("signer.{field} is required with kind = \"pkcs11\""));
+                }
+            }
+        } else if self.module.is_some() || self.token_label.is_some() || self.key_label.is_some() {
+            return Err(
+                "signer.module, token_label and key_label apply to kind = \"pkcs11\" only".into(),
+            );
+        }
+        Ok(())
+    }
+
+    fn field<'a>(&self, value: &'a Option<String>, name: &str) -> Result<&'a str, TokenError> {
+        value
+            .as_deref()
+            .ok_or_else(|| TokenError::Config(format!("{name} is required")))
+    }
+
+    /// The PIN and where it came from.
+    fn pin(&self) -> Result<(Zeroizing<String>, String), TokenError> {
+        match &self.pin_file {
+            Some(path) => std::fs::read_to_string(path)
+                .map(|text| {
+                    (
+                        Zeroizing::new(text.trim_end().to_string()),
+                        path.display().to_string(),
+                    )
+                })
+                .map_err(|e| TokenError::Config(format!("pin_file {}: {e}", path.display()))),
+            None => std::env::var(PIN_ENV)
+                .map(|pin| (Zeroizing::new(pin), format!("${PIN_ENV}")))
+                .map_err(|_| {
+                    TokenError::Config(format!(
+                        "the token's PIN is not given: set ${PIN_ENV} or signer.pin_file"
+                    ))
+                }),
+        }
+    }
+}
+
+/// A signing key on a PKCS#11 token, with a pool of logged-in sessions (one per signing thread at most).
+pub struct TokenKey {
+    context: Pkcs11,
+    slot: Slot,
+    key: ObjectHandle,
+    public: VerifyingKey,
+    idle: Mutex<Vec<Session>>,
+    /// The first session, kept open so that the login lasts (PKCS#11 logs out when every session closes).
+    _login: Mutex<Session>,
+}
+
+impl std::fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenKey({})", hex::encode(self.public.as_bytes()))
+    }
+}
+
+impl TokenKey {
+    /// Opens the key `config` names; with `create`, generates it on the token when the token has none by that label.
+    pub fn open(config: &SignerConfig, create: bool) -> Result<Self, TokenError> {
+        let module = config
+            .module
+            .as_ref()
+            .ok_or_else(|| TokenError::Config("module is required".into()))?;
+        let token_label = config.field(&config.token_label, "token_label")?;
+        let key_label = config.field(&config.key_label, "key_label")?;
+        let (pin, pin_from) = config.pin()?;
+        let context = loaded(module)?;
+        let slot = find_token(&context, token_label)?;
+        let login = context
+            .open_rw_session(slot)
+            .map_err(pkcs11("opening a session"))?;
+        match login.login(UserType::User, Some(&AuthPin::new(pin.to_string().into()))) {
+            Ok(()) | Err(Pkcs11Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(Pkcs11Error::Pkcs11(
+                RvError::PinIncorrect
+                | RvError::PinLocked
+                | RvError::PinInvalid
+                | RvError::PinLenRange,
+                _,
+            )) => return Err(TokenError::Pin(pin_from)),
+            Err(e) => return Err(pkcs11("C_Login")(e)),
+        }
+        let (key, public) = match find_key(&login, key_label)? {
+            Some(found) => found,
+            None if create => generate(&login, key_label)?,
+            None => {
+                return Err(TokenError::Config(format!(
+                    "the token {token_label:?} holds no Ed25519 key labelled {key_label:?}"
+                )))
+            }
+        };
+        Ok(Self {
+            context,
+            slot,
+            key,
+            public,
+            idle: Mutex::new(Vec::new()),
+            _login: Mutex::new(login),
+        })
+    }
+
+    pub fn public_key(&self) -> VerifyingKey {
+        self.public
+    }
+
+    /// Signs `message` on the token (CKM_EDDSA) and checks the signature against the public key.
+    pub fn sign(&self, message: &[u8]) -> Result<[u8; 64], TokenError> {
+        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let session = match pooled {
+            Some(session) => session,
+            None => self
+                .context
+                .open_ro_session(self.slot)
+                .map_err(pkcs11("opening a session"))?,
+        };
+        let mechanism = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure));
+        // A session whose signing failed is dropped rather than pooled: it may be left mid-operation.
+        let bytes = session
+            .sign(&mechanism, self.key, message)
+            .map_err(pkcs11("C_Sign"))?;
+        let signature = Signature::from_slice(&bytes).map_err(|_| TokenError::BadSignature)?;
+        self.public
+            .verify_strict(message, &signature)
+            .map_err(|_| TokenError::BadSignature)?;
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(session);
+        Ok(signature.to_bytes())
+    }
+
+    /// Whether the private key's value can be read through PKCS#11 (it must not: sensitive, non-extractable).
+    pub fn private_value_readable(&self) -> Result<bool, TokenError> {
+        let session = self
+            .context
+            .open_ro_session(self.slot)
+            .map_err(pkcs11("opening a session"))?;
+        // cryptoki leaves out attributes the token will not reveal rather than failing.
+        let values = session
+            .get_attributes(self.key, &[AttributeType::Value])
+            .map_err(pkcs11("C_GetAttributeValue"))?;
+        Ok(values
+            .iter()
+            .any(|a| matches!(a, Attribute::Value(v) if !v.is_empty())))
+    }
+}
+
+/// The module at `path`, loaded and initialised once per process and kept: C_Finalize (which dropping the last
+/// handle calls) would end every session of every key the process holds on it.
+fn loaded(path: &std::path::Path) -> Result<Pkcs11, TokenError> {
+    static MODULES: Mutex<Vec<(PathBuf, Pkcs11)>> = Mutex::new(Vec::new());
+    let mut modules = MODULES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, context)) = modules.iter().find(|(loaded, _)| loaded == path) {
+        return Ok(context.clone());
+    }
+    let context = Pkcs11::new(path)
+        .map_err(|e| TokenError::Config(format!("module {}: {e}", path.display())))?;
+    match context.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(Pkcs11Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+        Err(e) => return Err(pkcs11("C_Initialize")(e)),
+    }
+    modules.push((path.to_path_buf(), context.clone()));
+    Ok(context)
+}
+
+fn find_token(context: &Pkcs11, label: &str) -> Result<Slot, TokenError> {
+    for slot in context
+        .get_slots_with_token()
+        .map_err(pkcs11("listing slots"))?
+    {
+        let info = context
+            .get_token_info(slot)
+            .map_err(pkcs11("reading token info"))?;
+        if info.label().trim_end() == label {
+            return Ok(slot);
+        }
+    }
+    Err(TokenError::Config(format!(
+        "no token labelled {label:?} in the module"
+    )))
+}
+
+fn find_key(
+    session: &Session,
+    label: &str,
+) -> Result<Option<(ObjectHandle, VerifyingKey)>, TokenError> {
+    let find = |class| {
+        session
+            .find_objects(&[
+                Attribute::Class(class),
+                Attribute::KeyType(KeyType::EC_EDWARDS),
+                Attribute::Label(label.as_bytes().to_vec()),
+            ])
+            .map_err(pkcs11("finding the key"))
+    };
+    let (private, public) = (
+        find(ObjectClass::PRIVATE_KEY)?,
+        find(ObjectClass::PUBLIC_KEY)?,
+    );
+    match (private.as_slice(), public.as_slice()) {
+        ([], []) => Ok(None),
+        ([key], [public]) => Ok(Some((*key, public_key(session, *public)?))),
+        _ => Err(TokenError::Config(format!(
+            "the token holds {} private and {} public Ed25519 keys labelled {label:?}: one of each expected",
+            private.len(),
+            public.len()
+        ))),
+    }
+}
+
+/// CKA_EC_POINT: a DER OCTET STRING around the 32-byte key (SoftHSM), or the bare 32 bytes (PKCS#11 3.0 readers).
+fn public_key(session: &Session, handle: ObjectHandle) -> Result<VerifyingKey, TokenError> {
+    let attributes = session
+        .get_attributes(handle, &[AttributeType::EcPoint])
+        .map_err(pkcs11("reading the public key"))?;
+    let point = attributes
+        .into_iter()
+        .find_map(|a| match a {
+            Attribute::EcPoint(point) => Some(point),
+            _ => None,
+        })
+        .ok_or_else(|| TokenError::Config("the public key has no CKA_EC_POINT".into()))?;
+    let raw = match point.as_slice() {
+        [0x04, 0x20, rest @ ..] if rest.len() == 32 => rest,
+        bare if bare.len() == 32 => bare,
+        _ => {
+            return Err(TokenError::Config(format!(
+                "the public key is not an Ed25519 point ({} bytes; an Ed448 key?)",
+                point.len()
+            )))
+        }
+    };
+    let bytes: [u8; 32] = raw
+        .try_into()
+        .map_err(|_| TokenError::Config("an Ed25519 key is 32 bytes".into()))?;
+    VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| TokenError::Config("the token's public key is not a valid Ed25519 key".into()))
+}
+
+fn generate(session: &Session, label: &str) -> Result<(ObjectHandle, VerifyingKey), TokenError> {
+    let label = label.as_bytes().to_vec();
+    let public_template = [
+        Attribute::Token(true),
+        Attribute::Private(false),
+        Attribute::Verify(true),
+        Attribute::EcParams(ED25519_PARAMS.to_vec()),
+        Attribute::Label(label.clone()),
+    ];
+    let private_template = [
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Sign(true),
+        Attribute::Label(label),
+    ];
+    let (public, private) = session
+        .generate_key_pair(
+            &Mechanism::EccEdwardsKeyPairGen,
+            &public_template,
+            &private_template,
+        )
+        .map_err(pkcs11(
+            "generating an Ed25519 key pair (CKM_EC_EDWARDS_KEY_PAIR_GEN)",
+        ))?;
+    Ok((private, public_key(session, public)?))
+}

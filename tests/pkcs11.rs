@@ -1,0 +1,178 @@
+//! The signing key on a PKCS#11 token (issue 30), against SoftHSM2 (Debian `softhsm2`; CI installs it): `init`
+//! with `[signer] kind = "pkcs11"` generates the key on the token, sensitive and non-extractable (PKCS#11 will not
+//! give its value), and writes no key file; events signed on the token verify with the public key alone and
+//! carry its signer id; a wrong PIN at start is a clear error naming the variable; a token that disappears
+//! while the ledger runs stops appends (nothing acknowledged is lost) instead of signing with anything else.
+
+mod common;
+#[path = "common/skip.rs"]
+mod skip;
+
+use keyledger::chain::LedgerSigner;
+use keyledger::datadir::{DataDir, KeySource};
+use keyledger::token::{SignerConfig, SignerKind, TokenKey, PIN_ENV};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+const PIN: &str = "4321";
+
+/// A SoftHSM token directory and configuration of its own, with one token labelled `keyledger-test`.
+struct Token {
+    _tmp: tempfile::TempDir,
+    conf: PathBuf,
+    tokens: PathBuf,
+}
+
+fn token() -> Option<Token> {
+    let installed = Path::new(MODULE).exists()
+        && Command::new("softhsm2-util")
+            .arg("--version")
+            .output()
+            .is_ok();
+    if !installed {
+        skip::skip(
+            "softhsm2",
+            "SoftHSM2 is not installed (apt-get install softhsm2)",
+        );
+        return None;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tokens = tmp.path().join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let conf = tmp.path().join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let init = Command::new("softhsm2-util")
+        .args(["--init-token", "--free", "--label", "keyledger-test"])
+        .args(["--pin", PIN, "--so-pin", "87654321"])
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{init:?}");
+    Some(Token {
+        _tmp: tmp,
+        conf,
+        tokens,
+    })
+}
+
+fn cli(token: &Token, data: &Path, pin: &str, args: &[&str]) -> (i32, String) {
+    let env = [
+        ("SOFTHSM2_CONF", token.conf.as_os_str()),
+        (PIN_ENV, std::ffi::OsStr::new(pin)),
+    ];
+    common::run_cli_with(data, args, &env)
+}
+
+/// One test runs everything in this process that needs SoftHSM's configuration, which it reads once, at
+/// C_Initialize; the CLI runs get it from their environment.
+#[test]
+fn a_ledger_signs_with_a_key_that_never_leaves_the_token() {
+    let Some(token) = token() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+
+    // A wrong PIN is a clear error naming where the PIN came from; no ledger is created, and the [signer]
+    // section `init --signer pkcs11` wrote stays for the next try.
+    let init = [
+        "init",
+        "--signer",
+        "pkcs11",
+        "--pkcs11-module",
+        MODULE,
+        "--token-label",
+        "keyledger-test",
+        "--key-label",
+        "ledger-signing",
+    ];
+    let (code, out) = cli(&token, &data, "0000", &init);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains(&format!("${PIN_ENV}")), "{out}");
+    assert!(!data.join("ledger.json").exists());
+    let written = std::fs::read_to_string(data.join("keyledger.toml")).unwrap();
+    assert!(written.contains("kind = \"pkcs11\""), "{written}");
+
+    let (code, out) = cli(&token, &data, PIN, &["init"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("on the PKCS#11 token"), "{out}");
+    assert!(
+        !data.join("signing.key").exists(),
+        "no key file for a token's key"
+    );
+    let (code, out) = cli(
+        &token,
+        &data,
+        PIN,
+        &[
+            "key",
+            "create",
+            "--name",
+            "ci",
+            "--env",
+            "prod",
+            "--owner",
+            "team",
+            "--scope",
+            "deploy:prod",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = cli(&token, &data, PIN, &["audit", "verify"]);
+    assert_eq!(code, 0, "{out}");
+
+    // Every event carries the token key's signer id and verifies with signing.pub alone.
+    std::env::set_var("SOFTHSM2_CONF", &token.conf);
+    std::env::set_var(PIN_ENV, PIN);
+    let dir = DataDir::new(&data);
+    let public = dir.anchor_public_key().unwrap();
+    let store = dir.open_store().unwrap();
+    let signer_id = keyledger::chain::SignerId::of(&public);
+    let mut events = 0;
+    for record in store.scan(1, u64::MAX) {
+        let record = record.unwrap();
+        assert_eq!(record.signer, signer_id, "seq {}", record.seq);
+        assert!(keyledger::chain::verify_hash_signature(
+            &public,
+            &record.hash,
+            &record.signature
+        ));
+        events += 1;
+    }
+    assert!(events >= 2);
+    drop(store);
+
+    // The private key cannot be read through PKCS#11, and the token's key is the ledger's.
+    let config: SignerConfig = dir.config().unwrap().signer;
+    assert_eq!(config.kind, SignerKind::Pkcs11);
+    let key = TokenKey::open(&config, false).unwrap();
+    assert_eq!(key.public_key(), public);
+    assert!(!key.private_value_readable().unwrap());
+    let signer = LedgerSigner::from_token(key);
+    assert!(signer.seed_hex().is_none());
+
+    // With the token gone, appends stop with a clear error and nothing is acknowledged.
+    let ledger = dir.open(&KeySource::Default).unwrap();
+    let before = ledger.durable_seq();
+    std::fs::remove_dir_all(&token.tokens).unwrap();
+    let result = ledger.submit_blocking(keyledger::ledger::AppendEvents {
+        actor: keyledger::event::Actor::System,
+        request_id: None,
+        events: vec![common::used(None, "after the token left")],
+    });
+    let error = result.unwrap_err().to_string();
+    assert!(error.contains("could not sign"), "{error}");
+    assert_eq!(ledger.durable_seq(), before);
+    assert!(ledger.failure().is_some());
+    drop(ledger);
+    drop(signer);
+    // What was acknowledged is all there, and verifies.
+    let store = dir.open_store().unwrap();
+    assert_eq!(store.head().unwrap().map(|h| h.seq), Some(before));
+}
