@@ -401,3 +401,30 @@ fn witness_settings_are_checked_when_the_file_is_read() {
         assert!(error.to_string().contains(field), "{toml}: {error}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_witnesses_a_witnessed_export_is_a_conflict_and_the_checkpoint_is_the_newest() {
+    let s = server::start().await;
+    let client = server::client();
+    let (status, body) = server::call(
+        &client,
+        reqwest::Method::GET,
+        format!("{}/v1/audit/export?witnessed=true", s.base),
+        Some(&s.admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(server::code(&body), "no_witnesses");
+    let (status, json) = server::call(
+        &client,
+        reqwest::Method::GET,
+        format!("{}/v1/audit/checkpoint", s.base),
+        Some(&s.admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{json}");
+    assert!(json["witnessed"].is_null(), "{json}");
+    assert_eq!(json["size"], s.ledger.durable_seq());
+}

@@ -106,9 +106,11 @@ pub async fn export(
     };
     let (checkpoint, note) = if q.witnessed {
         if !state.witnessing.is_set() {
-            return Err(ApiError::bad_request(
-                "witnessed",
-                "no witness is configured ([[witnesses]] in keyledger.toml)",
+            // The request is well-formed; this ledger's configuration cannot answer it.
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "no_witnesses",
+                "witnessed: no witness is configured ([[witnesses]] in keyledger.toml), so no checkpoint is witnessed",
             ));
         }
         super::tlog::witnessed_checkpoint(&state)
