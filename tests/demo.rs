@@ -84,6 +84,11 @@ fn demo_backs_every_claim_it_prints() {
         Some(fork) => {
             assert!(fork.forged > fork.verified, "{fork:?}");
             assert!(fork.witness_answer.starts_with("conflict: "), "{fork:?}");
+            assert!(
+                fork.witness_answer
+                    .contains("refused the consistency proof"),
+                "the witness judged the other history itself: {fork:?}"
+            );
             let finding = fork.finding.as_deref().unwrap_or_default();
             assert!(finding.starts_with("monitor: FORK at size"), "{fork:?}");
         }

@@ -183,8 +183,13 @@ pub(super) fn run(
 
     let copy = DataDir::new(base.path().join("data"));
     let forged = Arc::new(copy.open(&KeySource::File(copy.key_path()))?);
+    // Longer than anything the witness cosigned (the monitor's own reads were recorded as uses meanwhile), so that
+    // the witness judges the other history itself rather than a shorter log.
     let have = forged.durable_seq();
-    rewrite(&forged, verified.saturating_sub(have) + 64)?;
+    let longest = verified
+        .max(real.durable_seq())
+        .max(witness.cosigned_size(&copy.identity()?.origin));
+    rewrite(&forged, longest.saturating_sub(have) + 64)?;
     let (checkpoint, note) = forged.checkpoint_blocking()?;
     writeln!(
         out,

@@ -94,6 +94,14 @@ impl DemoWitness {
         Ok(())
     }
 
+    /// The size the witness last cosigned for `origin` (0 before the first).
+    pub fn cosigned_size(&self, origin: &str) -> u64 {
+        self.witness
+            .as_ref()
+            .and_then(|w| w.cosigned(origin))
+            .map_or(0, |c| c.size)
+    }
+
     fn keys(&self) -> Result<Vec<NamedKey>, LedgerError> {
         Ok(vec![
             NamedKey::parse_vkey(&self.vkey, COSIGNATURE_V1).map_err(failed)?
