@@ -8,6 +8,7 @@ mod common;
 use keyledger::audit::checkpoint::{stored_checkpoints, Checkpoint};
 use keyledger::audit::cosignature::{verify_cosignature, NamedKey, COSIGNATURE_V1, NOTE_ED25519};
 use keyledger::audit::merkle::{consistency_proof, root, MemoryLeaves};
+use keyledger::audit::witness_client::request_body;
 use keyledger::chain::{Hash32, LedgerSigner};
 use keyledger::witness::state::StateDir;
 use keyledger::witness::Witness;
@@ -55,19 +56,8 @@ impl Log {
     fn body(&self, old: u64, size: u64) -> String {
         let leaves = MemoryLeaves(self.leaves.clone());
         let Ok(proof) = consistency_proof(&leaves, old, size);
-        add_checkpoint_body(old, &proof, &self.note(size))
+        request_body(old, &proof, &self.note(size))
     }
-}
-
-/// `old <size>`, the proof's hashes in base64, a blank line, then the note (c2sp.org/tlog-witness).
-fn add_checkpoint_body(old: u64, proof: &[Hash32], note: &str) -> String {
-    use base64::Engine;
-    let mut body = format!("old {old}\n");
-    for hash in proof {
-        body.push_str(&base64::engine::general_purpose::STANDARD.encode(hash));
-        body.push('\n');
-    }
-    format!("{body}\n{note}")
 }
 
 fn witness(dir: &std::path::Path, logs: Vec<NamedKey>) -> Witness {
@@ -196,7 +186,7 @@ fn a_ledgers_own_checkpoints_are_cosigned_with_its_proofs() {
     let mut old = 0;
     for (size, note) in notes {
         let proof = consistency_proof(&tree, old, size).unwrap();
-        let body = add_checkpoint_body(old, &proof, &note);
+        let body = request_body(old, &proof, &note);
         let line = w
             .add_checkpoint(&body, 1)
             .unwrap_or_else(|r| panic!("size {size}: {r:?}"));

@@ -48,13 +48,13 @@ pub async fn checkpoint(
     let public = crate::chain::parse_public_key_hex(state.ledger.signer_public_hex())
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let witnessed = match super::tlog::witnessed_checkpoint(&state).await? {
-        Some((witnessed, note)) if state.witnessing.is_set() => json!({
+        Some((witnessed, note)) => json!({
             "size": witnessed.size,
             "root": hex::encode(witnessed.root),
             "cosigners": state.witnessing.check_note(&note).unwrap_or_default(),
             "note": note,
         }),
-        _ => Value::Null,
+        None => Value::Null,
     };
     Ok(Json(json!({
         "origin": state.origin,

@@ -107,10 +107,14 @@ pub async fn checkpoint(
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
 }
 
-/// The newest kept checkpoint the configured witness quorum cosigned, if any.
+/// The newest kept checkpoint the configured witness quorum cosigned, if any (none without witnesses: the store
+/// is not read).
 pub async fn witnessed_checkpoint(
     state: &AppState,
 ) -> ApiResult<Option<(crate::audit::checkpoint::Checkpoint, String)>> {
+    if !state.witnessing.is_set() {
+        return Ok(None);
+    }
     let ledger = state.ledger.clone();
     let quorum = state.witnessing.clone();
     let found = tokio::task::spawn_blocking(move || {
