@@ -159,6 +159,18 @@ impl LedgerSigner {
         }
     }
 
+    /// After a failure to sign: reopens a token's key and proves it signs again (a key in memory cannot fail).
+    pub fn recover(&self) -> Result<(), SignError> {
+        match &self.key {
+            SignerKey::Memory(_) => Ok(()),
+            SignerKey::Token(token) => {
+                token.reopen()?;
+                token.sign(b"keyledger signer probe")?;
+                Ok(())
+            }
+        }
+    }
+
     /// Signs an event hash: the signature is over the 32 raw hash bytes.
     pub fn sign_hash(&self, hash: &Hash32) -> Result<[u8; 64], SignError> {
         self.sign_message(hash)

@@ -19,6 +19,8 @@ pub struct Metrics {
     verify_outcomes: [AtomicU64; VerifyCode::ALL.len()],
     /// Checkpoints that could not be handed to the anchor (file or command), shared with its delivery thread.
     pub anchor_failures: std::sync::Arc<AtomicU64>,
+    /// Times the signing key stopped signing (each ends when it signs again).
+    pub signer_failures: AtomicU64,
     /// Per configured witness (by name): what the writer's witnessing thread saw.
     pub witnesses: std::sync::Mutex<std::collections::BTreeMap<String, WitnessCounters>>,
 }
@@ -90,6 +92,12 @@ impl Metrics {
             out,
             "keyledger_anchor_failures_total {}",
             self.anchor_failures.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(out, "# TYPE keyledger_signer_failures_total counter");
+        let _ = writeln!(
+            out,
+            "keyledger_signer_failures_total {}",
+            self.signer_failures.load(Ordering::Relaxed)
         );
         let _ = writeln!(out, "# TYPE keyledger_batches_committed_total counter");
         let _ = writeln!(out, "keyledger_batches_committed_total {batches}");

@@ -15,7 +15,7 @@ use cryptoki::types::AuthPin;
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use zeroize::Zeroizing;
 
 /// Where the PIN comes from when `pin_file` is not set.
@@ -120,26 +120,26 @@ impl SignerConfig {
     }
 }
 
-/// A signing key on a PKCS#11 token, with a pool of logged-in sessions (one per signing thread at most).
+/// A signing key on a PKCS#11 token, with a pool of logged-in sessions (one per signing thread at most). A token
+/// that went away can be reopened ([`TokenKey::reopen`]) once it is back, and only if it still holds this key.
 pub struct TokenKey {
+    config: SignerConfig,
+    public: VerifyingKey,
+    open: RwLock<Arc<OpenKey>>,
+}
+
+/// The key as found on the token by one login: handles and sessions that a module reset invalidates.
+struct OpenKey {
     context: Pkcs11,
     slot: Slot,
     key: ObjectHandle,
-    public: VerifyingKey,
     idle: Mutex<Vec<Session>>,
     /// The first session, kept open so that the login lasts (PKCS#11 logs out when every session closes).
-    _login: Mutex<Session>,
+    login: Mutex<Option<Session>>,
 }
 
-impl std::fmt::Debug for TokenKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TokenKey({})", hex::encode(self.public.as_bytes()))
-    }
-}
-
-impl TokenKey {
-    /// Opens the key `config` names; with `create`, generates it on the token when the token has none by that label.
-    pub fn open(config: &SignerConfig, create: bool) -> Result<Self, TokenError> {
+impl OpenKey {
+    fn open(config: &SignerConfig, create: bool) -> Result<(Self, VerifyingKey), TokenError> {
         let module = config
             .module
             .as_ref()
@@ -172,13 +172,48 @@ impl TokenKey {
                 )))
             }
         };
-        Ok(Self {
+        let open = Self {
             context,
             slot,
             key,
-            public,
             idle: Mutex::new(Vec::new()),
-            _login: Mutex::new(login),
+            login: Mutex::new(Some(login)),
+        };
+        Ok((open, public))
+    }
+
+    fn session(&self) -> Result<Session, TokenError> {
+        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match pooled {
+            Some(session) => Ok(session),
+            None => self
+                .context
+                .open_ro_session(self.slot)
+                .map_err(pkcs11("opening a session")),
+        }
+    }
+
+    /// Closes every session (before a module reset, after which closing them would only log errors).
+    fn close(&self) {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.login.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
+
+impl std::fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenKey({})", hex::encode(self.public.as_bytes()))
+    }
+}
+
+impl TokenKey {
+    /// Opens the key `config` names; with `create`, generates it on the token when the token has none by that label.
+    pub fn open(config: &SignerConfig, create: bool) -> Result<Self, TokenError> {
+        let (open, public) = OpenKey::open(config, create)?;
+        Ok(Self {
+            config: config.clone(),
+            public,
+            open: RwLock::new(Arc::new(open)),
         })
     }
 
@@ -186,41 +221,59 @@ impl TokenKey {
         self.public
     }
 
+    fn current(&self) -> Arc<OpenKey> {
+        self.open.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Signs `message` on the token (CKM_EDDSA) and checks the signature against the public key.
     pub fn sign(&self, message: &[u8]) -> Result<[u8; 64], TokenError> {
-        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let session = match pooled {
-            Some(session) => session,
-            None => self
-                .context
-                .open_ro_session(self.slot)
-                .map_err(pkcs11("opening a session"))?,
-        };
+        let open = self.current();
+        let session = open.session()?;
         let mechanism = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure));
         // A session whose signing failed is dropped rather than pooled: it may be left mid-operation.
         let bytes = session
-            .sign(&mechanism, self.key, message)
+            .sign(&mechanism, open.key, message)
             .map_err(pkcs11("C_Sign"))?;
         let signature = Signature::from_slice(&bytes).map_err(|_| TokenError::BadSignature)?;
         self.public
             .verify_strict(message, &signature)
             .map_err(|_| TokenError::BadSignature)?;
-        self.idle
+        open.idle
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(session);
         Ok(signature.to_bytes())
     }
 
+    /// Starts over with the token after it failed: resets the module (C_Finalize, C_Initialize: some modules,
+    /// SoftHSM2 among them, see a token that came back only then), logs in again and finds the key by its
+    /// label. Refuses a token whose key by that label is not this key: nothing else may sign for the ledger.
+    /// The reset ends every session the process holds on the module; other keys on it reopen the same way.
+    pub fn reopen(&self) -> Result<(), TokenError> {
+        let mut open = self.open.write().unwrap_or_else(|p| p.into_inner());
+        open.close();
+        reset(&open.context)?;
+        let (fresh, public) = OpenKey::open(&self.config, false)?;
+        if public != self.public {
+            fresh.close();
+            return Err(TokenError::Config(format!(
+                "the token's key labelled {:?} is now {}, not the ledger's key {}; refusing to sign with it",
+                self.config.key_label.as_deref().unwrap_or_default(),
+                hex::encode(public.as_bytes()),
+                hex::encode(self.public.as_bytes())
+            )));
+        }
+        *open = Arc::new(fresh);
+        Ok(())
+    }
+
     /// Whether the private key's value can be read through PKCS#11 (it must not: sensitive, non-extractable).
     pub fn private_value_readable(&self) -> Result<bool, TokenError> {
-        let session = self
-            .context
-            .open_ro_session(self.slot)
-            .map_err(pkcs11("opening a session"))?;
+        let open = self.current();
+        let session = open.session()?;
         // cryptoki leaves out attributes the token will not reveal rather than failing.
         let values = session
-            .get_attributes(self.key, &[AttributeType::Value])
+            .get_attributes(open.key, &[AttributeType::Value])
             .map_err(pkcs11("C_GetAttributeValue"))?;
         Ok(values
             .iter()
@@ -244,6 +297,18 @@ fn loaded(path: &std::path::Path) -> Result<Pkcs11, TokenError> {
     }
     modules.push((path.to_path_buf(), context.clone()));
     Ok(context)
+}
+
+/// C_Finalize then C_Initialize on the module `context` belongs to (the registry keeps the same context).
+fn reset(context: &Pkcs11) -> Result<(), TokenError> {
+    match context.clone().finalize() {
+        Ok(()) | Err(Pkcs11Error::Pkcs11(RvError::CryptokiNotInitialized, _)) => {}
+        Err(e) => return Err(pkcs11("C_Finalize")(e)),
+    }
+    match context.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(Pkcs11Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => Ok(()),
+        Err(e) => Err(pkcs11("C_Initialize")(e)),
+    }
 }
 
 fn find_token(context: &Pkcs11, label: &str) -> Result<Slot, TokenError> {

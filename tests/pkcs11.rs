@@ -2,9 +2,12 @@
 //! with `[signer] kind = "pkcs11"` generates the key on the token, sensitive and non-extractable (PKCS#11 will not
 //! give its value), and writes no key file; events signed on the token verify with the public key alone and
 //! carry its signer id; a wrong PIN at start is a clear error naming the variable; a token that disappears
-//! while the ledger runs stops appends (nothing acknowledged is lost) instead of signing with anything else.
+//! while the ledger runs stops appends (nothing acknowledged is lost) instead of signing with anything else, and
+//! a server signs again without a restart once the token is back with the same key (never with another).
 
 mod common;
+#[path = "common/process.rs"]
+mod process;
 #[path = "common/skip.rs"]
 mod skip;
 
@@ -81,17 +84,7 @@ fn a_ledger_signs_with_a_key_that_never_leaves_the_token() {
 
     // A wrong PIN is a clear error naming where the PIN came from; no ledger is created, and the [signer]
     // section `init --signer pkcs11` wrote stays for the next try.
-    let init = [
-        "init",
-        "--signer",
-        "pkcs11",
-        "--pkcs11-module",
-        MODULE,
-        "--token-label",
-        "keyledger-test",
-        "--key-label",
-        "ledger-signing",
-    ];
+    let init = INIT_ON_TOKEN;
     let (code, out) = cli(&token, &data, "0000", &init);
     assert_ne!(code, 0, "{out}");
     assert!(out.contains(&format!("${PIN_ENV}")), "{out}");
@@ -175,4 +168,128 @@ fn a_ledger_signs_with_a_key_that_never_leaves_the_token() {
     // What was acknowledged is all there, and verifies.
     let store = dir.open_store().unwrap();
     assert_eq!(store.head().unwrap().map(|h| h.seq), Some(before));
+}
+
+const INIT_ON_TOKEN: [&str; 9] = [
+    "init",
+    "--signer",
+    "pkcs11",
+    "--pkcs11-module",
+    MODULE,
+    "--token-label",
+    "keyledger-test",
+    "--key-label",
+    "ledger-signing",
+];
+
+/// A running server whose token goes away: appends are refused (503) and `/healthz` answers 503 with the reason;
+/// a token that comes back holding another key under the label is not used; when the token comes back as it was,
+/// the server signs again without a restart, with the same key, and nothing refused meanwhile is on the record.
+#[test]
+fn a_server_signs_again_when_its_token_comes_back() {
+    let Some(token) = token() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (code, out) = cli(&token, &data, PIN, &INIT_ON_TOKEN);
+    assert_eq!(code, 0, "{out}");
+    let admin = process::admin_key_from(&out);
+    let conf = token.conf.to_string_lossy().to_string();
+    let served = process::Served::start_with_env(
+        &data,
+        &[],
+        &[("SOFTHSM2_CONF", conf.as_str()), (PIN_ENV, PIN)],
+    );
+    let client = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let create = |name: &str| {
+        let response = client
+            .post(format!("{}/v1/keys", served.base))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({
+                "name": name, "owner": "team", "environment": "prod", "scopes": ["deploy:prod"]
+            }))
+            .send()
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().unwrap_or_default())
+    };
+    let health = || {
+        let response = client
+            .get(format!("{}/healthz", served.base))
+            .send()
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.text().unwrap_or_default(),
+        )
+    };
+    let (status, body) = create("before");
+    assert_eq!(status, 201, "{body}");
+
+    let saved = tmp.path().join("tokens-saved");
+    common::copy_dir(&token.tokens, &saved);
+    std::fs::remove_dir_all(&token.tokens).unwrap();
+    let (status, body) = create("while-gone");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("could not sign"), "{body}");
+    let (status, body) = health();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("appends resume when"), "{body}");
+
+    // A token by the same label holding another key by the same label: the server keeps refusing.
+    std::fs::create_dir_all(&token.tokens).unwrap();
+    let other = tmp.path().join("other");
+    let init = std::process::Command::new("softhsm2-util")
+        .args(["--init-token", "--free", "--label", "keyledger-test"])
+        .args(["--pin", PIN, "--so-pin", "87654321"])
+        .env("SOFTHSM2_CONF", &token.conf)
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{init:?}");
+    let (code, out) = cli(&token, &other, PIN, &INIT_ON_TOKEN);
+    assert_eq!(code, 0, "{out}");
+    process::wait_until("the watcher refuses the other key", || {
+        std::fs::read_to_string(&served.log)
+            .unwrap_or_default()
+            .contains("refusing to sign with it")
+    });
+    let (status, body) = create("other-key");
+    assert_eq!(status, 503, "{body}");
+
+    // The token as it was: appends resume without a restart.
+    std::fs::remove_dir_all(&token.tokens).unwrap();
+    common::copy_dir(&saved, &token.tokens);
+    process::wait_until("/healthz answers 200 again", || health().0 == 200);
+    let (status, body) = create("after");
+    assert_eq!(status, 201, "{body}");
+    let (stopped, log) = served.stop();
+    assert!(stopped, "{log}");
+    assert!(log.contains("appends resume"), "{log}");
+
+    let (code, out) = cli(&token, &data, PIN, &["audit", "verify"]);
+    assert_eq!(code, 0, "{out}");
+    // Every event is signed by the ledger's one key, and only the keys acknowledged are on the record.
+    let dir = DataDir::new(&data);
+    let public = dir.anchor_public_key().unwrap();
+    let signer_id = keyledger::chain::SignerId::of(&public);
+    let store = dir.open_store().unwrap();
+    let mut names = Vec::new();
+    for record in store.scan(1, u64::MAX) {
+        let record = record.unwrap();
+        assert_eq!(record.signer, signer_id, "seq {}", record.seq);
+        let event = keyledger::event::Event::decode(&record.body).unwrap();
+        if let keyledger::event::EventData::KeyCreated(created) = event.data {
+            names.push(created.config.name);
+        }
+    }
+    assert!(
+        names.ends_with(&["before".to_string(), "after".to_string()]),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n == "while-gone" || n == "other-key"),
+        "{names:?}"
+    );
 }

@@ -279,6 +279,7 @@ impl super::Ledger {
             metrics: crate::metrics::Metrics::default(),
             committed,
             failed: OnceLock::new(),
+            signer_down: Mutex::new(None),
             follow_ups: Mutex::new(Vec::new()),
             startup_check: Mutex::new(super::StartupCheck::Passed),
             stopping: std::sync::atomic::AtomicBool::new(false),

@@ -13,6 +13,7 @@ mod replay;
 mod replay_start;
 pub mod settings;
 mod shared;
+mod signer_watch;
 pub(crate) mod snapshot;
 mod snapshot_check;
 mod snapshot_format;
@@ -172,6 +173,7 @@ impl Ledger {
             metrics: Metrics::default(),
             committed,
             failed: OnceLock::new(),
+            signer_down: Mutex::new(None),
             follow_ups: Mutex::new(leftover_actions),
             startup_check: Mutex::new(StartupCheck::Passed),
             stopping: std::sync::atomic::AtomicBool::new(false),

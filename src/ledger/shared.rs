@@ -22,6 +22,8 @@ pub(crate) struct Shared {
     pub(super) committed: watch::Sender<u64>,
     /// Set once a write or fsync failed: the ledger then refuses every command (fail-stop).
     pub(super) failed: OnceLock<String>,
+    /// Set while the signing key cannot sign: commands are refused until it signs again.
+    pub(super) signer_down: Mutex<Option<String>>,
     /// Actions requested by projections, waiting for the writer.
     pub(super) follow_ups: Mutex<Vec<PendingAction>>,
     pub(super) startup_check: Mutex<StartupCheck>,
@@ -47,8 +49,41 @@ impl Shared {
         self.committed.send_replace(last_seq);
     }
 
+    /// Why commands are refused now: a failed write or fsync (until reopened), or a key that cannot sign (until
+    /// it signs again).
     pub fn failure(&self) -> Option<String> {
+        self.stopped().or_else(|| self.signer_down())
+    }
+
+    /// Why the ledger stopped for good (a failed write or fsync), if it did.
+    pub fn stopped(&self) -> Option<String> {
         self.failed.get().cloned()
+    }
+
+    fn signer_down(&self) -> Option<String> {
+        self.signer_down
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Records that the key cannot sign; returns the reason and whether it was signing until now.
+    pub fn set_signer_down(&self, error: &crate::chain::SignError) -> (String, bool) {
+        let mut down = self.signer_down.lock().unwrap_or_else(|p| p.into_inner());
+        let first = down.is_none();
+        let reason = down
+            .get_or_insert_with(|| {
+                format!("{error}; appends resume when the signing key signs again")
+            })
+            .clone();
+        (reason, first)
+    }
+
+    pub fn clear_signer_down(&self) {
+        self.signer_down
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
     }
 
     /// Records the first failure and returns the reason every later command is refused with.

@@ -25,7 +25,11 @@ impl Ledger {
             GroupBy::Key | GroupBy::Owner => self.projections().keys.clone(),
             GroupBy::Ip | GroupBy::UserAgent | GroupBy::Scope => KeyState::default(),
         };
-        let open = self.failure().is_none().then_some(&self.shared.open_hour);
+        let open = self
+            .shared
+            .stopped()
+            .is_none()
+            .then_some(&self.shared.open_hour);
         usage_report_with(
             self.store().as_ref(),
             &keys,

@@ -9,6 +9,7 @@
 use super::checkpointer::Checkpointer;
 use super::command::{PlanContext, StagedEvent};
 use super::job::Job;
+use super::signer_watch::{keys_as_of, signer_down};
 use super::witnessing::WitnessSink;
 use super::writer_jobs::{action_job, WakeJob};
 use super::Shared;
@@ -134,9 +135,11 @@ fn run_writer(
             jobs.into_iter().for_each(|job| job.finish(Some(&reason)));
             continue;
         }
-        for action in shared.take_follow_ups() {
-            jobs.push(action_job(action));
-        }
+        let follow_ups = shared.take_follow_ups();
+        // Kept to be asked again if the batch cannot be signed.
+        let kept_follow_ups = follow_ups.clone();
+        jobs.extend(follow_ups.into_iter().map(action_job));
+        let tail_before = (state.next_seq, state.last_time, state.prev_hash);
         let mut ctx = PlanContext {
             state: &mut state.keys,
             staged: &mut staged,
@@ -163,19 +166,35 @@ fn run_writer(
             (ctx.next_seq, ctx.last_time, ctx.prev_hash);
         let refused = jobs.split_off(planned);
         let forced = jobs.iter().any(|job| job.wants_checkpoint());
-        let outcome = write(
-            &shared,
-            &signer,
-            sign_pool.as_ref(),
-            &mut state,
-            &mut staged,
-            forced,
-        );
         refused
             .into_iter()
             .for_each(|job| job.finish(Some(SIGNER_RETIRED)));
-        let (wrote, notes) = match outcome {
+        // A key that cannot sign (a token gone) fails the batch before anything is written or changed but the
+        // plan, which is undone: appends stop until the key signs again.
+        let records = match sign_records(&signer, sign_pool.as_ref(), &mut staged) {
+            Ok(records) => records,
+            Err(error) => {
+                signer_retired = false;
+                (state.next_seq, state.last_time, state.prev_hash) = tail_before;
+                state.keys = keys_as_of(&shared, tail_before.0.saturating_sub(1));
+                staged.clear();
+                shared.add_follow_ups(kept_follow_ups);
+                let reason = signer_down(&shared, &signer, &error);
+                jobs.into_iter().for_each(|job| job.finish(Some(&reason)));
+                continue;
+            }
+        };
+        let empty = staged.is_empty();
+        let (wrote, notes) = match write(&shared, &signer, &mut state, &mut staged, records, forced)
+        {
             Ok(written) => written,
+            // A checkpoint of earlier events that could not be signed changed nothing yet.
+            Err(LedgerError::Sign(error)) if empty => {
+                shared.add_follow_ups(kept_follow_ups);
+                let reason = signer_down(&shared, &signer, &error);
+                jobs.into_iter().for_each(|job| job.finish(Some(&reason)));
+                continue;
+            }
             Err(error) => {
                 let reason = shared.fail(&error);
                 jobs.into_iter().for_each(|job| job.finish(Some(&reason)));
@@ -205,7 +224,9 @@ fn run_writer(
     }
     // Clean shutdown: a last checkpoint covering everything written, unless the ledger failed.
     if shared.failure().is_none() {
-        if let Ok((wrote, notes)) = write(&shared, &signer, None, &mut state, &mut staged, true) {
+        if let Ok((wrote, notes)) =
+            write(&shared, &signer, &mut state, &mut staged, Vec::new(), true)
+        {
             let _ = to_flusher.send(Written {
                 jobs: Vec::new(),
                 events: Vec::new(),
@@ -216,18 +237,14 @@ fn run_writer(
     }
 }
 
-/// Signs the staged events and writes the batch. Batches of the sizes group commit usually produces are signed
-/// on the writer thread (measured faster: waking other threads costs more than it saves); large batches
-/// (bulk appends) are signed on both cores.
-/// Returns whether anything was written and the checkpoint notes the batch holds.
-fn write(
-    shared: &Shared,
+/// Signs the staged events (taking their bodies into the records). Batches of the sizes group commit usually
+/// produces are signed on the writer thread (measured faster: waking other threads costs more than it saves);
+/// large batches (bulk appends) are signed on both cores.
+fn sign_records(
     signer: &LedgerSigner,
     sign_pool: Option<&rayon::ThreadPool>,
-    state: &mut WriterState,
     staged: &mut [StagedEvent],
-    forced_checkpoint: bool,
-) -> LedgerResult<(bool, Vec<String>)> {
+) -> Result<Vec<StoredRecord>, SignError> {
     let to_record = |item: &mut StagedEvent| -> Result<StoredRecord, SignError> {
         Ok(StoredRecord {
             seq: item.event.seq,
@@ -238,23 +255,29 @@ fn write(
             body: std::mem::take(&mut item.body),
         })
     };
-    // A key that cannot sign (a token gone) fails the batch before anything is written.
-    let records: Vec<StoredRecord> = if let Some(pool) = sign_pool.filter(|_| {
+    if let Some(pool) = sign_pool.filter(|_| {
         let least = match signer.on_token() {
             true => PARALLEL_TOKEN_SIGN_MIN,
             false => PARALLEL_SIGN_MIN,
         };
         staged.len() >= least
     }) {
-        pool.install(|| {
-            staged
-                .par_iter_mut()
-                .map(to_record)
-                .collect::<Result<_, _>>()
-        })?
+        pool.install(|| staged.par_iter_mut().map(to_record).collect())
     } else {
-        staged.iter_mut().map(to_record).collect::<Result<_, _>>()?
-    };
+        staged.iter_mut().map(to_record).collect()
+    }
+}
+
+/// Writes the batch of signed `records` for the staged events, with the side entries and checkpoints it brings.
+/// Returns whether anything was written and the checkpoint notes the batch holds.
+fn write(
+    shared: &Shared,
+    signer: &LedgerSigner,
+    state: &mut WriterState,
+    staged: &mut [StagedEvent],
+    records: Vec<StoredRecord>,
+    forced_checkpoint: bool,
+) -> LedgerResult<(bool, Vec<String>)> {
     let mut batch = AppendBatch {
         records,
         ..Default::default()
@@ -317,7 +340,7 @@ fn run_flusher(
         written.extend(inbox.try_iter());
         let events: usize = written.iter().map(|w| w.events.len()).sum();
         let started = Instant::now();
-        let synced = if !written.iter().any(|w| w.wrote) || shared.failure().is_some() {
+        let synced = if !written.iter().any(|w| w.wrote) || shared.stopped().is_some() {
             Ok(())
         } else {
             shared.store.sync()
