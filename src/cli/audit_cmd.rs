@@ -22,8 +22,9 @@ pub enum AuditCommand {
     Prove(super::proof_cmd::ProveArgs),
     /// Print the consistency proof between two tree sizes.
     Consistency(super::proof_cmd::ConsistencyArgs),
-    /// Replace the ledger's signing key; the old key endorses the new one on the record.
-    RotateSigner(super::proof_cmd::RotateSignerArgs),
+    /// Replace the ledger's signing key (a file or a PKCS#11 token's); the old key endorses the new one on the
+    /// record.
+    RotateSigner(super::rotate_cmd::RotateSignerArgs),
     /// Move the events older than a time out of the live store into a verifiable export file.
     Archive(super::archive_cmd::ArchiveArgs),
 }
@@ -51,7 +52,7 @@ pub fn run(cli: &Cli, command: &AuditCommand) -> CliResult {
         AuditCommand::Archive(args) => super::archive_cmd::archive(cli, args),
         AuditCommand::RotateSigner(args) => {
             local_only(cli, "audit rotate-signer")?;
-            super::proof_cmd::rotate_signer(cli, args)
+            super::rotate_cmd::rotate_signer(cli, args)
         }
     }
 }

@@ -24,6 +24,7 @@ mod proof_cmd;
 mod remote;
 mod remote_audit;
 mod remote_keys;
+mod rotate_cmd;
 mod serve;
 mod store_cmd;
 mod store_migrate;

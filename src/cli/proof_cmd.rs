@@ -1,5 +1,5 @@
-//! `keyledger audit checkpoint|export|verify-export|prove|consistency|rotate-signer`: what compliance takes out of
-//! the system and checks without trusting it.
+//! `keyledger audit checkpoint|export|verify-export|prove|consistency`: what compliance takes out of the system and
+//! checks without trusting it.
 
 use super::progress::events_bar;
 use super::window_args::WindowArgs;
@@ -15,7 +15,7 @@ use crate::datadir::DataDir;
 use crate::LedgerError;
 use clap::Args;
 use serde_json::json;
-use std::io::{BufReader, Write};
+use std::io::BufReader;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -71,13 +71,6 @@ pub struct ConsistencyArgs {
     pub old_size: u64,
     /// Size of the newer one (default: the log as it is now).
     pub new_size: Option<u64>,
-}
-
-#[derive(Args, Debug)]
-pub struct RotateSignerArgs {
-    /// Why, for the record (kept in the `ledger.signer_rotated` event).
-    #[arg(long)]
-    pub reason: Option<String>,
 }
 
 /// A checkpoint of the log as it is now: made by the writer when the signing key is at hand (and the ledger
@@ -312,30 +305,5 @@ pub fn consistency(cli: &Cli, args: &ConsistencyArgs) -> CliResult {
     )?;
     let out = json!({ "old_size": args.old_size, "old_root": hex::encode(stored_root(store.as_ref(), args.old_size)?), "new_size": new, "new_root": hex::encode(stored_root(store.as_ref(), new)?), "proof": proof.iter().map(hex::encode).collect::<Vec<_>>() });
     println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-    Ok(())
-}
-
-pub fn rotate_signer(cli: &Cli, args: &RotateSignerArgs) -> CliResult {
-    let dir = cli.data_dir();
-    let rotation = crate::datadir::rotation::rotate(&dir, &cli.key_source(), args.reason.clone())?;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "Signer rotated at seq {}: {} → {} (endorsed by the old key).",
-        rotation.seq, rotation.old_id, rotation.new_id
-    );
-    let _ = writeln!(
-        out,
-        "New signing key written to {} (mode 0600) before the rotation was recorded.",
-        rotation.new_key_path.display()
-    );
-    if !rotation.key_in_dir {
-        let _ = writeln!(out, "Move it into your secrets manager and point KEYLEDGER_SIGNING_KEY / --signing-key at it before the next start.");
-    }
-    let _ = writeln!(
-        out,
-        "Verifiers still need only the first public key ({}).",
-        dir.public_key_path().display()
-    );
     Ok(())
 }

@@ -5,6 +5,7 @@
 mod config_file;
 mod pin;
 pub mod rotation;
+mod rotation_token;
 
 use crate::chain::{parse_public_key_hex, LedgerSigner};
 use crate::clock::SharedClock;
@@ -278,7 +279,8 @@ impl DataDir {
     }
 
     /// Opens an initialized ledger with the signing key from `source` (or, after a signer rotation that was
-    /// interrupted before its key files were moved into place, with the pending new key: see [`rotation`]).
+    /// interrupted before keyledger.toml and its key files were brought into line, with the pending new key, and
+    /// finishes it: see [`rotation`]).
     pub fn open(&self, source: &KeySource) -> LedgerResult<Ledger> {
         self.open_with(source, Startup::Full)
     }
@@ -287,10 +289,14 @@ impl DataDir {
     pub fn open_with(&self, source: &KeySource, startup: Startup) -> LedgerResult<Ledger> {
         let store = self.open_store()?;
         let settings = self.config()?.ledger_settings();
-        let mut candidates = vec![self.load_signer(source)?];
-        candidates.extend(rotation::pending_signers(self)?);
+        let (candidates, unloaded) = rotation::candidates(self, source)?;
         let ledger =
-            Ledger::open_with_startup(store, candidates, settings, self.clock.clone(), startup)?;
+            Ledger::open_with_startup(store, candidates, settings, self.clock.clone(), startup)
+                .map_err(|error| match (error, unloaded) {
+                    // No pending key is current either: the configured key's own error says what is wrong.
+                    (LedgerError::Config(_), Some(unloaded)) => unloaded,
+                    (error, _) => error,
+                })?;
         rotation::finish_if_pending(self, source, ledger.signer_public_hex())?;
         Ok(ledger)
     }
