@@ -1,5 +1,8 @@
-//! docs/openapi.json (served at /v1/openapi.json) stays a valid OpenAPI 3.0.3 document: no schema uses a
-//! list-valued `type` (3.1 and JSON Schema style; 3.0 says `nullable: true`), so 3.0 tooling reads every schema.
+//! The OpenAPI document is built from the code (`keyledger::api::openapi`) and served at /v1/openapi.json;
+//! docs/openapi.json is that document checked in, and must be current (`KEYLEDGER_WRITE_OPENAPI=1 cargo test
+//! --test openapi_contract` rewrites it). It stays a valid OpenAPI 3.0.3 document: no schema uses a list-valued
+//! `type` (3.1 and JSON Schema style; 3.0 says `nullable: true`), so 3.0 tooling reads every schema, and every
+//! `$ref` names something the document defines.
 //! The full validation (openapi-spec-validator) runs in .ci/schemathesis.sh against the served document; the
 //! route list is checked in tests/http_api.rs.
 
@@ -31,7 +34,57 @@ fn list_valued_types(node: &Value, pointer: &str, found: &mut Vec<String>) {
 }
 
 fn document() -> Value {
-    serde_json::from_str(keyledger::api::OPENAPI).expect("docs/openapi.json is JSON")
+    serde_json::from_str(keyledger::api::openapi_text()).expect("the document is JSON")
+}
+
+#[test]
+fn docs_openapi_json_is_the_document_the_code_builds() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json");
+    let built = keyledger::api::openapi_text();
+    if std::env::var_os("KEYLEDGER_WRITE_OPENAPI").is_some() {
+        std::fs::write(path, built).expect("docs/openapi.json is writable");
+    }
+    let checked_in = std::fs::read_to_string(path).expect("docs/openapi.json");
+    assert!(
+        checked_in == built,
+        "docs/openapi.json is not the document the code builds: run KEYLEDGER_WRITE_OPENAPI=1 cargo test --test openapi_contract"
+    );
+}
+
+/// Every `$ref` value under `node`, with where it is.
+fn references(node: &Value, pointer: &str, found: &mut Vec<(String, String)>) {
+    match node {
+        Value::Object(map) => {
+            if let Some(Value::String(target)) = map.get("$ref") {
+                found.push((pointer.to_string(), target.clone()));
+            }
+            for (key, value) in map {
+                references(value, &format!("{pointer}/{key}"), found);
+            }
+        }
+        Value::Array(items) => {
+            for (index, value) in items.iter().enumerate() {
+                references(value, &format!("{pointer}/{index}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_reference_names_a_defined_component() {
+    let doc = document();
+    let mut found = Vec::new();
+    references(&doc, "", &mut found);
+    assert!(found.len() > 100, "{} references", found.len());
+    let dangling: Vec<_> = found
+        .iter()
+        .filter(|(_, target)| {
+            let pointer = target.strip_prefix('#').expect("a local reference");
+            doc.pointer(pointer).is_none()
+        })
+        .collect();
+    assert!(dangling.is_empty(), "{dangling:#?}");
 }
 
 #[test]

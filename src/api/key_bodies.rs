@@ -10,24 +10,41 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// A create body: the key configuration.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "KeyConfig")]
 pub struct CreateBody {
+    #[schemars(schema_with = "super::openapi::fields::name")]
     name: String,
     #[serde(default)]
+    #[schemars(schema_with = "super::openapi::fields::description")]
     description: String,
+    #[schemars(schema_with = "super::openapi::fields::owner")]
     owner: String,
+    #[schemars(schema_with = "super::openapi::fields::scopes")]
     scopes: Vec<String>,
+    #[schemars(schema_with = "super::openapi::fields::environment")]
     environment: String,
     #[serde(default)]
+    #[schemars(schema_with = "super::openapi::fields::project_ids")]
     project_ids: Vec<String>,
+    #[schemars(schema_with = "super::openapi::fields::expires_at")]
+    #[serde(default)]
     expires_at: Option<LedgerTime>,
     #[serde(default)]
+    #[schemars(schema_with = "super::openapi::fields::metadata")]
     metadata: BTreeMap<String, String>,
     #[serde(default)]
+    #[schemars(schema_with = "super::openapi::fields::ip_allowlist")]
     ip_allowlist: Vec<String>,
+    #[schemars(schema_with = "super::openapi::fields::rate_limit_per_minute")]
+    #[serde(default)]
     rate_limit_per_minute: Option<u32>,
+    #[schemars(schema_with = "super::openapi::fields::rotation_policy")]
+    #[serde(default)]
     rotation_policy: Option<RotationPolicy>,
+    #[schemars(schema_with = "super::openapi::fields::anomaly_policy")]
+    #[serde(default)]
     anomaly_policy: Option<AnomalyPolicy>,
 }
 
@@ -59,32 +76,46 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 
 /// An update body. Every field is optional; `null` clears an optional field; `name` and `environment` are
 /// accepted only to be refused by name.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "KeyPatch")]
+#[schemars(transform = super::openapi::fields::key_patch)]
 pub struct UpdateBody {
     #[serde(default, deserialize_with = "nullable")]
+    #[schemars(skip)]
     name: Option<Option<Value>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schemars(skip)]
     environment: Option<Option<Value>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schemars(schema_with = "super::openapi::fields::description_keypatch")]
     description: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schemars(schema_with = "super::openapi::fields::owner")]
     owner: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schemars(schema_with = "super::openapi::fields::scopes")]
     scopes: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schemars(schema_with = "super::openapi::fields::project_ids_keypatch")]
     project_ids: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schemars(schema_with = "super::openapi::fields::metadata_keypatch")]
     metadata: Option<Option<BTreeMap<String, String>>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schemars(schema_with = "super::openapi::fields::ip_allowlist_keypatch")]
     ip_allowlist: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schemars(schema_with = "super::openapi::fields::rate_limit_per_minute_keypatch")]
     rate_limit_per_minute: Option<Option<u32>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schemars(schema_with = "super::openapi::fields::rotation_policy_keypatch")]
     rotation_policy: Option<Option<RotationPolicy>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schemars(schema_with = "super::openapi::fields::expires_at")]
     expires_at: Option<Option<LedgerTime>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schemars(schema_with = "super::openapi::fields::anomaly_policy_keypatch")]
     anomaly_policy: Option<Option<AnomalyPolicy>>,
 }
 
@@ -149,10 +180,15 @@ impl UpdateBody {
 }
 
 /// The optional body of suspend, reactivate and revoke.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "StatusRequest")]
 pub struct StatusBody {
+    #[schemars(schema_with = "super::openapi::fields::reason")]
+    #[serde(default)]
     pub reason: Option<String>,
+    #[schemars(schema_with = "super::openapi::fields::until")]
+    #[serde(default)]
     pub until: Option<String>,
 }
 

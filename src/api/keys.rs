@@ -96,10 +96,12 @@ pub async fn update(
     Ok(Json(key_json(&key, state.ledger.now())))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "RotateRequest")]
 pub struct RotateBody {
     #[serde(default)]
+    #[schemars(schema_with = "super::openapi::fields::overlap_seconds")]
     overlap_seconds: u32,
 }
 
@@ -238,13 +240,22 @@ pub async fn revoke_owner(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "FindRequest")]
+#[schemars(transform = super::openapi::fields::find_request)]
 pub struct FindBody {
+    #[schemars(schema_with = "super::openapi::fields::secret_findrequest")]
+    #[serde(default)]
     secret: Option<String>,
+    #[schemars(schema_with = "super::openapi::fields::secret_findrequest")]
+    #[serde(default)]
     sha256: Option<String>,
     #[serde(default)]
+    #[schemars(schema_with = "super::openapi::fields::revoke")]
     revoke: bool,
+    #[schemars(schema_with = "super::openapi::fields::reason")]
+    #[serde(default)]
     reason: Option<String>,
 }
 

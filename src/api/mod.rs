@@ -18,14 +18,17 @@ pub mod key_bodies;
 pub mod key_list;
 pub mod keys;
 pub mod limits;
+pub mod openapi;
+mod routes;
 pub mod tlog;
 pub mod verify;
+
+pub use routes::{openapi_text, routes, Route, UNDOCUMENTED};
 
 use crate::ledger::Ledger;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post, MethodRouter};
 use axum::{Json, Router};
 use ed25519_dalek::VerifyingKey;
 use serde_json::json;
@@ -36,20 +39,6 @@ use std::time::Duration;
 pub const BODY_LIMIT: usize = 64 * 1024;
 /// Longest a request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Paths the router serves that the OpenAPI document leaves out: the console's page and files (a browser's, not
-/// an API client's), and forward-auth's catch-all, which answers for any path below `/v1/authz` as for
-/// `/v1/authz` itself (documented there), and the tlog tiles, whose paths and bytes c2sp.org/tlog-tiles defines
-/// (docs/API.md).
-pub const UNDOCUMENTED: &[&str] = &[
-    "/",
-    "/console/{file}",
-    "/v1/authz/{*path}",
-    "/v1/tlog/tile/{*path}",
-];
-
-/// The OpenAPI 3 document (kept in docs/openapi.json).
-pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
 /// What handlers share.
 #[derive(Clone)]
@@ -189,7 +178,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+    ([(header::CONTENT_TYPE, "application/json")], openapi_text())
 }
 
 async fn not_found() -> error::ApiError {
@@ -214,49 +203,11 @@ async fn stop_on_integrity_failure(
     response
 }
 
-/// Every route the router serves, with the methods each answers: the one list of routes. The router is built
-/// from it and nothing else; tests/http_api.rs holds it and the OpenAPI document together, asking the running
-/// server (not this list) which methods each path answers.
-pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
-    vec![
-        ("/", get(crate::console::index)),
-        ("/console/{file}", get(console_asset)),
-        ("/healthz", get(healthz)),
-        ("/metrics", get(metrics)),
-        ("/v1/openapi.json", get(openapi)),
-        ("/v1/keys", get(key_list::list).post(keys::create)),
-        ("/v1/keys/find", post(keys::find)),
-        (
-            "/v1/keys/{id}",
-            get(keys::show).patch(keys::update).delete(keys::revoke),
-        ),
-        ("/v1/keys/{id}/events", get(keys::history)),
-        ("/v1/keys/{id}/rotate", post(keys::rotate)),
-        ("/v1/keys/{id}/suspend", post(keys::suspend)),
-        ("/v1/keys/{id}/reactivate", post(keys::reactivate)),
-        ("/v1/owners/{owner}/revoke", post(keys::revoke_owner)),
-        ("/v1/events", get(events::list)),
-        ("/v1/events/stream", get(events_stream::stream)),
-        ("/v1/verify", post(verify::verify)),
-        ("/v1/authz", any(authz::authz)),
-        ("/v1/authz/{*path}", any(authz::authz)),
-        ("/v1/usage", get(analysis::usage)),
-        ("/v1/anomalies", get(analysis::anomalies)),
-        ("/v1/reports/{name}", get(analysis::reports)),
-        ("/v1/audit/verify", get(audit::verify)),
-        ("/v1/audit/checkpoint", get(audit::checkpoint)),
-        ("/v1/audit/export", get(audit::export)),
-        ("/v1/alerts/deliveries", get(alerts::deliveries)),
-        ("/v1/tlog/checkpoint", get(tlog::checkpoint)),
-        ("/v1/tlog/tile/{*path}", get(tlog::tile)),
-    ]
-}
-
 /// The router with every route and layer.
 pub fn router(state: AppState) -> Router {
     let router = routes()
         .into_iter()
-        .fold(Router::new(), |router, (path, methods)| router.route(path, methods))
+        .fold(Router::new(), |router, route| router.route(route.path, route.methods))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::idempotency))
         .layer(axum::middleware::from_fn_with_state(state.clone(), stop_on_integrity_failure))

@@ -15,14 +15,26 @@ use axum::Json;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "VerifyRequest")]
 pub struct VerifyBody {
+    #[schemars(schema_with = "super::openapi::fields::secret")]
     secret: String,
+    #[schemars(schema_with = "super::openapi::fields::ip")]
+    #[serde(default)]
     ip: Option<String>,
+    #[schemars(schema_with = "super::openapi::fields::scope")]
+    #[serde(default)]
     scope: Option<String>,
+    #[schemars(schema_with = "super::openapi::fields::user_agent")]
+    #[serde(default)]
     user_agent: Option<String>,
+    #[schemars(schema_with = "super::openapi::fields::request_id")]
+    #[serde(default)]
     request_id: Option<String>,
+    #[schemars(schema_with = "super::openapi::fields::project")]
+    #[serde(default)]
     project: Option<String>,
 }
 

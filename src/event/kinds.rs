@@ -6,34 +6,52 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// How often a key should be rotated and how early to warn about it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(description = "notify_days_before must be less than every_days")]
 pub struct RotationPolicy {
+    #[schemars(range(min = 1, max = 3650))]
     pub every_days: u32,
     #[serde(default)]
+    #[schemars(range(max = 3649))]
     pub notify_days_before: u32,
 }
 
 /// How the anomaly rules treat one key, on top of the `[anomaly]` defaults of `keyledger.toml`. Absent fields
 /// keep the defaults. Recorded in `key.created`/`key.updated`, so a replay applies the same policy.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(
+    description = "Per-key anomaly policy on top of the keyledger.toml defaults (docs/ANOMALIES.md). Absent fields keep the defaults."
+)]
 pub struct AnomalyPolicy {
     /// Rules that never fire for this key (any of the per-key rules: `dead_key_use`, `distinct_ips`,
     /// `denied_rate`, `rate_spike`, `new_network`, `unusual_hour`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        description = "rules that never fire for this key",
+        extend("items" = {"type": "string", "enum": ["dead_key_use", "distinct_ips", "denied_rate", "rate_spike", "new_network", "unusual_hour"]})
+    )]
     pub disabled_rules: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000000))]
     pub distinct_ips_max: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 100))]
     pub denied_percent: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000000))]
     pub rate_factor: Option<u64>,
     /// Rules whose firing suspends this key; `[]` means alert only. Absent: the default list, except that a key
     /// holding a `ledger:*` scope (or `*`) is never suspended by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        description = "rules whose firing suspends this key; [] means alert only; absent means the default list (none for keys holding ledger: scopes or *)",
+        extend("items" = {"type": "string", "enum": ["dead_key_use", "distinct_ips", "denied_rate", "rate_spike", "new_network", "unusual_hour"]})
+    )]
     pub suspend_on: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 2592000))]
     pub suspend_for_secs: Option<u32>,
 }
 
