@@ -8,8 +8,8 @@
 //! and no two files import each other, directly or round a circle (tests/house.rs checks both on every
 //! `cargo test`). Lowest first:
 //!
-//! 0. [`time`], [`canonical`], [`secret`], [`token`]: instants, canonical JSON, secret material, a signing key on a
-//!    PKCS#11 token
+//! 0. [`time`], [`canonical`], [`secret`], [`token`], [`personal`]: instants, canonical JSON, secret material, a
+//!    signing key on a PKCS#11 token, commitments to personal fields and the day keys that seal their values
 //! 1. [`clock`], [`event`]: the time source, event types and their canonical bodies
 //! 2. [`chain`], [`metrics`]: hashes and signatures; counters
 //! 3. [`signers`]: which key signed which events
@@ -47,6 +47,7 @@ pub mod keys;
 pub mod ledger;
 pub mod metrics;
 pub mod monitor;
+pub mod personal;
 pub mod projection;
 pub mod query;
 pub mod secret;

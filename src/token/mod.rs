@@ -4,48 +4,23 @@
 //! and signs with CKM_EDDSA; its public key is read once and every signature the token returns is checked
 //! against it, so a token that answers wrongly cannot put a bad signature on the log.
 
+mod config;
+mod objects;
+
+pub use config::{SignerConfig, SignerKind, PIN_ENV};
+
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as Pkcs11Error, RvError};
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use ed25519_dalek::{Signature, VerifyingKey};
-use serde::{Deserialize, Serialize};
+use objects::{find_key, find_token, generate};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
-use zeroize::Zeroizing;
-
-/// Where the PIN comes from when `pin_file` is not set.
-pub const PIN_ENV: &str = "KEYLEDGER_PKCS11_PIN";
-/// DER of the curve OID 1.3.101.112 (id-Ed25519, RFC 8410), the EC parameters of an Ed25519 key.
-const ED25519_PARAMS: &[u8] = &[0x06, 0x03, 0x2B, 0x65, 0x70];
-
-/// `[signer]` in keyledger.toml: where the signing key is.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SignerConfig {
-    /// `file` (the default: `signing.key` or `$KEYLEDGER_SIGNING_KEY[_FILE]`) or `pkcs11`.
-    pub kind: SignerKind,
-    /// The PKCS#11 module (shared library), e.g. /usr/lib/softhsm/libsofthsm2.so.
-    pub module: Option<PathBuf>,
-    /// The token's label.
-    pub token_label: Option<String>,
-    /// The key's label (CKA_LABEL) on the token.
-    pub key_label: Option<String>,
-    /// A file holding the user PIN; without it, `$KEYLEDGER_PKCS11_PIN`.
-    pub pin_file: Option<PathBuf>,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SignerKind {
-    #[default]
-    File,
-    Pkcs11,
-}
 
 /// Why the token could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -64,59 +39,6 @@ fn pkcs11(what: &str) -> impl FnOnce(Pkcs11Error) -> TokenError + '_ {
     move |error| TokenError::Pkcs11 {
         what: what.to_string(),
         error: error.to_string(),
-    }
-}
-
-impl SignerConfig {
-    pub fn is_pkcs11(&self) -> bool {
-        self.kind == SignerKind::Pkcs11
-    }
-
-    /// Checks that a `pkcs11` signer names its module, token and key.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.is_pkcs11() {
-            for (field, missing) in [
-                ("module", self.module.is_none()),
-                ("token_label", self.token_label.is_none()),
-                ("key_label", self.key_label.is_none()),
-            ] {
-                if missing {
-                    return Err(format!("signer.{field} is required with kind = \"pkcs11\""));
-                }
-            }
-        } else if self.module.is_some() || self.token_label.is_some() || self.key_label.is_some() {
-            return Err(
-                "signer.module, token_label and key_label apply to kind = \"pkcs11\" only".into(),
-            );
-        }
-        Ok(())
-    }
-
-    fn field<'a>(&self, value: &'a Option<String>, name: &str) -> Result<&'a str, TokenError> {
-        value
-            .as_deref()
-            .ok_or_else(|| TokenError::Config(format!("{name} is required")))
-    }
-
-    /// The PIN and where it came from.
-    fn pin(&self) -> Result<(Zeroizing<String>, String), TokenError> {
-        match &self.pin_file {
-            Some(path) => std::fs::read_to_string(path)
-                .map(|text| {
-                    (
-                        Zeroizing::new(text.trim_end().to_string()),
-                        path.display().to_string(),
-                    )
-                })
-                .map_err(|e| TokenError::Config(format!("pin_file {}: {e}", path.display()))),
-            None => std::env::var(PIN_ENV)
-                .map(|pin| (Zeroizing::new(pin), format!("${PIN_ENV}")))
-                .map_err(|_| {
-                    TokenError::Config(format!(
-                        "the token's PIN is not given: set ${PIN_ENV} or signer.pin_file"
-                    ))
-                }),
-        }
     }
 }
 
@@ -309,107 +231,4 @@ fn reset(context: &Pkcs11) -> Result<(), TokenError> {
         Ok(()) | Err(Pkcs11Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => Ok(()),
         Err(e) => Err(pkcs11("C_Initialize")(e)),
     }
-}
-
-fn find_token(context: &Pkcs11, label: &str) -> Result<Slot, TokenError> {
-    for slot in context
-        .get_slots_with_token()
-        .map_err(pkcs11("listing slots"))?
-    {
-        let info = context
-            .get_token_info(slot)
-            .map_err(pkcs11("reading token info"))?;
-        if info.label().trim_end() == label {
-            return Ok(slot);
-        }
-    }
-    Err(TokenError::Config(format!(
-        "no token labelled {label:?} in the module"
-    )))
-}
-
-fn find_key(
-    session: &Session,
-    label: &str,
-) -> Result<Option<(ObjectHandle, VerifyingKey)>, TokenError> {
-    let find = |class| {
-        session
-            .find_objects(&[
-                Attribute::Class(class),
-                Attribute::KeyType(KeyType::EC_EDWARDS),
-                Attribute::Label(label.as_bytes().to_vec()),
-            ])
-            .map_err(pkcs11("finding the key"))
-    };
-    let (private, public) = (
-        find(ObjectClass::PRIVATE_KEY)?,
-        find(ObjectClass::PUBLIC_KEY)?,
-    );
-    match (private.as_slice(), public.as_slice()) {
-        ([], []) => Ok(None),
-        ([key], [public]) => Ok(Some((*key, public_key(session, *public)?))),
-        _ => Err(TokenError::Config(format!(
-            "the token holds {} private and {} public Ed25519 keys labelled {label:?}: one of each expected",
-            private.len(),
-            public.len()
-        ))),
-    }
-}
-
-/// CKA_EC_POINT: a DER OCTET STRING around the 32-byte key (SoftHSM), or the bare 32 bytes (PKCS#11 3.0 readers).
-fn public_key(session: &Session, handle: ObjectHandle) -> Result<VerifyingKey, TokenError> {
-    let attributes = session
-        .get_attributes(handle, &[AttributeType::EcPoint])
-        .map_err(pkcs11("reading the public key"))?;
-    let point = attributes
-        .into_iter()
-        .find_map(|a| match a {
-            Attribute::EcPoint(point) => Some(point),
-            _ => None,
-        })
-        .ok_or_else(|| TokenError::Config("the public key has no CKA_EC_POINT".into()))?;
-    let raw = match point.as_slice() {
-        [0x04, 0x20, rest @ ..] if rest.len() == 32 => rest,
-        bare if bare.len() == 32 => bare,
-        _ => {
-            return Err(TokenError::Config(format!(
-                "the public key is not an Ed25519 point ({} bytes; an Ed448 key?)",
-                point.len()
-            )))
-        }
-    };
-    let bytes: [u8; 32] = raw
-        .try_into()
-        .map_err(|_| TokenError::Config("an Ed25519 key is 32 bytes".into()))?;
-    VerifyingKey::from_bytes(&bytes)
-        .map_err(|_| TokenError::Config("the token's public key is not a valid Ed25519 key".into()))
-}
-
-fn generate(session: &Session, label: &str) -> Result<(ObjectHandle, VerifyingKey), TokenError> {
-    let label = label.as_bytes().to_vec();
-    let public_template = [
-        Attribute::Token(true),
-        Attribute::Private(false),
-        Attribute::Verify(true),
-        Attribute::EcParams(ED25519_PARAMS.to_vec()),
-        Attribute::Label(label.clone()),
-    ];
-    let private_template = [
-        Attribute::Token(true),
-        Attribute::Private(true),
-        Attribute::Sensitive(true),
-        Attribute::Extractable(false),
-        Attribute::Sign(true),
-        Attribute::Label(label),
-    ];
-    let (public, private) = session
-        .generate_key_pair(
-            &Mechanism::EccEdwardsKeyPairGen,
-            &public_template,
-            &private_template,
-        )
-        .map_err(pkcs11(
-            "generating an Ed25519 key pair (CKM_EC_EDWARDS_KEY_PAIR_GEN)",
-        ))?;
-    Ok((private, public_key(session, public)?))
 }
