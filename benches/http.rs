@@ -145,7 +145,7 @@ fn main() {
         while ledger.durable_seq() < target {
             batch_number += 1;
             let events = (0..2000)
-                .map(|n| EventData::KeyUsed(KeyUsed { key_id: None, prefix: None, outcome: VerifyCode::NotFound, ip: Some(format!("10.0.{}.{}", n % 200, n % 250)), user_agent: None, scope: None, project: None, gateway_ip: None, overlap: false, method: None, path: None }))
+                .map(|n| EventData::KeyUsed(KeyUsed { key_id: None, prefix: None, outcome: VerifyCode::NotFound, ip: Some(format!("10.0.{}.{}", n % 200, n % 250)), user_agent: None, scope: None, project: None, gateway_ip: None, overlap: false, method: None, path: None, committed: None }))
                 .collect();
             let request_id = Some(format!("fill-{batch_number}"));
             ledger.submit(AppendEvents { actor: Actor::System, request_id, events }).await.expect("append");

@@ -166,6 +166,7 @@ fn main() {
                     overlap: false,
                     method: None,
                     path: None,
+                    committed: None,
                 })
             })
             .collect();

@@ -38,6 +38,7 @@ fn key_used(n: u64) -> EventData {
         overlap: false,
         method: None,
         path: None,
+        committed: None,
     })
 }
 

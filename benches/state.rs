@@ -64,6 +64,7 @@ fn use_of(n: u64, outcome: VerifyCode, ip: String) -> EventData {
         overlap: false,
         method: None,
         path: None,
+        committed: None,
     })
 }
 

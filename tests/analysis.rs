@@ -40,6 +40,7 @@ fn use_at(seq: u64, time: LedgerTime, key: Option<Uuid>, ip: &str, outcome: Veri
             overlap: false,
             method: None,
             path: None,
+            committed: None,
         }),
     }
 }

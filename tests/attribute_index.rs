@@ -44,6 +44,7 @@ fn ledger_with_varied_uses() -> (TempDir, DataDir) {
             overlap: false,
             method: None,
             path: None,
+            committed: None,
         });
         ledger
             .submit_blocking(AppendEvents {

@@ -83,6 +83,7 @@ fn events() -> Vec<Event> {
                 overlap: false,
                 method: None,
                 path: None,
+                committed: None,
             }),
         ),
         (
@@ -108,6 +109,7 @@ fn events() -> Vec<Event> {
                 overlap: false,
                 method: None,
                 path: None,
+                committed: None,
             }),
         ),
         (

@@ -49,6 +49,7 @@ pub fn fill_to(ledger: &Ledger, keys: &[Uuid], target: u64, batch_number: &mut u
                             overlap: false,
                             method: None,
                             path: None,
+                            committed: None,
                         })
                     })
                     .collect();

@@ -300,6 +300,24 @@ pub struct KeyUsed {
     pub method: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// Commitments to the personal fields (body version 2, [`crate::personal`]): the hashed body carries these
+    /// instead of `ip`, `gateway_ip` and `user_agent`, whose values are kept beside the event, sealed under their
+    /// day's key. In memory the values stay in their fields while they are known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed: Option<Committed>,
+}
+
+/// Hex SHA-256 commitments to a `key.used` event's personal fields (`crate::personal::commit`), one per field that
+/// had a value.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Committed {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
 }
 
 /// `policy.set`: default rotation policy for an environment (or for one key when `key_id` is given).

@@ -6,6 +6,7 @@
 
 pub mod attributes;
 mod kinds;
+pub mod personal_fields;
 
 pub use kinds::*;
 
@@ -19,6 +20,9 @@ use uuid::Uuid;
 
 /// The version of the body layout; a body with another `v` is rejected.
 pub const BODY_VERSION: u64 = 1;
+/// The layout of a `key.used` body whose personal fields are committed ([`Committed`]): as version 1, with
+/// `data.committed` in place of `data.ip`, `data.gateway_ip` and `data.user_agent`.
+pub const COMMITTED_BODY_VERSION: u64 = 2;
 
 /// Who caused an event.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -189,7 +193,14 @@ impl Event {
     /// The body as a JSON value (the object that is canonicalized for hashing).
     pub fn body_value(&self) -> Result<Value, CanonicalError> {
         let mut body = Map::new();
-        body.insert("v".into(), Value::from(BODY_VERSION));
+        let committed = matches!(&self.data, EventData::KeyUsed(used) if used.committed.is_some());
+        body.insert(
+            "v".into(),
+            Value::from(match committed {
+                true => COMMITTED_BODY_VERSION,
+                false => BODY_VERSION,
+            }),
+        );
         body.insert("seq".into(), Value::from(self.seq));
         body.insert("time".into(), Value::String(self.time.to_string()));
         body.insert("id".into(), Value::String(self.id.to_string()));
@@ -198,7 +209,14 @@ impl Event {
             body.insert("request_id".into(), Value::String(request_id.clone()));
         }
         body.insert("type".into(), Value::String(self.data.type_name().into()));
-        body.insert("data".into(), self.data.data_value()?);
+        let mut data = self.data.data_value()?;
+        if let (true, Value::Object(fields)) = (committed, &mut data) {
+            // The values stay beside the event, sealed; the body holds their commitments only.
+            for field in crate::personal::commit::FIELDS {
+                fields.remove(field);
+            }
+        }
+        body.insert("data".into(), data);
         Ok(Value::Object(body))
     }
 
@@ -210,7 +228,23 @@ impl Event {
     /// Decodes a body. It does not check that the bytes are canonical; the chain hash covers the exact bytes.
     pub fn decode(body: &[u8]) -> Result<Self, EventDecodeError> {
         let raw: RawBody = serde_json::from_slice(body)?;
-        if raw.v != BODY_VERSION {
+        if raw.v != BODY_VERSION && raw.v != COMMITTED_BODY_VERSION {
+            return Err(EventDecodeError::Version(raw.v));
+        }
+        let data = EventData::from_parts(&raw.type_name, raw.data)?;
+        // Version 2 is exactly a `key.used` with commitments and none of the values they stand for.
+        let committed = match &data {
+            EventData::KeyUsed(used) => used.committed.is_some().then(|| {
+                used.ip.is_none() && used.gateway_ip.is_none() && used.user_agent.is_none()
+            }),
+            _ => None,
+        };
+        let expected = match committed {
+            Some(true) => COMMITTED_BODY_VERSION,
+            Some(false) => return Err(EventDecodeError::Version(raw.v)),
+            None => BODY_VERSION,
+        };
+        if raw.v != expected {
             return Err(EventDecodeError::Version(raw.v));
         }
         Ok(Event {
@@ -219,7 +253,7 @@ impl Event {
             id: raw.id,
             actor: raw.actor,
             request_id: raw.request_id,
-            data: EventData::from_parts(&raw.type_name, raw.data)?,
+            data,
         })
     }
 

@@ -248,6 +248,7 @@ impl Command for VerifyKey {
             overlap: decision.overlap,
             method: self.method.take(),
             path: self.path.take(),
+            committed: None,
         });
         let recorded = ctx.emit(self.actor.clone(), self.request_id.take(), event)?;
         let (seq, at) = (recorded.seq, recorded.time);

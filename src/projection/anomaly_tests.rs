@@ -121,6 +121,7 @@ fn use_event(
             overlap: false,
             method: None,
             path: None,
+            committed: None,
         }),
     }
 }

@@ -22,6 +22,7 @@ fn used(ip: &str) -> KeyUsed {
         overlap: false,
         method: None,
         path: None,
+        committed: None,
     }
 }
 

@@ -43,6 +43,7 @@ pub fn used(key: Option<Uuid>, tag: &str) -> EventData {
         overlap: false,
         method: None,
         path: None,
+        committed: None,
     })
 }
 

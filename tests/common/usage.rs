@@ -52,6 +52,7 @@ pub fn event(keys: &[Uuid], (key, ip, agent, scope, denied): Use) -> EventData {
         overlap: false,
         method: None,
         path: None,
+        committed: None,
     })
 }
 

@@ -89,6 +89,7 @@ fn rewrite(ledger: &Ledger, count: u64) -> Result<(), LedgerError> {
                     overlap: false,
                     method: None,
                     path: None,
+                    committed: None,
                 })
             })
             .collect();
