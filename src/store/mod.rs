@@ -5,6 +5,7 @@
 
 pub mod archived;
 pub mod copy;
+pub mod personal_side;
 mod pg;
 mod read_ahead;
 mod record;

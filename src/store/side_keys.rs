@@ -57,6 +57,7 @@ pub const ARCHIVE_PREFIX: &[u8] = b"archive/prefix";
 pub const INDEX_MARKERS: &[u8] = b"index/";
 pub const IDEMPOTENCY: &[u8] = b"idem/";
 pub const ALERTS: &[u8] = b"alerts/";
+pub const PERSONAL: &[u8] = b"personal/";
 
 /// Every namespace, each prefix at most once and none the prefix of another.
 pub const NAMESPACES: &[Namespace] = &[
@@ -94,6 +95,13 @@ pub const NAMESPACES: &[Namespace] = &[
         written_by: WrittenBy::GroupCommit,
         filing: Filing::Log,
         holds: "the public key each signer rotation introduces, by seq",
+    },
+    Namespace {
+        prefix: PERSONAL,
+        owner: "store::personal_side",
+        written_by: WrittenBy::GroupCommit,
+        filing: Filing::Bulk,
+        holds: "each batch's sealed openings of committed personal fields (docs/FORMAT.md), by the batch's last seq",
     },
     Namespace {
         prefix: ROLLUPS,
