@@ -39,6 +39,7 @@ pub struct AnalysisConfig {
     pub authz: AuthzConfig,
     /// Webhook sinks and the notice period of time-based alerts (issue 15).
     pub alerts: AlertsConfig,
+    pub personal: crate::ledger::settings::PersonalConfig,
 }
 
 impl AnalysisConfig {
@@ -59,6 +60,7 @@ impl AnalysisConfig {
             anchor: self.anchor.clone(),
             witnesses: self.witnesses.clone(),
             witness_policy: self.witness_policy.clone(),
+            personal_vault: None,
         }
     }
 

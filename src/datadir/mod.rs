@@ -288,7 +288,11 @@ impl DataDir {
     /// [`DataDir::open`], building the projections as `startup` says (`serve` starts from the snapshot).
     pub fn open_with(&self, source: &KeySource, startup: Startup) -> LedgerResult<Ledger> {
         let store = self.open_store()?;
-        let settings = self.config()?.ledger_settings();
+        let config = self.config()?;
+        let mut settings = config.ledger_settings();
+        if config.personal.commit {
+            settings.personal_vault = Some(self.root.join("personal"));
+        }
         let (candidates, unloaded) = rotation::candidates(self, source)?;
         let ledger =
             Ledger::open_with_startup(store, candidates, settings, self.clock.clone(), startup)

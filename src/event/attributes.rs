@@ -45,8 +45,10 @@ impl Event {
         if let Some(request_id) = &self.request_id {
             digests.push(attribute_digest(Attribute::RequestId, request_id));
         }
+        // A committed address is not filed under its plain digest (a dictionary would reverse it, and erasing the
+        // value must not leave it findable): the index holds only what the body shows.
         if let EventData::KeyUsed(used) = &self.data {
-            if let Some(ip) = &used.ip {
+            if let Some(ip) = used.ip.as_ref().filter(|_| used.committed.is_none()) {
                 digests.push(attribute_digest(Attribute::Ip, ip));
             }
         }

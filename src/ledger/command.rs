@@ -21,6 +21,8 @@ pub(crate) struct StagedEvent {
     pub event: Event,
     pub body: Vec<u8>,
     pub hash: Hash32,
+    /// What opens the event's committed personal fields, to be sealed beside it.
+    pub openings: Option<crate::event::personal_fields::Openings>,
 }
 
 /// What a command sees while it is planned: the key state (including this batch's earlier events) and a way to
@@ -32,6 +34,8 @@ pub struct PlanContext<'a> {
     pub(crate) last_time: LedgerTime,
     pub(crate) prev_hash: Hash32,
     pub(crate) clock: &'a dyn Clock,
+    /// Whether `key.used` events commit to their personal fields (body version 2).
+    pub(crate) commit_personal: bool,
 }
 
 impl PlanContext<'_> {
@@ -52,7 +56,7 @@ impl PlanContext<'_> {
         request_id: Option<String>,
         data: EventData,
     ) -> LedgerResult<&Event> {
-        let event = Event {
+        let mut event = Event {
             seq: self.next_seq,
             time: self.now(),
             id: Uuid::now_v7(),
@@ -60,13 +64,29 @@ impl PlanContext<'_> {
             request_id,
             data,
         };
+        let openings = match &mut event.data {
+            EventData::KeyUsed(used)
+                if self.commit_personal
+                    && (used.ip.is_some()
+                        || used.gateway_ip.is_some()
+                        || used.user_agent.is_some()) =>
+            {
+                Some(crate::event::personal_fields::commit(used))
+            }
+            _ => None,
+        };
         let body = event.canonical_body()?;
         let hash = chain_hash(&self.prev_hash, &body);
         self.state.apply(&event);
         self.next_seq += 1;
         self.last_time = event.time;
         self.prev_hash = hash;
-        self.staged.push(StagedEvent { event, body, hash });
+        self.staged.push(StagedEvent {
+            event,
+            body,
+            hash,
+            openings,
+        });
         // The push above makes `last` present.
         self.staged
             .last()

@@ -9,6 +9,7 @@ mod command;
 mod follower;
 mod job;
 mod open_hour;
+mod personal_seal;
 mod replay;
 mod replay_start;
 pub mod settings;
@@ -160,6 +161,10 @@ impl Ledger {
             prev_hash: head.map_or(crate::chain::GENESIS_PREV, |h| h.hash),
             clock: clock.clone(),
             rollups,
+            vault: settings
+                .personal_vault
+                .as_ref()
+                .map(|dir| Arc::new(crate::personal::vault::Vault::new(dir))),
         };
         let durable = head.map_or(0, |h| h.seq);
         let (committed, _) = watch::channel(durable);

@@ -16,6 +16,16 @@ pub struct LedgerSettings {
     /// Witnesses each new checkpoint is submitted to, and when a checkpoint counts as witnessed.
     pub witnesses: Vec<WitnessConfig>,
     pub witness_policy: WitnessPolicy,
+    /// Where the day keys of committed personal fields live (`<data>/personal`), when `[personal] commit` is on.
+    pub personal_vault: Option<std::path::PathBuf>,
+}
+
+/// `[personal]`: whether new `key.used` events commit to their personal fields (docs/FORMAT.md, body version 2)
+/// instead of carrying them, so that the values can be erased later.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PersonalConfig {
+    pub commit: bool,
 }
 
 /// When the writer signs and stores checkpoints besides every 1,024 events.

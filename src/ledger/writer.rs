@@ -55,6 +55,8 @@ pub(crate) struct WriterState {
     pub clock: SharedClock,
     /// The open hour's usage rollup cells (in memory; packed into the store when the hour closes).
     pub rollups: RollupWriter,
+    /// The day keys that seal committed personal fields, when `[personal] commit` is on.
+    pub vault: Option<Arc<crate::personal::vault::Vault>>,
 }
 
 /// A written batch on its way to durability.
@@ -147,6 +149,7 @@ fn run_writer(
             last_time: state.last_time,
             prev_hash: state.prev_hash,
             clock: state.clock.as_ref(),
+            commit_personal: state.vault.is_some(),
         };
         // The batch ends at a signer rotation: nothing after it may be signed with the retiring key.
         let mut planned = jobs.len();
@@ -184,9 +187,29 @@ fn run_writer(
                 continue;
             }
         };
+        let sealed = match state.vault.as_deref() {
+            Some(vault) => super::personal_seal::seal_batch(vault, &staged),
+            None => Ok(None),
+        };
+        let sealed = match sealed {
+            Ok(sealed) => sealed,
+            Err(error) => {
+                let reason = shared.fail(&error);
+                jobs.into_iter().for_each(|job| job.finish(Some(&reason)));
+                staged.clear();
+                continue;
+            }
+        };
         let empty = staged.is_empty();
-        let (wrote, notes) = match write(&shared, &signer, &mut state, &mut staged, records, forced)
-        {
+        let (wrote, notes) = match write(
+            &shared,
+            &signer,
+            &mut state,
+            &mut staged,
+            records,
+            sealed,
+            forced,
+        ) {
             Ok(written) => written,
             // A checkpoint of earlier events that could not be signed changed nothing yet.
             Err(LedgerError::Sign(error)) if empty => {
@@ -224,9 +247,15 @@ fn run_writer(
     }
     // Clean shutdown: a last checkpoint covering everything written, unless the ledger failed.
     if shared.failure().is_none() {
-        if let Ok((wrote, notes)) =
-            write(&shared, &signer, &mut state, &mut staged, Vec::new(), true)
-        {
+        if let Ok((wrote, notes)) = write(
+            &shared,
+            &signer,
+            &mut state,
+            &mut staged,
+            Vec::new(),
+            None,
+            true,
+        ) {
             let _ = to_flusher.send(Written {
                 jobs: Vec::new(),
                 events: Vec::new(),
@@ -276,12 +305,14 @@ fn write(
     state: &mut WriterState,
     staged: &mut [StagedEvent],
     records: Vec<StoredRecord>,
+    sealed: Option<(Vec<u8>, Vec<u8>)>,
     forced_checkpoint: bool,
 ) -> LedgerResult<(bool, Vec<String>)> {
     let mut batch = AppendBatch {
         records,
         ..Default::default()
     };
+    batch.side.extend(sealed);
     let mut notes = Vec::new();
     let events = || staged.iter().map(|item| &item.event);
     // The open hour's cells as they were before this batch, written with it: never ahead of the log.
