@@ -6,65 +6,15 @@
 //! a server signs again without a restart once the token is back with the same key (never with another).
 
 mod common;
+
+use common::softhsm::{token, Token, MODULE, PIN};
 #[path = "common/process.rs"]
 mod process;
-#[path = "common/skip.rs"]
-mod skip;
 
 use keyledger::chain::LedgerSigner;
 use keyledger::datadir::{DataDir, KeySource};
 use keyledger::token::{SignerConfig, SignerKind, TokenKey, PIN_ENV};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
-const PIN: &str = "4321";
-
-/// A SoftHSM token directory and configuration of its own, with one token labelled `keyledger-test`.
-struct Token {
-    _tmp: tempfile::TempDir,
-    conf: PathBuf,
-    tokens: PathBuf,
-}
-
-fn token() -> Option<Token> {
-    let installed = Path::new(MODULE).exists()
-        && Command::new("softhsm2-util")
-            .arg("--version")
-            .output()
-            .is_ok();
-    if !installed {
-        skip::skip(
-            "softhsm2",
-            "SoftHSM2 is not installed (apt-get install softhsm2)",
-        );
-        return None;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let tokens = tmp.path().join("tokens");
-    std::fs::create_dir_all(&tokens).unwrap();
-    let conf = tmp.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
-    let init = Command::new("softhsm2-util")
-        .args(["--init-token", "--free", "--label", "keyledger-test"])
-        .args(["--pin", PIN, "--so-pin", "87654321"])
-        .env("SOFTHSM2_CONF", &conf)
-        .output()
-        .unwrap();
-    assert!(init.status.success(), "{init:?}");
-    Some(Token {
-        _tmp: tmp,
-        conf,
-        tokens,
-    })
-}
+use std::path::Path;
 
 fn cli(token: &Token, data: &Path, pin: &str, args: &[&str]) -> (i32, String) {
     let env = [
@@ -241,13 +191,7 @@ fn a_server_signs_again_when_its_token_comes_back() {
     // A token by the same label holding another key by the same label: the server keeps refusing.
     std::fs::create_dir_all(&token.tokens).unwrap();
     let other = tmp.path().join("other");
-    let init = std::process::Command::new("softhsm2-util")
-        .args(["--init-token", "--free", "--label", "keyledger-test"])
-        .args(["--pin", PIN, "--so-pin", "87654321"])
-        .env("SOFTHSM2_CONF", &token.conf)
-        .output()
-        .unwrap();
-    assert!(init.status.success(), "{init:?}");
+    token.init();
     let (code, out) = cli(&token, &other, PIN, &INIT_ON_TOKEN);
     assert_eq!(code, 0, "{out}");
     process::wait_until("the watcher refuses the other key", || {

@@ -9,65 +9,21 @@
 #![cfg(unix)]
 
 mod common;
-#[path = "common/skip.rs"]
-mod skip;
+
+use common::softhsm::{token, Token, MODULE, PIN, TOKEN_LABEL};
 
 use keyledger::chain::{parse_public_key_hex, SignerId};
 use keyledger::datadir::{rotation, DataDir, KeySource};
 use keyledger::event::{Event, EventData};
 use keyledger::token::{SignerConfig, SignerKind, PIN_ENV};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
-const TOKEN_LABEL: &str = "keyledger-test";
-const PIN: &str = "4321";
 const CHILD_DIR: &str = "KEYLEDGER_ROTATION_CHILD_DIR";
 const CHILD_STAGE: &str = "KEYLEDGER_ROTATION_CHILD_STAGE";
 /// `file`, or the label of the new key on the token.
 const CHILD_TO: &str = "KEYLEDGER_ROTATION_CHILD_TO";
-
-/// A SoftHSM token directory and configuration of its own, with one token labelled `keyledger-test`.
-struct Token {
-    _tmp: tempfile::TempDir,
-    conf: PathBuf,
-}
-
-fn token() -> Option<Token> {
-    let installed = Path::new(MODULE).exists()
-        && Command::new("softhsm2-util")
-            .arg("--version")
-            .output()
-            .is_ok();
-    if !installed {
-        skip::skip(
-            "softhsm2",
-            "SoftHSM2 is not installed (apt-get install softhsm2)",
-        );
-        return None;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let tokens = tmp.path().join("tokens");
-    std::fs::create_dir_all(&tokens).unwrap();
-    let conf = tmp.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
-    let init = Command::new("softhsm2-util")
-        .args(["--init-token", "--free", "--label", TOKEN_LABEL])
-        .args(["--pin", PIN, "--so-pin", "87654321"])
-        .env("SOFTHSM2_CONF", &conf)
-        .output()
-        .unwrap();
-    assert!(init.status.success(), "{init:?}");
-    Some(Token { _tmp: tmp, conf })
-}
 
 fn cli(token: &Token, data: &Path, args: &[&str]) -> (i32, String) {
     let env = [

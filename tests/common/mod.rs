@@ -5,6 +5,7 @@
 pub mod pg;
 #[allow(clippy::duplicate_mod)]
 pub mod skip;
+pub mod softhsm;
 #[allow(unused_imports)]
 pub use skip::skip;
 
